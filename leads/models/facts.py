@@ -1,0 +1,467 @@
+"""The pipeline's facts: who the leads are, what they did, and how they moved."""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leads.choices import (
+    ActorType,
+    AssetType,
+    ChannelGroup,
+    EventKind,
+    FitTier,
+    FunnelStage,
+    HandoffOutcome,
+    OpportunityStage,
+    OpportunityStatus,
+    Region,
+    Seniority,
+    SourceOrigin,
+)
+
+
+def normalize_domain(value: str) -> str:
+    """'https://WWW.Example.com/about' → 'example.com'."""
+    value = (value or "").strip().lower()
+    if not value:
+        return ""
+    host = urlsplit(value if "//" in value else f"//{value}").hostname or ""
+    return host.removeprefix("www.").rstrip(".")
+
+
+class Account(models.Model):
+    name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=200, blank=True, help_text="Normalized: example.com")
+    industry = models.CharField(max_length=80, blank=True, db_index=True)
+    employees = models.PositiveIntegerField(null=True, blank=True)
+    annual_revenue = models.DecimalField(
+        max_digits=16, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2 code.")
+    region = models.CharField(max_length=5, choices=Region.choices, blank=True)
+    technologies = models.JSONField(default=list, blank=True)
+    signals = models.JSONField(default=list, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain"], condition=~Q(domain=""), name="leads_account_unique_domain"
+            ),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~Q(external_id=""),
+                name="leads_account_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        self.domain = normalize_domain(self.domain)
+        self.country = (self.country or "").upper()
+        if self.country and not (len(self.country) == 2 and self.country.isalpha()):
+            raise ValidationError({"country": "Use a two-letter ISO country code, e.g. US or DE."})
+        for field in ("technologies", "signals"):
+            value = getattr(self, field)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValidationError({field: "Must be a list of texts."})
+
+
+class Source(models.Model):
+    """Where leads come from (e.g. "Webinar", "LinkedIn ads"), grouped into channel groups."""
+
+    name = models.CharField(max_length=80, unique=True)
+    channel_group = models.CharField(max_length=20, choices=ChannelGroup.choices)
+    origin = models.CharField(
+        max_length=10, choices=SourceOrigin.choices, default=SourceOrigin.MARKETING
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    name = models.CharField(max_length=150)
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="campaigns")
+    cost = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    starts_on = models.DateField(null=True, blank=True)
+    ends_on = models.DateField(null=True, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-starts_on", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "name"], name="leads_campaign_unique_name"),
+            models.CheckConstraint(
+                condition=Q(starts_on__isnull=True)
+                | Q(ends_on__isnull=True)
+                | Q(starts_on__lte=models.F("ends_on")),
+                name="leads_campaign_starts_before_ends",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.starts_on and self.ends_on and self.starts_on > self.ends_on:
+            raise ValidationError({"ends_on": "The campaign cannot end before it starts."})
+
+
+class ContentAsset(models.Model):
+    title = models.CharField(max_length=200)
+    asset_type = models.CharField(max_length=24, choices=AssetType.choices)
+    funnel_stage = models.CharField(max_length=4, choices=FunnelStage.choices)
+    url = models.URLField(blank=True)
+
+    class Meta:
+        ordering = ["funnel_stage", "title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Lead(models.Model):
+    first_name = models.CharField(max_length=80, blank=True)
+    last_name = models.CharField(max_length=80, blank=True)
+    email = models.EmailField(blank=True, help_text="Stored lower-case; unique when present.")
+    phone = models.CharField(max_length=40, blank=True)
+    title = models.CharField(max_length=150, blank=True)
+    seniority = models.CharField(
+        max_length=12, choices=Seniority.choices, default=Seniority.UNKNOWN
+    )
+    country = models.CharField(max_length=2, blank=True)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.PROTECT, related_name="leads"
+    )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+    )
+    # The stage is the stable key of a lifecycle stage (e.g. "mql"): keys outlive versions.
+    stage = models.SlugField(max_length=30, default="lead")
+    stage_entered_at = models.DateTimeField(default=timezone.now)
+    fit_score = models.IntegerField(default=0)
+    engagement_score = models.FloatField(default=0)
+    total_score = models.FloatField(default=0)
+    tier = models.CharField(max_length=1, choices=FitTier.choices, default=FitTier.D)
+    in_marketing_nurture = models.BooleanField(
+        default=True,
+        help_text="Cleared once sales works the lead, so marketing automation suppresses it.",
+    )
+    external_id = models.CharField(max_length=100, blank=True, help_text="CRM id.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email"], condition=~Q(email=""), name="leads_lead_unique_email"
+            ),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~Q(external_id=""),
+                name="leads_lead_unique_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(email="") | Q(email__contains="@"), name="leads_lead_email_shape"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="lead_created"),
+            models.Index(fields=["stage", "stage_entered_at"], name="lead_stage_entered"),
+            models.Index(fields=["source", "created_at"], name="lead_source_created"),
+            models.Index(fields=["campaign", "created_at"], name="lead_campaign_created"),
+            models.Index(fields=["owner", "stage"], name="lead_owner_stage"),
+            models.Index(fields=["tier", "created_at"], name="lead_tier_created"),
+            models.Index(fields=["-total_score"], name="lead_total_score"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or f"Lead {self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = (self.email or "").strip().lower()
+        self.country = (self.country or "").upper()
+
+
+class EngagementEvent(models.Model):
+    """Something a lead did. Idempotent: (source_system, external_id) is unique when given."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    content_asset = models.ForeignKey(
+        ContentAsset, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    source_system = models.CharField(max_length=40, blank=True, help_text="e.g. hubspot, web")
+    external_id = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_system", "external_id"],
+                condition=~Q(external_id=""),
+                name="leads_event_unique_external_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "occurred_at"], name="event_lead_occurred"),
+            models.Index(fields=["kind", "occurred_at"], name="event_kind_occurred"),
+            models.Index(fields=["occurred_at"], name="event_occurred"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} rows are append-only history: never updated.")
+
+
+class StageTransition(models.Model):
+    """Append-only stage history: where a lead was, where it went, when, who and why."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
+    from_stage = models.SlugField(max_length=30, blank=True)
+    to_stage = models.SlugField(max_length=30)
+    transitioned_at = models.DateTimeField(default=timezone.now)
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["transitioned_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(from_stage=models.F("to_stage")), name="leads_transition_moves"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "transitioned_at"], name="transition_lead_at"),
+            models.Index(fields=["to_stage", "transitioned_at"], name="transition_to_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_stage or '∅'} → {self.to_stage}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Stage transitions are append-only history: never updated.")
+        return super().save(*args, **kwargs)
+
+
+class RejectionReason(models.Model):
+    """Why sales rejected a lead: a list ops admins manage, visible to marketing."""
+
+    key = models.SlugField(max_length=30, unique=True)
+    label = models.CharField(max_length=80)
+    requires_note = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Handoff(models.Model):
+    """A lead handed from marketing to sales, with the SLA clock's due times snapshotted."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="handoffs")
+    stage = models.SlugField(max_length=30, help_text="The stage the lead entered (e.g. mql).")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="handoffs",
+    )
+    sla_policy = models.ForeignKey(
+        "leads.SlaPolicy", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assigned_at = models.DateTimeField(default=timezone.now)
+    response_due_at = models.DateTimeField(null=True, blank=True)
+    accept_due_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.ForeignKey(
+        RejectionReason, null=True, blank=True, on_delete=models.PROTECT, related_name="handoffs"
+    )
+    reject_note = models.TextField(blank=True)
+    outcome = models.CharField(
+        max_length=10, choices=HandoffOutcome.choices, default=HandoffOutcome.PENDING
+    )
+
+    class Meta:
+        ordering = ["-assigned_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(outcome="pending", accepted_at__isnull=True, rejected_at__isnull=True)
+                    | Q(outcome="accepted", accepted_at__isnull=False, rejected_at__isnull=True)
+                    | Q(
+                        outcome="rejected",
+                        rejected_at__isnull=False,
+                        accepted_at__isnull=True,
+                        reject_reason__isnull=False,
+                    )
+                ),
+                name="leads_handoff_outcome_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(first_response_at__isnull=True)
+                | Q(first_response_at__gte=models.F("assigned_at")),
+                name="leads_handoff_response_after_assignment",
+            ),
+            models.CheckConstraint(
+                condition=Q(response_due_at__isnull=True)
+                | Q(response_due_at__gte=models.F("assigned_at")),
+                name="leads_handoff_due_after_assignment",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["assignee", "outcome", "response_due_at"], name="handoff_queue"),
+            models.Index(fields=["assigned_at"], name="handoff_assigned"),
+            models.Index(fields=["outcome", "response_due_at"], name="handoff_outcome_due"),
+            models.Index(fields=["lead", "assigned_at"], name="handoff_lead_assigned"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Handoff of {self.lead} ({self.get_outcome_display()})"
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        if self.outcome == HandoffOutcome.REJECTED and self.reject_reason_id is None:
+            errors["reject_reason"] = "A rejection needs a reason, so marketing learns why."
+        if (
+            self.reject_reason_id is not None
+            and self.reject_reason.requires_note
+            and not self.reject_note.strip()
+        ):
+            errors["reject_note"] = f"The reason “{self.reject_reason}” needs a note."
+        if self.first_response_at and self.first_response_at < self.assigned_at:
+            errors["first_response_at"] = "The first response cannot come before assignment."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Opportunity(models.Model):
+    name = models.CharField(max_length=200)
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="opportunities"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="opportunities"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="opportunities",
+    )
+    amount = models.DecimalField(
+        max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)]
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    stage = models.CharField(
+        max_length=12, choices=OpportunityStage.choices, default=OpportunityStage.DISCOVERY
+    )
+    status = models.CharField(
+        max_length=5, choices=OpportunityStatus.choices, default=OpportunityStatus.OPEN
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    loss_reason = models.CharField(max_length=120, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "opportunities"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="open", closed_at__isnull=True)
+                | (~Q(status="open") & Q(closed_at__isnull=False)),
+                name="leads_opportunity_closed_has_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(closed_at__gte=models.F("created_at")),
+                name="leads_opportunity_closes_after_creation",
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="leads_opportunity_amount"),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~Q(external_id=""),
+                name="leads_opportunity_unique_external_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "closed_at"], name="opportunity_status_closed"),
+            models.Index(fields=["created_at"], name="opportunity_created"),
+            models.Index(fields=["owner", "status"], name="opportunity_owner_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        closed = self.status != OpportunityStatus.OPEN
+        if closed and self.closed_at is None:
+            errors["closed_at"] = "A won or lost opportunity needs its close date."
+        if not closed and self.closed_at is not None:
+            errors["closed_at"] = "An open opportunity has no close date."
+        if self.closed_at and self.created_at and self.closed_at < self.created_at:
+            errors["closed_at"] = "An opportunity cannot close before it was created."
+        if self.status == OpportunityStatus.WON and self.stage != OpportunityStage.CLOSED_WON:
+            self.stage = OpportunityStage.CLOSED_WON
+        if self.status == OpportunityStatus.LOST and self.stage != OpportunityStage.CLOSED_LOST:
+            self.stage = OpportunityStage.CLOSED_LOST
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,106 @@
+"""Reads of definitions and facts. Definitions are always read through here, so scoring, the
+SLA clock and the KPIs agree on which version was in force at a given instant."""
+
+from datetime import datetime
+from typing import TypeVar
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from leads.choices import DefinitionStatus
+from leads.models import (
+    DefinitionVersion,
+    IcpVersion,
+    LifecycleStage,
+    LifecycleVersion,
+    SlaPolicy,
+    SlaVersion,
+)
+
+V = TypeVar("V", bound=DefinitionVersion)
+
+
+def version_in_force(model: type[V], *, at: datetime | None = None) -> V | None:
+    """The published version with the latest ``effective_from`` at or before ``at`` (now)."""
+    at = at or timezone.now()
+    return (
+        model.objects.filter(status=DefinitionStatus.PUBLISHED, effective_from__lte=at)
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def icp_in_force(*, at: datetime | None = None) -> IcpVersion | None:
+    return version_in_force(IcpVersion, at=at)
+
+
+def lifecycle_in_force(*, at: datetime | None = None) -> LifecycleVersion | None:
+    return version_in_force(LifecycleVersion, at=at)
+
+
+def sla_in_force(*, at: datetime | None = None) -> SlaVersion | None:
+    return version_in_force(SlaVersion, at=at)
+
+
+def stages_in_force(*, at: datetime | None = None) -> list[LifecycleStage]:
+    version = lifecycle_in_force(at=at)
+    if version is None:
+        return []
+    return list(version.stages.order_by("order"))
+
+
+def stage_names_in_force(*, at: datetime | None = None) -> dict[str, str]:
+    return {stage.key: stage.name for stage in stages_in_force(at=at)}
+
+
+def latest_published_effective_from(model: type[DefinitionVersion]) -> datetime | None:
+    return model.objects.filter(status=DefinitionStatus.PUBLISHED).aggregate(
+        latest=Max("effective_from")
+    )["latest"]
+
+
+def sla_policy_for(*, stage_key: str, tier: str, at: datetime | None = None) -> SlaPolicy | None:
+    """The policy for a stage and fit tier; a tier-specific policy beats the any-tier one."""
+    version = sla_in_force(at=at)
+    if version is None:
+        return None
+    candidates = version.policies.filter(stage_key=stage_key, tier__in=[tier, ""]).select_related(
+        "calendar"
+    )
+    return min(candidates, key=lambda policy: policy.tier == "", default=None)
+
+
+def definitions_overview() -> list[dict]:
+    """For the home page: each definition kind, its version in force and how many drafts wait."""
+    rows = []
+    for model, admin_name in (
+        (IcpVersion, "icpversion"),
+        (LifecycleVersion, "lifecycleversion"),
+        (SlaVersion, "slaversion"),
+    ):
+        counts = model.objects.aggregate(
+            drafts=Count("pk", filter=Q(status=DefinitionStatus.DRAFT))
+        )
+        rows.append(
+            {
+                "label": model._meta.verbose_name,
+                "in_force": version_in_force(model),
+                "drafts": counts["drafts"],
+                "admin_name": admin_name,
+            }
+        )
+    return rows
+
+
+
+def pipeline_counts() -> dict[str, int]:
+    """Headline counts for the home page, one query per table."""
+    from leads.models import EngagementEvent, Handoff, Lead, Opportunity
+
+    lead_counts = Lead.objects.aggregate(leads=Count("pk"))
+    return {
+        **lead_counts,
+        "events": EngagementEvent.objects.count(),
+        "open_handoffs": Handoff.objects.filter(outcome="pending").count(),
+        "open_opportunities": Opportunity.objects.filter(status="open").count(),
+    }

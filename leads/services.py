@@ -1,0 +1,131 @@
+"""Writes and workflows on definitions and facts. Each is atomic and validates first."""
+
+from datetime import datetime
+from typing import TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from leads.choices import ActorType, DefinitionStatus
+from leads.models import DefinitionVersion, Lead, StageTransition
+from leads.selectors import latest_published_effective_from
+
+V = TypeVar("V", bound=DefinitionVersion)
+
+# The rows each version kind owns, copied when a draft is made from a published version.
+_VERSION_CHILDREN = {
+    "icpversion": "criteria",
+    "lifecycleversion": "stages",
+    "slaversion": "policies",
+}
+
+
+def definition_publish(
+    *, version: V, actor: AbstractBaseUser | None, effective_from: datetime | None = None
+) -> V:
+    """Publish a draft. It takes force at ``effective_from`` (default: now) and supersedes the
+    version in force before it; older versions stay readable for history and KPIs."""
+    model = type(version)
+    with transaction.atomic():
+        version = model.objects.select_for_update().get(pk=version.pk)
+        if version.is_published:
+            raise ValidationError(f"{version.label} v{version.number} is already published.")
+        effective_from = effective_from or timezone.now()
+        latest = latest_published_effective_from(model)
+        if latest is not None and effective_from <= latest:
+            raise ValidationError(
+                {
+                    "effective_from": (
+                        f"Must be after {latest:%Y-%m-%d %H:%M} UTC, when the latest published "
+                        f"{version.label} took force: history cannot be rewritten."
+                    )
+                }
+            )
+        version.full_clean()
+        version.validate_for_publish()
+        version.status = DefinitionStatus.PUBLISHED
+        version.effective_from = effective_from
+        version.published_at = timezone.now()
+        version.published_by = actor
+        version.save(update_fields=["status", "effective_from", "published_at", "published_by"])
+    return version
+
+
+def next_number(model: type[DefinitionVersion]) -> int:
+    """The number the next version of ``model`` takes (the unique constraint guards races)."""
+    newest = model.objects.order_by("-number").values_list("number", flat=True).first()
+    return (newest or 0) + 1
+
+
+def definition_create_draft(
+    *, model: type[V], actor: AbstractBaseUser | None, copy_from: V | None = None, note: str = ""
+) -> V:
+    """A new draft, numbered after the newest version, optionally a copy of ``copy_from``."""
+    with transaction.atomic():
+        number = next_number(model)
+        fields = {}
+        if copy_from is not None:
+            fields = {
+                f.name: getattr(copy_from, f.name)
+                for f in model._meta.concrete_fields
+                if f.editable and not f.primary_key and f.name not in {"note", "created_by"}
+            }
+        draft = model.objects.create(number=number, created_by=actor, note=note, **fields)
+        if copy_from is not None:
+            related_name = _VERSION_CHILDREN[model._meta.model_name]
+            children = list(getattr(copy_from, related_name).all())
+            for child in children:
+                child.pk = None
+                child.id = None
+                child._state.adding = True
+                child.version = draft
+            if children:
+                type(children[0]).objects.bulk_create(children)
+    return draft
+
+
+def lead_move_to_stage(
+    *,
+    lead: Lead,
+    to_stage: str,
+    actor_type: str = ActorType.USER,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    at: datetime | None = None,
+) -> StageTransition:
+    """Move a lead to a stage and record the transition in the same transaction."""
+    from leads.selectors import stages_in_force
+
+    at = at or timezone.now()
+    stages = {stage.key: stage for stage in stages_in_force(at=at)}
+    target = stages.get(to_stage)
+    if target is None:
+        raise ValidationError(
+            {"to_stage": f"Unknown stage {to_stage!r}; stages in force: {', '.join(stages)}."}
+        )
+    if lead.stage == to_stage:
+        raise ValidationError({"to_stage": f"{lead} is already in {target.name}."})
+    with transaction.atomic():
+        transition = StageTransition.objects.create(
+            lead=lead,
+            from_stage=lead.stage,
+            to_stage=to_stage,
+            transitioned_at=at,
+            actor_type=actor_type,
+            actor=actor,
+            reason=reason,
+        )
+        lead.stage = to_stage
+        lead.stage_entered_at = at
+        update_fields = ["stage", "stage_entered_at", "updated_at"]
+        if target.team == "sales" and lead.in_marketing_nurture:
+            # A lead in a sales conversation must leave automated marketing sequences.
+            lead.in_marketing_nurture = False
+            update_fields.append("in_marketing_nurture")
+        elif target.kind == "nurture" and not lead.in_marketing_nurture:
+            lead.in_marketing_nurture = True
+            update_fields.append("in_marketing_nurture")
+        lead.save(update_fields=update_fields)
+    return transition

@@ -1,0 +1,27 @@
+"""The Celery application: configured from Django settings (the CELERY_* names)."""
+
+import os
+
+from celery import Celery
+from celery.signals import worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
+
+app = Celery("revops")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def ensure_filesystem_broker_folders() -> None:
+    """kombu's filesystem transport does not create its folders; make them before use."""
+    from django.conf import settings
+
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if key in options:
+            os.makedirs(options[key], exist_ok=True)
+
+
+@worker_init.connect
+def _prepare_broker(**_kwargs) -> None:
+    ensure_filesystem_broker_folders()
