@@ -99,7 +99,9 @@ class DefinitionVersionAdmin(admin.ModelAdmin):
             services.definition_publish(version=version, actor=request.user)
         except ValidationError as error:
             self.message_user(
-                request, f"{version} was not published: {validation_messages(error)}", messages.ERROR
+                request,
+                f"{version} was not published: {validation_messages(error)}",
+                messages.ERROR,
             )
             return
         self.message_user(request, f"{version.label} v{version.number} is published and in force.")
@@ -111,9 +113,14 @@ class DefinitionVersionAdmin(admin.ModelAdmin):
             return
         source = queryset.get()
         draft = services.definition_create_draft(
-            model=type(source), actor=request.user, copy_from=source, note=f"Copy of v{source.number}"
+            model=type(source),
+            actor=request.user,
+            copy_from=source,
+            note=f"Copy of v{source.number}",
         )
-        self.message_user(request, f"Draft {draft.label} v{draft.number} created from v{source.number}.")
+        self.message_user(
+            request, f"Draft {draft.label} v{draft.number} created from v{source.number}."
+        )
 
 
 class IcpCriterionInline(FrozenWhenPublishedInline):
@@ -202,7 +209,10 @@ class WorkingHoursInline(admin.TabularInline):
     model = WorkingHours
     extra = 0
     min_num = 1
-    validate_min = True
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # A calendar with no working hours would stop every SLA clock that uses it.
+        return super().get_formset(request, obj, validate_min=True, **kwargs)
 
 
 class HolidayInline(admin.TabularInline):
@@ -284,7 +294,15 @@ class ContentAssetAdmin(FactAdmin):
 
 @admin.register(Account)
 class AccountAdmin(FactAdmin):
-    list_display = ("name", "domain", "industry", "employees", "annual_revenue", "country", "region")
+    list_display = (
+        "name",
+        "domain",
+        "industry",
+        "employees",
+        "annual_revenue",
+        "country",
+        "region",
+    )
     list_filter = ("region", "industry")
     search_fields = ("name", "domain", "external_id")
 
@@ -344,7 +362,15 @@ class EngagementEventAdmin(FactAdmin):
 
 @admin.register(StageTransition)
 class StageTransitionAdmin(FactAdmin):
-    list_display = ("transitioned_at", "lead", "from_stage", "to_stage", "actor_type", "actor", "reason")
+    list_display = (
+        "transitioned_at",
+        "lead",
+        "from_stage",
+        "to_stage",
+        "actor_type",
+        "actor",
+        "reason",
+    )
     list_filter = ("to_stage", "actor_type")
     list_select_related = ("lead", "actor")
     search_fields = ("lead__email",)
@@ -382,7 +408,17 @@ class HandoffAdmin(FactAdmin):
 
 @admin.register(Opportunity)
 class OpportunityAdmin(FactAdmin):
-    list_display = ("name", "account", "owner", "amount", "currency", "stage", "status", "created_at", "closed_at")
+    list_display = (
+        "name",
+        "account",
+        "owner",
+        "amount",
+        "currency",
+        "stage",
+        "status",
+        "created_at",
+        "closed_at",
+    )
     list_filter = ("status", "stage")
     list_select_related = ("account", "owner")
     raw_id_fields = ("lead", "account", "owner")

@@ -92,7 +92,6 @@ def definitions_overview() -> list[dict]:
     return rows
 
 
-
 def pipeline_counts() -> dict[str, int]:
     """Headline counts for the home page, one query per table."""
     from leads.models import EngagementEvent, Handoff, Lead, Opportunity

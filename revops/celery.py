@@ -25,3 +25,9 @@ def ensure_filesystem_broker_folders() -> None:
 @worker_init.connect
 def _prepare_broker(**_kwargs) -> None:
     ensure_filesystem_broker_folders()
+
+
+@app.task(name="revops.ping")
+def ping() -> str:
+    """Round trip through the broker: used by health checks and the worker tests."""
+    return "pong"

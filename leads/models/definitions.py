@@ -5,6 +5,7 @@ A published version never changes; a change is a new draft that supersedes it wh
 so the rules in force at any past instant stay readable (see ``leads.selectors``).
 """
 
+import itertools
 import zoneinfo
 from decimal import Decimal
 
@@ -59,7 +60,9 @@ class DefinitionVersion(models.Model):
         abstract = True
         ordering = ["-number"]
         constraints = [
-            models.UniqueConstraint(fields=["number"], name="%(app_label)s_%(class)s_unique_number"),
+            models.UniqueConstraint(
+                fields=["number"], name="%(app_label)s_%(class)s_unique_number"
+            ),
             # Two published versions with the same start would both be "in force".
             models.UniqueConstraint(
                 fields=["effective_from"],
@@ -91,31 +94,26 @@ class DefinitionVersion(models.Model):
 
 
 class VersionedRow(models.Model):
-    """A row owned by a definition version: frozen once its version is published."""
+    """A row owned by a definition version (``version`` FK): frozen once that is published."""
 
     class Meta:
         abstract = True
 
-    def owning_version(self) -> DefinitionVersion:
-        raise NotImplementedError
-
-    def clean(self) -> None:
-        super().clean()
-        if self.owning_version_id_is_set():
-            self.owning_version().ensure_editable()
-
-    def owning_version_id_is_set(self) -> bool:
-        return getattr(self, "version_id", None) is not None
-
     def save(self, *args, **kwargs):
-        if self.owning_version_id_is_set():
-            self.owning_version().ensure_editable()
+        self._ensure_version_editable()
         return super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if self.owning_version_id_is_set():
-            self.owning_version().ensure_editable()
+        self._ensure_version_editable()
         return super().delete(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        self._ensure_version_editable()
+
+    def _ensure_version_editable(self) -> None:
+        if getattr(self, "version_id", None) is not None:
+            self.version.ensure_editable()
 
 
 # --- Ideal Customer Profile --------------------------------------------------------------------
@@ -208,7 +206,9 @@ class IcpCriterion(VersionedRow):
         verbose_name = "ICP criterion"
         verbose_name_plural = "ICP criteria"
         constraints = [
-            models.UniqueConstraint(fields=["version", "name"], name="leads_icpcriterion_unique_name"),
+            models.UniqueConstraint(
+                fields=["version", "name"], name="leads_icpcriterion_unique_name"
+            ),
             models.CheckConstraint(
                 condition=Q(min_value__isnull=True)
                 | Q(max_value__isnull=True)
@@ -220,9 +220,6 @@ class IcpCriterion(VersionedRow):
     def __str__(self) -> str:
         return self.name
 
-    def owning_version(self) -> IcpVersion:
-        return self.version
-
     @property
     def is_range(self) -> bool:
         return self.attribute in RANGE_ATTRIBUTES
@@ -232,16 +229,21 @@ class IcpCriterion(VersionedRow):
         errors = {}
         if self.is_range:
             if self.values:
-                errors["values"] = f"{self.get_attribute_display()} is a range: use min/max, not values."
+                errors["values"] = (
+                    f"{self.get_attribute_display()} is a range: use min/max, not values."
+                )
             if self.min_value is None and self.max_value is None:
-                errors["min_value"] = f"{self.get_attribute_display()} needs a minimum, a maximum or both."
+                errors["min_value"] = (
+                    f"{self.get_attribute_display()} needs a minimum, a maximum or both."
+                )
             if (
                 self.min_value is not None
                 and self.max_value is not None
                 and self.min_value > self.max_value
             ):
                 errors["max_value"] = (
-                    f"The minimum ({self.min_value}) is greater than the maximum ({self.max_value})."
+                    f"The minimum ({self.min_value}) is greater than "
+                    f"the maximum ({self.max_value})."
                 )
             for field in ("min_value", "max_value"):
                 value = getattr(self, field)
@@ -328,9 +330,6 @@ class LifecycleStage(VersionedRow):
     def __str__(self) -> str:
         return self.name
 
-    def owning_version(self) -> LifecycleVersion:
-        return self.version
-
     def clean(self) -> None:
         super().clean()
         errors = validate_stage_trigger(self)
@@ -384,7 +383,7 @@ def validate_stage_set(stages: list) -> None:
         for s in open_stages
         if s.trigger_type == TriggerType.SCORE_THRESHOLD and s.trigger_score is not None
     ]
-    for (_, low, low_name), (_, high, high_name) in zip(thresholds, thresholds[1:], strict=False):
+    for (_, low, low_name), (_, high, high_name) in itertools.pairwise(thresholds):
         if high <= low:
             problems.append(
                 f"Score thresholds must rise with stage order: {high_name} ({high}) comes after "
@@ -416,7 +415,9 @@ def validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError(f"Unknown time zone {value!r} (use an IANA name such as Europe/Paris).") from exc
+        raise ValidationError(
+            f"Unknown time zone {value!r} (use an IANA name such as Europe/Paris)."
+        ) from exc
 
 
 class BusinessCalendar(models.Model):
@@ -470,7 +471,9 @@ class WorkingHours(models.Model):
 
 
 class Holiday(models.Model):
-    calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="holidays")
+    calendar = models.ForeignKey(
+        BusinessCalendar, on_delete=models.CASCADE, related_name="holidays"
+    )
     date = models.DateField()
     name = models.CharField(max_length=80)
 
@@ -549,9 +552,6 @@ class SlaPolicy(VersionedRow):
 
     def __str__(self) -> str:
         return self.name
-
-    def owning_version(self) -> SlaVersion:
-        return self.version
 
     def clean(self) -> None:
         super().clean()

@@ -53,7 +53,10 @@ class Account(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["domain"], condition=~Q(domain=""), name="leads_account_unique_domain"
+                fields=["domain"],
+                condition=~Q(domain=""),
+                name="leads_account_unique_domain",
+                violation_error_message="An account with this domain already exists.",
             ),
             models.UniqueConstraint(
                 fields=["external_id"],
@@ -183,12 +186,16 @@ class Lead(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["email"], condition=~Q(email=""), name="leads_lead_unique_email"
+                fields=["email"],
+                condition=~Q(email=""),
+                name="leads_lead_unique_email",
+                violation_error_message="A lead with this e-mail address already exists.",
             ),
             models.UniqueConstraint(
                 fields=["external_id"],
                 condition=~Q(external_id=""),
                 name="leads_lead_unique_external_id",
+                violation_error_message="A lead with this external id already exists.",
             ),
             models.CheckConstraint(
                 condition=Q(email="") | Q(email__contains="@"), name="leads_lead_email_shape"
@@ -238,6 +245,7 @@ class EngagementEvent(models.Model):
                 fields=["source_system", "external_id"],
                 condition=~Q(external_id=""),
                 name="leads_event_unique_external_id",
+                violation_error_message="This event (source system + external id) was already received.",
             ),
         ]
         indexes = [

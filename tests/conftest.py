@@ -1,0 +1,54 @@
+"""Suite-wide setup: service checks, and fixtures shared across apps."""
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = (
+    os.environ.get("REVOPS_REQUIRE_SERVICES") == "1" or os.environ.get("CI") == "true"
+)
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 3
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def broker_is_redis() -> bool:
+    return settings.CELERY_BROKER_URL.startswith("redis://")
+
+
+def pytest_sessionstart(session):
+    if not REQUIRE_SERVICES:
+        return
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("DATABASE_URL does not point at PostgreSQL")
+    elif not _reachable(os.environ.get("DATABASE_URL", ""), 5432):
+        problems.append(f"PostgreSQL is unreachable at {os.environ.get('DATABASE_URL')}")
+    if not broker_is_redis():
+        problems.append("CELERY_BROKER_URL does not point at Redis")
+    elif not _reachable(settings.CELERY_BROKER_URL, 6379):
+        problems.append(f"Redis is unreachable at {settings.CELERY_BROKER_URL}")
+    if problems:
+        pytest.exit("Required services missing: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_superuser("ops", "ops@example.com", "pw")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client

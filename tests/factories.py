@@ -1,0 +1,66 @@
+"""factory_boy factories for the facts; definitions come from the default v1 migration."""
+
+from datetime import UTC, datetime
+
+import factory
+from django.contrib.auth import get_user_model
+
+from leads.models import Account, Campaign, EngagementEvent, Lead, Source
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+
+
+class SourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Source
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Source {n}")
+    channel_group = "events"
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Campaign
+
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    source = factory.SubFactory(SourceFactory)
+
+
+class AccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Account
+
+    name = factory.Sequence(lambda n: f"Account {n}")
+    domain = factory.Sequence(lambda n: f"account{n}.example")
+    industry = "software"
+    employees = 500
+    country = "US"
+    region = "NA"
+
+
+class LeadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    first_name = "Ada"
+    last_name = factory.Sequence(lambda n: f"Lovelace{n}")
+    email = factory.Sequence(lambda n: f"lead{n}@example.com")
+    account = factory.SubFactory(AccountFactory)
+    source = factory.SubFactory(SourceFactory)
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EngagementEvent
+
+    lead = factory.SubFactory(LeadFactory)
+    kind = "page_view"
+    occurred_at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
