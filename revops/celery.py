@@ -17,13 +17,18 @@ def ensure_filesystem_broker_folders() -> None:
     from django.conf import settings
 
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             os.makedirs(options[key], exist_ok=True)
 
 
 @worker_init.connect
-def _prepare_broker(**_kwargs) -> None:
+def _prepare_broker_for_worker(**_kwargs) -> None:
+    ensure_filesystem_broker_folders()
+
+
+@app.on_after_configure.connect
+def _prepare_broker_for_publishers(**_kwargs) -> None:
     ensure_filesystem_broker_folders()
 
 

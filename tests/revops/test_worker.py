@@ -13,6 +13,7 @@ def filesystem_transport_options(folder) -> dict:
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }
 
@@ -48,7 +49,7 @@ def test_embedded_worker_runs_tasks_over_the_filesystem_broker(tmp_path, probe_e
         backend=f"file://{results}",
         broker_transport_options=filesystem_transport_options(broker_folder),
     )
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (broker_folder / sub).mkdir(parents=True, exist_ok=True)
     with celery_worker(env) as worker:
         result = client.send_task("revops.ping")
