@@ -76,3 +76,32 @@ DEFAULT_REJECTION_REASONS = [
     ("unreachable", "Unreachable", False),
     ("other", "Other (explain in a note)", True),
 ]
+
+DEFAULT_SCORING_MODEL = {
+    "half_life_days": 30,
+    "engagement_floor": 0,
+    "engagement_cap": 100,
+    "personal_email_penalty": -10,
+    "competitor_penalty": -50,
+    "band_1_min": 60,
+    "band_2_min": 30,
+    "band_3_min": 10,
+}
+
+DEFAULT_EVENT_WEIGHTS = [
+    # kind, points per event, daily cap (events counted per day)
+    ("page_view", 1, 5),
+    ("pricing_page", 8, 2),
+    ("email_open", 0.5, 3),
+    ("email_click", 3, 3),
+    ("content_download", 5, 3),
+    ("webinar_registered", 4, 1),
+    ("webinar_attended", 10, 1),
+    ("event_attended", 10, 1),
+    ("form_fill", 12, 2),
+    ("trial_signup", 20, 1),
+    ("demo_request", 30, 1),
+    ("meeting_booked", 25, 1),
+    ("unsubscribe", -20, 1),
+    ("email_bounce", -15, 1),
+]

@@ -1,5 +1,7 @@
 """Writes and workflows on definitions and facts. Each is atomic and validates first."""
 
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
@@ -14,13 +16,15 @@ from leads.selectors import latest_published_effective_from
 
 V = TypeVar("V", bound=DefinitionVersion)
 
-# The rows each version kind owns, copied when a draft is made from a published version.
-_VERSION_CHILDREN = {
-    "icpversion": "criteria",
-    "lifecycleversion": "stages",
-    "slaversion": "policies",
-}
+# Other apps react to a publish (scoring rescores every lead) without leads importing them.
+_PUBLISH_HOOKS: dict[type[DefinitionVersion], list[Callable[..., None]]] = defaultdict(list)
 
+
+def on_definition_published(model: type[DefinitionVersion], hook: Callable[..., None]) -> None:
+    """Register ``hook(version=…)``; it runs inside the publishing transaction, so the work it
+    records commits (or rolls back) with the publish."""
+    if hook not in _PUBLISH_HOOKS[model]:
+        _PUBLISH_HOOKS[model].append(hook)
 
 def definition_publish(
     *, version: V, actor: AbstractBaseUser | None, effective_from: datetime | None = None
@@ -50,6 +54,8 @@ def definition_publish(
         version.published_at = timezone.now()
         version.published_by = actor
         version.save(update_fields=["status", "effective_from", "published_at", "published_by"])
+        for hook in _PUBLISH_HOOKS[model]:
+            hook(version=version)
     return version
 
 
@@ -74,8 +80,7 @@ def definition_create_draft(
             }
         draft = model.objects.create(number=number, created_by=actor, note=note, **fields)
         if copy_from is not None:
-            related_name = _VERSION_CHILDREN[model._meta.model_name]
-            children = list(getattr(copy_from, related_name).all())
+            children = list(getattr(copy_from, model.children_relation).all())
             for child in children:
                 child.pk = None
                 child.id = None

@@ -1,0 +1,175 @@
+"""The scoring model (a versioned definition, like the ICP) and each lead's scoring state."""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from leads.choices import EventKind
+from leads.models import IcpVersion, Lead
+from leads.models.definitions import MAX_SCORE, DefinitionVersion, VersionedRow
+
+MAX_WEIGHT = 100
+
+
+class ScoringModel(DefinitionVersion):
+    """How engagement is scored: weights per event kind, decay, caps, penalties and bands."""
+
+    half_life_days = models.FloatField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days after which an event counts half (1–3650).",
+    )
+    engagement_floor = models.FloatField(
+        default=0,
+        validators=[MinValueValidator(-MAX_SCORE), MaxValueValidator(0)],
+        help_text="Engagement never goes below this (0 or negative).",
+    )
+    engagement_cap = models.FloatField(
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SCORE)],
+        help_text="Engagement never goes above this.",
+    )
+    personal_email_penalty = models.FloatField(
+        default=-10,
+        validators=[MinValueValidator(-MAX_WEIGHT), MaxValueValidator(0)],
+        help_text="Points for a personal mailbox (gmail.com, outlook.com…).",
+    )
+    competitor_domains = models.JSONField(
+        default=list, blank=True, help_text='E-mail domains of competitors, e.g. ["rival.com"].'
+    )
+    competitor_penalty = models.FloatField(
+        default=-50, validators=[MinValueValidator(-MAX_SCORE), MaxValueValidator(0)]
+    )
+    band_1_min = models.FloatField(default=60, help_text="Engagement for band 1 (hottest).")
+    band_2_min = models.FloatField(default=30)
+    band_3_min = models.FloatField(default=10)
+
+    label = "scoring model"
+    children_relation = "weights"
+
+    class Meta(DefinitionVersion.Meta):
+        verbose_name = "scoring model"
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        floor, cap = self.engagement_floor, self.engagement_cap
+        if floor is not None and cap is not None and floor >= cap:
+            errors["engagement_cap"] = "The cap must be above the floor."
+        if not (self.band_1_min > self.band_2_min > self.band_3_min):
+            errors["band_2_min"] = "Bands must descend: band 1 > band 2 > band 3."
+        domains = self.competitor_domains
+        if not isinstance(domains, list) or not all(
+            isinstance(d, str) and d.strip() for d in domains
+        ):
+            errors["competitor_domains"] = 'Must be a list of domains, e.g. ["rival.com"].'
+        else:
+            self.competitor_domains = sorted({d.strip().lower() for d in domains})
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_for_publish(self) -> None:
+        from leads.selectors import icp_in_force, stages_in_force
+
+        if not self.weights.filter(points__gt=0).exists():
+            raise ValidationError("A scoring model needs at least one event kind worth points.")
+        icp = icp_in_force()
+        max_fit = 0
+        if icp is not None:
+            max_fit = sum(
+                c.points for c in icp.criteria.all() if c.points > 0 and not c.is_exclusion
+            )
+        top = max_fit + self.engagement_cap
+        for stage in stages_in_force():
+            if stage.trigger_score is not None and stage.trigger_score > top:
+                raise ValidationError(
+                    f"{stage.name} needs a score of {stage.trigger_score}, outside the score "
+                    f"range 0–{top:g} (fit up to {max_fit} + engagement up to "
+                    f"{self.engagement_cap:g}): no lead could ever reach it."
+                )
+
+
+class EventWeight(VersionedRow):
+    version = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="weights")
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    points = models.FloatField(
+        validators=[MinValueValidator(-MAX_WEIGHT), MaxValueValidator(MAX_WEIGHT)],
+        help_text=f"Points per event, −{MAX_WEIGHT} to {MAX_WEIGHT}; negative for bad signals.",
+    )
+    daily_cap = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="At most this many events of the kind count on one day.",
+    )
+
+    class Meta:
+        ordering = ["version", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "kind"], name="scoring_weight_unique_kind"),
+            models.CheckConstraint(
+                condition=Q(points__gte=-MAX_WEIGHT) & Q(points__lte=MAX_WEIGHT),
+                name="scoring_weight_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.points:g}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.kind and self.kind not in EventKind.values:
+            raise ValidationError(
+                {"kind": f"Unknown event kind {self.kind!r}; known: {', '.join(EventKind.values)}."}
+            )
+
+
+def sum_field_name(kind: str) -> str:
+    return f"sum_{kind}"
+
+
+class LeadScoreState(models.Model):
+    """What the engine keeps per lead so most recomputes need not re-read events.
+
+    ``sum_<kind>`` = Σ_days min(count, cap) · 2^((day − epoch_day) / half-life), under the caps
+    and half-life of ``sums_model``; a weight change re-weights these sums, a half-life or cap
+    change re-reads events. ``pending_seq`` > ``scored_seq`` means new events await a rescore.
+    """
+
+    lead = models.OneToOneField(
+        Lead, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
+    )
+    icp_version = models.ForeignKey(
+        IcpVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    scoring_model = models.ForeignKey(
+        ScoringModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    sums_model = models.ForeignKey(
+        ScoringModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    epoch_day = models.IntegerField(default=0)
+    as_of_day = models.IntegerField(default=0)
+    pending_seq = models.BigIntegerField(default=0)
+    scored_seq = models.BigIntegerField(default=0)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["lead"],
+                condition=Q(pending_seq__gt=models.F("scored_seq")),
+                name="scorestate_dirty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Score state of lead {self.lead_id}"
+
+    @property
+    def is_dirty(self) -> bool:
+        return self.pending_seq > self.scored_seq
+
+
+for _kind in EventKind.values:
+    LeadScoreState.add_to_class(sum_field_name(_kind), models.FloatField(default=0, db_default=0))

@@ -55,6 +55,8 @@ class DefinitionVersion(models.Model):
     )
 
     label = "definition"
+    # The related name of the rows this version owns (copied into a new draft).
+    children_relation = ""
 
     class Meta:
         abstract = True
@@ -127,6 +129,7 @@ class IcpVersion(DefinitionVersion):
     tier_c_min_points = models.IntegerField(default=15, help_text="Fit points for tier C.")
 
     label = "ICP"
+    children_relation = "criteria"
 
     class Meta(DefinitionVersion.Meta):
         verbose_name = "ICP version"
@@ -277,6 +280,7 @@ class LifecycleVersion(DefinitionVersion):
     """The ordered lifecycle stages and their triggers, as one publishable set."""
 
     label = "lifecycle"
+    children_relation = "stages"
 
     class Meta(DefinitionVersion.Meta):
         verbose_name = "lifecycle version"
@@ -491,6 +495,7 @@ class SlaVersion(DefinitionVersion):
     """The handoff SLA policies, as one publishable set."""
 
     label = "SLA"
+    children_relation = "policies"
 
     class Meta(DefinitionVersion.Meta):
         verbose_name = "SLA version"

@@ -174,6 +174,14 @@ class Lead(models.Model):
     engagement_score = models.FloatField(default=0)
     total_score = models.FloatField(default=0)
     tier = models.CharField(max_length=1, choices=FitTier.choices, default=FitTier.D)
+    fit_excluded = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Matches a poor-fit exclusion of the ICP: never an MQL.",
+    )
+    grade = models.CharField(
+        max_length=2, blank=True, db_default="", help_text="Tier + engagement band, e.g. A1."
+    )
     in_marketing_nurture = models.BooleanField(
         default=True,
         help_text="Cleared once sales works the lead, so marketing automation suppresses it.",
@@ -208,7 +216,6 @@ class Lead(models.Model):
             models.Index(fields=["campaign", "created_at"], name="lead_campaign_created"),
             models.Index(fields=["owner", "stage"], name="lead_owner_stage"),
             models.Index(fields=["tier", "created_at"], name="lead_tier_created"),
-            models.Index(fields=["-total_score"], name="lead_total_score"),
         ]
 
     def __str__(self) -> str:
@@ -245,7 +252,9 @@ class EngagementEvent(models.Model):
                 fields=["source_system", "external_id"],
                 condition=~Q(external_id=""),
                 name="leads_event_unique_external_id",
-                violation_error_message="This event (source system + external id) was already received.",
+                violation_error_message=(
+                    "This event (source system + external id) was already received."
+                ),
             ),
         ]
         indexes = [

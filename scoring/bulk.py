@@ -1,0 +1,313 @@
+"""Set-based scoring of a range of leads: the paths a full recompute and the decay run take.
+
+Each function works on leads with ``lo <= id <= hi`` inside the caller's transaction and gives
+exactly what ``scoring.engine.score_lead`` gives lead by lead (a property-based test holds them
+to it):
+
+* ``reread_sums`` — re-aggregates events into the per-kind decayed sums (half-life or caps
+  changed, or a lead never scored): one ``UPDATE … FROM (SELECT … GROUP BY)``.
+* ``refit`` — fit points, exclusion and tier after an ICP change. Criteria are matched by the
+  engine itself, once per distinct account and once per distinct (seniority, title, country);
+  the results are joined back in one ``UPDATE`` per batch, so matching text behaves exactly as
+  in Python (no database collation or ``lower()`` differences).
+* ``rescore_from_sums`` — engagement, total and grade from the stored sums: a weight change, a
+  new scoring day (decay) or the last step of the other two. It reads no event.
+"""
+
+from collections.abc import Iterable
+
+from django.db import connection
+
+from leads.models import Lead
+from scoring import engine
+from scoring.models import LeadScoreState, sum_field_name
+
+LEAD_TABLE = Lead._meta.db_table
+STATE_TABLE = LeadScoreState._meta.db_table
+EVENT_TABLE = "leads_engagementevent"
+ACCOUNT_TABLE = "leads_account"
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _least(*terms: str) -> str:
+    return f"{'LEAST' if _is_postgres() else 'MIN'}({', '.join(terms)})"
+
+
+def _greatest(*terms: str) -> str:
+    return f"{'GREATEST' if _is_postgres() else 'MAX'}({', '.join(terms)})"
+
+
+def _day_of(column: str) -> str:
+    if _is_postgres():
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS INTEGER)"
+    return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
+
+
+def _email_domain(column: str) -> str:
+    if _is_postgres():
+        return f"SPLIT_PART({column}, '@', 2)"
+    at = f"INSTR({column}, '@')"
+    return f"CASE WHEN {at} > 0 THEN SUBSTR({column}, {at} + 1) ELSE '' END"
+
+
+# A float parameter, typed so PostgreSQL computes in float8 (as Python does), never numeric.
+FLOAT = "CAST(%s AS DOUBLE PRECISION)"
+
+
+def _quantized(expression: str) -> str:
+    return f"(FLOOR(({expression}) * 100 + 0.5) / 100.0)"
+
+
+def _two(power_of: str, half_life: float) -> tuple[str, list]:
+    """2^(power_of / H), as the engine's ``decay_factor``."""
+    return (
+        f"POWER(CAST(2 AS DOUBLE PRECISION), CAST(({power_of}) AS DOUBLE PRECISION) / {FLOAT})",
+        [half_life],
+    )
+
+
+def _in_list(values: Iterable[str]) -> tuple[str, list]:
+    values = sorted(values)
+    if not values:
+        return "(NULL)", []
+    return "(" + ", ".join(["%s"] * len(values)) + ")", values
+
+
+def ensure_states(lo: int, hi: int) -> int:
+    """Create the missing score states of the range (new leads start unscored)."""
+    sql = f"""
+        INSERT INTO {STATE_TABLE}
+            (lead_id, epoch_day, as_of_day, pending_seq, scored_seq)
+        SELECT l.id, 0, 0, 0, 0 FROM {LEAD_TABLE} l
+        WHERE l.id BETWEEN %s AND %s
+          AND NOT EXISTS (SELECT 1 FROM {STATE_TABLE} s WHERE s.lead_id = l.id)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [lo, hi])
+        return cursor.rowcount
+
+
+def reread_sums(
+    lo: int, hi: int, *, spec: engine.ScoringSpec, model_id: int, as_of_day: int
+) -> None:
+    kinds = sorted(spec.rules)
+    params: list = []
+    columns = []
+    for kind in kinds:
+        rule = spec.rules[kind]
+        power, power_params = _two("d.day - %s", spec.half_life_days)
+        columns.append(
+            f"SUM(CASE WHEN d.kind = %s THEN {_least('d.n', '%s')} * {power} ELSE 0 END) "
+            f"AS {sum_field_name(kind)}"
+        )
+        params += [kind, rule.daily_cap, as_of_day, *power_params]
+    assignments = ", ".join(
+        f"{sum_field_name(kind)} = COALESCE(agg.{sum_field_name(kind)}, 0)" for kind in kinds
+    )
+    # Kinds without a rule in this model count for nothing: their sums are zeroed.
+    zeroed = [f"{sum_field_name(kind)} = 0" for kind in engine_kinds() if kind not in spec.rules]
+    sql = f"""
+        UPDATE {STATE_TABLE} SET {", ".join([assignments, *zeroed])},
+            epoch_day = %s, sums_model_id = %s
+        FROM (
+            SELECT s.lead_id, {", ".join(columns)}
+            FROM {STATE_TABLE} s
+            LEFT JOIN (
+                SELECT e.lead_id, e.kind, {_day_of("e.occurred_at")} AS day, COUNT(*) AS n
+                FROM {EVENT_TABLE} e
+                WHERE e.lead_id BETWEEN %s AND %s
+                GROUP BY e.lead_id, e.kind, {_day_of("e.occurred_at")}
+            ) d ON d.lead_id = s.lead_id
+            WHERE s.lead_id BETWEEN %s AND %s
+            GROUP BY s.lead_id
+        ) agg
+        WHERE {STATE_TABLE}.lead_id = agg.lead_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [as_of_day, model_id, *params, lo, hi, lo, hi])
+
+
+def engine_kinds() -> list[str]:
+    from leads.choices import EventKind
+
+    return list(EventKind.values)
+
+
+def _engagement_sql(spec: engine.ScoringSpec, as_of_day: int) -> tuple[str, list]:
+    """SQL for a state row ``s`` joined to its lead ``l``: the engine's engagement_from_sums."""
+    params: list = []
+    kinds = sorted(spec.rules)
+    weighted = " + ".join(f"{FLOAT} * s.{sum_field_name(kind)}" for kind in kinds) or "0"
+    params += [spec.rules[kind].weight for kind in kinds]
+    power, power_params = _two("s.epoch_day - %s", spec.half_life_days)
+    params += [as_of_day, *power_params]
+    personal, personal_params = _in_list(engine.PERSONAL_EMAIL_DOMAINS)
+    competitors, competitor_params = _in_list(spec.competitor_domains)
+    domain = _email_domain("l.email")
+    adjustment = (
+        f"(CASE WHEN {domain} IN {personal} THEN {FLOAT} ELSE 0 END"
+        f" + CASE WHEN {domain} IN {competitors} THEN {FLOAT} ELSE 0 END)"
+    )
+    params += [
+        *personal_params,
+        spec.personal_email_penalty,
+        *competitor_params,
+        spec.competitor_penalty,
+    ]
+    clamped = _least(_greatest(f"({weighted}) * {power} + {adjustment}", FLOAT), FLOAT)
+    params += [spec.floor, spec.cap]
+    return _quantized(clamped), params
+
+
+def _band_sql(engagement: str, spec: engine.ScoringSpec) -> tuple[str, list]:
+    return (
+        f"CASE WHEN {engagement} >= {FLOAT} THEN '1' WHEN {engagement} >= {FLOAT} THEN '2' "
+        f"WHEN {engagement} >= {FLOAT} THEN '3' ELSE '4' END",
+        [spec.band_1, spec.band_2, spec.band_3],
+    )
+
+
+def rescore_from_sums(
+    lo: int, hi: int, *, spec: engine.ScoringSpec, model_id: int, as_of_day: int
+) -> None:
+    engagement, params = _engagement_sql(spec, as_of_day)
+    band, band_params = _band_sql("x.engagement", spec)
+    total = _quantized(_greatest(f"{LEAD_TABLE}.fit_score + x.engagement", "0"))
+    sql = f"""
+        UPDATE {LEAD_TABLE} SET engagement_score = x.engagement, total_score = {total},
+            grade = {LEAD_TABLE}.tier || {band}
+        FROM (
+            SELECT s.lead_id, {engagement} AS engagement
+            FROM {STATE_TABLE} s JOIN {LEAD_TABLE} l ON l.id = s.lead_id
+            WHERE s.lead_id BETWEEN %s AND %s
+        ) x
+        WHERE {LEAD_TABLE}.id = x.lead_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*band_params, *params, lo, hi])
+        cursor.execute(
+            f"UPDATE {STATE_TABLE} SET scoring_model_id = %s, as_of_day = %s "
+            "WHERE lead_id BETWEEN %s AND %s",
+            [model_id, as_of_day, lo, hi],
+        )
+
+
+class FitMemo:
+    """Engine fit results per distinct account and per distinct person tuple, for one job."""
+
+    def __init__(self, icp: engine.IcpSpec):
+        self.icp = icp
+        self.accounts: dict[int, tuple[int, bool]] = {}
+        self.people: dict[tuple[str, str, str], tuple[int, bool]] = {}
+
+    def account_part(
+        self, account_id: int | None, facts: engine.AccountFacts | None
+    ) -> tuple[int, bool]:
+        if account_id is None:
+            return 0, False
+        part = self.accounts.get(account_id)
+        if part is None:
+            result = engine.partial_fit(
+                self.icp,
+                attributes=engine.ACCOUNT_ATTRIBUTES,
+                person=engine.PersonFacts(),
+                account=facts,
+            )
+            part = self.accounts[account_id] = (result.points, result.excluded)
+        return part
+
+    def person_part(self, key: tuple[str, str, str]) -> tuple[int, bool]:
+        part = self.people.get(key)
+        if part is None:
+            person = engine.PersonFacts(seniority=key[0], title=key[1], country=key[2])
+            result = engine.partial_fit(
+                self.icp, attributes=engine.PERSON_ATTRIBUTES, person=person, account=None
+            )
+            part = self.people[key] = (result.points, result.excluded)
+        return part
+
+
+def refit(
+    lo: int, hi: int, *, memo: FitMemo, icp_version_id: int, spec: engine.ScoringSpec
+) -> None:
+    """Fit, exclusion and tier (and the total and grade that follow) for the range."""
+    from scoring.selectors import account_facts
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT l.id, l.account_id, l.seniority, l.title,
+                   CASE WHEN a.country IS NOT NULL AND a.country <> ''
+                        THEN a.country ELSE l.country END
+            FROM {LEAD_TABLE} l LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
+            WHERE l.id BETWEEN %s AND %s
+            """,
+            [lo, hi],
+        )
+        leads = cursor.fetchall()
+    missing_accounts = {row[1] for row in leads if row[1] is not None} - memo.accounts.keys()
+    if missing_accounts:
+        from leads.models import Account
+
+        for account in Account.objects.filter(pk__in=missing_accounts).only(
+            "industry", "employees", "annual_revenue", "region", "technologies", "signals"
+        ):
+            memo.account_part(account.pk, account_facts(account))
+    rows = []
+    for lead_id, account_id, seniority, title, country in leads:
+        account_points, account_excluded = memo.account_part(account_id, None)
+        person_points, person_excluded = memo.person_part(
+            (seniority or "", title or "", country or "")
+        )
+        points = account_points + person_points
+        excluded = account_excluded or person_excluded
+        rows.append((lead_id, points, excluded, memo.icp.tier_for(points, excluded=excluded)))
+    if not rows:
+        return
+    _write_fit(rows, spec)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {STATE_TABLE} SET icp_version_id = %s WHERE lead_id BETWEEN %s AND %s",
+            [icp_version_id, lo, hi],
+        )
+
+
+def _write_fit(rows: list[tuple[int, int, bool, str]], spec: engine.ScoringSpec) -> None:
+    band, band_params = _band_sql(f"{LEAD_TABLE}.engagement_score", spec)
+    total = _quantized(_greatest(f"v.points + {LEAD_TABLE}.engagement_score", "0"))
+    with connection.cursor() as cursor:
+        if _is_postgres():
+            from psycopg2.extras import execute_values
+
+            execute_values(
+                cursor.cursor if hasattr(cursor, "cursor") else cursor,
+                f"""
+                UPDATE {LEAD_TABLE} SET fit_score = v.points, fit_excluded = v.excluded,
+                    tier = v.tier, total_score = {total},
+                    grade = v.tier || {cursor.mogrify(band, band_params).decode()}
+                FROM (VALUES %s) AS v(id, points, excluded, tier)
+                WHERE {LEAD_TABLE}.id = v.id
+                """,
+                rows,
+                page_size=len(rows),
+            )
+            return
+        # SQLite: a VALUES table names its columns column1…column4.
+        chunk = 2000
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
+            flat = [value for row in part for value in row]
+            sql_total = total.replace("v.points", "v.column2")
+            cursor.execute(
+                f"""
+                UPDATE {LEAD_TABLE} SET fit_score = v.column2, fit_excluded = v.column3,
+                    tier = v.column4, total_score = {sql_total}, grade = v.column4 || {band}
+                FROM (VALUES {values}) AS v
+                WHERE {LEAD_TABLE}.id = v.column1
+                """,
+                [*band_params, *flat],
+            )

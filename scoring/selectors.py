@@ -1,0 +1,133 @@
+"""Reads for scoring: definitions turned into engine specs, lead facts, explanations."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from leads.models import IcpVersion, Lead
+from leads.selectors import icp_in_force, version_in_force
+from scoring import engine
+from scoring.models import ScoringModel
+
+
+def scoring_model_in_force(*, at: datetime | None = None) -> ScoringModel | None:
+    return version_in_force(ScoringModel, at=at)
+
+
+def icp_spec(version: IcpVersion) -> engine.IcpSpec:
+    return engine.IcpSpec(
+        version=version.number,
+        criteria=tuple(
+            engine.Criterion(
+                name=c.name,
+                attribute=c.attribute,
+                values=tuple(v.lower() for v in c.values),
+                min_value=float(c.min_value) if c.min_value is not None else None,
+                max_value=float(c.max_value) if c.max_value is not None else None,
+                points=c.points,
+                is_exclusion=c.is_exclusion,
+            )
+            for c in version.criteria.order_by("pk")
+        ),
+        tier_a_min_points=version.tier_a_min_points,
+        tier_b_min_points=version.tier_b_min_points,
+        tier_c_min_points=version.tier_c_min_points,
+    )
+
+
+def scoring_spec(model: ScoringModel) -> engine.ScoringSpec:
+    return engine.ScoringSpec(
+        version=model.number,
+        half_life_days=float(model.half_life_days),
+        rules={
+            w.kind: engine.KindRule(weight=float(w.points), daily_cap=w.daily_cap)
+            for w in model.weights.all()
+        },
+        floor=float(model.engagement_floor),
+        cap=float(model.engagement_cap),
+        personal_email_penalty=float(model.personal_email_penalty),
+        competitor_domains=frozenset(model.competitor_domains),
+        competitor_penalty=float(model.competitor_penalty),
+        band_1=float(model.band_1_min),
+        band_2=float(model.band_2_min),
+        band_3=float(model.band_3_min),
+    )
+
+
+def account_facts(account) -> engine.AccountFacts | None:
+    if account is None:
+        return None
+    return engine.AccountFacts(
+        industry=account.industry or "",
+        employees=account.employees,
+        annual_revenue=float(account.annual_revenue)
+        if account.annual_revenue is not None
+        else None,
+        region=account.region or "",
+        technologies=frozenset(account.technologies or ()),
+        signals=frozenset(account.signals or ()),
+    )
+
+
+def person_facts(*, seniority: str, title: str, country: str) -> engine.PersonFacts:
+    return engine.PersonFacts(seniority=seniority or "", title=title or "", country=country or "")
+
+
+def lead_facts(lead: Lead) -> engine.LeadFacts:
+    account = lead.account
+    country = (account.country if account is not None and account.country else lead.country) or ""
+    return engine.LeadFacts(
+        person=person_facts(seniority=lead.seniority, title=lead.title, country=country),
+        account=account_facts(account),
+        email=lead.email or "",
+    )
+
+
+def lead_event_days(lead_id: int) -> list[tuple[str, int]]:
+    """(kind, UTC day number) of every event of a lead, for the engine."""
+    return [
+        (kind, engine.day_number(occurred_at))
+        for kind, occurred_at in Lead.objects.get(pk=lead_id)
+        .events.order_by()
+        .values_list("kind", "occurred_at")
+    ]
+
+
+@dataclass(frozen=True)
+class ScoreExplanation:
+    """Why a lead has its score: shown on the lead's page."""
+
+    result: engine.ScoreResult
+    icp: IcpVersion
+    model: ScoringModel
+    mql_threshold: int | None
+
+
+def explain_lead_score(lead: Lead, *, at: datetime | None = None) -> ScoreExplanation | None:
+    """Recompute the lead's score with the engine, with its breakdown, as of its last scoring."""
+    from leads.selectors import stages_in_force
+
+    icp = icp_in_force(at=at)
+    model = scoring_model_in_force(at=at)
+    if icp is None or model is None:
+        return None
+    state = getattr(lead, "score_state", None)
+    as_of_day = state.as_of_day if state is not None and state.as_of_day else None
+    if as_of_day is None:
+        as_of_day = engine.day_number(at or timezone.now())
+    result = engine.score_lead(
+        icp_spec(icp),
+        scoring_spec(model),
+        lead_facts(lead),
+        lead_event_days(lead.pk),
+        as_of_day=as_of_day,
+    )
+    thresholds = [
+        s.trigger_score
+        for s in stages_in_force(at=at)
+        if s.trigger_score is not None and s.opens_handoff
+    ]
+    return ScoreExplanation(
+        result=result, icp=icp, model=model, mql_threshold=min(thresholds, default=None)
+    )
