@@ -8,10 +8,18 @@ from typing import TypeVar
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from leads.choices import ActorType, DefinitionStatus
-from leads.models import DefinitionVersion, Lead, StageTransition
+from leads.models import (
+    DefinitionVersion,
+    EngagementEvent,
+    Handoff,
+    Lead,
+    SalesRep,
+    StageTransition,
+)
 from leads.selectors import latest_published_effective_from
 
 V = TypeVar("V", bound=DefinitionVersion)
@@ -134,3 +142,111 @@ def lead_move_to_stage(
             update_fields.append("in_marketing_nurture")
         lead.save(update_fields=update_fields)
     return transition
+
+
+# --- Engagement events --------------------------------------------------------------------
+
+_EVENTS_RECORDED_HOOKS: list[Callable[..., None]] = []
+
+
+def on_events_recorded(hook: Callable[..., None]) -> None:
+    """Register ``hook(lead_ids=…)``; it runs inside the recording transaction."""
+    if hook not in _EVENTS_RECORDED_HOOKS:
+        _EVENTS_RECORDED_HOOKS.append(hook)
+
+
+def engagement_events_record(*, events: list[EngagementEvent]) -> tuple[list[EngagementEvent], int]:
+    """Store new events, skipping any already received (same source system and external id).
+
+    Returns the stored events and how many were duplicates. Scoring learns about the leads in the
+    same transaction (it marks them for a rescore), so a lost broker message loses nothing.
+    """
+    keyed = {(e.source_system, e.external_id) for e in events if e.external_id}
+    seen: set[tuple[str, str]] = set()
+    if keyed:
+        existing = EngagementEvent.objects.filter(
+            external_id__in={external_id for _, external_id in keyed}
+        ).values_list("source_system", "external_id")
+        seen = set(existing) & keyed
+    fresh = []
+    for event in events:
+        key = (event.source_system, event.external_id)
+        if event.external_id:
+            if key in seen:
+                continue
+            seen.add(key)
+        fresh.append(event)
+    with transaction.atomic():
+        EngagementEvent.objects.bulk_create(fresh)
+        lead_ids = sorted({event.lead_id for event in fresh})
+        for hook in _EVENTS_RECORDED_HOOKS:
+            hook(lead_ids=lead_ids)
+    return fresh, len(events) - len(fresh)
+
+
+# --- Handoffs ------------------------------------------------------------------------------
+
+
+def sales_rep_pick(*, lead: Lead, at: datetime) -> SalesRep | None:
+    """Round robin: the eligible rep assigned longest ago. Eligible = active, in office, in the
+    lead's territory and segment (or taking any), and below capacity. None ⇒ the fallback queue.
+    """
+    today = at.date()
+    region = lead.account.region if lead.account_id else ""
+    out_of_office = (
+        Q(out_of_office_from__lte=today, out_of_office_until__gte=today)
+        | Q(out_of_office_from__lte=today, out_of_office_until__isnull=True)
+        | Q(out_of_office_from__isnull=True, out_of_office_until__gte=today)
+    )
+    eligible = (
+        SalesRep.objects.filter(is_active=True, user__is_active=True)
+        .exclude(out_of_office)
+        .filter(Q(region="") | Q(region=region))
+    )
+    # Lock the eligible reps so concurrent assignments take turns, then count their queues
+    # (FOR UPDATE cannot be combined with the GROUP BY of the count).
+    locked = list(eligible.select_for_update().values_list("pk", flat=True))
+    pending = Q(user__handoffs__outcome="pending")
+    reps = (
+        SalesRep.objects.filter(pk__in=locked)
+        .annotate(open_handoffs=Count("user__handoffs", filter=pending))
+        .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
+    )
+    for rep in reps:
+        if rep.tiers and lead.tier not in rep.tiers:
+            continue
+        if rep.open_handoffs < rep.capacity:
+            return rep
+    return None
+
+
+def handoff_open(*, lead: Lead, stage_key: str, at: datetime) -> Handoff:
+    """Hand a lead to sales: SLA due times from the policy in force, an assignee by round robin
+    (or the fallback queue), and the lead's owner set. Called inside the stage move's transaction.
+    """
+    from leads.calendars import calendar_spec
+    from leads.selectors import sla_policy_for
+    from leads.sla_clock import add_business_hours
+
+    policy = sla_policy_for(stage_key=stage_key, tier=lead.tier, at=at)
+    response_due_at = accept_due_at = None
+    if policy is not None:
+        calendar = calendar_spec(policy.calendar)
+        response_due_at = add_business_hours(calendar, at, policy.respond_within_hours)
+        accept_due_at = add_business_hours(calendar, at, policy.accept_within_hours)
+    rep = sales_rep_pick(lead=lead, at=at)
+    handoff = Handoff.objects.create(
+        lead=lead,
+        stage=stage_key,
+        assignee=rep.user if rep else None,
+        sla_policy=policy,
+        assigned_at=at,
+        response_due_at=response_due_at,
+        accept_due_at=accept_due_at,
+    )
+    if rep is not None:
+        rep.last_assigned_at = at
+        rep.save(update_fields=["last_assigned_at"])
+        lead.owner_id = rep.user_id
+        lead.save(update_fields=["owner", "updated_at"])
+    return handoff

@@ -91,8 +91,16 @@ def ensure_states(lo: int, hi: int) -> int:
 
 
 def reread_sums(
-    lo: int, hi: int, *, spec: engine.ScoringSpec, model_id: int, as_of_day: int
+    lo: int,
+    hi: int,
+    *,
+    spec: engine.ScoringSpec,
+    model_id: int,
+    as_of_day: int,
+    keep_sums_of: list[int] | None = None,
 ) -> None:
+    """Recompute the sums from events; with ``keep_sums_of``, only for rows whose sums were made
+    under models not listed (another half-life or caps). Reread rows need a rescore after."""
     kinds = sorted(spec.rules)
     params: list = []
     columns = []
@@ -109,9 +117,15 @@ def reread_sums(
     )
     # Kinds without a rule in this model count for nothing: their sums are zeroed.
     zeroed = [f"{sum_field_name(kind)} = 0" for kind in engine_kinds() if kind not in spec.rules]
+    stale = ""
+    stale_params: list = []
+    if keep_sums_of:
+        kept = ", ".join(["%s"] * len(keep_sums_of))
+        stale = f"AND (s.sums_model_id IS NULL OR s.sums_model_id NOT IN ({kept}))"
+        stale_params = list(keep_sums_of)
     sql = f"""
         UPDATE {STATE_TABLE} SET {", ".join([assignments, *zeroed])},
-            epoch_day = %s, sums_model_id = %s
+            epoch_day = %s, sums_model_id = %s, scoring_model_id = NULL
         FROM (
             SELECT s.lead_id, {", ".join(columns)}
             FROM {STATE_TABLE} s
@@ -121,13 +135,13 @@ def reread_sums(
                 WHERE e.lead_id BETWEEN %s AND %s
                 GROUP BY e.lead_id, e.kind, {_day_of("e.occurred_at")}
             ) d ON d.lead_id = s.lead_id
-            WHERE s.lead_id BETWEEN %s AND %s
+            WHERE s.lead_id BETWEEN %s AND %s {stale}
             GROUP BY s.lead_id
         ) agg
         WHERE {STATE_TABLE}.lead_id = agg.lead_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [as_of_day, model_id, *params, lo, hi, lo, hi])
+        cursor.execute(sql, [as_of_day, model_id, *params, lo, hi, lo, hi, *stale_params])
 
 
 def engine_kinds() -> list[str]:
@@ -171,9 +185,22 @@ def _band_sql(engagement: str, spec: engine.ScoringSpec) -> tuple[str, list]:
 
 
 def rescore_from_sums(
-    lo: int, hi: int, *, spec: engine.ScoringSpec, model_id: int, as_of_day: int
+    lo: int,
+    hi: int,
+    *,
+    spec: engine.ScoringSpec,
+    model_id: int,
+    as_of_day: int,
+    only_stale: bool = False,
 ) -> None:
+    """Engagement, total and grade from the sums; with ``only_stale``, only for rows scored under
+    another model or day (or whose sums were just reread)."""
     engagement, params = _engagement_sql(spec, as_of_day)
+    stale = ""
+    stale_params: list = []
+    if only_stale:
+        stale = "AND (s.scoring_model_id IS NULL OR s.scoring_model_id <> %s OR s.as_of_day <> %s)"
+        stale_params = [model_id, as_of_day]
     band, band_params = _band_sql("x.engagement", spec)
     total = _quantized(_greatest(f"{LEAD_TABLE}.fit_score + x.engagement", "0"))
     sql = f"""
@@ -182,12 +209,12 @@ def rescore_from_sums(
         FROM (
             SELECT s.lead_id, {engagement} AS engagement
             FROM {STATE_TABLE} s JOIN {LEAD_TABLE} l ON l.id = s.lead_id
-            WHERE s.lead_id BETWEEN %s AND %s
+            WHERE s.lead_id BETWEEN %s AND %s {stale}
         ) x
         WHERE {LEAD_TABLE}.id = x.lead_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*band_params, *params, lo, hi])
+        cursor.execute(sql, [*band_params, *params, lo, hi, *stale_params])
         cursor.execute(
             f"UPDATE {STATE_TABLE} SET scoring_model_id = %s, as_of_day = %s "
             "WHERE lead_id BETWEEN %s AND %s",
@@ -231,9 +258,24 @@ class FitMemo:
 
 
 def refit(
-    lo: int, hi: int, *, memo: FitMemo, icp_version_id: int, spec: engine.ScoringSpec
+    lo: int,
+    hi: int,
+    *,
+    memo: FitMemo,
+    icp_version_id: int,
+    spec: engine.ScoringSpec,
+    only_stale: bool = False,
 ) -> None:
-    """Fit, exclusion and tier (and the total and grade that follow) for the range."""
+    """Fit, exclusion and tier (and the total and grade that follow) for the range; with
+    ``only_stale``, only for leads last fitted under another ICP version."""
+    stale = ""
+    stale_params: list = []
+    if only_stale:
+        stale = (
+            f"AND EXISTS (SELECT 1 FROM {STATE_TABLE} s WHERE s.lead_id = l.id "
+            "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s))"
+        )
+        stale_params = [icp_version_id]
     from scoring.selectors import account_facts
 
     with connection.cursor() as cursor:
@@ -243,9 +285,9 @@ def refit(
                    CASE WHEN a.country IS NOT NULL AND a.country <> ''
                         THEN a.country ELSE l.country END
             FROM {LEAD_TABLE} l LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
-            WHERE l.id BETWEEN %s AND %s
+            WHERE l.id BETWEEN %s AND %s {stale}
             """,
-            [lo, hi],
+            [lo, hi, *stale_params],
         )
         leads = cursor.fetchall()
     missing_accounts = {row[1] for row in leads if row[1] is not None} - memo.accounts.keys()
@@ -265,9 +307,8 @@ def refit(
         points = account_points + person_points
         excluded = account_excluded or person_excluded
         rows.append((lead_id, points, excluded, memo.icp.tier_for(points, excluded=excluded)))
-    if not rows:
-        return
-    _write_fit(rows, spec)
+    if rows:
+        _write_fit(rows, spec)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {STATE_TABLE} SET icp_version_id = %s WHERE lead_id BETWEEN %s AND %s",
@@ -311,3 +352,25 @@ def _write_fit(rows: list[tuple[int, int, bool, str]], spec: engine.ScoringSpec)
                 """,
                 [*band_params, *flat],
             )
+
+
+def bring_up_to_date(
+    lo: int,
+    hi: int,
+    *,
+    icp: engine.IcpSpec,
+    icp_version_id: int,
+    spec: engine.ScoringSpec,
+    model_id: int,
+    keep_sums_of: list[int],
+    as_of_day: int,
+    memo: FitMemo,
+) -> None:
+    """Make every lead of the range current with the ICP and model in force and the day: rows
+    already current are skipped, so re-running a range is cheap and changes nothing."""
+    ensure_states(lo, hi)
+    reread_sums(
+        lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, keep_sums_of=keep_sums_of
+    )
+    refit(lo, hi, memo=memo, icp_version_id=icp_version_id, spec=spec, only_stale=True)
+    rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, only_stale=True)

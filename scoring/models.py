@@ -173,3 +173,54 @@ class LeadScoreState(models.Model):
 
 for _kind in EventKind.values:
     LeadScoreState.add_to_class(sum_field_name(_kind), models.FloatField(default=0, db_default=0))
+
+
+class RescoreJob(models.Model):
+    """A rescore of every lead (after a publish, or the daily decay), split into chunks that
+    workers run in parallel. Each chunk keeps a watermark, so a crashed worker resumes."""
+
+    class Reason(models.TextChoices):
+        ICP_PUBLISHED = "icp_published", "ICP published"
+        MODEL_PUBLISHED = "model_published", "Scoring model published"
+        DECAY = "decay", "Daily decay"
+        MANUAL = "manual", "Manual"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    note = models.CharField(max_length=200, blank=True)
+    total_leads = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} rescore #{self.pk}"
+
+
+class RescoreChunk(models.Model):
+    job = models.ForeignKey(RescoreJob, on_delete=models.CASCADE, related_name="chunks")
+    first_lead_id = models.BigIntegerField()
+    last_lead_id = models.BigIntegerField()
+    next_lead_id = models.BigIntegerField(help_text="Watermark: leads below it are done.")
+    processed = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "first_lead_id"]
+        indexes = [
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(finished_at__isnull=True),
+                name="chunk_unfinished",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"leads {self.first_lead_id}–{self.last_lead_id} of job {self.job_id}"

@@ -23,6 +23,7 @@ from .facts import (
     StageTransition,
     normalize_domain,
 )
+from .team import SalesRep
 
 __all__ = [
     "Account",
@@ -40,6 +41,7 @@ __all__ = [
     "LifecycleVersion",
     "Opportunity",
     "RejectionReason",
+    "SalesRep",
     "SlaPolicy",
     "SlaVersion",
     "Source",

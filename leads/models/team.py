@@ -1,0 +1,45 @@
+"""Who works the leads: sales reps, their territory, segments and capacity."""
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from leads.choices import Region
+
+
+class SalesRep(models.Model):
+    """A user who receives handoffs. Assignment is round robin among eligible reps."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sales_rep"
+    )
+    region = models.CharField(
+        max_length=5, choices=Region.choices, blank=True, help_text="Territory; empty = any."
+    )
+    tiers = models.JSONField(
+        default=list, blank=True, help_text='Fit tiers this rep works, e.g. ["A", "B"]; empty = any.'
+    )
+    capacity = models.PositiveIntegerField(
+        default=40,
+        validators=[MinValueValidator(1)],
+        help_text="Most pending handoffs at once; a rep at capacity is skipped.",
+    )
+    is_active = models.BooleanField(default=True)
+    out_of_office_from = models.DateField(null=True, blank=True)
+    out_of_office_until = models.DateField(null=True, blank=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(out_of_office_from__isnull=True)
+                | Q(out_of_office_until__isnull=True)
+                | Q(out_of_office_from__lte=models.F("out_of_office_until")),
+                name="leads_salesrep_ooo_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
