@@ -136,6 +136,12 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
+    "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},
+    # Move every score to the new day once per UTC day (the check itself runs hourly).
+    "scoring-daily-decay": {"task": "scoring.tasks.start_daily_decay", "schedule": 3600.0},
+}
 
 # --- Cache ----------------------------------------------------------------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
