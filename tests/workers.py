@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def celery_worker(env: dict[str, str], *, ready_timeout: float = 60.0):
+def celery_worker(env: dict[str, str], *, ready_timeout: float = 60.0, queue: str | None = None):
     """Start ``celery -A revops worker`` with ``env`` on top of ours; stop it afterwards."""
     full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "revops.settings.local", **env}
     process = subprocess.Popen(
@@ -28,6 +28,7 @@ def celery_worker(env: dict[str, str], *, ready_timeout: float = 60.0):
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            *(["--queues", queue] if queue else []),
         ],
         cwd=ROOT,
         env=full_env,
@@ -56,3 +57,50 @@ def celery_worker(env: dict[str, str], *, ready_timeout: float = 60.0):
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def private_redis(port: int):
+    """A Redis server of the test's own on ``port`` (never the shared one), stopped afterwards."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import socket
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
