@@ -37,6 +37,7 @@ def celery_worker(env: dict[str, str], *, ready_timeout: float = 60.0, queue: st
         text=True,
     )
     lines: list[str] = []
+    log_path = os.environ.get("REVOPS_WORKER_LOG")
     deadline = time.monotonic() + ready_timeout
     try:
         while time.monotonic() < deadline:
@@ -56,7 +57,11 @@ def celery_worker(env: dict[str, str], *, ready_timeout: float = 60.0, queue: st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        rest = process.stdout.read()
         process.stdout.close()
+        if log_path:
+            with open(log_path, "a") as log:
+                log.write("".join(lines) + rest)
 
 
 def free_port() -> int:

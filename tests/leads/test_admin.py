@@ -78,8 +78,19 @@ def test_adding_an_icp_draft_with_criteria(admin_client):
         reverse("admin:leads_icpversion_add"),
         icp_post(
             [
-                {"name": "Software", "attribute": "industry", "values": '["Software"]', "points": 40},
-                {"name": "Mid-market", "attribute": "employees", "min_value": 200, "max_value": 2000, "points": 30},
+                {
+                    "name": "Software",
+                    "attribute": "industry",
+                    "values": '["Software"]',
+                    "points": 40,
+                },
+                {
+                    "name": "Mid-market",
+                    "attribute": "employees",
+                    "min_value": 200,
+                    "max_value": 2000,
+                    "points": 30,
+                },
             ]
         ),
     )
@@ -93,7 +104,17 @@ def test_adding_an_icp_draft_with_criteria(admin_client):
 def test_icp_range_with_min_above_max_is_refused_and_nothing_saved(admin_client):
     response = admin_client.post(
         reverse("admin:leads_icpversion_add"),
-        icp_post([{"name": "Size", "attribute": "employees", "min_value": 5000, "max_value": 10, "points": 5}]),
+        icp_post(
+            [
+                {
+                    "name": "Size",
+                    "attribute": "employees",
+                    "min_value": 5000,
+                    "max_value": 10,
+                    "points": 5,
+                }
+            ]
+        ),
     )
     assert response.status_code == 200
     assert "is greater than the maximum" in response.content.decode()
@@ -104,7 +125,11 @@ def test_icp_range_with_min_above_max_is_refused_and_nothing_saved(admin_client)
 def test_icp_tiers_out_of_order_are_refused(admin_client):
     response = admin_client.post(
         reverse("admin:leads_icpversion_add"),
-        icp_post([{"name": "Software", "attribute": "industry", "values": '["software"]', "points": 40}], a=10, b=35),
+        icp_post(
+            [{"name": "Software", "attribute": "industry", "values": '["software"]', "points": 40}],
+            a=10,
+            b=35,
+        ),
     )
     assert response.status_code == 200
     assert "Tier thresholds must descend" in response.content.decode()
@@ -126,8 +151,22 @@ def test_lifecycle_thresholds_inconsistent_with_order_are_refused(admin_client):
     data = stage_rows(
         [
             {**BASE_STAGE, "order": 1, "key": "lead", "name": "Lead"},
-            {**BASE_STAGE, "order": 2, "key": "mql", "name": "MQL", "trigger_type": "score", "trigger_score": 70},
-            {**BASE_STAGE, "order": 3, "key": "hot", "name": "Hot", "trigger_type": "score", "trigger_score": 50},
+            {
+                **BASE_STAGE,
+                "order": 2,
+                "key": "mql",
+                "name": "MQL",
+                "trigger_type": "score",
+                "trigger_score": 70,
+            },
+            {
+                **BASE_STAGE,
+                "order": 3,
+                "key": "hot",
+                "name": "Hot",
+                "trigger_type": "score",
+                "trigger_score": 50,
+            },
         ]
     )
     response = admin_client.post(reverse("admin:leads_lifecycleversion_add"), data)
@@ -140,7 +179,14 @@ def test_stage_event_trigger_with_unknown_event_kind_is_refused(admin_client):
     data = stage_rows(
         [
             {**BASE_STAGE, "order": 1, "key": "lead", "name": "Lead"},
-            {**BASE_STAGE, "order": 2, "key": "sql", "name": "SQL", "trigger_type": "event", "trigger_event_kind": "fax_sent"},
+            {
+                **BASE_STAGE,
+                "order": 2,
+                "key": "sql",
+                "name": "SQL",
+                "trigger_type": "event",
+                "trigger_event_kind": "fax_sent",
+            },
         ]
     )
     response = admin_client.post(reverse("admin:leads_lifecycleversion_add"), data)

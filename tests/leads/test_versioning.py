@@ -61,7 +61,9 @@ def test_published_version_rows_cannot_be_edited_or_deleted(icp_v1):
     with pytest.raises(ValidationError, match="published"):
         criterion.delete()
     with pytest.raises(ValidationError, match="published"):
-        IcpCriterion(version=icp_v1, name="New", attribute="industry", values=["x"], points=1).save()
+        IcpCriterion(
+            version=icp_v1, name="New", attribute="industry", values=["x"], points=1
+        ).save()
     assert icp_v1.criteria.get(name="Target industry").points == 20
 
 
@@ -152,7 +154,11 @@ def test_moving_a_lead_writes_history_and_the_nurture_flag(db, admin_user):
     lead.refresh_from_db()
     assert lead.stage == "sal"
     assert lead.in_marketing_nurture is False
-    assert (transition.from_stage, transition.to_stage, transition.actor) == ("mql", "sal", admin_user)
+    assert (transition.from_stage, transition.to_stage, transition.actor) == (
+        "mql",
+        "sal",
+        admin_user,
+    )
     lead_move_to_stage(lead=lead, to_stage="nurture", actor=admin_user, reason="not now")
     lead.refresh_from_db()
     assert lead.in_marketing_nurture is True

@@ -64,7 +64,11 @@ def test_production_refuses_sqlite():
 
 def test_production_settings_pass_check_deploy():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "SECRET_KEY": GOOD_SECRET}
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={**PRODUCTION, "SECRET_KEY": GOOD_SECRET},
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
@@ -90,7 +94,9 @@ def test_embedded_defaults_are_sqlite_and_the_filesystem_broker():
         "print(settings.DATABASES['default']['ENGINE']); print(settings.CELERY_BROKER_URL); "
         "print(settings.TIME_ZONE, settings.USE_TZ)"
     )
-    result = run_manage("shell", "--no-imports", "-c", code, env={"DJANGO_SETTINGS_MODULE": "revops.settings.local"})
+    result = run_manage(
+        "shell", "--no-imports", "-c", code, env={"DJANGO_SETTINGS_MODULE": "revops.settings.local"}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:3] == [
         "django.db.backends.sqlite3",

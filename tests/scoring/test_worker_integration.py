@@ -18,7 +18,15 @@ from tests.conftest import REQUIRE_SERVICES, broker_is_redis
 from tests.factories import AccountFactory, LeadFactory
 from tests.workers import celery_worker, free_port, private_redis, wait_for
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: the flush between transactional tests would drop the default
+# definitions the migrations created; restore them for each test.
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+# One queue for the module: Celery caches the default queue once it has published.
+QUEUE = f"revops-test-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -95,7 +103,7 @@ def test_event_is_rescored_by_a_worker_and_opens_an_assigned_handoff(
 ):
     rep = SalesRep.objects.create(user=get_user_model().objects.create_user("rep.worker"))
     lead = hot_lead()
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+    queue = QUEUE
     broker = os.environ["CELERY_BROKER_URL"]
     publishing(broker, queue)
     with celery_worker({**worker_env, "CELERY_BROKER_URL": broker}, queue=queue):
@@ -115,7 +123,7 @@ def test_lead_is_rescored_after_the_broker_comes_back(real_services, worker_env,
     lead = hot_lead()
     port = free_port()  # nothing listens here yet: the broker is down
     broker = f"redis://127.0.0.1:{port}/0"
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+    queue = QUEUE
     publishing(broker, queue)
     demo_request(lead, "down-1")
     assert EngagementEvent.objects.filter(lead=lead).count() == 2
