@@ -18,7 +18,9 @@ class SalesRep(models.Model):
         max_length=5, choices=Region.choices, blank=True, help_text="Territory; empty = any."
     )
     tiers = models.JSONField(
-        default=list, blank=True, help_text='Fit tiers this rep works, e.g. ["A", "B"]; empty = any.'
+        default=list,
+        blank=True,
+        help_text='Fit tiers this rep works, e.g. ["A", "B"]; empty = any.',
     )
     capacity = models.PositiveIntegerField(
         default=40,
