@@ -103,3 +103,46 @@ def pipeline_counts() -> dict[str, int]:
         "open_handoffs": Handoff.objects.filter(outcome="pending").count(),
         "open_opportunities": Opportunity.objects.filter(status="open").count(),
     }
+
+
+def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: str = ""):
+    """Leads for the list page, newest first, filtered; the caller paginates."""
+    from django.db.models import Q
+
+    from leads.models import Lead
+
+    leads = Lead.objects.select_related("account", "source", "owner").order_by("-created_at", "-pk")
+    if stage:
+        leads = leads.filter(stage=stage)
+    if tier:
+        leads = leads.filter(tier=tier)
+    if source_id.isdigit():
+        leads = leads.filter(source_id=int(source_id))
+    if query:
+        leads = leads.filter(
+            Q(email__icontains=query)
+            | Q(last_name__icontains=query)
+            | Q(first_name__icontains=query)
+            | Q(account__name__icontains=query)
+        )
+    return leads
+
+
+def lead_detail(lead_id: int):
+    from leads.models import Lead
+
+    return (
+        Lead.objects.select_related("account", "source", "campaign", "owner")
+        .prefetch_related("transitions__actor", "handoffs__assignee", "handoffs__reject_reason")
+        .get(pk=lead_id)
+    )
+
+
+def lead_recent_events(lead_id: int, *, limit: int = 50):
+    from leads.models import EngagementEvent
+
+    return list(
+        EngagementEvent.objects.filter(lead_id=lead_id)
+        .select_related("content_asset")
+        .order_by("-occurred_at")[:limit]
+    )

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from scoring import views
+
+app_name = "scoring"
+
+urlpatterns = [
+    path("jobs/latest/", views.latest_job, name="latest-job"),
+    path("jobs/<int:pk>/", views.job_detail, name="job"),
+    path("jobs/<int:pk>/progress.json", views.job_progress_json, name="job-progress"),
+]
