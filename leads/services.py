@@ -34,6 +34,7 @@ def on_definition_published(model: type[DefinitionVersion], hook: Callable[..., 
     if hook not in _PUBLISH_HOOKS[model]:
         _PUBLISH_HOOKS[model].append(hook)
 
+
 def definition_publish(
     *, version: V, actor: AbstractBaseUser | None, effective_from: datetime | None = None
 ) -> V:
