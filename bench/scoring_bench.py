@@ -1,0 +1,254 @@
+"""Scoring benchmark (issue: lead scoring recomputed by Celery workers). Not a test.
+
+Needs PostgreSQL (DATABASE_URL) seeded with the demo data, e.g.
+
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/revops_bench
+    export CELERY_BROKER_URL=redis://127.0.0.1:6379/3
+    .venv/bin/python manage.py migrate
+    .venv/bin/python manage.py seed_demo --reset --leads 1000000 --events-per-lead 10
+    .venv/bin/python bench/scoring_bench.py --workers 2
+
+Prints, with their ratio to the named baseline (a single hand-written
+``UPDATE … FROM (SELECT … GROUP BY lead_id)`` that re-aggregates every event, run in this process):
+
+1. publish new event weights ⇒ every lead rescored and visible, end to end through workers
+   (target ≤ 10 s), and the same for a new ICP;
+2. publish a new half-life (events must be re-read): target ≤ 1.3 × the baseline;
+3. incremental: event written ⇒ new score visible, p50 / p95 over N events, one worker
+   (target p95 ≤ 1 s);
+4. peak worker RSS during the full recomputes (target ≤ 300 MB).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from leads.models import EngagementEvent, IcpVersion, Lead  # noqa: E402
+from leads.services import (  # noqa: E402
+    definition_create_draft,
+    definition_publish,
+    engagement_events_record,
+)
+from scoring.models import LeadScoreState, RescoreJob, ScoringModel  # noqa: E402
+
+
+def baseline_single_statement() -> float:
+    """The naive set-based rescore: re-read every event, weight and decay it, update leads."""
+    sql = """
+        UPDATE leads_lead l SET engagement_score = agg.score
+        FROM (
+            SELECT e.lead_id,
+                   SUM(w.points * POWER(2.0, -EXTRACT(EPOCH FROM (now() - e.occurred_at))
+                                        / 86400.0 / 30.0)) AS score
+            FROM leads_engagementevent e
+            JOIN scoring_eventweight w ON w.kind = e.kind AND w.version_id = %s
+            GROUP BY e.lead_id
+        ) agg
+        WHERE l.id = agg.lead_id
+    """
+    model = ScoringModel.objects.get(number=1)
+    started = time.perf_counter()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [model.pk])
+        transaction.set_rollback(True)  # measure it, keep nothing
+    return time.perf_counter() - started
+
+
+class Workers:
+    """N solo Celery worker processes, with their peak RSS sampled."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.processes: list[subprocess.Popen] = []
+        self.peak_rss_kb = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        env = {**os.environ}
+        for index in range(self.count):
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable, "-m", "celery", "-A", "revops", "worker",
+                        "--pool=solo", "--loglevel=WARNING", f"--hostname=bench{index}@%h",
+                        "--without-gossip", "--without-mingle", "--without-heartbeat",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        time.sleep(4)
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            for process in self.processes:
+                try:
+                    status = Path(f"/proc/{process.pid}/status").read_text()
+                except FileNotFoundError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
+            time.sleep(0.05)
+
+    def reset_peak(self):
+        self.peak_rss_kb = 0
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=30)
+
+
+def wait_for_job(after_id: int, timeout: float = 900) -> RescoreJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = RescoreJob.objects.filter(pk__gt=after_id).order_by("-pk").first()
+        if job is not None and job.status == RescoreJob.Status.DONE:
+            return job
+        time.sleep(0.05)
+    raise SystemExit("rescore job did not finish in time")
+
+
+def last_job_id() -> int:
+    return RescoreJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def publish_and_wait(draft) -> float:
+    before = last_job_id()
+    started = time.perf_counter()
+    definition_publish(version=draft, actor=None)
+    wait_for_job(before)
+    return time.perf_counter() - started
+
+
+def new_model(**changes) -> ScoringModel:
+    current = ScoringModel.objects.filter(status="published").order_by("-effective_from").first()
+    draft = definition_create_draft(model=ScoringModel, actor=None, copy_from=current)
+    weights = changes.pop("weights", {})
+    for kind, points in weights.items():
+        draft.weights.filter(kind=kind).update(points=points)
+    if changes:
+        ScoringModel.objects.filter(pk=draft.pk).update(**changes)
+        draft.refresh_from_db()
+    return draft
+
+
+def new_icp() -> IcpVersion:
+    current = IcpVersion.objects.filter(status="published").order_by("-effective_from").first()
+    draft = definition_create_draft(model=IcpVersion, actor=None, copy_from=current)
+    criterion = draft.criteria.filter(is_exclusion=False).order_by("-points").first()
+    criterion.points += 5
+    criterion.save()
+    return draft
+
+
+def incremental(samples: int) -> tuple[float, float]:
+    lead_ids = list(Lead.objects.order_by("?").values_list("pk", flat=True)[:samples])
+    latencies = []
+    for number, lead_id in enumerate(lead_ids):
+        event = EngagementEvent(
+            lead_id=lead_id,
+            kind="pricing_page",
+            occurred_at=timezone.now() - timedelta(seconds=1),
+            source_system="bench",
+            external_id=f"bench-{time.time_ns()}-{number}",
+        )
+        started = time.perf_counter()
+        engagement_events_record(events=[event])
+        while True:
+            state = LeadScoreState.objects.values_list("pending_seq", "scored_seq").get(lead_id=lead_id)
+            if state[1] >= state[0]:
+                break
+            time.sleep(0.002)
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(len(latencies) * 0.95) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--incremental-samples", type=int, default=1000)
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit("Run against PostgreSQL: set DATABASE_URL.")
+    if not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+        raise SystemExit("Run against Redis: set CELERY_BROKER_URL=redis://…")
+    leads = Lead.objects.count()
+    events = EngagementEvent.objects.count()
+    print(f"data: {leads:,} leads, {events:,} events; {args.workers} worker(s)")
+
+    baseline = baseline_single_statement()
+    print(f"baseline single UPDATE … FROM (SELECT … GROUP BY lead_id): {baseline:.2f} s")
+
+    with Workers(args.workers) as workers:
+        # Bring every lead to a scored state first (what a fresh install's first rescore does).
+        before = last_job_id()
+        from scoring.services import rescore_job_create
+        from scoring.tasks import enqueue_job
+
+        started = time.perf_counter()
+        with transaction.atomic():
+            job = rescore_job_create(reason="manual", note="benchmark warm-up")
+            transaction.on_commit(lambda: enqueue_job(job.pk))
+        wait_for_job(before)
+        print(f"first full scoring (re-reads all events): {time.perf_counter() - started:.2f} s")
+
+        workers.reset_peak()
+        weights = publish_and_wait(new_model(weights={"page_view": 2, "email_click": 4}))
+        rss_weights = workers.peak_rss_kb
+        print(
+            f"publish new event weights ⇒ all leads rescored: {weights:.2f} s "
+            f"(target ≤ 10 s; {weights / baseline:.2f} × baseline)"
+        )
+        workers.reset_peak()
+        icp = publish_and_wait(new_icp())
+        print(
+            f"publish a new ICP ⇒ all leads refitted: {icp:.2f} s "
+            f"(target ≤ 10 s; {icp / baseline:.2f} × baseline)"
+        )
+        workers.reset_peak()
+        half_life = publish_and_wait(new_model(half_life_days=21))
+        rss = max(rss_weights, workers.peak_rss_kb)
+        print(
+            f"publish a new half-life (re-reads events): {half_life:.2f} s "
+            f"({half_life / baseline:.2f} × baseline; target ≤ 1.3 ×)"
+        )
+        print(f"peak worker RSS during full recomputes: {rss / 1024:.0f} MB (target ≤ 300 MB)")
+
+    with Workers(1):
+        p50, p95 = incremental(args.incremental_samples)
+    print(
+        f"incremental, event ⇒ score visible, {args.incremental_samples} events, one worker: "
+        f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target p95 ≤ 1000 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
