@@ -391,3 +391,14 @@ def decay_job_create_if_due() -> RescoreJob | None:
         return None
     with transaction.atomic():
         return rescore_job_create(reason=RescoreJob.Reason.DECAY, note=f"day {today}")
+
+
+def rescore_all_now(*, note: str = "") -> RescoreJob:
+    """Score every lead in this process (no worker), without moving stages: for the demo seeder
+    and management commands, where history is already written."""
+    with transaction.atomic():
+        job = rescore_job_create(reason=RescoreJob.Reason.MANUAL, note=note)
+    for chunk_id in job.chunks.values_list("pk", flat=True):
+        rescore_chunk_run(chunk_id=chunk_id)
+    job.refresh_from_db()
+    return job
