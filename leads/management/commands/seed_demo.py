@@ -47,6 +47,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=42, help="Random seed (default 42).")
         parser.add_argument(
+            "--no-score",
+            action="store_true",
+            help="Skip scoring the leads with the scoring engine after loading.",
+        )
+        parser.add_argument(
             "--leads", type=_non_negative(int), default=5000, help="Leads (default 5000)."
         )
         parser.add_argument(
@@ -98,6 +103,19 @@ class Command(BaseCommand):
         except DemoDataError as exc:
             raise CommandError(str(exc)) from exc
         self.summary(report)
+        if not options["no_score"]:
+            self.score_leads()
+
+    def score_leads(self) -> None:
+        # The generator's scores are a sketch; the engine's are the truth every page shows.
+        from scoring.services import rescore_all_now
+
+        started = time.monotonic()
+        job = rescore_all_now(note="seed_demo")
+        self.stdout.write(
+            f"Scored {job.total_leads:,} leads with the scoring engine "
+            f"in {time.monotonic() - started:.1f} s."
+        )
 
     def progress(self, load: TableLoad) -> None:
         now = time.monotonic()
