@@ -5,6 +5,7 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.utils import timezone
 
 from leads.models import EngagementEvent, Handoff, IcpVersion, Lead, SalesRep, StageTransition
@@ -338,3 +339,43 @@ def test_sweep_rescores_leads_whose_message_was_lost(
 
 def test_day_number_is_the_utc_date():
     assert engine.day_number(datetime(1970, 1, 2, 23, 59, tzinfo=UTC)) == 1
+
+
+def test_events_arriving_during_a_full_rescore_end_with_the_right_score(
+    db, frozen_now, monkeypatch
+):
+    """One event lands in a bucket the job already finished, one in a bucket still ahead:
+    after the job and the incremental rescores, every lead scores exactly as the engine says."""
+    monkeypatch.setattr(services, "BUCKET_SIZE", 2)
+    monkeypatch.setattr(services, "CHUNK_SIZE", 100)
+    leads = [icp_lead() for _ in range(6)]
+    for lead in leads:
+        record(lead, "page_view", 2)
+    original = services.bulk.bring_up_to_date
+    calls = []
+
+    def with_events_arriving(lo, hi, **kwargs):
+        original(lo, hi, **kwargs)
+        calls.append((lo, hi))
+        if len(calls) == 1:
+            record(leads[0], "webinar_attended", 1, prefix="during")  # bucket already done
+            record(leads[-1], "form_fill", 1, prefix="during")  # bucket still ahead
+
+    monkeypatch.setattr(services.bulk, "bring_up_to_date", with_events_arriving)
+    job = services.rescore_job_create(reason="manual")
+    for chunk in job.chunks.all():
+        services.rescore_chunk_run(chunk_id=chunk.pk)
+    assert len(calls) >= 3
+    tasks.sweep_scoring()  # the incremental rescores those events enqueued
+    assert (
+        not LeadScoreState.objects.filter(lead__in=leads, pending_seq__gt=0)
+        .exclude(scored_seq__gte=models.F("pending_seq"))
+        .exists()
+    )
+    final = {
+        lead.pk: lead.total_score
+        for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads])
+    }
+    expected = {lead.pk: services.lead_rescore(lead_id=lead.pk).total for lead in leads}
+    assert final == expected
+    assert final[leads[0].pk] == Lead.objects.get(pk=leads[0].pk).fit_score + 2 + 10
