@@ -87,9 +87,18 @@ class Workers:
             self.processes.append(
                 subprocess.Popen(
                     [
-                        sys.executable, "-m", "celery", "-A", "revops", "worker",
-                        "--pool=solo", "--loglevel=WARNING", f"--hostname=bench{index}@%h",
-                        "--without-gossip", "--without-mingle", "--without-heartbeat",
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "revops",
+                        "worker",
+                        "--pool=solo",
+                        "--loglevel=WARNING",
+                        f"--hostname=bench{index}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
                     ],
                     cwd=ROOT,
                     env=env,
@@ -182,8 +191,10 @@ def incremental(samples: int) -> tuple[float, float]:
         started = time.perf_counter()
         engagement_events_record(events=[event])
         while True:
-            state = LeadScoreState.objects.values_list("pending_seq", "scored_seq").get(lead_id=lead_id)
-            if state[1] >= state[0]:
+            pending, scored = LeadScoreState.objects.values_list("pending_seq", "scored_seq").get(
+                lead_id=lead_id
+            )
+            if scored >= pending:
                 break
             time.sleep(0.002)
         latencies.append(time.perf_counter() - started)
