@@ -70,23 +70,22 @@ def sla_policy_for(*, stage_key: str, tier: str, at: datetime | None = None) -> 
     return min(candidates, key=lambda policy: policy.tier == "", default=None)
 
 
-def definitions_overview() -> list[dict]:
+def definitions_overview(models: list[type[DefinitionVersion]]) -> list[dict]:
     """For the home page: each definition kind, its version in force and how many drafts wait."""
+    from django.urls import reverse
+
     rows = []
-    for model, admin_name in (
-        (IcpVersion, "icpversion"),
-        (LifecycleVersion, "lifecycleversion"),
-        (SlaVersion, "slaversion"),
-    ):
+    for model in models:
         counts = model.objects.aggregate(
             drafts=Count("pk", filter=Q(status=DefinitionStatus.DRAFT))
         )
+        meta = model._meta
         rows.append(
             {
-                "label": model._meta.verbose_name,
+                "label": meta.verbose_name,
                 "in_force": version_in_force(model),
                 "drafts": counts["drafts"],
-                "admin_name": admin_name,
+                "admin_url": reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"),
             }
         )
     return rows

@@ -3,7 +3,11 @@ from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from leads.models import IcpVersion, LifecycleVersion, SlaVersion
 from leads.selectors import definitions_overview, pipeline_counts
+from scoring.models import ScoringModel
+
+DEFINITIONS = [IcpVersion, LifecycleVersion, SlaVersion, ScoringModel]
 
 
 @login_required
@@ -11,7 +15,7 @@ def home(request):
     return render(
         request,
         "home.html",
-        {"definitions": definitions_overview(), "counts": pipeline_counts()},
+        {"definitions": definitions_overview(DEFINITIONS), "counts": pipeline_counts()},
     )
 
 

@@ -14,12 +14,13 @@ def test_home_says_where_things_are_and_what_is_in_force(admin_client):
     assert "ICP version" in body
     assert "Lifecycle version" in body
     assert "SLA version" in body
-    assert body.count(">v1<") == 3
+    assert "Scoring model" in body
+    assert body.count(">v1<") == 4
     assert reverse("admin:leads_icpversion_changelist") in body
 
 
 def test_home_query_count_is_pinned(admin_client, django_assert_num_queries):
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(14):
         admin_client.get(reverse("home"))
 
 
