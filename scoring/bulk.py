@@ -354,6 +354,20 @@ def _write_fit(rows: list[tuple[int, int, bool, str]], spec: engine.ScoringSpec)
             )
 
 
+def _has_stale_sums(lo: int, hi: int, keep_sums_of: list[int]) -> bool:
+    """Cheap check first: re-aggregating a range's events costs far more than asking."""
+    if not keep_sums_of:
+        return True
+    kept = ", ".join(["%s"] * len(keep_sums_of))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s "
+            f"AND (sums_model_id IS NULL OR sums_model_id NOT IN ({kept})) LIMIT 1",
+            [lo, hi, *keep_sums_of],
+        )
+        return cursor.fetchone() is not None
+
+
 def bring_up_to_date(
     lo: int,
     hi: int,
