@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from leads.calendars import calendar_spec
 from leads.choices import ActorType, DefinitionStatus
 from leads.models import (
     DefinitionVersion,
@@ -20,7 +21,8 @@ from leads.models import (
     SalesRep,
     StageTransition,
 )
-from leads.selectors import latest_published_effective_from
+from leads.selectors import latest_published_effective_from, sla_policy_for, stages_in_force
+from leads.sla_clock import add_business_hours
 
 V = TypeVar("V", bound=DefinitionVersion)
 
@@ -110,8 +112,6 @@ def lead_move_to_stage(
     at: datetime | None = None,
 ) -> StageTransition:
     """Move a lead to a stage and record the transition in the same transaction."""
-    from leads.selectors import stages_in_force
-
     at = at or timezone.now()
     stages = {stage.key: stage for stage in stages_in_force(at=at)}
     target = stages.get(to_stage)
@@ -225,10 +225,6 @@ def handoff_open(*, lead: Lead, stage_key: str, at: datetime) -> Handoff:
     """Hand a lead to sales: SLA due times from the policy in force, an assignee by round robin
     (or the fallback queue), and the lead's owner set. Called inside the stage move's transaction.
     """
-    from leads.calendars import calendar_spec
-    from leads.selectors import sla_policy_for
-    from leads.sla_clock import add_business_hours
-
     policy = sla_policy_for(stage_key=stage_key, tier=lead.tier, at=at)
     response_due_at = accept_due_at = None
     if policy is not None:
