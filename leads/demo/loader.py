@@ -259,8 +259,18 @@ def demo_data_seed(
             for chunk in generate(plan):
                 writer.write(chunk)
         _reset_sequences(connection, [model_for(spec) for spec in TABLES])
+        _analyze(connection, [model_for(spec) for spec in TABLES])
     report.total_seconds = time.perf_counter() - started
     return report
+
+
+def _analyze(connection, model_list: Iterable[type[models.Model]]) -> None:
+    """Fresh statistics after a bulk load, or the planner guesses badly on the first queries."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in model_list)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def _reset_sequences(connection, model_list: Iterable[type[models.Model]]) -> None:
