@@ -343,26 +343,23 @@ class LeadAdmin(FactAdmin):
         "source",
         "stage",
         "tier",
-        "total_score",
+        "score",
         "owner",
         "in_marketing_nurture",
         "created_at",
     )
     list_filter = (StageListFilter, "tier", "in_marketing_nurture", "source", "seniority")
-    list_select_related = ("account", "source", "owner")
+    list_select_related = ("account", "source", "owner", "score_state")
     search_fields = ("email", "first_name", "last_name", "external_id", "account__name")
     raw_id_fields = ("account", "campaign", "owner")
-    readonly_fields = (
-        "stage",
-        "stage_entered_at",
-        "fit_score",
-        "engagement_score",
-        "total_score",
-        "tier",
-        "updated_at",
-    )
+    readonly_fields = ("stage", "stage_entered_at", "tier", "score", "updated_at")
     date_hierarchy = "created_at"
     inlines = [StageTransitionInline]
+
+    @admin.display(description="Score (grade)", ordering="score_state__total")
+    def score(self, obj) -> str:
+        state = getattr(obj, "score_state", None)
+        return f"{state.total:g} ({state.grade})" if state is not None else "not scored"
 
 
 @admin.register(EngagementEvent)

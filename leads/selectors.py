@@ -110,7 +110,9 @@ def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: st
 
     from leads.models import Lead
 
-    leads = Lead.objects.select_related("account", "source", "owner").order_by("-created_at", "-pk")
+    leads = Lead.objects.select_related("account", "source", "owner", "score_state").order_by(
+        "-created_at", "-pk"
+    )
     if stage:
         leads = leads.filter(stage=stage)
     if tier:
@@ -131,7 +133,7 @@ def lead_detail(lead_id: int):
     from leads.models import Lead
 
     return (
-        Lead.objects.select_related("account", "source", "campaign", "owner")
+        Lead.objects.select_related("account", "source", "campaign", "owner", "score_state")
         .prefetch_related("transitions__actor", "handoffs__assignee", "handoffs__reject_reason")
         .get(pk=lead_id)
     )

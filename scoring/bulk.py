@@ -202,24 +202,20 @@ def rescore_from_sums(
         stale = "AND (s.scoring_model_id IS NULL OR s.scoring_model_id <> %s OR s.as_of_day <> %s)"
         stale_params = [model_id, as_of_day]
     band, band_params = _band_sql("x.engagement", spec)
-    total = _quantized(_greatest(f"{LEAD_TABLE}.fit_score + x.engagement", "0"))
+    total = _quantized(_greatest(f"{STATE_TABLE}.fit_points + x.engagement", "0"))
+    # One statement, on the narrow state table only: the lead rows are only read (e-mail).
     sql = f"""
-        UPDATE {LEAD_TABLE} SET engagement_score = x.engagement, total_score = {total},
-            grade = {LEAD_TABLE}.tier || {band}
+        UPDATE {STATE_TABLE} SET engagement = x.engagement, total = {total},
+            grade = {STATE_TABLE}.tier || {band}, scoring_model_id = %s, as_of_day = %s
         FROM (
             SELECT s.lead_id, {engagement} AS engagement
             FROM {STATE_TABLE} s JOIN {LEAD_TABLE} l ON l.id = s.lead_id
             WHERE s.lead_id BETWEEN %s AND %s {stale}
         ) x
-        WHERE {LEAD_TABLE}.id = x.lead_id
+        WHERE {STATE_TABLE}.lead_id = x.lead_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*band_params, *params, lo, hi, *stale_params])
-        cursor.execute(
-            f"UPDATE {STATE_TABLE} SET scoring_model_id = %s, as_of_day = %s "
-            "WHERE lead_id BETWEEN %s AND %s",
-            [model_id, as_of_day, lo, hi],
-        )
+        cursor.execute(sql, [*band_params, model_id, as_of_day, *params, lo, hi, *stale_params])
 
 
 class FitMemo:
@@ -308,49 +304,68 @@ def refit(
         excluded = account_excluded or person_excluded
         rows.append((lead_id, points, excluded, memo.icp.tier_for(points, excluded=excluded)))
     if rows:
-        _write_fit(rows, spec)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {STATE_TABLE} SET icp_version_id = %s WHERE lead_id BETWEEN %s AND %s",
-            [icp_version_id, lo, hi],
-        )
+        _write_fit(rows, spec, icp_version_id)
 
 
-def _write_fit(rows: list[tuple[int, int, bool, str]], spec: engine.ScoringSpec) -> None:
-    band, band_params = _band_sql(f"{LEAD_TABLE}.engagement_score", spec)
-    total = _quantized(_greatest(f"v.points + {LEAD_TABLE}.engagement_score", "0"))
+def _write_fit(
+    rows: list[tuple[int, int, bool, str]], spec: engine.ScoringSpec, icp_version_id: int
+) -> None:
+    """Write fit, exclusion, tier (and the total and grade that follow) to the score states, and
+    mirror the tier onto leads whose tier changed."""
+    band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
     with connection.cursor() as cursor:
         if _is_postgres():
             from psycopg2.extras import execute_values
 
+            raw = cursor.cursor
+            total = _quantized(_greatest(f"v.points + {STATE_TABLE}.engagement", "0"))
             execute_values(
-                cursor.cursor if hasattr(cursor, "cursor") else cursor,
+                raw,
                 f"""
-                UPDATE {LEAD_TABLE} SET fit_score = v.points, fit_excluded = v.excluded,
-                    tier = v.tier, total_score = {total},
+                UPDATE {STATE_TABLE} SET fit_points = v.points, fit_excluded = v.excluded,
+                    tier = v.tier, total = {total}, icp_version_id = {int(icp_version_id)},
                     grade = v.tier || {cursor.mogrify(band, band_params).decode()}
                 FROM (VALUES %s) AS v(id, points, excluded, tier)
-                WHERE {LEAD_TABLE}.id = v.id
+                WHERE {STATE_TABLE}.lead_id = v.id
                 """,
                 rows,
                 page_size=len(rows),
             )
+            execute_values(
+                raw,
+                f"""
+                UPDATE {LEAD_TABLE} SET tier = v.tier
+                FROM (VALUES %s) AS v(id, tier)
+                WHERE {LEAD_TABLE}.id = v.id AND {LEAD_TABLE}.tier <> v.tier
+                """,
+                [(lead_id, tier) for lead_id, _points, _excluded, tier in rows],
+                page_size=len(rows),
+            )
             return
         # SQLite: a VALUES table names its columns column1…column4.
+        total = _quantized(_greatest(f"v.column2 + {STATE_TABLE}.engagement", "0"))
         chunk = 2000
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
             flat = [value for row in part for value in row]
-            sql_total = total.replace("v.points", "v.column2")
             cursor.execute(
                 f"""
-                UPDATE {LEAD_TABLE} SET fit_score = v.column2, fit_excluded = v.column3,
-                    tier = v.column4, total_score = {sql_total}, grade = v.column4 || {band}
+                UPDATE {STATE_TABLE} SET fit_points = v.column2, fit_excluded = v.column3,
+                    tier = v.column4, total = {total}, grade = v.column4 || {band},
+                    icp_version_id = %s
                 FROM (VALUES {values}) AS v
-                WHERE {LEAD_TABLE}.id = v.column1
+                WHERE {STATE_TABLE}.lead_id = v.column1
                 """,
-                [*band_params, *flat],
+                [*band_params, icp_version_id, *flat],
+            )
+            cursor.execute(
+                f"""
+                UPDATE {LEAD_TABLE} SET tier = v.column4
+                FROM (VALUES {values}) AS v
+                WHERE {LEAD_TABLE}.id = v.column1 AND {LEAD_TABLE}.tier <> v.column4
+                """,
+                flat,
             )
 
 

@@ -5,7 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from leads.choices import EventKind
+from leads.choices import EventKind, FitTier
 from leads.models import IcpVersion, Lead
 from leads.models.definitions import MAX_SCORE, DefinitionVersion, VersionedRow
 
@@ -129,7 +129,9 @@ def sum_field_name(kind: str) -> str:
 
 
 class LeadScoreState(models.Model):
-    """What the engine keeps per lead so most recomputes need not re-read events.
+    """A lead's current score (fit, tier, engagement, total, grade), and what the engine keeps
+    so most recomputes need not re-read events. A narrow table of its own, rewritten on every
+    rescore, so the wide and heavily indexed lead table is not.
 
     ``sum_<kind>`` = Σ_days min(count, cap) · 2^((day − epoch_day) / half-life), under the caps
     and half-life of ``sums_model``; a weight change re-weights these sums, a half-life or cap
@@ -147,6 +149,21 @@ class LeadScoreState(models.Model):
     )
     sums_model = models.ForeignKey(
         ScoringModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Database defaults too: the bulk path creates missing rows with a plain INSERT … SELECT.
+    fit_points = models.IntegerField(default=0, db_default=0)
+    fit_excluded = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Matches a poor-fit exclusion of the ICP: never an MQL.",
+    )
+    tier = models.CharField(
+        max_length=1, choices=FitTier.choices, default=FitTier.D, db_default=FitTier.D
+    )
+    engagement = models.FloatField(default=0, db_default=0)
+    total = models.FloatField(default=0, db_default=0)
+    grade = models.CharField(
+        max_length=2, blank=True, db_default="", help_text="Tier + engagement band, e.g. A1."
     )
     epoch_day = models.IntegerField(default=0)
     as_of_day = models.IntegerField(default=0)

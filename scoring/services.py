@@ -113,6 +113,12 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
         )
         for kind in _all_kinds():
             setattr(state, sum_field_name(kind), result.sums.get(kind, 0.0))
+        state.fit_points = result.fit.points
+        state.fit_excluded = result.fit.excluded
+        state.tier = result.tier
+        state.engagement = result.engagement
+        state.total = result.total
+        state.grade = result.grade
         state.epoch_day = result.epoch_day
         state.as_of_day = result.as_of_day
         state.icp_version = icp_version
@@ -121,24 +127,10 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
         state.scored_seq = state.pending_seq
         state.scored_at = at
         state.save()
-        lead.fit_score = result.fit.points
-        lead.fit_excluded = result.fit.excluded
-        lead.tier = result.tier
-        lead.engagement_score = result.engagement
-        lead.total_score = result.total
-        lead.grade = result.grade
-        lead.save(
-            update_fields=[
-                "fit_score",
-                "fit_excluded",
-                "tier",
-                "engagement_score",
-                "total_score",
-                "grade",
-                "updated_at",
-            ]
-        )
-        lead_apply_thresholds(lead=lead, model=model, at=at)
+        if lead.tier != result.tier:
+            lead.tier = result.tier
+            lead.save(update_fields=["tier", "updated_at"])
+        lead_apply_thresholds(lead=lead, state=state, model=model, at=at)
     return result
 
 
@@ -160,12 +152,12 @@ def dirty_lead_ids(*, limit: int) -> list[int]:
 
 
 def score_target_stage(
-    *, lead: Lead, stages: list[LifecycleStage]
+    *, lead: Lead, state: LeadScoreState, stages: list[LifecycleStage]
 ) -> tuple[LifecycleStage, int] | None:
     """The furthest score-triggered stage the lead's total reaches, if the lead may move there:
     not a poor fit, and now in an earlier marketing stage or in nurture. Leads in sales stages,
     disqualified, won or lost never move on score (they do not fall back either)."""
-    if lead.fit_excluded:
+    if state.fit_excluded:
         return None
     by_key = {stage.key: stage for stage in stages}
     current = by_key.get(lead.stage)
@@ -180,7 +172,7 @@ def score_target_stage(
         if stage.trigger_type == TriggerType.SCORE_THRESHOLD
         and stage.kind == StageKind.OPEN
         and stage.trigger_score is not None
-        and lead.total_score >= stage.trigger_score
+        and state.total >= stage.trigger_score
         and (current.kind == StageKind.NURTURE or stage.order > current.order)
         and stage.key != lead.stage
     ]
@@ -190,9 +182,11 @@ def score_target_stage(
     return target, target.trigger_score
 
 
-def lead_apply_thresholds(*, lead: Lead, model: ScoringModel, at: datetime) -> bool:
+def lead_apply_thresholds(
+    *, lead: Lead, state: LeadScoreState, model: ScoringModel, at: datetime
+) -> bool:
     """Move the lead to the stage its score reached (and open the handoff that stage starts)."""
-    target = score_target_stage(lead=lead, stages=stages_in_force(at=at))
+    target = score_target_stage(lead=lead, state=state, stages=stages_in_force(at=at))
     if target is None:
         return False
     stage, threshold = target
@@ -201,7 +195,7 @@ def lead_apply_thresholds(*, lead: Lead, model: ScoringModel, at: datetime) -> b
             lead=lead,
             to_stage=stage.key,
             actor_type=ActorType.SCORING,
-            reason=f"score {lead.total_score:g} ≥ {threshold} under scoring model v{model.number}",
+            reason=f"score {state.total:g} ≥ {threshold} under scoring model v{model.number}",
             at=at,
         )
         if stage.opens_handoff:
@@ -220,12 +214,14 @@ def leads_apply_thresholds(*, lead_ids: list[int]) -> int:
         with transaction.atomic():
             lock_bucket(lead_id)
             lead = (
-                Lead.objects.select_related("account")
+                Lead.objects.select_related("account", "score_state")
                 .select_for_update(of=("self",))
                 .filter(pk=lead_id)
                 .first()
             )
-            if lead is not None and lead_apply_thresholds(lead=lead, model=model, at=at):
+            if lead is None or not hasattr(lead, "score_state"):
+                continue
+            if lead_apply_thresholds(lead=lead, state=lead.score_state, model=model, at=at):
                 moved += 1
     return moved
 
@@ -246,12 +242,13 @@ def threshold_candidates(*, lo: int, hi: int, at: datetime) -> list[int]:
         if (s.team == Team.MARKETING and s.kind == StageKind.OPEN) or s.kind == StageKind.NURTURE
     ]
     return list(
-        Lead.objects.filter(
-            pk__range=(lo, hi),
+        LeadScoreState.objects.filter(
+            pk__gte=lo,
+            pk__lte=hi,
             fit_excluded=False,
-            total_score__gte=min(thresholds),
-            stage__in=movable,
-        ).values_list("pk", flat=True)
+            total__gte=min(thresholds),
+            lead__stage__in=movable,
+        ).values_list("lead_id", flat=True)
     )
 
 

@@ -197,10 +197,8 @@ LEAD_TABLE = TableSpec(
     (
         "id", "first_name", "last_name", "email", "phone", "title", "seniority", "country",
         "account_id", "source_id", "campaign_id", "owner_id", "stage", "stage_entered_at",
-        "fit_score", "engagement_score", "total_score", "tier", "in_marketing_nurture",
-        "external_id", "created_at", "updated_at", "fit_excluded", "grade",
+        "tier", "in_marketing_nurture", "external_id", "created_at", "updated_at",
     ),
-    optional=frozenset({"fit_excluded", "grade"}),
 )  # fmt: skip
 EVENT = TableSpec(
     "event",
@@ -558,12 +556,6 @@ GENERIC_KINDS = (
     (E.PRICING_PAGE, 4), (E.WEBINAR_REGISTERED, 3), (E.WEBINAR_ATTENDED, 2), (E.FORM_FILL, 2),
     (E.EVENT_ATTENDED, 1), (E.TRIAL_SIGNUP, 0.6), (E.UNSUBSCRIBE, 0.25), (E.EMAIL_BOUNCE, 0.2),
 )  # fmt: skip
-SCORE_WEIGHTS = {
-    E.PAGE_VIEW: 1, E.PRICING_PAGE: 5, E.EMAIL_OPEN: 0.5, E.EMAIL_CLICK: 2,
-    E.CONTENT_DOWNLOAD: 6, E.WEBINAR_REGISTERED: 5, E.WEBINAR_ATTENDED: 10,
-    E.EVENT_ATTENDED: 10, E.FORM_FILL: 8, E.TRIAL_SIGNUP: 15, E.DEMO_REQUEST: 25,
-    E.MEETING_BOOKED: 20, E.UNSUBSCRIBE: -10, E.EMAIL_BOUNCE: -5,
-}  # fmt: skip
 PAGE_PATHS = (
     "/", "/product", "/product/scoring", "/product/sla", "/customers", "/blog",
     "/blog/lead-scoring-101", "/blog/what-is-an-mql", "/integrations", "/about", "/careers",
@@ -629,11 +621,6 @@ def _day_iso(day: int) -> str:
 
 def _money(value: float) -> str:
     return f"{value:.2f}"
-
-
-def _band(engagement: float) -> int:
-    """Engagement band of a grade (1 = hottest), as the scoring engine's defaults draw them."""
-    return 1 if engagement >= 60 else 2 if engagement >= 30 else 3 if engagement >= 10 else 4
 
 
 # --- The generator -----------------------------------------------------------------------------
@@ -1109,14 +1096,12 @@ class _Generator:
             stage, stage_at, owner = self._handoff(
                 rng, lead_id, spec, tier, seniority, mql_at, rep, rep_index, offset, story, account
             )
-        # Events, then the scores they imply.
-        engagement = self._events(lead_id, created, mql_at, spec, tier, hot, offset, story)
+        self._events(lead_id, created, mql_at, spec, tier, hot, offset, story)
         self.lead_rows.append(
             (lead_id, first, last, email, phone, title, seniority, country,
              self.first_account_id + account, self.source_ids[source], campaign_id, owner, stage,
-             self.fmt(stage_at), points, engagement, round(points + engagement, 1), tier,
-             stage not in SALES_STAGES and stage != DISQUALIFIED, f"DEMO-{seq:06d}",
-             self.fmt(created), self.fmt(stage_at), excluded, f"{tier}{_band(engagement)}")
+             self.fmt(stage_at), tier, stage not in SALES_STAGES and stage != DISQUALIFIED,
+             f"DEMO-{seq:06d}", self.fmt(created), self.fmt(stage_at))
         )  # fmt: skip
 
     def _story_start(self, rng, spec: SourceSpec, created: int, story: list) -> None:
@@ -1288,16 +1273,15 @@ class _Generator:
 
     _generic_kinds = tuple(kind.value for kind, _ in GENERIC_KINDS)
     _generic_cum = _cumulative([weight for _, weight in GENERIC_KINDS])
-    _score_weights = {kind.value: weight for kind, weight in SCORE_WEIGHTS.items()}
     _properties = {kind.value: values for kind, values in _PROPERTIES.items()}
 
-    def _events(self, lead_id, created, mql_at, spec, tier, hot, offset, story) -> float:
-        """Write the lead's events; return its engagement score (decayed, capped at 100)."""
+    def _events(self, lead_id, created, mql_at, spec, tier, hot, offset, story) -> None:
+        """Write the lead's events (the scoring engine scores them after loading)."""
         if not self.plan.events_per_lead:
-            return 0.0
+            return
         rng = self.erng
         random_ = rng.random
-        end, as_of = self.end, self.as_of
+        end = self.end
         age_days = (end - created) / DAY
         weight = (
             spec.engagement
@@ -1335,10 +1319,7 @@ class _Generator:
             events.append((at, kind, asset))
         events.sort()
         fmt, props = self.fmt, self._properties
-        score_weights = self._score_weights
         take = self.ids.take
-        half_life = 45 * DAY
-        score = 0.0
         rows = self.event_rows
         for at, kind, asset in events:
             self.event_seq += 1
@@ -1349,5 +1330,3 @@ class _Generator:
                 (take("event"), lead_id, kind, fmt(at), properties, asset, SOURCE_SYSTEM,
                  f"DEMO-EV-{self.event_seq:09d}", fmt(received))
             )  # fmt: skip
-            score += score_weights[kind] * 0.5 ** ((as_of - at) / half_life)
-        return round(min(100.0, max(0.0, score)), 1)

@@ -170,18 +170,9 @@ class Lead(models.Model):
     # The stage is the stable key of a lifecycle stage (e.g. "mql"): keys outlive versions.
     stage = models.SlugField(max_length=30, default="lead")
     stage_entered_at = models.DateTimeField(default=timezone.now)
-    fit_score = models.IntegerField(default=0)
-    engagement_score = models.FloatField(default=0)
-    total_score = models.FloatField(default=0)
+    # Mirrored from the lead's score state (scoring app) when it changes: filters and SLA
+    # segments need it here; the volatile scores stay in that narrow table.
     tier = models.CharField(max_length=1, choices=FitTier.choices, default=FitTier.D)
-    fit_excluded = models.BooleanField(
-        default=False,
-        db_default=False,
-        help_text="Matches a poor-fit exclusion of the ICP: never an MQL.",
-    )
-    grade = models.CharField(
-        max_length=2, blank=True, db_default="", help_text="Tier + engagement band, e.g. A1."
-    )
     in_marketing_nurture = models.BooleanField(
         default=True,
         help_text="Cleared once sales works the lead, so marketing automation suppresses it.",

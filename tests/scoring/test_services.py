@@ -34,6 +34,10 @@ def rep(db):
     return SalesRep.objects.create(user=user, region="NA")
 
 
+def score(lead: Lead) -> LeadScoreState:
+    return LeadScoreState.objects.get(lead_id=lead.pk)
+
+
 def icp_lead(**overrides) -> Lead:
     """A tier-A fit under the default ICP: software, mid-market, NA, director."""
     account = AccountFactory(
@@ -98,9 +102,9 @@ def test_incremental_rescore_scores_with_the_engine_and_cleans_the_lead(db, froz
     lead.refresh_from_db()
     state = LeadScoreState.objects.get(lead=lead)
     assert result.fit.tier == "A"
-    assert lead.engagement_score == 5 * 1 + 8  # decay 1 on the day itself
-    assert lead.total_score == lead.fit_score + 13
-    assert lead.grade == "A3"
+    assert score(lead).engagement == 5 * 1 + 8  # decay 1 on the day itself
+    assert score(lead).total == score(lead).fit_points + 13
+    assert score(lead).grade == "A3"
     assert state.scored_seq == state.pending_seq == 2
     assert not state.is_dirty
 
@@ -109,13 +113,15 @@ def test_rescoring_twice_gives_the_same_result(db, frozen_now):
     lead = icp_lead()
     record(lead, "form_fill", 2)
     first = services.lead_rescore(lead_id=lead.pk)
-    snapshot = Lead.objects.values("fit_score", "engagement_score", "total_score", "grade").get(
-        pk=lead.pk
+    snapshot = LeadScoreState.objects.values("fit_points", "engagement", "total", "grade").get(
+        lead_id=lead.pk
     )
     second = services.lead_rescore(lead_id=lead.pk)
     assert first.total == second.total
     assert (
-        Lead.objects.values("fit_score", "engagement_score", "total_score", "grade").get(pk=lead.pk)
+        LeadScoreState.objects.values("fit_points", "engagement", "total", "grade").get(
+            lead_id=lead.pk
+        )
         == snapshot
     )
     # The first run moved the lead to MQL; the second moves nothing and opens nothing.
@@ -129,12 +135,12 @@ def test_crossing_the_mql_threshold_moves_the_lead_and_opens_a_handoff(db, froze
     record(lead, "pricing_page", 2)
     services.lead_rescore(lead_id=lead.pk)
     lead.refresh_from_db()
-    assert lead.total_score >= 65
+    assert score(lead).total >= 65
     assert lead.stage == "mql"
     assert lead.in_marketing_nurture is True  # MQL is still marketing's stage
     transition = StageTransition.objects.get(lead=lead)
     assert transition.actor_type == "scoring"
-    assert transition.reason == f"score {lead.total_score:g} ≥ 65 under scoring model v1"
+    assert transition.reason == f"score {score(lead).total:g} ≥ 65 under scoring model v1"
     handoff = Handoff.objects.get(lead=lead)
     assert handoff.assignee == rep.user
     assert lead.owner == rep.user
@@ -153,7 +159,7 @@ def test_a_poor_fit_never_becomes_an_mql(db, frozen_now, rep):
     record(lead, "form_fill", 2)
     services.lead_rescore(lead_id=lead.pk)
     lead.refresh_from_db()
-    assert lead.fit_excluded and lead.tier == "D"
+    assert score(lead).fit_excluded and lead.tier == "D"
     assert lead.stage == "lead"
     assert not Handoff.objects.filter(lead=lead).exists()
 
@@ -212,7 +218,7 @@ def test_decay_lowers_scores_as_days_pass(db, monkeypatch):
     for chunk in job.chunks.all():
         services.rescore_chunk_run(chunk_id=chunk.pk)
     lead.refresh_from_db()
-    assert lead.engagement_score == 5.0  # 10 points, one half-life later
+    assert score(lead).engagement == 5.0  # 10 points, one half-life later
     assert services.decay_job_create_if_due() is None  # already current today
 
 
@@ -247,7 +253,7 @@ def test_publishing_a_model_rescores_every_lead_from_stored_sums(
     assert job.status == "done"
     assert services.job_progress(job)["percent"] == 100
     for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads]):
-        assert lead.engagement_score == 12.0
+        assert score(lead).engagement == 12.0
         state = LeadScoreState.objects.get(lead=lead)
         assert state.scoring_model_id == draft.pk
     # Same half-life and caps: the sums were reused, no event was re-read.
@@ -268,14 +274,14 @@ def test_changing_the_half_life_rereads_events(db, frozen_now):
     for chunk in job.chunks.all():
         services.rescore_chunk_run(chunk_id=chunk.pk)
     lead.refresh_from_db()
-    assert lead.engagement_score == 5.0
+    assert score(lead).engagement == 5.0
     assert LeadScoreState.objects.get(lead=lead).sums_model_id == draft.pk
 
 
 def test_publishing_an_icp_refits_every_lead_and_running_it_twice_changes_nothing(db, frozen_now):
     lead = icp_lead()
     services.lead_rescore(lead_id=lead.pk)
-    old_fit = Lead.objects.get(pk=lead.pk).fit_score
+    old_fit = score(lead).fit_points
     draft = definition_create_draft(
         model=IcpVersion, actor=None, copy_from=IcpVersion.objects.get(number=1)
     )
@@ -285,12 +291,17 @@ def test_publishing_an_icp_refits_every_lead_and_running_it_twice_changes_nothin
     chunk = job.chunks.get()
     services.rescore_chunk_run(chunk_id=chunk.pk)
     lead.refresh_from_db()
-    assert lead.fit_score == old_fit + 20
+    assert score(lead).fit_points == old_fit + 20
     assert LeadScoreState.objects.get(lead=lead).icp_version_id == draft.pk
-    # A second delivery of the same chunk message finds the watermark at the end.
-    updated_at = Lead.objects.get(pk=lead.pk).updated_at
+    # A second delivery of the same chunk message finds the watermark at the end; a second job
+    # finds every row current and writes nothing.
+    before = LeadScoreState.objects.filter(lead=lead).values().get()
     assert services.rescore_chunk_run(chunk_id=chunk.pk) == []
-    assert Lead.objects.get(pk=lead.pk).updated_at == updated_at
+    again = services.rescore_job_create(reason="manual")
+    with mock.patch.object(services.bulk, "_write_fit") as write_fit:
+        services.rescore_chunk_run(chunk_id=again.chunks.get().pk)
+    write_fit.assert_not_called()
+    assert LeadScoreState.objects.filter(lead=lead).values().get() == before
 
 
 def test_bulk_rescore_matches_the_engine_for_leads_never_scored(db, frozen_now):
@@ -302,7 +313,12 @@ def test_bulk_rescore_matches_the_engine_for_leads_never_scored(db, frozen_now):
     for chunk in job.chunks.all():
         services.rescore_chunk_run(chunk_id=chunk.pk)
     bulk_scores = {
-        lead.pk: (lead.fit_score, lead.engagement_score, lead.total_score, lead.grade)
+        lead.pk: (
+            score(lead).fit_points,
+            score(lead).engagement,
+            score(lead).total,
+            score(lead).grade,
+        )
         for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads])
     }
     for lead in leads:
@@ -334,7 +350,7 @@ def test_sweep_rescores_leads_whose_message_was_lost(
     assert tasks.sweep_scoring() == {"dirty": 1, "stalled_chunks": 0}
     state = LeadScoreState.objects.get(lead=lead)
     assert not state.is_dirty
-    assert Lead.objects.get(pk=lead.pk).engagement_score == 30.0
+    assert score(lead).engagement == 30.0
 
 
 def test_day_number_is_the_utc_date():
@@ -373,9 +389,9 @@ def test_events_arriving_during_a_full_rescore_end_with_the_right_score(
         .exists()
     )
     final = {
-        lead.pk: lead.total_score
+        lead.pk: score(lead).total
         for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads])
     }
     expected = {lead.pk: services.lead_rescore(lead_id=lead.pk).total for lead in leads}
     assert final == expected
-    assert final[leads[0].pk] == Lead.objects.get(pk=leads[0].pk).fit_score + 2 + 10
+    assert final[leads[0].pk] == score(leads[0]).fit_points + 2 + 10
