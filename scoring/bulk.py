@@ -14,6 +14,7 @@ to it):
   new scoring day (decay) or the last step of the other two. It reads no event.
 """
 
+import json
 from collections.abc import Iterable
 
 from django.db import connection
@@ -218,6 +219,24 @@ def rescore_from_sums(
         cursor.execute(sql, [*band_params, model_id, as_of_day, *params, lo, hi, *stale_params])
 
 
+def _json_list(value) -> frozenset[str]:
+    if isinstance(value, str):  # SQLite hands JSON back as text
+        value = json.loads(value)
+    return frozenset(value or ())
+
+
+def _account_facts_from_row(row) -> engine.AccountFacts:
+    industry, employees, revenue, region, technologies, signals = row
+    return engine.AccountFacts(
+        industry=industry or "",
+        employees=employees,
+        annual_revenue=float(revenue) if revenue is not None else None,
+        region=region or "",
+        technologies=_json_list(technologies),
+        signals=_json_list(signals),
+    )
+
+
 class FitMemo:
     """Engine fit results per distinct account and per distinct person tuple, for one job."""
 
@@ -272,30 +291,26 @@ def refit(
             "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s))"
         )
         stale_params = [icp_version_id]
-    from scoring.selectors import account_facts
-
+    # One read: each lead with its account's attributes (accounts repeat; the memo keeps the
+    # engine from matching one twice in a job).
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT l.id, l.account_id, l.seniority, l.title,
                    CASE WHEN a.country IS NOT NULL AND a.country <> ''
-                        THEN a.country ELSE l.country END
+                        THEN a.country ELSE l.country END,
+                   a.industry, a.employees, a.annual_revenue, a.region, a.technologies, a.signals
             FROM {LEAD_TABLE} l LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
             WHERE l.id BETWEEN %s AND %s {stale}
             """,
             [lo, hi, *stale_params],
         )
         leads = cursor.fetchall()
-    missing_accounts = {row[1] for row in leads if row[1] is not None} - memo.accounts.keys()
-    if missing_accounts:
-        from leads.models import Account
-
-        for account in Account.objects.filter(pk__in=missing_accounts).only(
-            "industry", "employees", "annual_revenue", "region", "technologies", "signals"
-        ):
-            memo.account_part(account.pk, account_facts(account))
+    for row in leads:
+        if row[1] is not None and row[1] not in memo.accounts:
+            memo.account_part(row[1], _account_facts_from_row(row[5:]))
     rows = []
-    for lead_id, account_id, seniority, title, country in leads:
+    for lead_id, account_id, seniority, title, country, *_account in leads:
         account_points, account_excluded = memo.account_part(account_id, None)
         person_points, person_excluded = memo.person_part(
             (seniority or "", title or "", country or "")
