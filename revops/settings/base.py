@@ -136,6 +136,9 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Stage moves and handoffs that follow a rescore wait in their own queue, so a burst of them
+# never holds up rescoring itself. Workers consume both unless told otherwise (-Q celery).
+CELERY_TASK_ROUTES = {"scoring.tasks.apply_score_thresholds": {"queue": "pipeline"}}
 CELERY_BEAT_SCHEDULE = {
     # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},
