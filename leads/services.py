@@ -165,10 +165,18 @@ def engagement_events_record(*, events: list[EngagementEvent]) -> tuple[list[Eng
     keyed = {(e.source_system, e.external_id) for e in events if e.external_id}
     seen: set[tuple[str, str]] = set()
     if keyed:
-        existing = EngagementEvent.objects.filter(
-            external_id__in={external_id for _, external_id in keyed}
-        ).values_list("source_system", "external_id")
-        seen = set(existing) & keyed
+        # By source system, so the lookup uses the (source_system, external_id) unique index.
+        by_system: dict[str, set[str]] = defaultdict(set)
+        for system, external_id in keyed:
+            by_system[system].add(external_id)
+        already = Q()
+        for system, external_ids in by_system.items():
+            already |= Q(source_system=system, external_id__in=external_ids)
+        seen = set(
+            EngagementEvent.objects.filter(already)
+            .order_by()
+            .values_list("source_system", "external_id")
+        )
     fresh = []
     for event in events:
         key = (event.source_system, event.external_id)
