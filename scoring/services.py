@@ -323,10 +323,25 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
 
 
 def _finish_job_if_complete(job_id: int) -> None:
-    if not RescoreChunk.objects.filter(job_id=job_id, finished_at__isnull=True).exists():
-        RescoreJob.objects.filter(pk=job_id, status=RescoreJob.Status.RUNNING).update(
-            status=RescoreJob.Status.DONE, finished_at=timezone.now()
-        )
+    if RescoreChunk.objects.filter(job_id=job_id, finished_at__isnull=True).exists():
+        return
+    finished = RescoreJob.objects.filter(pk=job_id, status=RescoreJob.Status.RUNNING).update(
+        status=RescoreJob.Status.DONE, finished_at=timezone.now()
+    )
+    if finished:
+        from scoring.tasks import enqueue_vacuum
+
+        transaction.on_commit(enqueue_vacuum)
+
+
+def score_states_vacuum() -> bool:
+    """After a full rescore rewrote every score row: reclaim the old row versions so the next
+    rescore updates rows in place (HOT) instead of growing the table and its indexes."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {LeadScoreState._meta.db_table}")
+    return True
 
 
 def job_progress(job: RescoreJob) -> dict:

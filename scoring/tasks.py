@@ -34,6 +34,16 @@ def enqueue_job(job_id: int) -> None:
         _safely(lambda chunk_id=chunk_id: run_rescore_chunk.delay(chunk_id), f"chunk {chunk_id}")
 
 
+def enqueue_vacuum() -> None:
+    _safely(vacuum_score_states.delay, "vacuum of score states")
+
+
+@shared_task(soft_time_limit=600, time_limit=660)
+def vacuum_score_states() -> bool:
+    """Runs outside any transaction (VACUUM cannot run inside one)."""
+    return services.score_states_vacuum()
+
+
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def rescore_leads(lead_ids: list[int]) -> int:
     """Incremental path: rescore each lead from its events (coalesced by the dirty flag)."""
