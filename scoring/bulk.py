@@ -291,42 +291,58 @@ def refit(
             "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s))"
         )
         stale_params = [icp_version_id]
-    # One read: each lead with its account's attributes (accounts repeat; the memo keeps the
-    # engine from matching one twice in a job).
+    # One read: each lead with its account's attributes and its current fit (accounts repeat;
+    # the memo keeps the engine from matching one twice).
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT l.id, l.account_id, l.seniority, l.title,
                    CASE WHEN a.country IS NOT NULL AND a.country <> ''
                         THEN a.country ELSE l.country END,
+                   l.tier, s.fit_points, s.fit_excluded, s.tier,
                    a.industry, a.employees, a.annual_revenue, a.region, a.technologies, a.signals
-            FROM {LEAD_TABLE} l LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
+            FROM {LEAD_TABLE} l
+            LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
+            LEFT JOIN {STATE_TABLE} s ON s.lead_id = l.id
             WHERE l.id BETWEEN %s AND %s {stale}
             """,
             [lo, hi, *stale_params],
         )
         leads = cursor.fetchall()
+    changed_fits = []
+    changed_tiers = []
     for row in leads:
-        if row[1] is not None and row[1] not in memo.accounts:
-            memo.account_part(row[1], _account_facts_from_row(row[5:]))
-    rows = []
-    for lead_id, account_id, seniority, title, country, *_account in leads:
+        lead_id, account_id, seniority, title, country = row[:5]
+        lead_tier, old_points, old_excluded, old_tier = row[5:9]
+        if account_id is not None and account_id not in memo.accounts:
+            memo.account_part(account_id, _account_facts_from_row(row[9:]))
         account_points, account_excluded = memo.account_part(account_id, None)
         person_points, person_excluded = memo.person_part(
             (seniority or "", title or "", country or "")
         )
         points = account_points + person_points
         excluded = account_excluded or person_excluded
-        rows.append((lead_id, points, excluded, memo.icp.tier_for(points, excluded=excluded)))
-    if rows:
-        _write_fit(rows, spec, icp_version_id)
+        tier = memo.icp.tier_for(points, excluded=excluded)
+        # Only what changed is written: an ICP edit usually moves a fraction of the leads.
+        if (points, bool(excluded), tier) != (old_points, bool(old_excluded), old_tier):
+            changed_fits.append((lead_id, points, excluded, tier))
+        if tier != lead_tier:
+            changed_tiers.append((lead_id, tier))
+    if changed_fits or changed_tiers:
+        _write_fit(changed_fits, changed_tiers, spec)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {STATE_TABLE} SET icp_version_id = %s WHERE lead_id BETWEEN %s AND %s "
+            "AND (icp_version_id IS NULL OR icp_version_id <> %s)",
+            [icp_version_id, lo, hi, icp_version_id],
+        )
 
 
 def _write_fit(
-    rows: list[tuple[int, int, bool, str]], spec: engine.ScoringSpec, icp_version_id: int
+    fits: list[tuple[int, int, bool, str]], tiers: list[tuple[int, str]], spec: engine.ScoringSpec
 ) -> None:
-    """Write fit, exclusion, tier (and the total and grade that follow) to the score states, and
-    mirror the tier onto leads whose tier changed."""
+    """Write changed fits (and the total and grade that follow) to the score states, and mirror
+    changed tiers onto the leads."""
     band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
     with connection.cursor() as cursor:
         if _is_postgres():
@@ -334,53 +350,54 @@ def _write_fit(
 
             raw = cursor.cursor
             total = _quantized(_greatest(f"v.points + {STATE_TABLE}.engagement", "0"))
-            execute_values(
-                raw,
-                f"""
-                UPDATE {STATE_TABLE} SET fit_points = v.points, fit_excluded = v.excluded,
-                    tier = v.tier, total = {total}, icp_version_id = {int(icp_version_id)},
-                    grade = v.tier || {cursor.mogrify(band, band_params).decode()}
-                FROM (VALUES %s) AS v(id, points, excluded, tier)
-                WHERE {STATE_TABLE}.lead_id = v.id
-                """,
-                rows,
-                page_size=len(rows),
-            )
-            execute_values(
-                raw,
-                f"""
-                UPDATE {LEAD_TABLE} SET tier = v.tier
-                FROM (VALUES %s) AS v(id, tier)
-                WHERE {LEAD_TABLE}.id = v.id AND {LEAD_TABLE}.tier <> v.tier
-                """,
-                [(lead_id, tier) for lead_id, _points, _excluded, tier in rows],
-                page_size=len(rows),
-            )
+            if fits:
+                execute_values(
+                    raw,
+                    f"""
+                    UPDATE {STATE_TABLE} SET fit_points = v.points, fit_excluded = v.excluded,
+                        tier = v.tier, total = {total},
+                        grade = v.tier || {cursor.mogrify(band, band_params).decode()}
+                    FROM (VALUES %s) AS v(id, points, excluded, tier)
+                    WHERE {STATE_TABLE}.lead_id = v.id
+                    """,
+                    fits,
+                    page_size=len(fits),
+                )
+            if tiers:
+                execute_values(
+                    raw,
+                    f"""
+                    UPDATE {LEAD_TABLE} SET tier = v.tier FROM (VALUES %s) AS v(id, tier)
+                    WHERE {LEAD_TABLE}.id = v.id
+                    """,
+                    tiers,
+                    page_size=len(tiers),
+                )
             return
-        # SQLite: a VALUES table names its columns column1…column4.
+        # SQLite: a VALUES table names its columns column1, column2…
         total = _quantized(_greatest(f"v.column2 + {STATE_TABLE}.engagement", "0"))
         chunk = 2000
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
+        for start in range(0, len(fits), chunk):
+            part = fits[start : start + chunk]
             values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
-            flat = [value for row in part for value in row]
             cursor.execute(
                 f"""
                 UPDATE {STATE_TABLE} SET fit_points = v.column2, fit_excluded = v.column3,
-                    tier = v.column4, total = {total}, grade = v.column4 || {band},
-                    icp_version_id = %s
+                    tier = v.column4, total = {total}, grade = v.column4 || {band}
                 FROM (VALUES {values}) AS v
                 WHERE {STATE_TABLE}.lead_id = v.column1
                 """,
-                [*band_params, icp_version_id, *flat],
+                [*band_params, *(value for row in part for value in row)],
             )
+        for start in range(0, len(tiers), chunk):
+            part = tiers[start : start + chunk]
+            values = ", ".join(["(%s, %s)"] * len(part))
             cursor.execute(
                 f"""
-                UPDATE {LEAD_TABLE} SET tier = v.column4
-                FROM (VALUES {values}) AS v
-                WHERE {LEAD_TABLE}.id = v.column1 AND {LEAD_TABLE}.tier <> v.column4
+                UPDATE {LEAD_TABLE} SET tier = v.column2 FROM (VALUES {values}) AS v
+                WHERE {LEAD_TABLE}.id = v.column1
                 """,
-                flat,
+                [value for row in part for value in row],
             )
 
 

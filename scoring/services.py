@@ -277,11 +277,23 @@ def rescore_job_create(*, reason: str, note: str = "") -> RescoreJob:
     return job
 
 
+_fit_memos: dict[int, bulk.FitMemo] = {}
+
+
+def fit_memo_for(icp_version: IcpVersion) -> bulk.FitMemo:
+    """The worker process's memo of fit parts under one ICP version, shared by every chunk it
+    runs (an account appears in every chunk). Only the newest version's memo is kept."""
+    memo = _fit_memos.get(icp_version.pk)
+    if memo is None:
+        _fit_memos.clear()
+        memo = _fit_memos[icp_version.pk] = bulk.FitMemo(icp_spec(icp_version))
+    return memo
+
+
 def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
     """Bring a chunk's leads up to date, bucket by bucket from its watermark. Returns the ids
     of leads whose new score may move them to another stage."""
     candidates: list[int] = []
-    memo_cache: dict[int, bulk.FitMemo] = {}
     while True:
         at = timezone.now()
         with transaction.atomic():
@@ -295,9 +307,7 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
             model = scoring_model_in_force(at=at)
             if icp_version is None or model is None:
                 break
-            memo = memo_cache.get(icp_version.pk)
-            if memo is None:
-                memo = memo_cache[icp_version.pk] = bulk.FitMemo(icp_spec(icp_version))
+            memo = fit_memo_for(icp_version)
             bulk.bring_up_to_date(
                 lo,
                 hi,
