@@ -149,7 +149,16 @@ def last_job_id() -> int:
     return RescoreJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
+def settle() -> None:
+    """What the worker's post-job VACUUM does, done here synchronously so that one step's
+    leftovers (and the baseline's rolled-back update) do not slow the next measurement."""
+    from scoring.services import score_states_vacuum
+
+    score_states_vacuum()
+
+
 def publish_and_wait(draft) -> float:
+    settle()
     before = last_job_id()
     started = time.perf_counter()
     definition_publish(version=draft, actor=None)
