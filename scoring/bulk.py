@@ -415,6 +415,16 @@ def _has_stale_sums(lo: int, hi: int, keep_sums_of: list[int]) -> bool:
         return cursor.fetchone() is not None
 
 
+def _has_stale_fit(lo: int, hi: int, icp_version_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s "
+            "AND (icp_version_id IS NULL OR icp_version_id <> %s) LIMIT 1",
+            [lo, hi, icp_version_id],
+        )
+        return cursor.fetchone() is not None
+
+
 def bring_up_to_date(
     lo: int,
     hi: int,
@@ -433,5 +443,6 @@ def bring_up_to_date(
     reread_sums(
         lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, keep_sums_of=keep_sums_of
     )
-    refit(lo, hi, memo=memo, icp_version_id=icp_version_id, spec=spec, only_stale=True)
+    if _has_stale_fit(lo, hi, icp_version_id):
+        refit(lo, hi, memo=memo, icp_version_id=icp_version_id, spec=spec, only_stale=True)
     rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, only_stale=True)

@@ -141,14 +141,31 @@ class LeadScoreState(models.Model):
     lead = models.OneToOneField(
         Lead, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
     )
+    # Not indexed: every rescore changes them, and an indexed column would rule out in-place
+    # (HOT) updates; rows are always found by lead id ranges.
     icp_version = models.ForeignKey(
-        IcpVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        IcpVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     scoring_model = models.ForeignKey(
-        ScoringModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ScoringModel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     sums_model = models.ForeignKey(
-        ScoringModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ScoringModel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     # Database defaults too: the bulk path creates missing rows with a plain INSERT … SELECT.
     fit_points = models.IntegerField(default=0, db_default=0)
