@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class ScoringConfig(AppConfig):
@@ -14,3 +15,15 @@ class ScoringConfig(AppConfig):
         on_definition_published(IcpVersion, services.definition_published)
         on_definition_published(ScoringModel, services.definition_published)
         on_events_recorded(services.events_recorded)
+        connection_created.connect(_register_sqlite_functions)
+
+
+def _register_sqlite_functions(sender, connection, **kwargs) -> None:
+    """SQLite's lower() only folds ASCII; the bulk fit compares text with Python's str.lower."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(
+            "PY_LOWER",
+            1,
+            lambda value: value.lower() if isinstance(value, str) else value,
+            deterministic=True,
+        )

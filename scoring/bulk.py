@@ -14,7 +14,6 @@ to it):
   new scoring day (decay) or the last step of the other two. It reads no event.
 """
 
-import json
 from collections.abc import Iterable
 
 from django.db import connection
@@ -219,188 +218,6 @@ def rescore_from_sums(
         cursor.execute(sql, [*band_params, model_id, as_of_day, *params, lo, hi, *stale_params])
 
 
-def _json_list(value) -> frozenset[str]:
-    if isinstance(value, str):  # SQLite hands JSON back as text
-        value = json.loads(value)
-    return frozenset(value or ())
-
-
-def _account_facts_from_row(row) -> engine.AccountFacts:
-    industry, employees, revenue, region, technologies, signals = row
-    return engine.AccountFacts(
-        industry=industry or "",
-        employees=employees,
-        annual_revenue=float(revenue) if revenue is not None else None,
-        region=region or "",
-        technologies=_json_list(technologies),
-        signals=_json_list(signals),
-    )
-
-
-class FitMemo:
-    """Engine fit results per distinct account and per distinct person tuple, for one job."""
-
-    def __init__(self, icp: engine.IcpSpec):
-        self.icp = icp
-        self.accounts: dict[int, tuple[int, bool]] = {}
-        self.people: dict[tuple[str, str, str], tuple[int, bool]] = {}
-
-    def account_part(
-        self, account_id: int | None, facts: engine.AccountFacts | None
-    ) -> tuple[int, bool]:
-        if account_id is None:
-            return 0, False
-        part = self.accounts.get(account_id)
-        if part is None:
-            result = engine.partial_fit(
-                self.icp,
-                attributes=engine.ACCOUNT_ATTRIBUTES,
-                person=engine.PersonFacts(),
-                account=facts,
-            )
-            part = self.accounts[account_id] = (result.points, result.excluded)
-        return part
-
-    def person_part(self, key: tuple[str, str, str]) -> tuple[int, bool]:
-        part = self.people.get(key)
-        if part is None:
-            person = engine.PersonFacts(seniority=key[0], title=key[1], country=key[2])
-            result = engine.partial_fit(
-                self.icp, attributes=engine.PERSON_ATTRIBUTES, person=person, account=None
-            )
-            part = self.people[key] = (result.points, result.excluded)
-        return part
-
-
-def refit(
-    lo: int,
-    hi: int,
-    *,
-    memo: FitMemo,
-    icp_version_id: int,
-    spec: engine.ScoringSpec,
-    only_stale: bool = False,
-) -> None:
-    """Fit, exclusion and tier (and the total and grade that follow) for the range; with
-    ``only_stale``, only for leads last fitted under another ICP version."""
-    stale = ""
-    stale_params: list = []
-    if only_stale:
-        stale = (
-            f"AND EXISTS (SELECT 1 FROM {STATE_TABLE} s WHERE s.lead_id = l.id "
-            "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s))"
-        )
-        stale_params = [icp_version_id]
-    # One read: each lead with its account's attributes and its current fit (accounts repeat;
-    # the memo keeps the engine from matching one twice).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT l.id, l.account_id, l.seniority, l.title,
-                   CASE WHEN a.country IS NOT NULL AND a.country <> ''
-                        THEN a.country ELSE l.country END,
-                   l.tier, s.fit_points, s.fit_excluded, s.tier,
-                   a.industry, a.employees, a.annual_revenue, a.region, a.technologies, a.signals
-            FROM {LEAD_TABLE} l
-            LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
-            LEFT JOIN {STATE_TABLE} s ON s.lead_id = l.id
-            WHERE l.id BETWEEN %s AND %s {stale}
-            """,
-            [lo, hi, *stale_params],
-        )
-        leads = cursor.fetchall()
-    changed_fits = []
-    changed_tiers = []
-    for row in leads:
-        lead_id, account_id, seniority, title, country = row[:5]
-        lead_tier, old_points, old_excluded, old_tier = row[5:9]
-        if account_id is not None and account_id not in memo.accounts:
-            memo.account_part(account_id, _account_facts_from_row(row[9:]))
-        account_points, account_excluded = memo.account_part(account_id, None)
-        person_points, person_excluded = memo.person_part(
-            (seniority or "", title or "", country or "")
-        )
-        points = account_points + person_points
-        excluded = account_excluded or person_excluded
-        tier = memo.icp.tier_for(points, excluded=excluded)
-        # Only what changed is written: an ICP edit usually moves a fraction of the leads.
-        if (points, bool(excluded), tier) != (old_points, bool(old_excluded), old_tier):
-            changed_fits.append((lead_id, points, excluded, tier))
-        if tier != lead_tier:
-            changed_tiers.append((lead_id, tier))
-    if changed_fits or changed_tiers:
-        _write_fit(changed_fits, changed_tiers, spec)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {STATE_TABLE} SET icp_version_id = %s WHERE lead_id BETWEEN %s AND %s "
-            "AND (icp_version_id IS NULL OR icp_version_id <> %s)",
-            [icp_version_id, lo, hi, icp_version_id],
-        )
-
-
-def _write_fit(
-    fits: list[tuple[int, int, bool, str]], tiers: list[tuple[int, str]], spec: engine.ScoringSpec
-) -> None:
-    """Write changed fits (and the total and grade that follow) to the score states, and mirror
-    changed tiers onto the leads."""
-    band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
-    with connection.cursor() as cursor:
-        if _is_postgres():
-            from psycopg2.extras import execute_values
-
-            raw = cursor.cursor
-            total = _quantized(_greatest(f"v.points + {STATE_TABLE}.engagement", "0"))
-            if fits:
-                execute_values(
-                    raw,
-                    f"""
-                    UPDATE {STATE_TABLE} SET fit_points = v.points, fit_excluded = v.excluded,
-                        tier = v.tier, total = {total},
-                        grade = v.tier || {cursor.mogrify(band, band_params).decode()}
-                    FROM (VALUES %s) AS v(id, points, excluded, tier)
-                    WHERE {STATE_TABLE}.lead_id = v.id
-                    """,
-                    fits,
-                    page_size=len(fits),
-                )
-            if tiers:
-                execute_values(
-                    raw,
-                    f"""
-                    UPDATE {LEAD_TABLE} SET tier = v.tier FROM (VALUES %s) AS v(id, tier)
-                    WHERE {LEAD_TABLE}.id = v.id
-                    """,
-                    tiers,
-                    page_size=len(tiers),
-                )
-            return
-        # SQLite: a VALUES table names its columns column1, column2…
-        total = _quantized(_greatest(f"v.column2 + {STATE_TABLE}.engagement", "0"))
-        chunk = 2000
-        for start in range(0, len(fits), chunk):
-            part = fits[start : start + chunk]
-            values = ", ".join(["(%s, %s, %s, %s)"] * len(part))
-            cursor.execute(
-                f"""
-                UPDATE {STATE_TABLE} SET fit_points = v.column2, fit_excluded = v.column3,
-                    tier = v.column4, total = {total}, grade = v.column4 || {band}
-                FROM (VALUES {values}) AS v
-                WHERE {STATE_TABLE}.lead_id = v.column1
-                """,
-                [*band_params, *(value for row in part for value in row)],
-            )
-        for start in range(0, len(tiers), chunk):
-            part = tiers[start : start + chunk]
-            values = ", ".join(["(%s, %s)"] * len(part))
-            cursor.execute(
-                f"""
-                UPDATE {LEAD_TABLE} SET tier = v.column2 FROM (VALUES {values}) AS v
-                WHERE {LEAD_TABLE}.id = v.column1
-                """,
-                [value for row in part for value in row],
-            )
-
-
 def _has_stale_sums(lo: int, hi: int, keep_sums_of: list[int]) -> bool:
     """Cheap check first: re-aggregating a range's events costs far more than asking."""
     if not keep_sums_of:
@@ -435,7 +252,6 @@ def bring_up_to_date(
     model_id: int,
     keep_sums_of: list[int],
     as_of_day: int,
-    memo: FitMemo,
 ) -> None:
     """Make every lead of the range current with the ICP and model in force and the day: rows
     already current are skipped, so re-running a range is cheap and changes nothing."""
@@ -444,5 +260,128 @@ def bring_up_to_date(
         lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, keep_sums_of=keep_sums_of
     )
     if _has_stale_fit(lo, hi, icp_version_id):
-        refit(lo, hi, memo=memo, icp_version_id=icp_version_id, spec=spec, only_stale=True)
+        refit_in_sql(lo, hi, icp=icp, icp_version_id=icp_version_id, spec=spec)
     rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, only_stale=True)
+
+
+# --- Fit in SQL ------------------------------------------------------------------------------
+# The ICP's criteria compiled to SQL, so a publish refits a million leads without a Python loop.
+# Text is compared lower-cased with Python's own str.lower (registered on SQLite, see
+# scoring.apps; PostgreSQL's lower() agrees for the scripts ICP values use).
+
+EMPTY = "''"
+EFFECTIVE_COUNTRY = (
+    "CASE WHEN a.country IS NOT NULL AND a.country <> '' THEN a.country ELSE l.country END"
+)
+
+
+def _lower(expression: str) -> str:
+    return f"{'LOWER' if _is_postgres() else 'PY_LOWER'}({expression})"
+
+
+def _criterion_sql(criterion: engine.Criterion) -> tuple[str, list]:
+    attribute = criterion.attribute
+    if attribute in engine.RANGE_ATTRIBUTES:
+        column = f"a.{attribute}"
+        parts, params = [f"{column} IS NOT NULL"], []
+        if criterion.min_value is not None:
+            parts.append(f"{column} >= {FLOAT}")
+            params.append(criterion.min_value)
+        if criterion.max_value is not None:
+            parts.append(f"{column} <= {FLOAT}")
+            params.append(criterion.max_value)
+        return "(" + " AND ".join(parts) + ")", params
+    values_sql, values = _in_list(criterion.values)
+    if attribute in ("technologies", "signals"):
+        if _is_postgres():
+            elements = (
+                f"jsonb_array_elements_text(COALESCE(a.{attribute}, '[]'::jsonb)) AS t(value)"
+            )
+        else:
+            elements = f"json_each(COALESCE(a.{attribute}, '[]')) AS t"
+        return (
+            f"EXISTS (SELECT 1 FROM {elements} WHERE {_lower('t.value')} IN {values_sql})",
+            values,
+        )
+    if attribute == "title":
+        find = "STRPOS" if _is_postgres() else "INSTR"
+        title = _lower("COALESCE(l.title, '')")
+        return "(" + " OR ".join(f"{find}({title}, %s) > 0" for _ in values) + ")", values
+    column = {
+        "industry": "a.industry",
+        "region": "a.region",
+        "seniority": "l.seniority",
+        "country": EFFECTIVE_COUNTRY,
+    }[attribute]
+    return f"{_lower(f'COALESCE({column}, {EMPTY})')} IN {values_sql}", values
+
+
+def _fit_sql(icp: engine.IcpSpec) -> tuple[str, list, str, list]:
+    """(points expression, params, excluded expression, params) over leads ``l``, accounts ``a``."""
+    points, points_params, exclusions, exclusion_params = [], [], [], []
+    for criterion in icp.criteria:
+        condition, params = _criterion_sql(criterion)
+        if criterion.is_exclusion:
+            exclusions.append(condition)
+            exclusion_params += params
+        else:
+            points.append(f"CASE WHEN {condition} THEN %s ELSE 0 END")
+            points_params += [*params, criterion.points]
+    return (
+        " + ".join(points) or "0",
+        points_params,
+        " OR ".join(exclusions) or "1 = 0",
+        exclusion_params,
+    )
+
+
+def refit_in_sql(
+    lo: int, hi: int, *, icp: engine.IcpSpec, icp_version_id: int, spec: engine.ScoringSpec
+) -> None:
+    """Refit the range's stale leads in two statements: the score states, then the tiers mirrored
+    onto leads whose tier changed."""
+    points, points_params, excluded, excluded_params = _fit_sql(icp)
+    tier = (
+        "CASE WHEN x.excluded THEN 'D' WHEN x.points >= %s THEN 'A' WHEN x.points >= %s THEN 'B' "
+        "WHEN x.points >= %s THEN 'C' ELSE 'D' END"
+    )
+    tier_params = [icp.tier_a_min_points, icp.tier_b_min_points, icp.tier_c_min_points]
+    band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
+    total = _quantized(_greatest(f"x.points + {STATE_TABLE}.engagement", "0"))
+    true = "TRUE" if _is_postgres() else "1"
+    false = "FALSE" if _is_postgres() else "0"
+    sql = f"""
+        UPDATE {STATE_TABLE} SET fit_points = x.points, fit_excluded = x.excluded,
+            tier = {tier}, total = {total}, grade = {tier} || {band}, icp_version_id = %s
+        FROM (
+            SELECT s.lead_id, {points} AS points,
+                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
+            FROM {STATE_TABLE} s
+            JOIN {LEAD_TABLE} l ON l.id = s.lead_id
+            LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
+            WHERE s.lead_id BETWEEN %s AND %s
+              AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s)
+        ) x
+        WHERE {STATE_TABLE}.lead_id = x.lead_id
+    """
+    params = [
+        *tier_params,
+        *tier_params,
+        *band_params,
+        icp_version_id,
+        *points_params,
+        *excluded_params,
+        lo,
+        hi,
+        icp_version_id,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        cursor.execute(
+            f"""
+            UPDATE {LEAD_TABLE} SET tier = s.tier FROM {STATE_TABLE} s
+            WHERE s.lead_id = {LEAD_TABLE}.id AND {LEAD_TABLE}.id BETWEEN %s AND %s
+              AND {LEAD_TABLE}.tier <> s.tier
+            """,
+            [lo, hi],
+        )

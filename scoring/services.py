@@ -277,19 +277,6 @@ def rescore_job_create(*, reason: str, note: str = "") -> RescoreJob:
     return job
 
 
-_fit_memos: dict[int, bulk.FitMemo] = {}
-
-
-def fit_memo_for(icp_version: IcpVersion) -> bulk.FitMemo:
-    """The worker process's memo of fit parts under one ICP version, shared by every chunk it
-    runs (an account appears in every chunk). Only the newest version's memo is kept."""
-    memo = _fit_memos.get(icp_version.pk)
-    if memo is None:
-        _fit_memos.clear()
-        memo = _fit_memos[icp_version.pk] = bulk.FitMemo(icp_spec(icp_version))
-    return memo
-
-
 def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
     """Bring a chunk's leads up to date, bucket by bucket from its watermark. Returns the ids
     of leads whose new score may move them to another stage."""
@@ -307,17 +294,15 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
             model = scoring_model_in_force(at=at)
             if icp_version is None or model is None:
                 break
-            memo = fit_memo_for(icp_version)
             bulk.bring_up_to_date(
                 lo,
                 hi,
-                icp=memo.icp,
+                icp=icp_spec(icp_version),
                 icp_version_id=icp_version.pk,
                 spec=scoring_spec(model),
                 model_id=model.pk,
                 keep_sums_of=compatible_sums_models(model),
                 as_of_day=engine.day_number(at),
-                memo=memo,
             )
             candidates += threshold_candidates(lo=lo, hi=hi, at=at)
             chunk.processed += Lead.objects.filter(pk__range=(lo, hi)).count()

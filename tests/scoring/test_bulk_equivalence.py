@@ -18,7 +18,15 @@ INDUSTRIES = ["software", "retail", "healthcare", "Software", "education"]
 TECHNOLOGIES = ["salesforce", "HubSpot", "snowflake", "shopify"]
 SIGNALS = ["funding_round", "executive_hire"]
 SENIORITIES = ["executive", "vp", "director", "manager", "student", "unknown"]
-TITLES = ["CEO", "VP Marketing", "Head of Growth", "Student", "Directeur Général", "Engineer"]
+TITLES = [
+    "CEO",
+    "VP Marketing",
+    "Head of Growth",
+    "Student",
+    "Directeur Général",
+    "DIRECTEUR GÉNÉRAL",
+    "Engineer",
+]
 COUNTRIES = ["US", "DE", "GB", "IN", ""]
 DOMAINS = ["acme.io", "gmail.com", "rival.com", "outlook.com", "corp.example"]
 
@@ -169,7 +177,7 @@ def bulk_score(leads, icp, spec, *, as_of_day=AS_OF_DAY, reread=True, refit=True
     if reread:
         bulk.reread_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day)
     if refit:
-        bulk.refit(lo, hi, memo=bulk.FitMemo(icp), icp_version_id=icp_id, spec=spec)
+        bulk.refit_in_sql(lo, hi, icp=icp, icp_version_id=icp_id, spec=spec)
     bulk.rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day)
 
 
@@ -266,3 +274,16 @@ def test_reweighting_and_decay_from_stored_sums_match_the_engine(
             created, icp, second, as_of_day=later
         )
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_non_ascii_text_is_matched_case_insensitively_in_bulk_as_in_the_engine():
+    icp = engine.IcpSpec(
+        1, (engine.Criterion("French execs", "title", ("général",), points=30),), 30, 20, 10
+    )
+    spec = engine.ScoringSpec(1, 30.0, {"page_view": engine.KindRule(1.0, 5)})
+    leads = load([], [{"account": None, "seniority": "vp", "title": "DIRECTEUR GÉNÉRAL",
+                       "country": "", "domain": "acme.io", "events": []}])  # fmt: skip
+    bulk_score(leads, icp, spec)
+    assert scores_in_database(leads) == scores_by_engine(leads, icp, spec)
+    assert Lead.objects.get(pk=leads[0].pk).tier == "A"

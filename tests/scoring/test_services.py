@@ -298,9 +298,9 @@ def test_publishing_an_icp_refits_every_lead_and_running_it_twice_changes_nothin
     before = LeadScoreState.objects.filter(lead=lead).values().get()
     assert services.rescore_chunk_run(chunk_id=chunk.pk) == []
     again = services.rescore_job_create(reason="manual")
-    with mock.patch.object(services.bulk, "_write_fit") as write_fit:
+    with mock.patch.object(services.bulk, "refit_in_sql") as refit:
         services.rescore_chunk_run(chunk_id=again.chunks.get().pk)
-    write_fit.assert_not_called()
+    refit.assert_not_called()
     assert LeadScoreState.objects.filter(lead=lead).values().get() == before
 
 
