@@ -294,15 +294,13 @@ def _criterion_sql(criterion: engine.Criterion) -> tuple[str, list]:
     values_sql, values = _in_list(criterion.values)
     if attribute in ("technologies", "signals"):
         if _is_postgres():
-            elements = (
-                f"jsonb_array_elements_text(COALESCE(a.{attribute}, '[]'::jsonb)) AS t(value)"
-            )
-        else:
-            elements = f"json_each(COALESCE(a.{attribute}, '[]')) AS t"
-        return (
-            f"EXISTS (SELECT 1 FROM {elements} WHERE {_lower('t.value')} IN {values_sql})",
-            values,
-        )
+            # Accounts store these lists lower-cased (Account.save), so "any of" is one
+            # jsonb operator per row instead of unnesting the array.
+            array = ", ".join(["%s"] * len(values))
+            return f"(COALESCE(a.{attribute}, '[]'::jsonb) ?| ARRAY[{array}]::text[])", values
+        elements = f"json_each(COALESCE(a.{attribute}, '[]')) AS t"
+        where = f"{_lower('t.value')} IN {values_sql}"
+        return f"EXISTS (SELECT 1 FROM {elements} WHERE {where})", values
     if attribute == "title":
         find = "STRPOS" if _is_postgres() else "INSTR"
         title = _lower("COALESCE(l.title, '')")

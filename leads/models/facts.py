@@ -34,6 +34,13 @@ def normalize_domain(value: str) -> str:
     return host.removeprefix("www.").rstrip(".")
 
 
+def normalize_tags(values) -> list:
+    """Technologies or signals: lower-cased, stripped, de-duplicated, sorted."""
+    if not isinstance(values, list):
+        return values  # clean() reports the bad type
+    return sorted({v.strip().lower() for v in values if isinstance(v, str) and v.strip()})
+
+
 class Account(models.Model):
     name = models.CharField(max_length=200)
     domain = models.CharField(max_length=200, blank=True, help_text="Normalized: example.com")
@@ -67,6 +74,13 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        # Lists are matched case-insensitively by the ICP; storing them lower-cased lets the
+        # bulk scoring path match them with one indexable jsonb operator.
+        self.technologies = normalize_tags(self.technologies)
+        self.signals = normalize_tags(self.signals)
+        return super().save(*args, **kwargs)
 
     def clean(self) -> None:
         super().clean()

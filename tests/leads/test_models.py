@@ -247,3 +247,12 @@ def test_calendar_time_zone_must_exist(db):
     with pytest.raises(ValidationError) as error:
         BusinessCalendar(name="Mars", time_zone="Mars/Olympus").full_clean()
     assert "time_zone" in error.value.message_dict
+
+
+def test_account_lists_are_stored_lower_cased_and_deduplicated(db):
+    account = AccountFactory(
+        technologies=["HubSpot", " hubspot", "Snowflake"], signals=["Funding_Round"]
+    )
+    account.refresh_from_db()
+    assert account.technologies == ["hubspot", "snowflake"]
+    assert account.signals == ["funding_round"]
