@@ -124,6 +124,12 @@ class EventWeight(VersionedRow):
             )
 
 
+def _unindexed_version_key(model) -> models.ForeignKey:
+    return models.ForeignKey(
+        model, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+
 def sum_field_name(kind: str) -> str:
     return f"sum_{kind}"
 
@@ -143,30 +149,9 @@ class LeadScoreState(models.Model):
     )
     # Not indexed: every rescore changes them, and an indexed column would rule out in-place
     # (HOT) updates; rows are always found by lead id ranges.
-    icp_version = models.ForeignKey(
-        IcpVersion,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    scoring_model = models.ForeignKey(
-        ScoringModel,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
-    sums_model = models.ForeignKey(
-        ScoringModel,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    icp_version = _unindexed_version_key(IcpVersion)
+    scoring_model = _unindexed_version_key(ScoringModel)
+    sums_model = _unindexed_version_key(ScoringModel)
     # Database defaults too: the bulk path creates missing rows with a plain INSERT … SELECT.
     fit_points = models.IntegerField(default=0, db_default=0)
     fit_excluded = models.BooleanField(
