@@ -57,46 +57,26 @@ DEFAULT_STAGES = [
 # The stages a lead passes on its way to revenue, in order (for funnels and the seeder).
 FUNNEL_STAGE_KEYS = ["lead", "mql", "sal", "sql", "opportunity", "customer"]
 
-DEFAULT_ICP_TIERS = {"tier_a_min_points": 60, "tier_b_min_points": 35, "tier_c_min_points": 15}
+# Fit tops out near 60 points, below the MQL threshold (65): a lead becomes an MQL only when a
+# good fit also engages (a demo request, a webinar and a pricing visit…), never on fit alone.
+DEFAULT_ICP_TIERS = {"tier_a_min_points": 35, "tier_b_min_points": 20, "tier_c_min_points": 10}
 
+# fmt: off
 DEFAULT_ICP_CRITERIA = [
     # name, attribute, values, min, max, points, is exclusion
-    (
-        "Target industry",
-        "industry",
-        ["software", "financial services", "healthcare", "e-commerce"],
-        None,
-        None,
-        20,
-        False,
-    ),
-    ("Mid-market size", "employees", [], 200, 5000, 20, False),
-    ("Enterprise size", "employees", [], 5001, None, 10, False),
-    ("Revenue $20M–$1B", "annual_revenue", [], 20_000_000, 1_000_000_000, 10, False),
-    ("Core regions", "region", ["na", "emea"], None, None, 10, False),
-    (
-        "Uses an integrated platform",
-        "technologies",
-        ["salesforce", "hubspot", "snowflake", "segment"],
-        None,
-        None,
-        15,
-        False,
-    ),
-    ("Recent funding round", "signals", ["funding_round"], None, None, 10, False),
-    ("New executive hire", "signals", ["executive_hire"], None, None, 5, False),
-    (
-        "Decision-maker seniority",
-        "seniority",
-        ["executive", "vp", "director"],
-        None,
-        None,
-        15,
-        False,
-    ),
+    ("Target industry", "industry", ["software", "financial services", "healthcare", "e-commerce"], None, None, 10, False),
+    ("Mid-market size", "employees", [], 200, 5000, 10, False),
+    ("Enterprise size", "employees", [], 5001, None, 5, False),
+    ("Revenue $20M–$1B", "annual_revenue", [], 20_000_000, 1_000_000_000, 5, False),
+    ("Core regions", "region", ["na", "emea"], None, None, 5, False),
+    ("Uses an integrated platform", "technologies", ["salesforce", "hubspot", "snowflake", "segment"], None, None, 10, False),
+    ("Recent funding round", "signals", ["funding_round"], None, None, 5, False),
+    ("New executive hire", "signals", ["executive_hire"], None, None, 3, False),
+    ("Decision-maker seniority", "seniority", ["executive", "vp", "director"], None, None, 10, False),
     ("Students", "seniority", ["student"], None, None, 0, True),
     ("Micro companies", "employees", [], None, 10, 0, True),
 ]
+# fmt: on
 
 DEFAULT_CALENDAR = {
     "name": "Sales team — New York",

@@ -70,7 +70,7 @@ def test_posting_to_a_published_version_changes_nothing(admin_client):
     )
     assert response.status_code == 403
     v1.refresh_from_db()
-    assert v1.tier_a_min_points == 60
+    assert v1.tier_a_min_points == 35
 
 
 def test_adding_an_icp_draft_with_criteria(admin_client):

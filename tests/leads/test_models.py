@@ -222,10 +222,12 @@ def test_icp_tiers_must_descend(icp_draft):
     ("points", "excluded", "tier"),
     [
         (80, False, "A"),
-        (60, False, "A"),
-        (59, False, "B"),
-        (20, False, "C"),
-        (5, False, "D"),
+        (35, False, "A"),
+        (34, False, "B"),
+        (20, False, "B"),
+        (19, False, "C"),
+        (10, False, "C"),
+        (9, False, "D"),
         (99, True, "D"),
     ],
 )

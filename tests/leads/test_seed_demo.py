@@ -81,7 +81,7 @@ def test_fit_points_award_an_ideal_profile_tier_a():
         seniority="vp",
     )
     points, excluded = g.demo_fit_points(profile)
-    assert (points, excluded) == (20 + 20 + 10 + 10 + 15 + 15, False)
+    assert (points, excluded) == (10 + 10 + 5 + 5 + 10 + 10, False)
     assert g.demo_tier(points, excluded) == "A"
 
 

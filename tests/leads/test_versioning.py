@@ -50,7 +50,7 @@ def test_draft_copies_the_criteria_of_its_source(icp_v1):
     )
     # The copies are new rows: editing the draft leaves v1 untouched.
     draft.criteria.filter(name="Target industry").update(points=1)
-    assert icp_v1.criteria.get(name="Target industry").points == 20
+    assert icp_v1.criteria.get(name="Target industry").points == 10
 
 
 def test_published_version_rows_cannot_be_edited_or_deleted(icp_v1):
@@ -64,7 +64,7 @@ def test_published_version_rows_cannot_be_edited_or_deleted(icp_v1):
         IcpCriterion(
             version=icp_v1, name="New", attribute="industry", values=["x"], points=1
         ).save()
-    assert icp_v1.criteria.get(name="Target industry").points == 20
+    assert icp_v1.criteria.get(name="Target industry").points == 10
 
 
 def test_publishing_supersedes_but_keeps_history_readable(icp_v1, admin_user):
@@ -77,7 +77,7 @@ def test_publishing_supersedes_but_keeps_history_readable(icp_v1, admin_user):
     assert icp_in_force() == published
     # Under the rules in force last year, v1 still answers.
     assert icp_in_force(at=before_publish - timedelta(days=365)) == icp_v1
-    assert icp_v1.criteria.get(name="Target industry").points == 20
+    assert icp_v1.criteria.get(name="Target industry").points == 10
 
 
 def test_scheduled_version_takes_force_at_its_effective_from(icp_v1):

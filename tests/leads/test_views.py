@@ -28,7 +28,7 @@ def test_lead_page_explains_the_score(admin_client, scored_lead):
     body = response.content.decode()
     assert response.status_code == 200
     assert "Fit under ICP v1" in body
-    assert "Target industry" in body and "+20" in body
+    assert "Target industry" in body and "+10" in body
     assert "webinar_attended" in body
     assert "Removed by decay" in body
     # Markup in names is shown, never executed.

@@ -112,6 +112,7 @@ def test_incremental_rescore_scores_with_the_engine_and_cleans_the_lead(db, froz
 def test_rescoring_twice_gives_the_same_result(db, frozen_now):
     lead = icp_lead()
     record(lead, "form_fill", 2)
+    record(lead, "pricing_page", 1)
     first = services.lead_rescore(lead_id=lead.pk)
     snapshot = LeadScoreState.objects.values("fit_points", "engagement", "total", "grade").get(
         lead_id=lead.pk
@@ -285,7 +286,7 @@ def test_publishing_an_icp_refits_every_lead_and_running_it_twice_changes_nothin
     draft = definition_create_draft(
         model=IcpVersion, actor=None, copy_from=IcpVersion.objects.get(number=1)
     )
-    draft.criteria.filter(name="Target industry").update(points=40)
+    draft.criteria.filter(name="Target industry").update(points=30)
     definition_publish(version=draft, actor=None, effective_from=NOW - timedelta(minutes=1))
     job = RescoreJob.objects.get()
     chunk = job.chunks.get()
