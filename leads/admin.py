@@ -349,16 +349,16 @@ class LeadAdmin(FactAdmin):
         "created_at",
     )
     list_filter = (StageListFilter, "tier", "in_marketing_nurture", "source", "seniority")
-    list_select_related = ("account", "source", "owner", "score")
+    list_select_related = ("account", "source", "owner", "score_state")
     search_fields = ("email", "first_name", "last_name", "external_id", "account__name")
     raw_id_fields = ("account", "campaign", "owner")
     readonly_fields = ("stage", "stage_entered_at", "tier", "score", "updated_at")
     date_hierarchy = "created_at"
     inlines = [StageTransitionInline]
 
-    @admin.display(description="Score (grade)", ordering="score__total")
+    @admin.display(description="Score (grade)", ordering="score_state__total")
     def score(self, obj) -> str:
-        state = getattr(obj, "score", None)
+        state = getattr(obj, "score_state", None)
         return f"{state.total:g} ({state.grade})" if state is not None else "not scored"
 
 

@@ -110,7 +110,7 @@ def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: st
 
     from leads.models import Lead
 
-    leads = Lead.objects.select_related("account", "source", "owner", "score").order_by(
+    leads = Lead.objects.select_related("account", "source", "owner", "score_state").order_by(
         "-created_at", "-pk"
     )
     if stage:
@@ -133,7 +133,7 @@ def lead_detail(lead_id: int):
     from leads.models import Lead
 
     return (
-        Lead.objects.select_related("account", "source", "campaign", "owner", "score")
+        Lead.objects.select_related("account", "source", "campaign", "owner", "score_state")
         .prefetch_related("transitions__actor", "handoffs__assignee", "handoffs__reject_reason")
         .get(pk=lead_id)
     )

@@ -20,11 +20,10 @@ from django.db import connection
 
 from leads.models import Lead
 from scoring import engine
-from scoring.models import LeadScore, LeadScoreState, sum_field_name
+from scoring.models import LeadScoreState, sum_field_name
 
 LEAD_TABLE = Lead._meta.db_table
 STATE_TABLE = LeadScoreState._meta.db_table
-SCORE_TABLE = LeadScore._meta.db_table
 EVENT_TABLE = "leads_engagementevent"
 ACCOUNT_TABLE = "leads_account"
 
@@ -77,19 +76,18 @@ def _in_list(values: Iterable[str]) -> tuple[str, list]:
     return "(" + ", ".join(["%s"] * len(values)) + ")", values
 
 
-def ensure_states(lo: int, hi: int) -> None:
-    """Create the missing score rows of the range (new leads start unscored)."""
+def ensure_states(lo: int, hi: int) -> int:
+    """Create the missing score states of the range (new leads start unscored)."""
+    sql = f"""
+        INSERT INTO {STATE_TABLE}
+            (lead_id, epoch_day, as_of_day, pending_seq, scored_seq)
+        SELECT l.id, 0, 0, 0, 0 FROM {LEAD_TABLE} l
+        WHERE l.id BETWEEN %s AND %s
+          AND NOT EXISTS (SELECT 1 FROM {STATE_TABLE} s WHERE s.lead_id = l.id)
+    """
     with connection.cursor() as cursor:
-        for table in (STATE_TABLE, SCORE_TABLE):
-            cursor.execute(
-                f"""
-                INSERT INTO {table} (lead_id)
-                SELECT l.id FROM {LEAD_TABLE} l
-                WHERE l.id BETWEEN %s AND %s
-                  AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.lead_id = l.id)
-                """,
-                [lo, hi],
-            )
+        cursor.execute(sql, [lo, hi])
+        return cursor.rowcount
 
 
 def reread_sums(
@@ -125,16 +123,9 @@ def reread_sums(
         kept = ", ".join(["%s"] * len(keep_sums_of))
         stale = f"AND (s.sums_model_id IS NULL OR s.sums_model_id NOT IN ({kept}))"
         stale_params = list(keep_sums_of)
-    # The scores of these leads must be recomputed from the new sums.
-    stale_scores = f"""
-        UPDATE {SCORE_TABLE} SET scoring_model_id = NULL
-        WHERE lead_id IN (
-            SELECT s.lead_id FROM {STATE_TABLE} s WHERE s.lead_id BETWEEN %s AND %s {stale}
-        )
-    """
     sql = f"""
         UPDATE {STATE_TABLE} SET {", ".join([assignments, *zeroed])},
-            epoch_day = %s, sums_model_id = %s
+            epoch_day = %s, sums_model_id = %s, scoring_model_id = NULL
         FROM (
             SELECT s.lead_id, {", ".join(columns)}
             FROM {STATE_TABLE} s
@@ -150,7 +141,6 @@ def reread_sums(
         WHERE {STATE_TABLE}.lead_id = agg.lead_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(stale_scores, [lo, hi, *stale_params])
         cursor.execute(sql, [as_of_day, model_id, *params, lo, hi, lo, hi, *stale_params])
 
 
@@ -209,22 +199,20 @@ def rescore_from_sums(
     stale = ""
     stale_params: list = []
     if only_stale:
-        stale = "AND (c.scoring_model_id IS NULL OR c.scoring_model_id <> %s OR c.as_of_day <> %s)"
+        stale = "AND (s.scoring_model_id IS NULL OR s.scoring_model_id <> %s OR s.as_of_day <> %s)"
         stale_params = [model_id, as_of_day]
     band, band_params = _band_sql("x.engagement", spec)
-    total = _quantized(_greatest(f"{SCORE_TABLE}.fit_points + x.engagement", "0"))
-    # One statement writing the narrow score table only: sums and e-mails are only read.
+    total = _quantized(_greatest(f"{STATE_TABLE}.fit_points + x.engagement", "0"))
+    # One statement, on the narrow state table only: the lead rows are only read (e-mail).
     sql = f"""
-        UPDATE {SCORE_TABLE} SET engagement = x.engagement, total = {total},
-            grade = {SCORE_TABLE}.tier || {band}, scoring_model_id = %s, as_of_day = %s
+        UPDATE {STATE_TABLE} SET engagement = x.engagement, total = {total},
+            grade = {STATE_TABLE}.tier || {band}, scoring_model_id = %s, as_of_day = %s
         FROM (
             SELECT s.lead_id, {engagement} AS engagement
-            FROM {STATE_TABLE} s
-            JOIN {SCORE_TABLE} c ON c.lead_id = s.lead_id
-            JOIN {LEAD_TABLE} l ON l.id = s.lead_id
+            FROM {STATE_TABLE} s JOIN {LEAD_TABLE} l ON l.id = s.lead_id
             WHERE s.lead_id BETWEEN %s AND %s {stale}
         ) x
-        WHERE {SCORE_TABLE}.lead_id = x.lead_id
+        WHERE {STATE_TABLE}.lead_id = x.lead_id
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [*band_params, model_id, as_of_day, *params, lo, hi, *stale_params])
@@ -247,7 +235,7 @@ def _has_stale_sums(lo: int, hi: int, keep_sums_of: list[int]) -> bool:
 def _has_stale_fit(lo: int, hi: int, icp_version_id: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {SCORE_TABLE} WHERE lead_id BETWEEN %s AND %s "
+            f"SELECT 1 FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s "
             "AND (icp_version_id IS NULL OR icp_version_id <> %s) LIMIT 1",
             [lo, hi, icp_version_id],
         )
@@ -356,23 +344,23 @@ def refit_in_sql(
         "WHEN x.points >= %s THEN 'C' ELSE 'D' END"
     )
     tier_params = [icp.tier_a_min_points, icp.tier_b_min_points, icp.tier_c_min_points]
-    band, band_params = _band_sql(f"{SCORE_TABLE}.engagement", spec)
-    total = _quantized(_greatest(f"x.points + {SCORE_TABLE}.engagement", "0"))
+    band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
+    total = _quantized(_greatest(f"x.points + {STATE_TABLE}.engagement", "0"))
     true = "TRUE" if _is_postgres() else "1"
     false = "FALSE" if _is_postgres() else "0"
     sql = f"""
-        UPDATE {SCORE_TABLE} SET fit_points = x.points, fit_excluded = x.excluded,
+        UPDATE {STATE_TABLE} SET fit_points = x.points, fit_excluded = x.excluded,
             tier = {tier}, total = {total}, grade = {tier} || {band}, icp_version_id = %s
         FROM (
-            SELECT c.lead_id, {points} AS points,
+            SELECT s.lead_id, {points} AS points,
                    CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
-            FROM {SCORE_TABLE} c
-            JOIN {LEAD_TABLE} l ON l.id = c.lead_id
+            FROM {STATE_TABLE} s
+            JOIN {LEAD_TABLE} l ON l.id = s.lead_id
             LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
-            WHERE c.lead_id BETWEEN %s AND %s
-              AND (c.icp_version_id IS NULL OR c.icp_version_id <> %s)
+            WHERE s.lead_id BETWEEN %s AND %s
+              AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s)
         ) x
-        WHERE {SCORE_TABLE}.lead_id = x.lead_id
+        WHERE {STATE_TABLE}.lead_id = x.lead_id
     """
     params = [
         *tier_params,
@@ -389,9 +377,9 @@ def refit_in_sql(
         cursor.execute(sql, params)
         cursor.execute(
             f"""
-            UPDATE {LEAD_TABLE} SET tier = c.tier FROM {SCORE_TABLE} c
-            WHERE c.lead_id = {LEAD_TABLE}.id AND {LEAD_TABLE}.id BETWEEN %s AND %s
-              AND {LEAD_TABLE}.tier <> c.tier
+            UPDATE {LEAD_TABLE} SET tier = s.tier FROM {STATE_TABLE} s
+            WHERE s.lead_id = {LEAD_TABLE}.id AND {LEAD_TABLE}.id BETWEEN %s AND %s
+              AND {LEAD_TABLE}.tier <> s.tier
             """,
             [lo, hi],
         )

@@ -134,13 +134,24 @@ def sum_field_name(kind: str) -> str:
     return f"sum_{kind}"
 
 
-class LeadScore(models.Model):
-    """A lead's current score: what pages show and filters use. Narrow on purpose: every rescore
-    rewrites these rows, so each rewrite is small (less WAL) and can happen in place (HOT)."""
+class LeadScoreState(models.Model):
+    """A lead's current score (fit, tier, engagement, total, grade), and what the engine keeps
+    so most recomputes need not re-read events. A narrow table of its own, rewritten on every
+    rescore, so the wide and heavily indexed lead table is not.
+
+    ``sum_<kind>`` = Σ_days min(count, cap) · 2^((day − epoch_day) / half-life), under the caps
+    and half-life of ``sums_model``; a weight change re-weights these sums, a half-life or cap
+    change re-reads events. ``pending_seq`` > ``scored_seq`` means new events await a rescore.
+    """
 
     lead = models.OneToOneField(
-        Lead, primary_key=True, on_delete=models.CASCADE, related_name="score"
+        Lead, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
     )
+    # Not indexed: every rescore changes them, and an indexed column would rule out in-place
+    # (HOT) updates; rows are always found by lead id ranges.
+    icp_version = _unindexed_version_key(IcpVersion)
+    scoring_model = _unindexed_version_key(ScoringModel)
+    sums_model = _unindexed_version_key(ScoringModel)
     # Database defaults too: the bulk path creates missing rows with a plain INSERT … SELECT.
     fit_points = models.IntegerField(default=0, db_default=0)
     fit_excluded = models.BooleanField(
@@ -156,32 +167,11 @@ class LeadScore(models.Model):
     grade = models.CharField(
         max_length=2, blank=True, db_default="", help_text="Tier + engagement band, e.g. A1."
     )
-    # Not indexed: every rescore changes them, and an indexed column would rule out in-place
-    # (HOT) updates; rows are always found by lead id ranges.
-    icp_version = _unindexed_version_key(IcpVersion)
-    scoring_model = _unindexed_version_key(ScoringModel)
-    as_of_day = models.IntegerField(default=0, db_default=0)
+    epoch_day = models.IntegerField(default=0)
+    as_of_day = models.IntegerField(default=0)
+    pending_seq = models.BigIntegerField(default=0)
+    scored_seq = models.BigIntegerField(default=0)
     scored_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.total:g} ({self.grade})"
-
-
-class LeadScoreState(models.Model):
-    """What the engine keeps per lead so most recomputes need not re-read events.
-
-    ``sum_<kind>`` = Σ_days min(count, cap) · 2^((day − epoch_day) / half-life), under the caps
-    and half-life of ``sums_model``; a weight change re-weights these sums, a half-life or cap
-    change re-reads events. ``pending_seq`` > ``scored_seq`` means new events await a rescore.
-    """
-
-    lead = models.OneToOneField(
-        Lead, primary_key=True, on_delete=models.CASCADE, related_name="score_state"
-    )
-    sums_model = _unindexed_version_key(ScoringModel)
-    epoch_day = models.IntegerField(default=0, db_default=0)
-    pending_seq = models.BigIntegerField(default=0, db_default=0)
-    scored_seq = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         indexes = [

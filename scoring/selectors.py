@@ -112,8 +112,8 @@ def explain_lead_score(lead: Lead, *, at: datetime | None = None) -> ScoreExplan
     model = scoring_model_in_force(at=at)
     if icp is None or model is None:
         return None
-    score = getattr(lead, "score", None)
-    as_of_day = score.as_of_day if score is not None and score.as_of_day else None
+    state = getattr(lead, "score_state", None)
+    as_of_day = state.as_of_day if state is not None and state.as_of_day else None
     if as_of_day is None:
         as_of_day = engine.day_number(at or timezone.now())
     result = engine.score_lead(

@@ -25,14 +25,7 @@ from leads.models import IcpVersion, Lead, LifecycleStage
 from leads.selectors import icp_in_force, stages_in_force
 from leads.services import handoff_open, lead_move_to_stage
 from scoring import bulk, engine
-from scoring.models import (
-    LeadScore,
-    LeadScoreState,
-    RescoreChunk,
-    RescoreJob,
-    ScoringModel,
-    sum_field_name,
-)
+from scoring.models import LeadScoreState, RescoreChunk, RescoreJob, ScoringModel, sum_field_name
 from scoring.selectors import (
     icp_spec,
     lead_event_days,
@@ -120,29 +113,24 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
         )
         for kind in _all_kinds():
             setattr(state, sum_field_name(kind), result.sums.get(kind, 0.0))
+        state.fit_points = result.fit.points
+        state.fit_excluded = result.fit.excluded
+        state.tier = result.tier
+        state.engagement = result.engagement
+        state.total = result.total
+        state.grade = result.grade
         state.epoch_day = result.epoch_day
+        state.as_of_day = result.as_of_day
+        state.icp_version = icp_version
+        state.scoring_model = model
         state.sums_model = model
         state.scored_seq = state.pending_seq
+        state.scored_at = at
         state.save()
-        score, _ = LeadScore.objects.update_or_create(
-            lead_id=lead_id,
-            defaults={
-                "fit_points": result.fit.points,
-                "fit_excluded": result.fit.excluded,
-                "tier": result.tier,
-                "engagement": result.engagement,
-                "total": result.total,
-                "grade": result.grade,
-                "icp_version": icp_version,
-                "scoring_model": model,
-                "as_of_day": result.as_of_day,
-                "scored_at": at,
-            },
-        )
         if lead.tier != result.tier:
             lead.tier = result.tier
             lead.save(update_fields=["tier", "updated_at"])
-        lead_apply_thresholds(lead=lead, score=score, model=model, at=at)
+        lead_apply_thresholds(lead=lead, state=state, model=model, at=at)
     return result
 
 
@@ -164,12 +152,12 @@ def dirty_lead_ids(*, limit: int) -> list[int]:
 
 
 def score_target_stage(
-    *, lead: Lead, score: LeadScore, stages: list[LifecycleStage]
+    *, lead: Lead, state: LeadScoreState, stages: list[LifecycleStage]
 ) -> tuple[LifecycleStage, int] | None:
     """The furthest score-triggered stage the lead's total reaches, if the lead may move there:
     not a poor fit, and now in an earlier marketing stage or in nurture. Leads in sales stages,
     disqualified, won or lost never move on score (they do not fall back either)."""
-    if score.fit_excluded:
+    if state.fit_excluded:
         return None
     by_key = {stage.key: stage for stage in stages}
     current = by_key.get(lead.stage)
@@ -184,7 +172,7 @@ def score_target_stage(
         if stage.trigger_type == TriggerType.SCORE_THRESHOLD
         and stage.kind == StageKind.OPEN
         and stage.trigger_score is not None
-        and score.total >= stage.trigger_score
+        and state.total >= stage.trigger_score
         and (current.kind == StageKind.NURTURE or stage.order > current.order)
         and stage.key != lead.stage
     ]
@@ -195,10 +183,10 @@ def score_target_stage(
 
 
 def lead_apply_thresholds(
-    *, lead: Lead, score: LeadScore, model: ScoringModel, at: datetime
+    *, lead: Lead, state: LeadScoreState, model: ScoringModel, at: datetime
 ) -> bool:
     """Move the lead to the stage its score reached (and open the handoff that stage starts)."""
-    target = score_target_stage(lead=lead, score=score, stages=stages_in_force(at=at))
+    target = score_target_stage(lead=lead, state=state, stages=stages_in_force(at=at))
     if target is None:
         return False
     stage, threshold = target
@@ -207,7 +195,7 @@ def lead_apply_thresholds(
             lead=lead,
             to_stage=stage.key,
             actor_type=ActorType.SCORING,
-            reason=f"score {score.total:g} ≥ {threshold} under scoring model v{model.number}",
+            reason=f"score {state.total:g} ≥ {threshold} under scoring model v{model.number}",
             at=at,
         )
         if stage.opens_handoff:
@@ -226,14 +214,14 @@ def leads_apply_thresholds(*, lead_ids: list[int]) -> int:
         with transaction.atomic():
             lock_bucket(lead_id)
             lead = (
-                Lead.objects.select_related("account", "score")
+                Lead.objects.select_related("account", "score_state")
                 .select_for_update(of=("self",))
                 .filter(pk=lead_id)
                 .first()
             )
-            if lead is None or not hasattr(lead, "score"):
+            if lead is None or not hasattr(lead, "score_state"):
                 continue
-            if lead_apply_thresholds(lead=lead, score=lead.score, model=model, at=at):
+            if lead_apply_thresholds(lead=lead, state=lead.score_state, model=model, at=at):
                 moved += 1
     return moved
 
@@ -254,7 +242,7 @@ def threshold_candidates(*, lo: int, hi: int, at: datetime) -> list[int]:
         if (s.team == Team.MARKETING and s.kind == StageKind.OPEN) or s.kind == StageKind.NURTURE
     ]
     return list(
-        LeadScore.objects.filter(
+        LeadScoreState.objects.filter(
             pk__gte=lo,
             pk__lte=hi,
             fit_excluded=False,
@@ -347,8 +335,7 @@ def score_states_vacuum() -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        for model in (LeadScore, LeadScoreState):
-            cursor.execute(f"VACUUM (ANALYZE) {model._meta.db_table}")
+        cursor.execute(f"VACUUM (ANALYZE) {LeadScoreState._meta.db_table}")
     return True
 
 
@@ -407,7 +394,7 @@ def decay_job_create_if_due() -> RescoreJob | None:
     today = today_day_number()
     if RescoreJob.objects.filter(status=RescoreJob.Status.RUNNING).exists():
         return None
-    if not LeadScore.objects.filter(as_of_day__lt=today).exists():
+    if not LeadScoreState.objects.filter(as_of_day__lt=today).exists():
         return None
     with transaction.atomic():
         return rescore_job_create(reason=RescoreJob.Reason.DECAY, note=f"day {today}")

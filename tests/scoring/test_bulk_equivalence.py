@@ -184,14 +184,16 @@ def bulk_score(leads, icp, spec, *, as_of_day=AS_OF_DAY, reread=True, refit=True
 def scores_in_database(leads):
     return {
         lead.pk: (
-            lead.score.fit_points,
-            lead.score.fit_excluded,
+            lead.score_state.fit_points,
+            lead.score_state.fit_excluded,
             lead.tier,
-            lead.score.engagement,
-            lead.score.total,
-            lead.score.grade,
+            lead.score_state.engagement,
+            lead.score_state.total,
+            lead.score_state.grade,
         )
-        for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads]).select_related("score")
+        for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads]).select_related(
+            "score_state"
+        )
     }
 
 

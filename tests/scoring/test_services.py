@@ -15,7 +15,7 @@ from leads.services import (
     engagement_events_record,
 )
 from scoring import engine, services, tasks
-from scoring.models import LeadScore, LeadScoreState, RescoreJob, ScoringModel
+from scoring.models import LeadScoreState, RescoreJob, ScoringModel
 from tests.factories import AccountFactory, LeadFactory
 
 # Tuesday 2026-03-10 14:00 New York time: inside the default calendar's working hours.
@@ -34,8 +34,8 @@ def rep(db):
     return SalesRep.objects.create(user=user, region="NA")
 
 
-def score(lead: Lead) -> LeadScore:
-    return LeadScore.objects.get(lead_id=lead.pk)
+def score(lead: Lead) -> LeadScoreState:
+    return LeadScoreState.objects.get(lead_id=lead.pk)
 
 
 def icp_lead(**overrides) -> Lead:
@@ -114,13 +114,15 @@ def test_rescoring_twice_gives_the_same_result(db, frozen_now):
     record(lead, "form_fill", 2)
     record(lead, "pricing_page", 1)
     first = services.lead_rescore(lead_id=lead.pk)
-    snapshot = LeadScore.objects.values("fit_points", "engagement", "total", "grade").get(
+    snapshot = LeadScoreState.objects.values("fit_points", "engagement", "total", "grade").get(
         lead_id=lead.pk
     )
     second = services.lead_rescore(lead_id=lead.pk)
     assert first.total == second.total
     assert (
-        LeadScore.objects.values("fit_points", "engagement", "total", "grade").get(lead_id=lead.pk)
+        LeadScoreState.objects.values("fit_points", "engagement", "total", "grade").get(
+            lead_id=lead.pk
+        )
         == snapshot
     )
     # The first run moved the lead to MQL; the second moves nothing and opens nothing.
@@ -253,7 +255,8 @@ def test_publishing_a_model_rescores_every_lead_from_stored_sums(
     assert services.job_progress(job)["percent"] == 100
     for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads]):
         assert score(lead).engagement == 12.0
-        assert score(lead).scoring_model_id == draft.pk
+        state = LeadScoreState.objects.get(lead=lead)
+        assert state.scoring_model_id == draft.pk
     # Same half-life and caps: the sums were reused, no event was re-read.
     assert all(call.kwargs["keep_sums_of"] for call in reread.call_args_list)
     assert LeadScoreState.objects.filter(sums_model__number=1).count() == 3
@@ -290,16 +293,16 @@ def test_publishing_an_icp_refits_every_lead_and_running_it_twice_changes_nothin
     services.rescore_chunk_run(chunk_id=chunk.pk)
     lead.refresh_from_db()
     assert score(lead).fit_points == old_fit + 20
-    assert score(lead).icp_version_id == draft.pk
+    assert LeadScoreState.objects.get(lead=lead).icp_version_id == draft.pk
     # A second delivery of the same chunk message finds the watermark at the end; a second job
     # finds every row current and writes nothing.
-    before = LeadScore.objects.filter(lead=lead).values().get()
+    before = LeadScoreState.objects.filter(lead=lead).values().get()
     assert services.rescore_chunk_run(chunk_id=chunk.pk) == []
     again = services.rescore_job_create(reason="manual")
     with mock.patch.object(services.bulk, "refit_in_sql") as refit:
         services.rescore_chunk_run(chunk_id=again.chunks.get().pk)
     refit.assert_not_called()
-    assert LeadScore.objects.filter(lead=lead).values().get() == before
+    assert LeadScoreState.objects.filter(lead=lead).values().get() == before
 
 
 def test_bulk_rescore_matches_the_engine_for_leads_never_scored(db, frozen_now):

@@ -111,7 +111,7 @@ def test_event_is_rescored_by_a_worker_and_opens_an_assigned_handoff(
         wait_for(lambda: Lead.objects.get(pk=lead.pk).stage == "mql")
     lead.refresh_from_db()
     handoff = Handoff.objects.get(lead=lead)
-    assert lead.score.total >= 65
+    assert lead.score_state.total >= 65
     assert handoff.assignee == rep.user
     assert handoff.response_due_at > handoff.assigned_at
     assert not LeadScoreState.objects.get(lead=lead).is_dirty
@@ -139,4 +139,4 @@ def test_lead_is_rescored_after_the_broker_comes_back(real_services, worker_env,
         wait_for(lambda: not LeadScoreState.objects.get(lead=lead).is_dirty)
     lead.refresh_from_db()
     assert lead.stage == "mql"
-    assert lead.score.engagement == 38.0  # demo request 30 + pricing page 8
+    assert lead.score_state.engagement == 38.0  # demo request 30 + pricing page 8
