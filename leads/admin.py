@@ -4,6 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html
 
 from leads import services
 from leads.models import (
@@ -105,21 +107,11 @@ class DefinitionVersionAdmin(admin.ModelAdmin):
             )
             return
         self.message_user(request, f"{version.label} v{version.number} is published and in force.")
-        self._announce_follow_up_work(request)
-
-    def _announce_follow_up_work(self, request) -> None:
-        """Point at the rescore a publish started (scoring registers one for ICP and models)."""
-        from django.urls import NoReverseMatch, reverse
-        from django.utils.html import format_html
-
-        try:
-            url = reverse("scoring:latest-job")
-        except NoReverseMatch:
-            return
-        self.message_user(
-            request,
-            format_html('Every lead is being rescored: <a href="{}">watch progress</a>.', url),
-        )
+        for message, url_name in services.definition_publish_follow_ups(type(version)):
+            self.message_user(
+                request,
+                format_html('{}: <a href="{}">watch progress</a>.', message, reverse(url_name)),
+            )
 
     @admin.action(description="Create a new draft from the selected version")
     def new_draft_from(self, request, queryset):

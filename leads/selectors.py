@@ -5,14 +5,19 @@ from datetime import datetime
 from typing import TypeVar
 
 from django.db.models import Count, Max, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from leads.choices import DefinitionStatus
 from leads.models import (
     DefinitionVersion,
+    EngagementEvent,
+    Handoff,
     IcpVersion,
+    Lead,
     LifecycleStage,
     LifecycleVersion,
+    Opportunity,
     SlaPolicy,
     SlaVersion,
 )
@@ -72,8 +77,6 @@ def sla_policy_for(*, stage_key: str, tier: str, at: datetime | None = None) -> 
 
 def definitions_overview(models: list[type[DefinitionVersion]]) -> list[dict]:
     """For the home page: each definition kind, its version in force and how many drafts wait."""
-    from django.urls import reverse
-
     rows = []
     for model in models:
         counts = model.objects.aggregate(
@@ -93,8 +96,6 @@ def definitions_overview(models: list[type[DefinitionVersion]]) -> list[dict]:
 
 def pipeline_counts() -> dict[str, int]:
     """Headline counts for the home page, one query per table."""
-    from leads.models import EngagementEvent, Handoff, Lead, Opportunity
-
     lead_counts = Lead.objects.aggregate(leads=Count("pk"))
     return {
         **lead_counts,
@@ -106,10 +107,6 @@ def pipeline_counts() -> dict[str, int]:
 
 def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: str = ""):
     """Leads for the list page, newest first, filtered; the caller paginates."""
-    from django.db.models import Q
-
-    from leads.models import Lead
-
     leads = Lead.objects.select_related("account", "source", "owner", "score_state").order_by(
         "-created_at", "-pk"
     )
@@ -130,8 +127,6 @@ def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: st
 
 
 def lead_detail(lead_id: int):
-    from leads.models import Lead
-
     return (
         Lead.objects.select_related("account", "source", "campaign", "owner", "score_state")
         .prefetch_related("transitions__actor", "handoffs__assignee", "handoffs__reject_reason")
@@ -140,8 +135,6 @@ def lead_detail(lead_id: int):
 
 
 def lead_recent_events(lead_id: int, *, limit: int = 50):
-    from leads.models import EngagementEvent
-
     return list(
         EngagementEvent.objects.filter(lead_id=lead_id)
         .select_related("content_asset")

@@ -28,13 +28,27 @@ V = TypeVar("V", bound=DefinitionVersion)
 
 # Other apps react to a publish (scoring rescores every lead) without leads importing them.
 _PUBLISH_HOOKS: dict[type[DefinitionVersion], list[Callable[..., None]]] = defaultdict(list)
+# What to tell the publisher about that work: (message, URL name of a page that follows it).
+_PUBLISH_FOLLOW_UPS: dict[type[DefinitionVersion], list[tuple[str, str]]] = defaultdict(list)
 
 
-def on_definition_published(model: type[DefinitionVersion], hook: Callable[..., None]) -> None:
+def on_definition_published(
+    model: type[DefinitionVersion],
+    hook: Callable[..., None],
+    *,
+    follow_up: tuple[str, str] | None = None,
+) -> None:
     """Register ``hook(version=…)``; it runs inside the publishing transaction, so the work it
     records commits (or rolls back) with the publish."""
     if hook not in _PUBLISH_HOOKS[model]:
         _PUBLISH_HOOKS[model].append(hook)
+        if follow_up is not None:
+            _PUBLISH_FOLLOW_UPS[model].append(follow_up)
+
+
+def definition_publish_follow_ups(model: type[DefinitionVersion]) -> list[tuple[str, str]]:
+    """The work a publish of ``model`` starts elsewhere, as (message, URL name) pairs."""
+    return list(_PUBLISH_FOLLOW_UPS[model])
 
 
 def definition_publish(

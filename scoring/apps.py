@@ -12,8 +12,9 @@ class ScoringConfig(AppConfig):
         from scoring import services
         from scoring.models import ScoringModel
 
-        on_definition_published(IcpVersion, services.definition_published)
-        on_definition_published(ScoringModel, services.definition_published)
+        rescoring = ("Every lead is being rescored", "scoring:latest-job")
+        on_definition_published(IcpVersion, services.definition_published, follow_up=rescoring)
+        on_definition_published(ScoringModel, services.definition_published, follow_up=rescoring)
         on_events_recorded(services.events_recorded)
         connection_created.connect(_register_sqlite_functions)
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from leads.choices import EventKind
 from leads.models import Lead
 from scoring import engine
 from scoring.models import LeadScoreState, sum_field_name
@@ -116,7 +117,7 @@ def reread_sums(
         f"{sum_field_name(kind)} = COALESCE(agg.{sum_field_name(kind)}, 0)" for kind in kinds
     )
     # Kinds without a rule in this model count for nothing: their sums are zeroed.
-    zeroed = [f"{sum_field_name(kind)} = 0" for kind in engine_kinds() if kind not in spec.rules]
+    zeroed = [f"{sum_field_name(kind)} = 0" for kind in EventKind.values if kind not in spec.rules]
     stale = ""
     stale_params: list = []
     if keep_sums_of:
@@ -142,12 +143,6 @@ def reread_sums(
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [as_of_day, model_id, *params, lo, hi, lo, hi, *stale_params])
-
-
-def engine_kinds() -> list[str]:
-    from leads.choices import EventKind
-
-    return list(EventKind.values)
 
 
 def _engagement_sql(spec: engine.ScoringSpec, as_of_day: int) -> tuple[str, list]:

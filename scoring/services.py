@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Min
 from django.utils import timezone
 
-from leads.choices import ActorType, StageKind, Team, TriggerType
+from leads.choices import ActorType, EventKind, StageKind, Team, TriggerType
 from leads.models import IcpVersion, Lead, LifecycleStage
 from leads.selectors import icp_in_force, stages_in_force
 from leads.services import handoff_open, lead_move_to_stage
@@ -111,7 +111,7 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
             lead_event_days(lead_id),
             as_of_day=engine.day_number(at),
         )
-        for kind in _all_kinds():
+        for kind in EventKind.values:
             setattr(state, sum_field_name(kind), result.sums.get(kind, 0.0))
         state.fit_points = result.fit.points
         state.fit_excluded = result.fit.excluded
@@ -132,12 +132,6 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
             lead.save(update_fields=["tier", "updated_at"])
         lead_apply_thresholds(lead=lead, state=state, model=model, at=at)
     return result
-
-
-def _all_kinds() -> list[str]:
-    from leads.choices import EventKind
-
-    return list(EventKind.values)
 
 
 def dirty_lead_ids(*, limit: int) -> list[int]:
@@ -281,6 +275,9 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
     """Bring a chunk's leads up to date, bucket by bucket from its watermark. Returns the ids
     of leads whose new score may move them to another stage."""
     candidates: list[int] = []
+    # Published versions never change, so what is derived from them is built once per run; the
+    # versions in force are still read every batch, so a publish mid-chunk takes effect.
+    derived: dict[tuple[int, int], tuple] = {}
     while True:
         at = timezone.now()
         with transaction.atomic():
@@ -294,14 +291,22 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
             model = scoring_model_in_force(at=at)
             if icp_version is None or model is None:
                 break
+            key = (icp_version.pk, model.pk)
+            if key not in derived:
+                derived[key] = (
+                    icp_spec(icp_version),
+                    scoring_spec(model),
+                    compatible_sums_models(model),
+                )
+            icp, spec, keep_sums_of = derived[key]
             bulk.bring_up_to_date(
                 lo,
                 hi,
-                icp=icp_spec(icp_version),
+                icp=icp,
                 icp_version_id=icp_version.pk,
-                spec=scoring_spec(model),
+                spec=spec,
                 model_id=model.pk,
-                keep_sums_of=compatible_sums_models(model),
+                keep_sums_of=keep_sums_of,
                 as_of_day=engine.day_number(at),
             )
             candidates += threshold_candidates(lo=lo, hi=hi, at=at)

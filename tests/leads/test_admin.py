@@ -217,6 +217,8 @@ def test_publish_action_publishes_a_valid_draft(admin_client):
         follow=True,
     )
     assert "SLA v2 is published and in force" in response.content.decode()
+    # An SLA change rescores nobody, so the publisher is not told to watch a rescore.
+    assert not any("rescored" in str(m) for m in response.context["messages"])
     draft.refresh_from_db()
     assert draft.is_published
 
