@@ -159,3 +159,31 @@ class FunnelStage(models.TextChoices):
     TOFU = "tofu", "Top of funnel"
     MOFU = "mofu", "Middle of funnel"
     BOFU = "bofu", "Bottom of funnel"
+
+
+class TouchChannel(models.TextChoices):
+    CALL = "call", "Call"
+    EMAIL = "email", "E-mail"
+    MEETING = "meeting", "Meeting"
+    SOCIAL = "social", "Social message"
+    OTHER = "other", "Other"
+
+
+class ActivityAction(models.TextChoices):
+    """What happened to a handed-off lead: the handoff's history, one row per action."""
+
+    OPENED = "opened", "Handed to sales"
+    RESPONDED = "responded", "First response"
+    TOUCHED = "touched", "Follow-up logged"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    REASSIGNED = "reassigned", "Reassigned"
+    RESPONSE_BREACHED = "response_breached", "Response SLA breached"
+    ACCEPT_BREACHED = "accept_breached", "Accept SLA breached"
+    RECYCLED = "recycled", "Recycled to nurture"
+
+
+class NotificationKind(models.TextChoices):
+    RESPONSE_BREACH = "response_breach", "Response SLA breached"
+    ACCEPT_BREACH = "accept_breach", "Accept SLA breached"
+    REASSIGNED = "reassigned", "Handoff reassigned to you"

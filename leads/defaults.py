@@ -142,3 +142,14 @@ DEFAULT_EVENT_WEIGHTS = [
     ("unsubscribe", -20, 1),
     ("email_bounce", -15, 1),
 ]
+
+DEFAULT_OBJECTIONS = [
+    # key, label
+    ("price", "Price"),
+    ("timing", "Timing"),
+    ("competitor", "Competitor"),
+    ("integration", "Integration"),
+    ("security", "Security / compliance"),
+    ("no_need", "No perceived need"),
+    ("internal_tool", "Building it in-house"),
+]

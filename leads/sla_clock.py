@@ -244,6 +244,18 @@ def is_working_time(calendar: BusinessCalendarSpec, at: datetime) -> bool:
     )
 
 
+def clock_stops_at(calendar: BusinessCalendarSpec, at: datetime) -> datetime | None:
+    """When the running clock next pauses (the end of the block ``at`` falls in, aware UTC), or
+    None when the clock is not running at ``at``. A live countdown ticks until then."""
+    at_utc = _utc(at, "at")
+    day = _local_date(calendar, at_utc)
+    for candidate in (day - _DAY, day, day + _DAY):
+        for opens, closes in _day_intervals(calendar, candidate):
+            if opens <= at_utc < closes:
+                return closes
+    return None
+
+
 # --- The walkers -------------------------------------------------------------------------------
 #
 # Both walk local days from the day before the start's local date (a cheap safety margin), and

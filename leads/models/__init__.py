@@ -24,6 +24,7 @@ from .facts import (
     normalize_domain,
 )
 from .team import SalesRep
+from .workflow import LeadActivity, Notification, ObjectionTag
 
 __all__ = [
     "Account",
@@ -37,8 +38,11 @@ __all__ = [
     "IcpCriterion",
     "IcpVersion",
     "Lead",
+    "LeadActivity",
     "LifecycleStage",
     "LifecycleVersion",
+    "Notification",
+    "ObjectionTag",
     "Opportunity",
     "RejectionReason",
     "SalesRep",

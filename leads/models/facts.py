@@ -214,6 +214,7 @@ class Lead(models.Model):
                 condition=Q(email="") | Q(email__contains="@"), name="leads_lead_email_shape"
             ),
         ]
+        permissions = [("recycle_lead", "Can recycle a disqualified lead back to nurture")]
         indexes = [
             models.Index(fields=["created_at"], name="lead_created"),
             models.Index(fields=["stage", "stage_entered_at"], name="lead_stage_entered"),
@@ -357,9 +358,18 @@ class Handoff(models.Model):
     outcome = models.CharField(
         max_length=10, choices=HandoffOutcome.choices, default=HandoffOutcome.PENDING
     )
+    # Set once by the breach sweep; a set time means "already reported, never again".
+    response_breached_at = models.DateTimeField(null=True, blank=True)
+    accept_breached_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every action: a form carries the revision it was drawn from, so a double
+    # submission or a decision made on a stale page is refused instead of applied twice.
+    revision = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["-assigned_at"]
+        permissions = [
+            ("manage_handoffs", "Can act on and reassign the handoffs of their sales team"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(
@@ -390,10 +400,52 @@ class Handoff(models.Model):
             models.Index(fields=["assigned_at"], name="handoff_assigned"),
             models.Index(fields=["outcome", "response_due_at"], name="handoff_outcome_due"),
             models.Index(fields=["lead", "assigned_at"], name="handoff_lead_assigned"),
+            # The breach sweep reads only handoffs not yet reported: these stay small however
+            # many handoffs pile up.
+            models.Index(
+                fields=["response_due_at"],
+                condition=Q(
+                    outcome="pending",
+                    first_response_at__isnull=True,
+                    response_breached_at__isnull=True,
+                ),
+                name="handoff_response_unbreached",
+            ),
+            models.Index(
+                fields=["accept_due_at"],
+                condition=Q(outcome="pending", accept_breached_at__isnull=True),
+                name="handoff_accept_unbreached",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Handoff of {self.lead} ({self.get_outcome_display()})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.outcome == HandoffOutcome.PENDING
+
+    @property
+    def next_due_at(self):
+        """The deadline sales is working against now: respond first, then accept or reject."""
+        if not self.is_pending:
+            return None
+        return self.response_due_at if self.first_response_at is None else self.accept_due_at
+
+    @property
+    def was_breached(self) -> bool:
+        """Late on either clock, whether the sweep has reported it yet or not."""
+        responded_at = self.first_response_at
+        responded_late = self.response_due_at is not None and (
+            self.response_breached_at is not None
+            or (responded_at is not None and responded_at > self.response_due_at)
+        )
+        decided_at = self.accepted_at or self.rejected_at
+        decided_late = self.accept_due_at is not None and (
+            self.accept_breached_at is not None
+            or (decided_at is not None and decided_at > self.accept_due_at)
+        )
+        return responded_late or decided_late
 
     def clean(self) -> None:
         super().clean()

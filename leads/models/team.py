@@ -27,6 +27,14 @@ class SalesRep(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Most pending handoffs at once; a rep at capacity is skipped.",
     )
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="team_members",
+        help_text="The sales manager whose team this rep is on (sees and reassigns its queue).",
+    )
     is_active = models.BooleanField(default=True)
     out_of_office_from = models.DateField(null=True, blank=True)
     out_of_office_until = models.DateField(null=True, blank=True)

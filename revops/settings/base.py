@@ -144,7 +144,14 @@ CELERY_BEAT_SCHEDULE = {
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},
     # Move every score to the new day once per UTC day (the check itself runs hourly).
     "scoring-daily-decay": {"task": "scoring.tasks.start_daily_decay", "schedule": 3600.0},
+    # Mark handoffs past their SLA due times once, notify and escalate (idempotent).
+    "handoff-breach-sweep": {"task": "leads.tasks.sweep_handoff_breaches", "schedule": 60.0},
+    # Catch up on notification e-mails a failed send left behind.
+    "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
 }
+
+# --- E-mail (SLA breach notices) ------------------------------------------------------------
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="revops@localhost")
 
 # --- Cache ----------------------------------------------------------------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

@@ -46,4 +46,3 @@ STORAGES = {
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="revops@localhost")

@@ -1,9 +1,9 @@
-"""Writes and workflows on definitions and facts. Each is atomic and validates first."""
+"""Writes on the pipeline's facts: stage moves, engagement events, opening handoffs."""
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -12,108 +12,10 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from leads.calendars import calendar_spec
-from leads.choices import ActorType, DefinitionStatus
-from leads.models import (
-    DefinitionVersion,
-    EngagementEvent,
-    Handoff,
-    Lead,
-    SalesRep,
-    StageTransition,
-)
-from leads.selectors import latest_published_effective_from, sla_policy_for, stages_in_force
+from leads.choices import ActorType, StageKind, TriggerType
+from leads.models import EngagementEvent, Handoff, Lead, SalesRep, StageTransition
+from leads.selectors import sla_policy_for, stages_in_force
 from leads.sla_clock import add_business_hours
-
-V = TypeVar("V", bound=DefinitionVersion)
-
-# Other apps react to a publish (scoring rescores every lead) without leads importing them.
-_PUBLISH_HOOKS: dict[type[DefinitionVersion], list[Callable[..., None]]] = defaultdict(list)
-# What to tell the publisher about that work: (message, URL name of a page that follows it).
-_PUBLISH_FOLLOW_UPS: dict[type[DefinitionVersion], list[tuple[str, str]]] = defaultdict(list)
-
-
-def on_definition_published(
-    model: type[DefinitionVersion],
-    hook: Callable[..., None],
-    *,
-    follow_up: tuple[str, str] | None = None,
-) -> None:
-    """Register ``hook(version=…)``; it runs inside the publishing transaction, so the work it
-    records commits (or rolls back) with the publish."""
-    if hook not in _PUBLISH_HOOKS[model]:
-        _PUBLISH_HOOKS[model].append(hook)
-        if follow_up is not None:
-            _PUBLISH_FOLLOW_UPS[model].append(follow_up)
-
-
-def definition_publish_follow_ups(model: type[DefinitionVersion]) -> list[tuple[str, str]]:
-    """The work a publish of ``model`` starts elsewhere, as (message, URL name) pairs."""
-    return list(_PUBLISH_FOLLOW_UPS[model])
-
-
-def definition_publish(
-    *, version: V, actor: AbstractBaseUser | None, effective_from: datetime | None = None
-) -> V:
-    """Publish a draft. It takes force at ``effective_from`` (default: now) and supersedes the
-    version in force before it; older versions stay readable for history and KPIs."""
-    model = type(version)
-    with transaction.atomic():
-        version = model.objects.select_for_update().get(pk=version.pk)
-        if version.is_published:
-            raise ValidationError(f"{version.label} v{version.number} is already published.")
-        effective_from = effective_from or timezone.now()
-        latest = latest_published_effective_from(model)
-        if latest is not None and effective_from <= latest:
-            raise ValidationError(
-                {
-                    "effective_from": (
-                        f"Must be after {latest:%Y-%m-%d %H:%M} UTC, when the latest published "
-                        f"{version.label} took force: history cannot be rewritten."
-                    )
-                }
-            )
-        version.full_clean()
-        version.validate_for_publish()
-        version.status = DefinitionStatus.PUBLISHED
-        version.effective_from = effective_from
-        version.published_at = timezone.now()
-        version.published_by = actor
-        version.save(update_fields=["status", "effective_from", "published_at", "published_by"])
-        for hook in _PUBLISH_HOOKS[model]:
-            hook(version=version)
-    return version
-
-
-def next_number(model: type[DefinitionVersion]) -> int:
-    """The number the next version of ``model`` takes (the unique constraint guards races)."""
-    newest = model.objects.order_by("-number").values_list("number", flat=True).first()
-    return (newest or 0) + 1
-
-
-def definition_create_draft(
-    *, model: type[V], actor: AbstractBaseUser | None, copy_from: V | None = None, note: str = ""
-) -> V:
-    """A new draft, numbered after the newest version, optionally a copy of ``copy_from``."""
-    with transaction.atomic():
-        number = next_number(model)
-        fields = {}
-        if copy_from is not None:
-            fields = {
-                f.name: getattr(copy_from, f.name)
-                for f in model._meta.concrete_fields
-                if f.editable and not f.primary_key and f.name not in {"note", "created_by"}
-            }
-        draft = model.objects.create(number=number, created_by=actor, note=note, **fields)
-        if copy_from is not None:
-            children = list(getattr(copy_from, model.children_relation).all())
-            for child in children:
-                child.pk = None
-                child.id = None
-                child._state.adding = True
-                child.version = draft
-            if children:
-                type(children[0]).objects.bulk_create(children)
-    return draft
 
 
 def lead_move_to_stage(
@@ -201,16 +103,63 @@ def engagement_events_record(*, events: list[EngagementEvent]) -> tuple[list[Eng
         fresh.append(event)
     with transaction.atomic():
         EngagementEvent.objects.bulk_create(fresh)
+        leads_apply_event_triggers(events=fresh)
         lead_ids = sorted({event.lead_id for event in fresh})
         for hook in _EVENTS_RECORDED_HOOKS:
             hook(lead_ids=lead_ids)
     return fresh, len(events) - len(fresh)
 
 
+def leads_apply_event_triggers(*, events: list[EngagementEvent]) -> int:
+    """Move leads whose new event triggers the stage right after theirs (e.g. a booked meeting
+    takes a SAL to SQL). Only the next open stage: skipping a stage with an open handoff would
+    leave that handoff behind. Returns how many leads moved."""
+    open_stages = [stage for stage in stages_in_force() if stage.kind == StageKind.OPEN]
+    triggered = {}  # event kind -> [(stage the lead must be in, stage it moves to)]
+    for before, stage in itertools.pairwise(open_stages):
+        if stage.trigger_type == TriggerType.EVENT:
+            triggered.setdefault(stage.trigger_event_kind, []).append((before.key, stage))
+    relevant = sorted(
+        (event for event in events if event.kind in triggered), key=lambda e: e.occurred_at
+    )
+    if not relevant:
+        return 0
+    from_keys = {before for moves in triggered.values() for before, _ in moves}
+    leads = {
+        lead.pk: lead
+        for lead in Lead.objects.select_for_update().filter(
+            pk__in={event.lead_id for event in relevant}, stage__in=from_keys
+        )
+    }
+    moved = 0
+    for event in relevant:
+        lead = leads.get(event.lead_id)
+        if lead is None:
+            continue
+        for before, stage in triggered[event.kind]:
+            if lead.stage != before:
+                continue
+            at = max(event.occurred_at, lead.stage_entered_at)
+            lead_move_to_stage(
+                lead=lead,
+                to_stage=stage.key,
+                actor_type=ActorType.SYSTEM,
+                reason=f"{event.get_kind_display()} recorded",
+                at=at,
+            )
+            if stage.opens_handoff:
+                handoff_open(lead=lead, stage_key=stage.key, at=at)
+            moved += 1
+            break
+    return moved
+
+
 # --- Handoffs ------------------------------------------------------------------------------
 
 
-def sales_rep_pick(*, lead: Lead, at: datetime) -> SalesRep | None:
+def sales_rep_pick(
+    *, lead: Lead, at: datetime, exclude_user_id: int | None = None
+) -> SalesRep | None:
     """Round robin: the eligible rep assigned longest ago. Eligible = active, in office, in the
     lead's territory and segment (or taking any), and below capacity. None ⇒ the fallback queue.
     """
@@ -226,6 +175,8 @@ def sales_rep_pick(*, lead: Lead, at: datetime) -> SalesRep | None:
         .exclude(out_of_office)
         .filter(Q(region="") | Q(region=region))
     )
+    if exclude_user_id is not None:
+        eligible = eligible.exclude(user_id=exclude_user_id)
     # Lock the eligible reps so concurrent assignments take turns, then count their queues
     # (FOR UPDATE cannot be combined with the GROUP BY of the count).
     locked = list(eligible.select_for_update().values_list("pk", flat=True))

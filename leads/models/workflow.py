@@ -1,0 +1,105 @@
+"""What sales does with handed-off leads: touches, decisions, breaches and who hears of them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leads.choices import ActivityAction, ActorType, NotificationKind, TouchChannel
+from leads.models.facts import AppendOnlyQuerySet, ContentAsset, Handoff, Lead
+
+
+class ObjectionTag(models.Model):
+    """A buyer objection heard on a call (price, timing, competitor…): a list ops admins manage."""
+
+    key = models.SlugField(max_length=30, unique=True)
+    label = models.CharField(max_length=80)
+    is_active = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class LeadActivity(models.Model):
+    """Append-only history of the handoff workflow: who did what to a lead, when, and how.
+
+    Touches carry the objections heard and the content assets shared, so the weekly meeting can
+    see which questions come up and which of marketing's assets sales actually uses.
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities")
+    handoff = models.ForeignKey(
+        Handoff, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    action = models.CharField(max_length=20, choices=ActivityAction.choices)
+    channel = models.CharField(max_length=10, choices=TouchChannel.choices, blank=True)
+    note = models.TextField(blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    details = models.JSONField(default=dict, blank=True)
+    objections = models.ManyToManyField(ObjectionTag, blank=True, related_name="activities")
+    content_assets = models.ManyToManyField(
+        ContentAsset, blank=True, related_name="shared_in_activities"
+    )
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name_plural = "lead activities"
+        indexes = [
+            models.Index(fields=["lead", "occurred_at"], name="activity_lead_at"),
+            models.Index(fields=["handoff", "occurred_at"], name="activity_handoff_at"),
+            models.Index(fields=["action", "occurred_at"], name="activity_action_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Lead activities are append-only history: never updated.")
+        return super().save(*args, **kwargs)
+
+
+class Notification(models.Model):
+    """An in-app notice (also e-mailed once). Unique per recipient, handoff and kind, so a sweep
+    that runs twice cannot notify anybody twice."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    handoff = models.ForeignKey(
+        Handoff, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    message = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "handoff", "kind"], name="leads_notification_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "read_at", "created_at"], name="notification_inbox"),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(emailed_at__isnull=True),
+                name="notification_unsent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.message

@@ -1,0 +1,562 @@
+"""The MQL → sales handoff workflow: respond, accept, reject, reassign, recycle, breach sweep.
+
+Every action locks the handoff, checks who may act and in which state, and writes its history
+(``LeadActivity``, plus ``StageTransition`` for a stage move) in the same transaction: a refusal
+raises before anything is written, so nothing changes.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leads.choices import (
+    ActivityAction,
+    ActorType,
+    EventKind,
+    HandoffOutcome,
+    NotificationKind,
+    StageKind,
+    TouchChannel,
+)
+from leads.models import (
+    ContentAsset,
+    EngagementEvent,
+    Handoff,
+    Lead,
+    LeadActivity,
+    Notification,
+    ObjectionTag,
+    RejectionReason,
+    SalesRep,
+    SlaPolicy,
+)
+from leads.selectors import stages_in_force
+from leads.services.pipeline import engagement_events_record, lead_move_to_stage, sales_rep_pick
+
+# A client clock slightly ahead of ours must not make a fresh action "in the future".
+CLOCK_SKEW = timedelta(minutes=5)
+# ``IN (…)`` lists stay below SQLite's variable limit and PostgreSQL's comfortable sizes.
+ID_CHUNK = 5_000
+SOURCE_SYSTEM = "revops"
+
+
+# --- Who may act -----------------------------------------------------------------------------
+
+
+def user_manages(user: AbstractBaseUser, handoff: Handoff) -> bool:
+    """A manager (``leads.manage_handoffs``) manages unassigned handoffs and their team's; a
+    superuser manages all."""
+    if not user.is_authenticated or not user.has_perm("leads.manage_handoffs"):
+        return False
+    if user.is_superuser or handoff.assignee_id is None:
+        return True
+    return SalesRep.objects.filter(user_id=handoff.assignee_id, manager_id=user.pk).exists()
+
+
+def user_can_act(user: AbstractBaseUser, handoff: Handoff) -> bool:
+    """The assignee acts on their own handoffs; managers on the ones they manage."""
+    if not user.is_authenticated:
+        return False
+    return handoff.assignee_id == user.pk or user_manages(user, handoff)
+
+
+def _require_actor(user: AbstractBaseUser, handoff: Handoff) -> None:
+    if not user_can_act(user, handoff):
+        raise PermissionDenied(
+            "This handoff is assigned to someone else; only they or their sales manager can "
+            "act on it."
+        )
+
+
+def _locked(handoff: Handoff | int, revision: int | None) -> Handoff:
+    """The handoff row locked for this transaction, refused when the page it was acted on from
+    is stale (a double submission, or someone else acted first)."""
+    pk = handoff.pk if isinstance(handoff, Handoff) else handoff
+    locked = Handoff.objects.select_for_update(of=("self",)).select_related("lead").get(pk=pk)
+    if revision is not None and locked.revision != revision:
+        raise ValidationError(
+            "This handoff changed since the page was loaded (it was already acted on, perhaps by "
+            "a double submission). Nothing was changed: reload the page to see where it stands.",
+            code="stale",
+        )
+    return locked
+
+
+def _require_pending(handoff: Handoff, verb: str) -> None:
+    if handoff.outcome != HandoffOutcome.PENDING:
+        decided_at = handoff.accepted_at or handoff.rejected_at
+        raise ValidationError(
+            f"This handoff was already {handoff.get_outcome_display().lower()} on "
+            f"{decided_at:%Y-%m-%d %H:%M} UTC, so it cannot be {verb}. Nothing was changed.",
+            code="decided",
+        )
+
+
+def _action_time(handoff: Handoff, at: datetime | None, field: str = "occurred_at") -> datetime:
+    now = timezone.now()
+    at = at or now
+    if at < handoff.assigned_at:
+        raise ValidationError(
+            {field: f"Cannot be before the handoff ({handoff.assigned_at:%Y-%m-%d %H:%M} UTC)."}
+        )
+    if at > now + CLOCK_SKEW:
+        raise ValidationError({field: "Cannot be in the future."})
+    return at
+
+
+def _save(handoff: Handoff, *fields: str) -> None:
+    handoff.revision += 1
+    handoff.save(update_fields=[*fields, "revision"])
+
+
+def _record(handoff: Handoff, action: str, actor, at: datetime, **fields) -> LeadActivity:
+    return LeadActivity.objects.create(
+        lead_id=handoff.lead_id,
+        handoff=handoff,
+        action=action,
+        occurred_at=at,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_type=ActorType.USER if actor is not None else ActorType.SYSTEM,
+        **fields,
+    )
+
+
+# --- Stage helpers ---------------------------------------------------------------------------
+
+
+def accepted_stage_key(handoff_stage: str, *, at: datetime) -> str | None:
+    """Where an accepted lead goes: the next open stage after the handoff's stage (e.g. SAL)."""
+    open_stages = [s for s in stages_in_force(at=at) if s.kind == StageKind.OPEN]
+    keys = [s.key for s in open_stages]
+    if handoff_stage not in keys:
+        return None
+    position = keys.index(handoff_stage)
+    return keys[position + 1] if position + 1 < len(keys) else None
+
+
+def rejected_stage_key(handoff_stage: str, *, at: datetime) -> str | None:
+    """Where a rejected lead goes: the handoff stage's on-reject target (nurture/disqualified)."""
+    for stage in stages_in_force(at=at):
+        if stage.key == handoff_stage:
+            return stage.on_reject_key or None
+    return None
+
+
+# --- Actions ---------------------------------------------------------------------------------
+
+
+def handoff_log_touch(
+    *,
+    handoff: Handoff | int,
+    actor: AbstractBaseUser,
+    channel: str,
+    note: str = "",
+    objections: Iterable[ObjectionTag] = (),
+    content_assets: Iterable[ContentAsset] = (),
+    meeting_booked: bool = False,
+    at: datetime | None = None,
+    revision: int | None = None,
+) -> LeadActivity:
+    """Log a call, e-mail or meeting. The first one is the handoff's first response (the SLA's
+    response clock stops); later ones are follow-ups. A booked meeting is recorded as an
+    engagement event, which moves the lead on when a stage is triggered by it (e.g. SQL)."""
+    if channel not in TouchChannel.values:
+        raise ValidationError(
+            {"channel": f"Unknown channel {channel!r}; use {', '.join(TouchChannel.values)}."}
+        )
+    objections = list(objections)
+    inactive = [tag.label for tag in objections if not tag.is_active]
+    if inactive:
+        raise ValidationError({"objections": f"No longer in use: {', '.join(inactive)}."})
+    content_assets = list(content_assets)
+    with transaction.atomic():
+        locked = _locked(handoff, revision)
+        _require_actor(actor, locked)
+        if locked.outcome == HandoffOutcome.REJECTED:
+            raise ValidationError(
+                "This handoff was rejected: the lead is back with marketing, so no touch can be "
+                "logged on it. Nothing was changed.",
+                code="decided",
+            )
+        at = _action_time(locked, at)
+        first = locked.first_response_at is None
+        if first:
+            locked.first_response_at = at
+            _save(locked, "first_response_at")
+        else:
+            _save(locked)
+        activity = _record(
+            locked,
+            ActivityAction.RESPONDED if first else ActivityAction.TOUCHED,
+            actor,
+            at,
+            channel=channel,
+            note=note.strip(),
+            details={"meeting_booked": True} if meeting_booked else {},
+        )
+        if objections:
+            activity.objections.set(objections)
+        if content_assets:
+            activity.content_assets.set(content_assets)
+        if meeting_booked:
+            engagement_events_record(
+                events=[
+                    EngagementEvent(
+                        lead_id=locked.lead_id,
+                        kind=EventKind.MEETING_BOOKED,
+                        occurred_at=at,
+                        source_system=SOURCE_SYSTEM,
+                        external_id=f"activity-{activity.pk}",
+                        properties={"logged_by": actor.get_username()},
+                    )
+                ]
+            )
+    return activity
+
+
+def handoff_accept(
+    *,
+    handoff: Handoff | int,
+    actor: AbstractBaseUser,
+    note: str = "",
+    at: datetime | None = None,
+    revision: int | None = None,
+) -> Handoff:
+    """Sales accepts the lead as worth working: it moves to the next stage (e.g. SAL). Accepting
+    is also a response, when none was logged before."""
+    with transaction.atomic():
+        locked = _locked(handoff, revision)
+        _require_actor(actor, locked)
+        _require_pending(locked, "accepted")
+        at = _action_time(locked, at)
+        locked.outcome = HandoffOutcome.ACCEPTED
+        locked.accepted_at = at
+        fields = ["outcome", "accepted_at"]
+        if locked.first_response_at is None:
+            locked.first_response_at = at
+            fields.append("first_response_at")
+        _save(locked, *fields)
+        _record(locked, ActivityAction.ACCEPTED, actor, at, note=note.strip())
+        target = accepted_stage_key(locked.stage, at=at)
+        if target and locked.lead.stage == locked.stage:
+            lead_move_to_stage(
+                lead=locked.lead, to_stage=target, actor=actor, reason="handoff accepted", at=at
+            )
+    return locked
+
+
+def handoff_reject(
+    *,
+    handoff: Handoff | int,
+    actor: AbstractBaseUser,
+    reason: RejectionReason | None,
+    note: str = "",
+    at: datetime | None = None,
+    revision: int | None = None,
+) -> Handoff:
+    """Sales rejects the lead with a reason marketing will see; the lead goes to the stage's
+    on-reject target (nurture or disqualified)."""
+    note = note.strip()
+    if reason is None:
+        raise ValidationError({"reason": "Choose a reason, so marketing learns why."})
+    if not reason.is_active:
+        raise ValidationError({"reason": f"“{reason}” is no longer in use; choose another."})
+    if reason.requires_note and not note:
+        raise ValidationError({"note": f"The reason “{reason}” needs a note explaining it."})
+    with transaction.atomic():
+        locked = _locked(handoff, revision)
+        _require_actor(actor, locked)
+        _require_pending(locked, "rejected")
+        at = _action_time(locked, at)
+        locked.outcome = HandoffOutcome.REJECTED
+        locked.rejected_at = at
+        locked.reject_reason = reason
+        locked.reject_note = note
+        fields = ["outcome", "rejected_at", "reject_reason", "reject_note"]
+        if locked.first_response_at is None:
+            locked.first_response_at = at
+            fields.append("first_response_at")
+        _save(locked, *fields)
+        _record(
+            locked, ActivityAction.REJECTED, actor, at, note=note, details={"reason": reason.key}
+        )
+        target = rejected_stage_key(locked.stage, at=at)
+        if target and locked.lead.stage == locked.stage:
+            lead_move_to_stage(
+                lead=locked.lead,
+                to_stage=target,
+                actor=actor,
+                reason=f"handoff rejected: {reason.label}",
+                at=at,
+            )
+    return locked
+
+
+def _reassign(
+    locked: Handoff, to_user, *, actor, at: datetime, note: str, breach: bool = False
+) -> None:
+    previous = locked.assignee_id
+    locked.assignee = to_user
+    _save(locked, "assignee")
+    Lead.objects.filter(pk=locked.lead_id).update(owner=to_user, updated_at=at)
+    SalesRep.objects.filter(user=to_user).update(last_assigned_at=at)
+    details = {"from_user": previous, "to_user": to_user.pk, "on_breach": breach}
+    _record(locked, ActivityAction.REASSIGNED, actor, at, note=note, details=details)
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient=to_user,
+                kind=NotificationKind.REASSIGNED,
+                handoff=locked,
+                message="A handoff was reassigned to you"
+                + (" after its SLA was breached." if breach else "."),
+                created_at=at,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def handoff_reassign(
+    *,
+    handoff: Handoff | int,
+    actor: AbstractBaseUser,
+    to_user,
+    note: str = "",
+    at: datetime | None = None,
+    revision: int | None = None,
+) -> Handoff:
+    """A manager moves a pending handoff to another active rep of their team."""
+    if to_user is None:
+        raise ValidationError({"to_user": "Choose the rep to hand this lead to."})
+    with transaction.atomic():
+        locked = _locked(handoff, revision)
+        if not user_manages(actor, locked):
+            raise PermissionDenied("Only the team's sales manager can reassign this handoff.")
+        _require_pending(locked, "reassigned")
+        at = _action_time(locked, at)
+        rep = SalesRep.objects.filter(user=to_user, is_active=True, user__is_active=True).first()
+        if rep is None:
+            raise ValidationError({"to_user": f"{to_user} is not an active sales rep."})
+        if not actor.is_superuser and rep.manager_id != actor.pk:
+            raise ValidationError({"to_user": f"{to_user} is not on your team."})
+        if locked.assignee_id == to_user.pk:
+            raise ValidationError({"to_user": f"The handoff is already assigned to {to_user}."})
+        _reassign(locked, to_user, actor=actor, at=at, note=note.strip())
+    return locked
+
+
+def lead_recycle(
+    *, lead: Lead | int, actor: AbstractBaseUser, note: str = "", at: datetime | None = None
+) -> Lead:
+    """An ops admin gives a disqualified lead another chance: back to nurture."""
+    if not actor.has_perm("leads.recycle_lead"):
+        raise PermissionDenied("Only RevOps admins can recycle a disqualified lead.")
+    at = at or timezone.now()
+    with transaction.atomic():
+        pk = lead.pk if isinstance(lead, Lead) else lead
+        locked = Lead.objects.select_for_update().get(pk=pk)
+        stages = stages_in_force(at=at)
+        kinds = {stage.key: stage.kind for stage in stages}
+        if kinds.get(locked.stage) != StageKind.DISQUALIFIED:
+            raise ValidationError(
+                f"Only a disqualified lead can be recycled; {locked} is in {locked.stage!r}."
+            )
+        nurture = next((s.key for s in stages if s.kind == StageKind.NURTURE), None)
+        if nurture is None:
+            raise ValidationError("The lifecycle in force has no nurture stage to recycle into.")
+        lead_move_to_stage(
+            lead=locked,
+            to_stage=nurture,
+            actor=actor,
+            reason=f"recycled{': ' + note.strip() if note.strip() else ''}",
+            at=at,
+        )
+        LeadActivity.objects.create(
+            lead=locked,
+            handoff=locked.handoffs.order_by("-assigned_at").first(),
+            action=ActivityAction.RECYCLED,
+            occurred_at=at,
+            actor=actor,
+            actor_type=ActorType.USER,
+            note=note.strip(),
+        )
+    return locked
+
+
+# --- Breach sweep ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BreachSweepResult:
+    response_breaches: int
+    accept_breaches: int
+    notifications: int
+    reassigned: int
+
+
+_BREACH_SQL = {
+    # One statement marks and returns each newly breached handoff, so two sweeps racing each
+    # other cannot both report the same breach.
+    "response": (
+        "UPDATE {table} SET response_breached_at = %s "
+        "WHERE outcome = 'pending' AND first_response_at IS NULL "
+        "AND response_breached_at IS NULL AND response_due_at < %s "
+        "RETURNING id, lead_id, assignee_id, sla_policy_id"
+    ),
+    "accept": (
+        "UPDATE {table} SET accept_breached_at = %s "
+        "WHERE outcome = 'pending' AND accept_breached_at IS NULL AND accept_due_at < %s "
+        "RETURNING id, lead_id, assignee_id, sla_policy_id"
+    ),
+}
+_BREACH_KINDS = {
+    "response": (NotificationKind.RESPONSE_BREACH, ActivityAction.RESPONSE_BREACHED),
+    "accept": (NotificationKind.ACCEPT_BREACH, ActivityAction.ACCEPT_BREACHED),
+}
+
+
+def _chunks(values: Sequence, size: int = ID_CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def handoff_breach_sweep(*, now: datetime | None = None) -> BreachSweepResult:
+    """Mark every handoff past its response or acceptance due time (once), tell the assignee and
+    the policy's escalation recipient, and reassign where the policy says so.
+
+    Idempotent: a breach already marked is never reported again, and notifications are unique
+    per recipient, handoff and kind. E-mails go out from the notifications afterwards
+    (``notifications_email_pending``), so a mail outage loses nothing.
+    """
+    now = now or timezone.now()
+    table = connection.ops.quote_name(Handoff._meta.db_table)
+    counts: dict[str, int] = {}
+    notifications: list[Notification] = []
+    activities: list[LeadActivity] = []
+    reassign_candidates: list[int] = []
+    with transaction.atomic():
+        breached: dict[str, list[tuple[int, int, int | None, int | None]]] = {}
+        with connection.cursor() as cursor:
+            for clock, sql in _BREACH_SQL.items():
+                cursor.execute(sql.format(table=table), [now, now])
+                breached[clock] = cursor.fetchall()
+                counts[clock] = len(breached[clock])
+        policy_ids = {row[3] for rows in breached.values() for row in rows if row[3] is not None}
+        policies = {
+            policy["pk"]: policy
+            for chunk in _chunks(sorted(policy_ids))
+            for policy in SlaPolicy.objects.filter(pk__in=chunk).values(
+                "pk", "escalate_to_id", "reassign_on_breach"
+            )
+        }
+        for clock, rows in breached.items():
+            kind, action = _BREACH_KINDS[clock]
+            message = f"{kind.label}: a handed-off lead is waiting past its due time."
+            for handoff_id, lead_id, assignee_id, policy_id in rows:
+                policy = policies.get(policy_id, {})
+                recipients = {assignee_id, policy.get("escalate_to_id")} - {None}
+                notifications.extend(
+                    Notification(
+                        recipient_id=recipient,
+                        kind=kind,
+                        handoff_id=handoff_id,
+                        message=message,
+                        created_at=now,
+                    )
+                    for recipient in recipients
+                )
+                activities.append(
+                    LeadActivity(
+                        lead_id=lead_id,
+                        handoff_id=handoff_id,
+                        action=action,
+                        occurred_at=now,
+                        actor_type=ActorType.SYSTEM,
+                        details={"escalated_to": policy.get("escalate_to_id")},
+                    )
+                )
+                if clock == "response" and policy.get("reassign_on_breach") and assignee_id:
+                    reassign_candidates.append(handoff_id)
+        Notification.objects.bulk_create(notifications, batch_size=2_000, ignore_conflicts=True)
+        LeadActivity.objects.bulk_create(activities, batch_size=2_000)
+        reassigned = sum(_reassign_on_breach(pk, now=now) for pk in reassign_candidates)
+    return BreachSweepResult(
+        response_breaches=counts["response"],
+        accept_breaches=counts["accept"],
+        notifications=len(notifications),
+        reassigned=reassigned,
+    )
+
+
+def _reassign_on_breach(handoff_id: int, *, now: datetime) -> bool:
+    locked = _locked(handoff_id, None)
+    if locked.outcome != HandoffOutcome.PENDING or locked.first_response_at is not None:
+        return False
+    rep = sales_rep_pick(lead=locked.lead, at=now, exclude_user_id=locked.assignee_id)
+    if rep is None:
+        return False
+    _reassign(locked, rep.user, actor=None, at=now, note="response SLA breached", breach=True)
+    return True
+
+
+# --- E-mail ----------------------------------------------------------------------------------
+
+
+def notifications_email_pending(*, batch: int = 500) -> int:
+    """E-mail notifications not yet sent, one message per recipient per batch; returns how many
+    notifications were handled. A failed send rolls the batch back, so it is retried on the
+    next run instead of being lost."""
+    from django.conf import settings
+    from django.core.mail import get_connection, send_mass_mail
+
+    with transaction.atomic():
+        pending = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(emailed_at__isnull=True)
+            .select_related("recipient", "handoff__lead")
+            .order_by("created_at", "id")[:batch]
+        )
+        if not pending:
+            return 0
+        by_recipient: dict[int, list[Notification]] = defaultdict(list)
+        for notification in pending:
+            by_recipient[notification.recipient_id].append(notification)
+        messages = []
+        for items in by_recipient.values():
+            recipient = items[0].recipient
+            if not recipient.email:
+                continue  # in-app only: the notification list still shows it
+            lines = [
+                f"- {n.get_kind_display()}: {n.handoff.lead if n.handoff else ''} — {n.message}"
+                for n in items
+            ]
+            subject = (
+                f"[RevOps] {items[0].get_kind_display()}"
+                if len(items) == 1
+                else f"[RevOps] {len(items)} handoffs need attention"
+            )
+            body = "\n".join(
+                ["Handed-off leads need your attention:", "", *lines, "", "Open your queue."]
+            )
+            messages.append((subject, body, settings.DEFAULT_FROM_EMAIL, [recipient.email]))
+        if messages:
+            send_mass_mail(messages, fail_silently=False, connection=get_connection())
+        Notification.objects.filter(pk__in=[n.pk for n in pending]).update(
+            emailed_at=timezone.now()
+        )
+    return len(pending)
+
+
+def notifications_mark_read(*, user: AbstractBaseUser, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's notifications read (all of them when ``ids`` is None)."""
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())
