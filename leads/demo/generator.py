@@ -222,7 +222,7 @@ HANDOFF = TableSpec(
     (
         "id", "lead_id", "stage", "assignee_id", "sla_policy_id", "assigned_at",
         "response_due_at", "accept_due_at", "first_response_at", "accepted_at", "rejected_at",
-        "reject_reason_id", "reject_note", "outcome",
+        "reject_reason_id", "reject_note", "outcome", "response_business_seconds",
     ),
 )  # fmt: skip
 OPPORTUNITY_TABLE = TableSpec(
@@ -1137,9 +1137,10 @@ class _Generator:
         friday = clock.local_weekday(assigned) == 4
         p_late = min(0.9, (0.33 if friday else 0.09) * REP_SLOWNESS[rep_index])
         if rng.random() < p_late:
-            first_response = clock.add(assigned, respond_h * rng.uniform(1.1, 4.0))
+            response_hours = respond_h * rng.uniform(1.1, 4.0)
         else:
-            first_response = clock.add(assigned, respond_h * rng.uniform(0.05, 0.95))
+            response_hours = respond_h * rng.uniform(0.05, 0.95)
+        first_response = clock.add(assigned, response_hours)
         if rng.random() < 0.12:  # a slow decision, past the accept-by time
             decided = clock.add(first_response, accept_h * rng.uniform(1.0, 2.5))
         else:
@@ -1169,7 +1170,8 @@ class _Generator:
         self.handoff_rows.append(
             (self.ids.take("handoff"), lead_id, MQL, rep, terms.policy_id, self.fmt(assigned),
              self.fmt(response_due), self.fmt(accept_due), self.fmt(first_response_out),
-             self.fmt(accepted_at), self.fmt(rejected_at), reason_id, note, outcome.value)
+             self.fmt(accepted_at), self.fmt(rejected_at), reason_id, note, outcome.value,
+             None if first_response_out is None else int(response_hours * HOUR))
         )  # fmt: skip
         if outcome == HandoffOutcome.PENDING:
             return stage, stage_at, rep

@@ -358,6 +358,9 @@ class Handoff(models.Model):
     outcome = models.CharField(
         max_length=10, choices=HandoffOutcome.choices, default=HandoffOutcome.PENDING
     )
+    # First response − assignment in business seconds of the policy's calendar, fixed when the
+    # response is logged: response-time KPIs aggregate it in SQL instead of re-running the clock.
+    response_business_seconds = models.PositiveIntegerField(null=True, blank=True)
     # Set once by the breach sweep; a set time means "already reported, never again".
     response_breached_at = models.DateTimeField(null=True, blank=True)
     accept_breached_at = models.DateTimeField(null=True, blank=True)

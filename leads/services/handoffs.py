@@ -36,7 +36,9 @@ from leads.models import (
     SalesRep,
     SlaPolicy,
 )
+from leads.calendars import calendar_spec
 from leads.selectors import stages_in_force
+from leads.sla_clock import business_seconds_between
 from leads.services.pipeline import engagement_events_record, lead_move_to_stage, sales_rep_pick
 
 # A client clock slightly ahead of ours must not make a fresh action "in the future".
@@ -108,6 +110,17 @@ def _action_time(handoff: Handoff, at: datetime | None, field: str = "occurred_a
     if at > now + CLOCK_SKEW:
         raise ValidationError({field: "Cannot be in the future."})
     return at
+
+
+def _set_first_response(handoff: Handoff, at: datetime) -> list[str]:
+    """Record the first response and its business-hours delay; the fields to save."""
+    handoff.first_response_at = at
+    if handoff.sla_policy_id is not None:
+        spec = calendar_spec(handoff.sla_policy.calendar)
+        handoff.response_business_seconds = round(
+            business_seconds_between(spec, handoff.assigned_at, at)
+        )
+    return ["first_response_at", "response_business_seconds"]
 
 
 def _save(handoff: Handoff, *fields: str) -> None:
@@ -187,8 +200,7 @@ def handoff_log_touch(
         at = _action_time(locked, at)
         first = locked.first_response_at is None
         if first:
-            locked.first_response_at = at
-            _save(locked, "first_response_at")
+            _save(locked, *_set_first_response(locked, at))
         else:
             _save(locked)
         activity = _record(
@@ -239,8 +251,7 @@ def handoff_accept(
         locked.accepted_at = at
         fields = ["outcome", "accepted_at"]
         if locked.first_response_at is None:
-            locked.first_response_at = at
-            fields.append("first_response_at")
+            fields += _set_first_response(locked, at)
         _save(locked, *fields)
         _record(locked, ActivityAction.ACCEPTED, actor, at, note=note.strip())
         target = accepted_stage_key(locked.stage, at=at)
@@ -280,8 +291,7 @@ def handoff_reject(
         locked.reject_note = note
         fields = ["outcome", "rejected_at", "reject_reason", "reject_note"]
         if locked.first_response_at is None:
-            locked.first_response_at = at
-            fields.append("first_response_at")
+            fields += _set_first_response(locked, at)
         _save(locked, *fields)
         _record(
             locked, ActivityAction.REJECTED, actor, at, note=note, details={"reason": reason.key}
