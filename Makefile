@@ -19,6 +19,7 @@ run: $(DEPS_STAMP)
 
 ## Set up and run the test suite (DATABASE_URL / CELERY_BROKER_URL pick PostgreSQL / Redis).
 test: $(DEPS_STAMP)
+	scripts/ensure-chromium
 	$(PY) -m pytest
 
 lint: $(DEPS_STAMP)

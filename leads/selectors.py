@@ -4,23 +4,28 @@ SLA clock and the KPIs agree on which version was in force at a given instant.""
 from datetime import datetime
 from typing import TypeVar
 
-from django.db.models import Count, Max, Q
+from django.db.models import Case, Count, F, Max, Prefetch, Q, When
 from django.urls import reverse
 from django.utils import timezone
 
-from leads.choices import DefinitionStatus
+from leads.calendars import CALENDAR_PREFETCH, calendar_spec
+from leads.choices import DefinitionStatus, HandoffOutcome
 from leads.models import (
     DefinitionVersion,
     EngagementEvent,
     Handoff,
     IcpVersion,
     Lead,
+    LeadActivity,
     LifecycleStage,
     LifecycleVersion,
+    Notification,
     Opportunity,
+    SalesRep,
     SlaPolicy,
     SlaVersion,
 )
+from leads.sla_clock import countdown
 
 V = TypeVar("V", bound=DefinitionVersion)
 
@@ -140,3 +145,208 @@ def lead_recent_events(lead_id: int, *, limit: int = 50):
         .select_related("content_asset")
         .order_by("-occurred_at")[:limit]
     )
+
+
+# --- The handoff workflow ------------------------------------------------------------------
+
+
+class QueueScope:
+    MINE = "mine"
+    TEAM = "team"
+    UNASSIGNED = "unassigned"
+
+
+def team_user_ids(manager) -> list[int]:
+    return list(
+        SalesRep.objects.filter(manager=manager, is_active=True).values_list("user_id", flat=True)
+    )
+
+
+def handoff_queue(*, user, scope: str = QueueScope.MINE, rep_id: int | None = None):
+    """Pending handoffs in urgency order: the earliest due time first (the response clock while
+    unanswered, then the acceptance clock), overdue ones therefore on top. The caller paginates.
+    """
+    handoffs = Handoff.objects.filter(outcome=HandoffOutcome.PENDING)
+    if scope == QueueScope.UNASSIGNED:
+        handoffs = handoffs.filter(assignee__isnull=True)
+    elif scope == QueueScope.TEAM:
+        members = team_user_ids(user)
+        if rep_id is not None:
+            members = [rep_id] if rep_id in members else []
+        handoffs = handoffs.filter(assignee_id__in=members)
+    else:
+        handoffs = handoffs.filter(assignee=user)
+    next_due = Case(
+        When(first_response_at__isnull=True, then=F("response_due_at")),
+        default=F("accept_due_at"),
+    )
+    return (
+        handoffs.select_related(
+            "lead__account", "lead__source", "lead__campaign", "lead__score_state", "assignee"
+        )
+        .annotate(next_due=next_due)
+        .order_by(F("next_due").asc(nulls_last=True), "assigned_at", "pk")
+    )
+
+
+def handoff_clocks(handoffs, *, now: datetime | None = None) -> dict[int, dict]:
+    """Live countdowns of each pending handoff's response and acceptance clocks, in business
+    time of its policy's calendar: one query for all the calendars involved."""
+    now = now or timezone.now()
+    policy_ids = {h.sla_policy_id for h in handoffs if h.sla_policy_id}
+    specs = {
+        policy.pk: calendar_spec(policy.calendar)
+        for policy in SlaPolicy.objects.filter(pk__in=policy_ids)
+        .select_related("calendar")
+        .prefetch_related(*(f"calendar__{name}" for name in CALENDAR_PREFETCH))
+    }
+    clocks = {}
+    for handoff in handoffs:
+        spec = specs.get(handoff.sla_policy_id)
+        entry = {"response": None, "accept": None}
+        if spec is not None and handoff.outcome == HandoffOutcome.PENDING:
+            if handoff.first_response_at is None and handoff.response_due_at:
+                entry["response"] = countdown(spec, handoff.response_due_at, now)
+            if handoff.accept_due_at:
+                entry["accept"] = countdown(spec, handoff.accept_due_at, now)
+        clocks[handoff.pk] = entry
+    return clocks
+
+
+def handoff_detail(pk: int) -> Handoff:
+    return (
+        Handoff.objects.select_related(
+            "lead__account",
+            "lead__source",
+            "lead__campaign",
+            "lead__owner",
+            "lead__score_state",
+            "assignee",
+            "sla_policy__calendar",
+            "reject_reason",
+        )
+        .prefetch_related(
+            Prefetch(
+                "activities",
+                queryset=LeadActivity.objects.select_related("actor").prefetch_related(
+                    "objections", "content_assets"
+                ),
+            )
+        )
+        .get(pk=pk)
+    )
+
+
+def lead_activities(lead_id: int):
+    """The lead's workflow history, newest first (who, when, what)."""
+    return (
+        LeadActivity.objects.filter(lead_id=lead_id)
+        .select_related("actor", "handoff")
+        .prefetch_related("objections", "content_assets")
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def lead_handoffs(lead_id: int):
+    return (
+        Handoff.objects.filter(lead_id=lead_id)
+        .select_related("assignee", "reject_reason")
+        .order_by("-assigned_at")
+    )
+
+
+class OutcomeStatus:
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    BREACHED = "breached"
+    CHOICES = [
+        (PENDING, "Pending"),
+        (ACCEPTED, "Accepted"),
+        (REJECTED, "Rejected"),
+        (BREACHED, "SLA breached"),
+    ]
+
+
+def breached_q() -> Q:
+    """Late on either clock: reported by the sweep, or answered / decided after the due time."""
+    return (
+        Q(response_breached_at__isnull=False)
+        | Q(accept_breached_at__isnull=False)
+        | Q(first_response_at__gt=F("response_due_at"))
+        | Q(accepted_at__gt=F("accept_due_at"))
+        | Q(rejected_at__gt=F("accept_due_at"))
+    )
+
+
+def handoff_outcomes(
+    *,
+    source_id: int | None = None,
+    campaign_id: int | None = None,
+    status: str = "",
+    assigned_from: datetime | None = None,
+    assigned_until: datetime | None = None,
+):
+    """Handed-off leads and what sales did with them, newest first, for marketing's view."""
+    handoffs = Handoff.objects.select_related(
+        "lead__source", "lead__campaign", "lead__account", "assignee", "reject_reason"
+    ).order_by("-assigned_at", "-pk")
+    if source_id is not None:
+        handoffs = handoffs.filter(lead__source_id=source_id)
+    if campaign_id is not None:
+        handoffs = handoffs.filter(lead__campaign_id=campaign_id)
+    if status == OutcomeStatus.BREACHED:
+        handoffs = handoffs.filter(breached_q())
+    elif status in (OutcomeStatus.PENDING, OutcomeStatus.ACCEPTED, OutcomeStatus.REJECTED):
+        handoffs = handoffs.filter(outcome=status)
+    if assigned_from is not None:
+        handoffs = handoffs.filter(assigned_at__gte=assigned_from)
+    if assigned_until is not None:
+        handoffs = handoffs.filter(assigned_at__lt=assigned_until)
+    return handoffs
+
+
+def handoff_outcome_counts(handoffs) -> dict[str, int]:
+    """The status mix of a filtered handoff list, in one aggregate."""
+    return handoffs.order_by().aggregate(
+        total=Count("pk"),
+        pending=Count("pk", filter=Q(outcome=HandoffOutcome.PENDING)),
+        accepted=Count("pk", filter=Q(outcome=HandoffOutcome.ACCEPTED)),
+        rejected=Count("pk", filter=Q(outcome=HandoffOutcome.REJECTED)),
+        breached=Count("pk", filter=breached_q()),
+    )
+
+
+def notifications_for(user):
+    return Notification.objects.filter(recipient=user).select_related("handoff__lead__account")
+
+
+def unread_notification_count(user) -> int:
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def reassign_candidates(manager):
+    """Active reps a manager may hand a lead to: their team (everyone, for a superuser)."""
+    reps = SalesRep.objects.filter(is_active=True, user__is_active=True).select_related("user")
+    if not manager.is_superuser:
+        reps = reps.filter(manager=manager)
+    return reps.order_by("user__first_name", "user__username")
+
+
+def lead_export_rows(leads):
+    """Rows for the lead CSV export (the marketing-automation suppression flag included)."""
+    return leads.values_list(
+        "pk",
+        "external_id",
+        "email",
+        "first_name",
+        "last_name",
+        "account__name",
+        "source__name",
+        "campaign__name",
+        "stage",
+        "tier",
+        "owner__username",
+        "in_marketing_nurture",
+        "created_at",
+    ).iterator(chunk_size=2_000)

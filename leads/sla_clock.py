@@ -256,6 +256,32 @@ def clock_stops_at(calendar: BusinessCalendarSpec, at: datetime) -> datetime | N
     return None
 
 
+@dataclass(frozen=True)
+class Countdown:
+    """Business time left until a due time (negative once overdue), for a live display: the
+    figure holds while ``running`` is False and ticks down in real time while it is True, until
+    ``changes_at`` (the next closing or opening), when it must be recomputed."""
+
+    seconds_left: float
+    running: bool
+    changes_at: datetime | None
+
+    @property
+    def overdue(self) -> bool:
+        return self.seconds_left < 0
+
+
+def countdown(calendar: BusinessCalendarSpec, due: datetime, now: datetime) -> Countdown:
+    if due >= now:
+        seconds_left = business_seconds_between(calendar, now, due)
+    else:
+        seconds_left = -business_seconds_between(calendar, due, now)
+    stops_at = clock_stops_at(calendar, now)
+    if stops_at is not None:
+        return Countdown(seconds_left, True, stops_at)
+    return Countdown(seconds_left, False, next_opening(calendar, now))
+
+
 # --- The walkers -------------------------------------------------------------------------------
 #
 # Both walk local days from the day before the start's local date (a cheap safety margin), and

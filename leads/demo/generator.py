@@ -169,10 +169,10 @@ SALES_REP = TableSpec(
     "leads.SalesRep",
     (
         "id", "user_id", "region", "tiers", "capacity", "is_active", "out_of_office_from",
-        "out_of_office_until", "last_assigned_at",
+        "out_of_office_until", "last_assigned_at", "manager_id",
     ),
     optional=frozenset({"region", "tiers", "capacity", "is_active", "out_of_office_from",
-                        "out_of_office_until", "last_assigned_at"}),
+                        "out_of_office_until", "last_assigned_at", "manager_id"}),
 )  # fmt: skip
 SOURCE = TableSpec("source", "leads.Source", ("id", "name", "channel_group", "origin"))
 CAMPAIGN = TableSpec(
@@ -680,13 +680,15 @@ class _Generator:
 
     def _users(self) -> list[tuple]:
         joined = self.fmt(self.start - 60 * DAY + 9 * HOUR)
-        rows, self.reps, self.sdrs = [], [], []
+        rows, self.reps, self.sdrs, self.manager = [], [], [], None
         for username, role, first, last in USERS:
             user_id = self.ids.take("user")
             if role == "rep":
                 self.reps.append(user_id)
             elif role == "sdr":
                 self.sdrs.append(user_id)
+            elif role == "manager":
+                self.manager = user_id
             email = f"{first}.{last}@{USER_EMAIL_DOMAIN}".lower()
             staff = role in ("manager", "marketer")
             rows.append(
@@ -697,9 +699,11 @@ class _Generator:
         return rows
 
     def _sales_reps(self) -> list[tuple]:
-        """The reps as handoff assignees: any territory, any tier, the default capacity."""
+        """The reps as handoff assignees: any territory, any tier, the default capacity, all on
+        the demo sales manager's team."""
         return [
-            (self.ids.take("sales_rep"), user_id, "", "[]", 40, True, None, None, None)
+            (self.ids.take("sales_rep"), user_id, "", "[]", 40, True, None, None, None,
+             self.manager)  # fmt: skip
             for user_id in self.reps
         ]
 

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from leads.calendars import calendar_spec
 from leads.choices import (
     ActivityAction,
     ActorType,
@@ -36,10 +37,9 @@ from leads.models import (
     SalesRep,
     SlaPolicy,
 )
-from leads.calendars import calendar_spec
 from leads.selectors import stages_in_force
-from leads.sla_clock import business_seconds_between
 from leads.services.pipeline import engagement_events_record, lead_move_to_stage, sales_rep_pick
+from leads.sla_clock import business_seconds_between
 
 # A client clock slightly ahead of ours must not make a fresh action "in the future".
 CLOCK_SKEW = timedelta(minutes=5)

@@ -1,0 +1,86 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+
+from leads.choices import FitTier
+from leads.csv_export import csv_response
+from leads.forms import RecycleForm
+from leads.models import Lead, Source
+from leads.selectors import (
+    lead_activities,
+    lead_detail,
+    lead_export_rows,
+    lead_list,
+    lead_recent_events,
+    stages_in_force,
+)
+from scoring.selectors import explain_lead_score
+
+PAGE_SIZE = 50
+EXPORT_HEADER = [
+    "id", "external id", "email", "first name", "last name", "account", "source", "campaign",
+    "stage", "tier", "owner", "in marketing nurture", "created at",
+]  # fmt: skip
+
+
+def _filters(request) -> dict:
+    return {
+        "stage": request.GET.get("stage", ""),
+        "tier": request.GET.get("tier", ""),
+        "source_id": request.GET.get("source", ""),
+        "query": request.GET.get("q", "").strip(),
+    }
+
+
+@login_required
+def lead_index(request):
+    filters = _filters(request)
+    page = Paginator(lead_list(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "leads/lead_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": query.urlencode(),
+            "stages": stages_in_force(),
+            "tiers": FitTier.choices,
+            "sources": Source.objects.order_by("name"),
+        },
+    )
+
+
+@login_required
+def lead_export(request):
+    """The filtered lead list as CSV, with the nurture flag a marketing automation tool reads to
+    suppress leads that sales is working."""
+    rows = (
+        [*row[:-2], "yes" if row[-2] else "no", row[-1].isoformat()]
+        for row in lead_export_rows(lead_list(**_filters(request)))
+    )
+    return csv_response("leads.csv", EXPORT_HEADER, rows)
+
+
+@login_required
+def lead_page(request, pk: int):
+    try:
+        lead = lead_detail(pk)
+    except Lead.DoesNotExist as missing:
+        raise Http404("No such lead") from missing
+    stage_kinds = {stage.key: stage.kind for stage in stages_in_force()}
+    return render(
+        request,
+        "leads/lead_detail.html",
+        {
+            "lead": lead,
+            "explanation": explain_lead_score(lead),
+            "events": lead_recent_events(pk),
+            "activities": lead_activities(pk)[:100],
+            "can_recycle": stage_kinds.get(lead.stage) == "disqualified"
+            and request.user.has_perm("leads.recycle_lead"),
+            "recycle_form": RecycleForm(),
+        },
+    )
