@@ -268,10 +268,14 @@ class OutcomeStatus:
     ]
 
 
-def breached_q() -> Q:
-    """Late on either clock: reported by the sweep, or answered / decided after the due time."""
+def breached_q(now: datetime | None = None) -> Q:
+    """Late on either clock: reported by the sweep, answered / decided after the due time, or
+    still waiting past it (before the next sweep has marked it)."""
+    now = now or timezone.now()
     return (
-        Q(response_breached_at__isnull=False)
+        Q(outcome=HandoffOutcome.PENDING, first_response_at__isnull=True, response_due_at__lt=now)
+        | Q(outcome=HandoffOutcome.PENDING, accept_due_at__lt=now)
+        | Q(response_breached_at__isnull=False)
         | Q(accept_breached_at__isnull=False)
         | Q(first_response_at__gt=F("response_due_at"))
         | Q(accepted_at__gt=F("accept_due_at"))

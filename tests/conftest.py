@@ -52,3 +52,30 @@ def admin_user(db, django_user_model):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+def restore_default_definitions() -> None:
+    """Re-create what the data migrations install (v1 definitions, scoring model, reason and
+    objection lists) after a transactional test's flush removed it."""
+    import importlib
+
+    from django.apps import apps
+
+    from leads.models import LifecycleVersion
+
+    if LifecycleVersion.objects.exists():
+        return
+    for module, function in (
+        ("leads.migrations.0002_default_definitions", "create_defaults"),
+        ("scoring.migrations.0002_default_model", "create_default_model"),
+        ("leads.migrations.0006_default_objections", "create_objections"),
+    ):
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests run last. Playwright's event loop gives Django a fresh connection context,
+    in which the serialized copy that transactional tests restore the migrations' rows from is
+    out of reach; after them, no other test needs it."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))

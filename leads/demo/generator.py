@@ -701,9 +701,21 @@ class _Generator:
     def _sales_reps(self) -> list[tuple]:
         """The reps as handoff assignees: any territory, any tier, the default capacity, all on
         the demo sales manager's team."""
+        # id, user, region, tiers, capacity, active, out of office from / until, last
+        # assigned, manager
         return [
-            (self.ids.take("sales_rep"), user_id, "", "[]", 40, True, None, None, None,
-             self.manager)  # fmt: skip
+            (
+                self.ids.take("sales_rep"),
+                user_id,
+                "",
+                "[]",
+                40,
+                True,
+                None,
+                None,
+                None,
+                self.manager,
+            )
             for user_id in self.reps
         ]
 

@@ -438,15 +438,15 @@ class Handoff(models.Model):
     @property
     def was_breached(self) -> bool:
         """Late on either clock, whether the sweep has reported it yet or not."""
-        responded_at = self.first_response_at
+        # Unanswered / undecided handoffs are measured against now.
+        now = timezone.now()
+        responded_at = self.first_response_at or now
         responded_late = self.response_due_at is not None and (
-            self.response_breached_at is not None
-            or (responded_at is not None and responded_at > self.response_due_at)
+            self.response_breached_at is not None or responded_at > self.response_due_at
         )
-        decided_at = self.accepted_at or self.rejected_at
+        decided_at = self.accepted_at or self.rejected_at or now
         decided_late = self.accept_due_at is not None and (
-            self.accept_breached_at is not None
-            or (decided_at is not None and decided_at > self.accept_due_at)
+            self.accept_breached_at is not None or decided_at > self.accept_due_at
         )
         return responded_late or decided_late
 

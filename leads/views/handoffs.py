@@ -68,7 +68,6 @@ def queue(request):
             "is_manager": is_manager,
             "team": reassign_candidates(user) if is_manager else [],
             "rep_id": rep_id,
-            "stage_names": stage_names_in_force(),
         },
     )
 
@@ -127,8 +126,10 @@ def _act(request, pk: int, form_name: str, form, action, success: str):
                 for error in errors:
                     form.add_error(target, error)
         else:
+            # Not about one field (a stale page, a decided handoff): say it at the top, where
+            # it shows even when the form it came from is no longer offered.
             for error in invalid.messages:
-                form.add_error(None, error)
+                messages.error(request, error)
         return _render_handoff(request, _handoff_or_404(pk), forms={form_name: form}, status=400)
     messages.success(request, success)
     return redirect("leads:handoff", pk=pk)

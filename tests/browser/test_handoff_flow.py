@@ -11,11 +11,19 @@ from playwright.sync_api import expect
 from leads.models import Handoff, Lead, RejectionReason, SalesRep
 from leads.services import handoff_open, handoff_reject, lead_move_to_stage
 from tests.browser.conftest import PASSWORD, log_in
+from tests.conftest import restore_default_definitions
 from tests.factories import CampaignFactory, LeadFactory, SourceFactory
 
 # Transactional, so the live server's connection sees the data; serialized rollback restores
-# the definitions the data migrations created once the test has flushed the tables.
+# the migrations' rows after each test's flush, like the other transactional tests expect.
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture(autouse=True)
+def definitions():
+    # On SQLite the serialized copy is not always restored (an in-memory database shared with
+    # the live server thread); make sure the default definitions are there.
+    restore_default_definitions()
 
 
 def hand_off(lead: Lead) -> Handoff:
@@ -51,7 +59,7 @@ def test_rep_works_the_queue(page, live_server, rep_user, artifacts):
     page.click("text=Alan Turing")
     page.select_option("#touch select[name=channel]", "call")
     page.fill("#touch textarea[name=note]", "Called, no budget this year")
-    page.check("#touch input[name=objections][value='1']")
+    page.locator("#touch").get_by_label("Price").check()
     page.click("#touch button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("Logged.")
     expect(page.locator("table.history")).to_contain_text("First response (Call)")
@@ -81,6 +89,9 @@ def test_rep_works_the_queue(page, live_server, rep_user, artifacts):
     accept_me.refresh_from_db()
     assert reject_me.outcome == "rejected" and reject_me.reject_reason.key == "no_budget"
     assert reject_me.first_response_at is not None
+    response = LeadActivity.objects.get(handoff=reject_me, action="responded")
+    assert response.note == "Called, no budget this year"
+    assert [tag.key for tag in response.objections.all()] == ["price"]
     assert accept_me.outcome == "accepted"
     assert Lead.objects.get(pk=accept_me.lead_id).stage == "sal"
     assert Lead.objects.get(pk=reject_me.lead_id).stage == "nurture"
