@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from leads.models import Handoff, Lead, RejectionReason, SalesRep
+from leads.models import Handoff, Lead, LeadActivity, RejectionReason, SalesRep
 from leads.services import handoff_open, handoff_reject, lead_move_to_stage
 from tests.browser.conftest import PASSWORD, log_in
 from tests.conftest import restore_default_definitions
