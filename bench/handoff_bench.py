@@ -12,9 +12,10 @@ force, an escalation recipient set), then prints:
 
 1. the sales queue of a rep with 200 open handoffs: server time p50 / p95 over N requests and
    its query count (target ≤ 200 ms);
-2. the breach sweep over the 150,000 open handoffs (target ≤ 2 s): the first sweep that finds
-   every overdue handoff new (the worst case), a steady-state sweep (1 % newly due, as between
-   two beat runs) and a sweep with nothing new; each with its ratio to the target.
+2. the breach sweep over the 150,000 open handoffs (target ≤ 2 s per run): a steady-state
+   sweep (1 % newly due, as between two beat runs), a sweep with nothing new, and the backlog
+   case where every overdue handoff is new (worked off in bounded runs of at most 2,000 breaches
+   per clock); each with its slowest run's ratio to the target.
 """
 
 import argparse
@@ -179,14 +180,24 @@ def reset_breaches(share: float) -> int:
 
 
 def timed_sweep(label: str) -> None:
-    started = time.perf_counter()
-    result = handoff_breach_sweep(now=timezone.now())
-    seconds = time.perf_counter() - started
+    """One sweep run (bounded by its per-run limit), then the runs it takes to drain the rest."""
+    rounds, seconds, slowest = 0, 0.0, 0.0
+    totals = {"response": 0, "accept": 0, "notifications": 0}
+    while True:
+        started = time.perf_counter()
+        result = handoff_breach_sweep(now=timezone.now())
+        took = time.perf_counter() - started
+        rounds, seconds, slowest = rounds + 1, seconds + took, max(slowest, took)
+        totals["response"] += result.response_breaches
+        totals["accept"] += result.accept_breaches
+        totals["notifications"] += result.notifications
+        if not result.more:
+            break
     print(
-        f"breach sweep, {label}: {seconds:.2f} s "
-        f"({result.response_breaches:,} response + {result.accept_breaches:,} accept breaches, "
-        f"{result.notifications:,} notifications); / target {SWEEP_TARGET_S:.0f} s = "
-        f"{seconds / SWEEP_TARGET_S:.2f}"
+        f"breach sweep, {label}: {rounds} run(s), slowest {slowest:.2f} s, all {seconds:.2f} s "
+        f"({totals['response']:,} response + {totals['accept']:,} accept breaches, "
+        f"{totals['notifications']:,} notifications); slowest run / target "
+        f"{SWEEP_TARGET_S:.0f} s = {slowest / SWEEP_TARGET_S:.2f}"
     )
 
 
@@ -200,12 +211,13 @@ def main() -> None:
     open_total = Handoff.objects.filter(outcome="pending").count()
     print(f"open handoffs: {open_total:,}")
     bench_queue(args.requests)
-    forgotten = reset_breaches(1.0)
-    print(f"(reset {forgotten:,} earlier breach marks)")
-    timed_sweep("worst case, every overdue handoff new")
+    timed_sweep("catching up with what is due now")
     reset_breaches(0.01)
     timed_sweep("steady state, ~1 % newly due")
     timed_sweep("nothing new (idempotent re-run)")
+    forgotten = reset_breaches(1.0)
+    print(f"(forgot {forgotten:,} breach marks)")
+    timed_sweep("backlog, every overdue handoff new")
     print(
         f"notifications now {Notification.objects.count():,}, "
         f"breach activities {LeadActivity.objects.filter(action__endswith='breached').count():,}"

@@ -5,8 +5,9 @@ Every action locks the handoff, checks who may act and in which state, and write
 raises before anything is written, so nothing changes.
 """
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,8 +44,6 @@ from leads.sla_clock import business_seconds_between
 
 # A client clock slightly ahead of ours must not make a fresh action "in the future".
 CLOCK_SKEW = timedelta(minutes=5)
-# ``IN (…)`` lists stay below SQLite's variable limit and PostgreSQL's comfortable sizes.
-ID_CHUNK = 5_000
 SOURCE_SYSTEM = "revops"
 
 
@@ -403,105 +402,133 @@ def lead_recycle(
 # --- Breach sweep ------------------------------------------------------------------------------
 
 
+BREACH_SWEEP_LIMIT = 2_000
+
+
 @dataclass(frozen=True)
 class BreachSweepResult:
     response_breaches: int
     accept_breaches: int
     notifications: int
     reassigned: int
+    # A clock hit the per-run limit: more breaches wait for the next run.
+    more: bool = False
 
 
 _BREACH_SQL = {
     # One statement marks and returns each newly breached handoff, so two sweeps racing each
-    # other cannot both report the same breach.
+    # other cannot both report the same breach (the outer IS NULL is re-checked after a row lock
+    # wait). The most overdue come first, at most ``limit`` per run, so a backlog is worked off
+    # in short transactions.
     "response": (
-        "UPDATE {table} SET response_breached_at = %s "
-        "WHERE outcome = 'pending' AND first_response_at IS NULL "
+        "UPDATE {handoff} SET response_breached_at = %s "
+        "WHERE response_breached_at IS NULL AND id IN ("
+        "SELECT id FROM {handoff} WHERE outcome = 'pending' AND first_response_at IS NULL "
         "AND response_breached_at IS NULL AND response_due_at < %s "
-        "RETURNING id, lead_id, assignee_id, sla_policy_id"
+        "ORDER BY response_due_at LIMIT %s) "
+        "RETURNING id, sla_policy_id, assignee_id"
     ),
     "accept": (
-        "UPDATE {table} SET accept_breached_at = %s "
-        "WHERE outcome = 'pending' AND accept_breached_at IS NULL AND accept_due_at < %s "
-        "RETURNING id, lead_id, assignee_id, sla_policy_id"
+        "UPDATE {handoff} SET accept_breached_at = %s "
+        "WHERE accept_breached_at IS NULL AND id IN ("
+        "SELECT id FROM {handoff} WHERE outcome = 'pending' AND accept_breached_at IS NULL "
+        "AND accept_due_at < %s ORDER BY accept_due_at LIMIT %s) "
+        "RETURNING id, sla_policy_id, assignee_id"
     ),
 }
 _BREACH_KINDS = {
     "response": (NotificationKind.RESPONSE_BREACH, ActivityAction.RESPONSE_BREACHED),
     "accept": (NotificationKind.ACCEPT_BREACH, ActivityAction.ACCEPT_BREACHED),
 }
+# The notices and history rows are written by INSERT … SELECT over the marked ids, so a
+# backlog of many thousand breaches costs a few statements, not a Python object per row.
+_NOTIFY_ASSIGNEES_SQL = (
+    "INSERT INTO {notification} (recipient_id, kind, handoff_id, message, created_at) "
+    "SELECT h.assignee_id, %s, h.id, %s, %s FROM {handoff} h "
+    "WHERE h.id IN ({ids}) AND h.assignee_id IS NOT NULL "
+    "ON CONFLICT DO NOTHING"
+)
+_NOTIFY_ESCALATION_SQL = (
+    "INSERT INTO {notification} (recipient_id, kind, handoff_id, message, created_at) "
+    "SELECT p.escalate_to_id, %s, h.id, %s, %s FROM {handoff} h "
+    "JOIN {policy} p ON p.id = h.sla_policy_id "
+    "WHERE h.id IN ({ids}) AND p.escalate_to_id IS NOT NULL "
+    "AND (h.assignee_id IS NULL OR h.assignee_id <> p.escalate_to_id) "
+    "ON CONFLICT DO NOTHING"
+)
+_LOG_BREACH_SQL = (
+    "INSERT INTO {activity} (lead_id, handoff_id, action, channel, note, occurred_at, "
+    "actor_type, details) "
+    "SELECT h.lead_id, h.id, %s, '', '', %s, %s, '{{}}' FROM {handoff} h WHERE h.id IN ({ids})"
+)
 
 
-def _chunks(values: Sequence, size: int = ID_CHUNK):
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+def _id_set_sql() -> str:
+    """A subquery over one parameter holding many ids (an array, or JSON on SQLite)."""
+    if connection.vendor == "postgresql":
+        return "SELECT unnest(%s::bigint[])"
+    return "SELECT value FROM json_each(%s)"
 
 
-def handoff_breach_sweep(*, now: datetime | None = None) -> BreachSweepResult:
+def _id_set_param(ids: list[int]):
+    return ids if connection.vendor == "postgresql" else json.dumps(ids)
+
+
+def handoff_breach_sweep(
+    *, now: datetime | None = None, limit: int = BREACH_SWEEP_LIMIT
+) -> BreachSweepResult:
     """Mark every handoff past its response or acceptance due time (once), tell the assignee and
-    the policy's escalation recipient, and reassign where the policy says so.
+    the policy's escalation recipient, write the breach into the handoff's history, and
+    reassign where the policy says so.
 
     Idempotent: a breach already marked is never reported again, and notifications are unique
     per recipient, handoff and kind. E-mails go out from the notifications afterwards
-    (``notifications_email_pending``), so a mail outage loses nothing.
+    (``notifications_email_pending``), so a mail outage loses nothing. At most ``limit``
+    breaches per clock are handled per call; ``more`` says when to call again.
     """
     now = now or timezone.now()
-    table = connection.ops.quote_name(Handoff._meta.db_table)
-    counts: dict[str, int] = {}
-    notifications: list[Notification] = []
-    activities: list[LeadActivity] = []
+    quote = connection.ops.quote_name
+    tables = {
+        "handoff": quote(Handoff._meta.db_table),
+        "notification": quote(Notification._meta.db_table),
+        "activity": quote(LeadActivity._meta.db_table),
+        "policy": quote(SlaPolicy._meta.db_table),
+        "ids": _id_set_sql(),
+    }
+    counts = {"response": 0, "accept": 0, "notifications": 0}
     reassign_candidates: list[int] = []
-    with transaction.atomic():
-        breached: dict[str, list[tuple[int, int, int | None, int | None]]] = {}
-        with connection.cursor() as cursor:
-            for clock, sql in _BREACH_SQL.items():
-                cursor.execute(sql.format(table=table), [now, now])
-                breached[clock] = cursor.fetchall()
-                counts[clock] = len(breached[clock])
-        policy_ids = {row[3] for rows in breached.values() for row in rows if row[3] is not None}
-        policies = {
-            policy["pk"]: policy
-            for chunk in _chunks(sorted(policy_ids))
-            for policy in SlaPolicy.objects.filter(pk__in=chunk).values(
-                "pk", "escalate_to_id", "reassign_on_breach"
-            )
-        }
-        for clock, rows in breached.items():
+    with transaction.atomic(), connection.cursor() as cursor:
+        reassigning_policies = set(
+            SlaPolicy.objects.filter(reassign_on_breach=True).values_list("pk", flat=True)
+        )
+        for clock, mark_sql in _BREACH_SQL.items():
+            cursor.execute(mark_sql.format(**tables), [now, now, limit])
+            rows = cursor.fetchall()
+            if not rows:
+                continue
+            counts[clock] = len(rows)
+            ids = _id_set_param([row[0] for row in rows])
             kind, action = _BREACH_KINDS[clock]
             message = f"{kind.label}: a handed-off lead is waiting past its due time."
-            for handoff_id, lead_id, assignee_id, policy_id in rows:
-                policy = policies.get(policy_id, {})
-                recipients = {assignee_id, policy.get("escalate_to_id")} - {None}
-                notifications.extend(
-                    Notification(
-                        recipient_id=recipient,
-                        kind=kind,
-                        handoff_id=handoff_id,
-                        message=message,
-                        created_at=now,
-                    )
-                    for recipient in recipients
-                )
-                activities.append(
-                    LeadActivity(
-                        lead_id=lead_id,
-                        handoff_id=handoff_id,
-                        action=action,
-                        occurred_at=now,
-                        actor_type=ActorType.SYSTEM,
-                        details={"escalated_to": policy.get("escalate_to_id")},
-                    )
-                )
-                if clock == "response" and policy.get("reassign_on_breach") and assignee_id:
-                    reassign_candidates.append(handoff_id)
-        Notification.objects.bulk_create(notifications, batch_size=2_000, ignore_conflicts=True)
-        LeadActivity.objects.bulk_create(activities, batch_size=2_000)
+            for notify_sql in (_NOTIFY_ASSIGNEES_SQL, _NOTIFY_ESCALATION_SQL):
+                cursor.execute(notify_sql.format(**tables), [kind.value, message, now, ids])
+                counts["notifications"] += max(cursor.rowcount, 0)
+            cursor.execute(
+                _LOG_BREACH_SQL.format(**tables), [action.value, now, ActorType.SYSTEM, ids]
+            )
+            if clock == "response":
+                reassign_candidates += [
+                    handoff_id
+                    for handoff_id, policy_id, assignee_id in rows
+                    if policy_id in reassigning_policies and assignee_id is not None
+                ]
         reassigned = sum(_reassign_on_breach(pk, now=now) for pk in reassign_candidates)
     return BreachSweepResult(
         response_breaches=counts["response"],
         accept_breaches=counts["accept"],
-        notifications=len(notifications),
+        notifications=counts["notifications"],
         reassigned=reassigned,
+        more=max(counts["response"], counts["accept"]) >= limit,
     )
 
 
