@@ -19,10 +19,14 @@ from leads.models import (
     IcpCriterion,
     IcpVersion,
     Lead,
+    LeadActivity,
     LifecycleStage,
     LifecycleVersion,
+    Notification,
+    ObjectionTag,
     Opportunity,
     RejectionReason,
+    SalesRep,
     SlaPolicy,
     SlaVersion,
     Source,
@@ -247,6 +251,13 @@ class RejectionReasonAdmin(admin.ModelAdmin):
     prepopulated_fields = {"key": ("label",)}
 
 
+@admin.register(ObjectionTag)
+class ObjectionTagAdmin(admin.ModelAdmin):
+    list_display = ("label", "key", "is_active", "order")
+    list_editable = ("is_active", "order")
+    prepopulated_fields = {"key": ("label",)}
+
+
 # --- Facts ---------------------------------------------------------------------------------
 
 
@@ -428,3 +439,54 @@ class OpportunityAdmin(FactAdmin):
     raw_id_fields = ("lead", "account", "owner")
     search_fields = ("name", "account__name", "external_id")
     date_hierarchy = "created_at"
+
+
+class ReadOnlyHistoryAdmin(FactAdmin):
+    """Written by the services only; shown here for audit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LeadActivity)
+class LeadActivityAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("occurred_at", "lead", "action", "channel", "actor_type", "actor", "note")
+    list_filter = ("action", "channel", "actor_type")
+    list_select_related = ("lead", "actor")
+    search_fields = ("lead__email", "note")
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("created_at", "recipient", "kind", "handoff", "read_at", "emailed_at")
+    list_filter = ("kind",)
+    list_select_related = ("recipient", "handoff__lead")
+    search_fields = ("recipient__username",)
+
+
+@admin.register(SalesRep)
+class SalesRepAdmin(admin.ModelAdmin):
+    """Who takes handoffs: territory, tiers, capacity, out of office, and their manager."""
+
+    list_display = (
+        "__str__",
+        "region",
+        "tiers",
+        "capacity",
+        "manager",
+        "is_active",
+        "out_of_office_from",
+        "out_of_office_until",
+        "last_assigned_at",
+    )
+    list_filter = ("is_active", "region", "manager")
+    list_select_related = ("user", "manager")
+    raw_id_fields = ("user", "manager")
+    search_fields = ("user__username", "user__first_name", "user__last_name")

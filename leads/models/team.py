@@ -1,11 +1,12 @@
 """Who works the leads: sales reps, their territory, segments and capacity."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from leads.choices import Region
+from leads.choices import FitTier, Region
 
 
 class SalesRep(models.Model):
@@ -53,3 +54,19 @@ class SalesRep(models.Model):
 
     def __str__(self) -> str:
         return self.user.get_full_name() or self.user.get_username()
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        if not isinstance(self.tiers, list) or any(t not in FitTier.values for t in self.tiers):
+            errors["tiers"] = (
+                f'A list of fit tiers, e.g. ["A", "B"] (known: {", ".join(FitTier.values)}).'
+            )
+        if (
+            self.out_of_office_from
+            and self.out_of_office_until
+            and self.out_of_office_from > self.out_of_office_until
+        ):
+            errors["out_of_office_until"] = "The return date is before the first day out."
+        if errors:
+            raise ValidationError(errors)

@@ -275,3 +275,20 @@ def test_notifications_page_and_mark_read(client, rep, frozen_now):
     assert "Response SLA breached" in page.content.decode()
     assert 'class="badge count"' in home.content.decode()
     assert rep.user.notifications.filter(read_at__isnull=True).count() == 0
+
+
+def test_admin_manages_objections_and_reps(admin_client, rep):
+    response = admin_client.post(
+        reverse("admin:leads_objectiontag_add"),
+        {"label": "Procurement", "key": "procurement", "is_active": "on", "order": 9},
+    )
+    assert response.status_code == 302
+    bad = admin_client.post(
+        reverse("admin:leads_salesrep_change", args=[rep.pk]),
+        {"user": rep.user.pk, "region": "", "tiers": '["Z"]', "capacity": 10, "is_active": "on"},
+    )
+    assert bad.status_code == 200
+    assert "A list of fit tiers" in bad.content.decode()
+    assert SalesRep.objects.get(pk=rep.pk).tiers == []
+    assert admin_client.get(reverse("admin:leads_leadactivity_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:leads_notification_changelist")).status_code == 200
