@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("leads/", include("leads.urls")),
     path("scoring/", include("scoring.urls")),
+    path("dashboards/", include("metrics.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,277 @@
+"""What each dashboard page shows: KPI reads composed per page, and the drill-down registry that
+maps every number to the rows behind it. Views stay thin; the KPI maths is in ``queries``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from metrics import kpis, queries
+from metrics.kpis import KpiFilters, Period
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One overview tile: the figure now, the change from the previous equal period, how it is
+    computed, and where its rows are."""
+
+    key: str
+    label: str
+    unit: str  # "percent", "hours", "days", "money", "count", "money_per_day"
+    change: kpis.Change
+    definition: str
+    drill: dict[str, str]
+    higher_is_better: bool = True
+
+
+# key, label, unit, value (from the period's KPI reads), definition, drill-down, higher is better
+HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
+    (
+        "acceptance",
+        "Lead acceptance rate",
+        "percent",
+        lambda once, p: once(queries.lead_acceptance, p).rate,
+        "Accepted ÷ (accepted + rejected), over handoffs assigned in the period; pending "
+        "handoffs are not counted.",
+        {"kind": "acceptance"},
+        True,
+    ),
+    (
+        "response",
+        "Median response time",
+        "hours",
+        lambda once, p: once(queries.response_time, p).median_hours,
+        "First response − assignment in business hours of the SLA calendar, median over "
+        "handoffs assigned in the period that have a response.",
+        {"kind": "response", "answered": "yes"},
+        False,
+    ),
+    (
+        "sla",
+        "Response SLA compliance",
+        "percent",
+        lambda once, p: once(queries.sla_compliance, p).response.rate,
+        "Handoffs answered by their response due time ÷ handoffs whose response was due in the "
+        "period (unanswered past due count as missed).",
+        {"kind": "sla", "clock": "response"},
+        True,
+    ),
+    (
+        "lead_to_opportunity",
+        "Lead → opportunity",
+        "percent",
+        lambda once, p: once(queries.conversion_by_source, p).overall.lead_to_opportunity_rate,
+        "Share of leads created in the period that ever reached Opportunity (cohort, from "
+        "stage history).",
+        {"kind": "cohort", "reached": "opportunity"},
+        True,
+    ),
+    (
+        "win_rate",
+        "Win rate",
+        "percent",
+        lambda once, p: once(queries.opportunity_results, p).win_rate,
+        "Won ÷ (won + lost), over opportunities closed in the period.",
+        {"kind": "closed"},
+        True,
+    ),
+    (
+        "deal_size",
+        "Average deal size",
+        "money",
+        lambda once, p: once(queries.opportunity_results, p).average_deal_size,
+        "Mean amount of the opportunities won in the period.",
+        {"kind": "closed", "status": "won"},
+        True,
+    ),
+    (
+        "pipeline",
+        "Open pipeline",
+        "money",
+        lambda once, p: once(queries.pipeline_and_revenue, p).total.open_amount,
+        "Amount of the opportunities open at the end of the period (now, for a running one).",
+        {"kind": "pipeline"},
+        True,
+    ),
+    (
+        "velocity",
+        "Pipeline velocity",
+        "money_per_day",
+        lambda once, p: once(queries.pipeline_velocity, p).per_day,
+        "(Open opportunities × win rate × average deal size) ÷ average sales cycle in days.",
+        {"kind": "pipeline"},
+        True,
+    ),
+    (
+        "feedback",
+        "Feedback-loop completion",
+        "percent",
+        lambda once, p: once(queries.feedback_loop_completion, p).rate,
+        "Rejections with a reason (and a note where the reason needs one) ÷ rejections in the "
+        "period.",
+        {"kind": "feedback"},
+        True,
+    ),
+]
+
+
+def overview(period: Period, filters: KpiFilters) -> list[Headline]:
+    previous = period.previous()
+    computed: dict[tuple, Any] = {}
+
+    def once(read: Callable[[Period, KpiFilters], Any], at: Period) -> Any:
+        # Several tiles read the same KPI (win rate and deal size): query it once per period.
+        if (read, at) not in computed:
+            computed[(read, at)] = read(at, filters)
+        return computed[(read, at)]
+
+    return [
+        Headline(
+            key=key,
+            label=label,
+            unit=unit,
+            change=kpis.change(compute(once, period), compute(once, previous)),
+            definition=definition,
+            drill=drill,
+            higher_is_better=better,
+        )
+        for key, label, unit, compute, definition, drill, better in HEADLINES
+    ]
+
+
+def funnel_page(period: Period, filters: KpiFilters) -> dict:
+    return {"conversion": queries.conversion_by_source(period, filters)}
+
+
+def handoff_page(period: Period, filters: KpiFilters) -> dict:
+    return {
+        "acceptance": queries.lead_acceptance(period, filters),
+        "acceptance_by_source": queries.lead_acceptance_by_source(period, filters),
+        "response": queries.response_time(period, filters),
+        "sla": queries.sla_compliance(period, filters),
+        "sla_by_rep": queries.sla_compliance_by_rep(period, filters),
+        "sla_by_source": queries.sla_compliance_by_source(period, filters),
+        "feedback": queries.feedback_loop_completion(period, filters),
+    }
+
+
+def pipeline_page(period: Period, filters: KpiFilters) -> dict:
+    return {
+        "pipeline": queries.pipeline_and_revenue(period, filters),
+        "results": queries.opportunity_results(period, filters),
+        "results_by_source": queries.opportunity_results_by_source(period, filters),
+        "velocity": queries.pipeline_velocity(period, filters),
+        "economics": queries.lead_economics(period, filters),
+        "economics_by_source": queries.lead_economics_by_source(period, filters),
+        "time_in_stage": queries.time_in_stage(period, filters),
+    }
+
+
+def content_page(period: Period, filters: KpiFilters) -> dict:
+    return {
+        "utilization": queries.content_utilization(period, filters),
+        "usage": queries.asset_usage(period, filters, top=5),
+    }
+
+
+# --- Drill-downs ---------------------------------------------------------------------------
+
+
+def _flag(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Drill:
+    title: str
+    rows: Callable[[Period, KpiFilters, Any], QuerySet]
+    columns: str  # which table layout: "handoffs", "leads", "opportunities", "activities", …
+
+
+DRILLS: dict[str, Drill] = {
+    "acceptance": Drill(
+        "Handoffs assigned in the period",
+        lambda p, f, q: queries.acceptance_handoffs(p, f, outcome=q.get("outcome") or None),
+        "handoffs",
+    ),
+    "response": Drill(
+        "Handoffs and their response",
+        lambda p, f, q: queries.response_time_handoffs(p, f, answered=_flag(q.get("answered"))),
+        "handoffs",
+    ),
+    "sla": Drill(
+        "Handoffs due in the period",
+        lambda p, f, q: queries.sla_handoffs(
+            p,
+            f,
+            clock=q.get("clock") or queries.SlaClock.RESPONSE,
+            status=q.get("status") or None,
+        ),
+        "handoffs",
+    ),
+    "feedback": Drill(
+        "Rejected handoffs",
+        lambda p, f, q: queries.feedback_handoffs(p, f, complete=_flag(q.get("complete"))),
+        "handoffs",
+    ),
+    "cohort": Drill(
+        "Leads created in the period",
+        lambda p, f, q: queries.cohort_leads(
+            p, f, reached=q.get("reached") or None, stopped_at=q.get("stopped_at") or None
+        ),
+        "leads",
+    ),
+    "closed": Drill(
+        "Opportunities closed in the period",
+        lambda p, f, q: queries.closed_opportunities(p, f, status=q.get("status") or None),
+        "opportunities",
+    ),
+    "pipeline": Drill(
+        "Open opportunities", lambda p, f, q: queries.open_opportunities(p, f), "opportunities"
+    ),
+    "handed_off": Drill(
+        "Leads handed to sales in the period",
+        lambda p, f, q: queries.handed_off_leads(p, f),
+        "leads",
+    ),
+    "created_opportunities": Drill(
+        "Opportunities created in the period",
+        lambda p, f, q: queries.created_opportunities(p, f),
+        "opportunities",
+    ),
+    "asset": Drill(
+        "Sales touches that shared content",
+        lambda p, f, q: queries.asset_shares(p, f, asset_id=_int(q.get("asset"))),
+        "activities",
+    ),
+    "stage_exits": Drill(
+        "Stage exits in the period",
+        lambda p, f, q: queries.stage_exits(p, f, stage=q.get("stage") or None),
+        "transitions",
+    ),
+    "costed_leads": Drill(
+        "Leads from campaigns with a known cost",
+        lambda p, f, q: queries.costed_campaign_leads(p, f),
+        "leads",
+    ),
+}
+
+# Query parameters a drill link may add on top of the filters.
+DRILL_PARAMETERS = (
+    "outcome",
+    "answered",
+    "clock",
+    "status",
+    "complete",
+    "reached",
+    "stopped_at",
+    "asset",
+    "stage",
+)

@@ -1,0 +1,132 @@
+"""The dashboards' filters: a period preset (or custom dates) and the KPI filters, all in the URL
+so a link shows the same view."""
+
+from datetime import date, timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from leads.choices import ChannelGroup, FitTier
+from leads.models import Campaign, Source
+from metrics.kpis import KpiFilters, Period
+
+
+class Preset:
+    THIS_WEEK = "this_week"
+    LAST_4_WEEKS = "last_4_weeks"
+    THIS_QUARTER = "this_quarter"
+    LAST_QUARTER = "last_quarter"
+    LAST_12_MONTHS = "last_12_months"
+    CUSTOM = "custom"
+    CHOICES = [
+        (THIS_WEEK, "This week"),
+        (LAST_4_WEEKS, "Last 4 weeks"),
+        (THIS_QUARTER, "This quarter"),
+        (LAST_QUARTER, "Last quarter"),
+        (LAST_12_MONTHS, "Last 12 months"),
+        (CUSTOM, "Custom dates"),
+    ]
+    DEFAULT = LAST_4_WEEKS
+
+
+def preset_days(preset: str, today: date) -> tuple[date, date]:
+    """First and last day of a preset period ending today (weeks start on Monday)."""
+    quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    if preset == Preset.THIS_WEEK:
+        return today - timedelta(days=today.weekday()), today
+    if preset == Preset.THIS_QUARTER:
+        return quarter_start, today
+    if preset == Preset.LAST_QUARTER:
+        last_day = quarter_start - timedelta(days=1)
+        return date(last_day.year, 3 * ((last_day.month - 1) // 3) + 1, 1), last_day
+    if preset == Preset.LAST_12_MONTHS:
+        return today - timedelta(days=364), today
+    return today - timedelta(days=27), today
+
+
+class DashboardFilterForm(forms.Form):
+    preset = forms.ChoiceField(choices=Preset.CHOICES, required=False, label="Period")
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    source = forms.ModelMultipleChoiceField(queryset=Source.objects.all(), required=False)
+    channel = forms.MultipleChoiceField(
+        choices=ChannelGroup.choices, required=False, label="Channel group"
+    )
+    campaign = forms.ModelMultipleChoiceField(queryset=Campaign.objects.all(), required=False)
+    tier = forms.MultipleChoiceField(choices=FitTier.choices, required=False, label="ICP tier")
+    owner = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.filter(sales_rep__isnull=False), required=False
+    )
+    team = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(team_members__isnull=False).distinct(),
+        required=False,
+        label="Team of",
+        empty_label="Any team",
+    )
+
+    MAX_DAYS = 3 * 366
+
+    def __init__(self, data=None, *, today: date | None = None):
+        super().__init__(data)
+        self.today = today or timezone.localdate()
+        self.fields["owner"].label_from_instance = _person
+        self.fields["team"].label_from_instance = _person
+
+    def clean(self):
+        cleaned = super().clean()
+        preset = cleaned.get("preset") or Preset.DEFAULT
+        if preset == Preset.CUSTOM:
+            start, end = cleaned.get("start"), cleaned.get("end")
+            if not start or not end:
+                raise forms.ValidationError("Custom dates need both a start and an end date.")
+            if end < start:
+                self.add_error("end", "The end date is before the start date.")
+            elif (end - start).days > self.MAX_DAYS:
+                self.add_error("end", "Choose a period of at most three years.")
+        cleaned["preset"] = preset
+        return cleaned
+
+    def period(self) -> Period:
+        data = self.cleaned_data if self.is_valid() else {"preset": Preset.DEFAULT}
+        if data["preset"] == Preset.CUSTOM:
+            first, last = data["start"], data["end"]
+        else:
+            first, last = preset_days(data["preset"], self.today)
+        return Period.from_dates(first, last, settings.DISPLAY_TIME_ZONE)
+
+    def kpi_filters(self) -> KpiFilters:
+        if not self.is_valid():
+            return KpiFilters()
+        data = self.cleaned_data
+        return KpiFilters(
+            source_ids=[source.pk for source in data["source"]],
+            channel_groups=data["channel"],
+            campaign_ids=[campaign.pk for campaign in data["campaign"]],
+            tiers=data["tier"],
+            owner_ids=[user.pk for user in data["owner"]],
+            team_manager_id=data["team"].pk if data["team"] else None,
+        )
+
+    def describe(self) -> str:
+        """The filters in words, for headings and exported files."""
+        if not self.is_valid():
+            return ""
+        data = self.cleaned_data
+        parts = []
+        for name in ("source", "campaign", "owner"):
+            if data[name]:
+                parts.append(", ".join(str(item) for item in data[name]))
+        if data["channel"]:
+            labels = dict(ChannelGroup.choices)
+            parts.append(", ".join(labels[value] for value in data["channel"]))
+        if data["tier"]:
+            parts.append("tier " + "/".join(data["tier"]))
+        if data["team"]:
+            parts.append(f"team of {_person(data['team'])}")
+        return " · ".join(parts)
+
+
+def _person(user) -> str:
+    return user.get_full_name() or user.get_username()

@@ -1,0 +1,85 @@
+"""Numbers formatted for people: 0.4231 → 42.3 %, 1234567.8 → $1,234,568, 5.25 h → 5h 15m."""
+
+from decimal import Decimal
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+NO_DATA = "—"
+
+
+@register.filter
+def percent(value, digits: int = 1):
+    if value is None:
+        return NO_DATA
+    return f"{float(value) * 100:.{digits}f} %"
+
+
+@register.filter
+def money(value):
+    if value is None:
+        return NO_DATA
+    return f"${Decimal(value):,.0f}"
+
+
+@register.filter
+def hours(value):
+    if value is None:
+        return NO_DATA
+    whole = int(value)
+    minutes = round((float(value) - whole) * 60)
+    if minutes == 60:
+        whole, minutes = whole + 1, 0
+    return f"{whole}h {minutes:02d}m" if whole else f"{minutes}m"
+
+
+@register.filter
+def days(value):
+    if value is None:
+        return NO_DATA
+    return f"{float(value):.1f} d"
+
+
+@register.filter
+def count(value):
+    if value is None:
+        return NO_DATA
+    return f"{int(value):,}"
+
+
+@register.simple_tag
+def kpi_value(value, unit: str):
+    formatters = {
+        "percent": percent,
+        "money": money,
+        "hours": hours,
+        "days": days,
+        "count": count,
+        "money_per_day": lambda v: NO_DATA if v is None else f"{money(v)}/day",
+    }
+    return formatters.get(unit, str)(value)
+
+
+@register.simple_tag
+def kpi_change(change, unit: str, higher_is_better: bool = True):
+    """The change from the previous period, green when it is an improvement."""
+    if change.absolute is None:
+        return format_html('<span class="change muted">no earlier data</span>')
+    delta = float(change.absolute)
+    if delta == 0:
+        return format_html('<span class="change muted">no change</span>')
+    good = (delta > 0) == higher_is_better
+    if unit == "percent":
+        text = f"{delta * 100:+.1f} pts"
+    elif change.relative is not None:
+        text = f"{change.relative * 100:+.0f} %"
+    else:
+        text = f"{delta:+,.1f}"
+    return format_html(
+        '<span class="change {}">{} {}</span>',
+        "positive" if good else "negative",
+        "▲" if delta > 0 else "▼",
+        text,
+    )

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from metrics import views
+
+app_name = "metrics"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("funnel/", views.funnel, name="funnel"),
+    path("handoffs/", views.handoffs, name="handoffs"),
+    path("pipeline/", views.pipeline, name="pipeline"),
+    path("content/", views.content, name="content"),
+    path("drill/<slug:kind>/", views.drill, name="drill"),
+]

@@ -1,0 +1,386 @@
+"""The shared KPI dashboards: every logged-in user sees the same numbers, computed the same way,
+with every figure one click from the rows behind it and every table exportable."""
+
+from collections.abc import Callable, Iterable
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+
+from leads.csv_export import csv_response
+from metrics import dashboards, page_charts
+from metrics.filters import DashboardFilterForm
+
+PAGE_SIZE = 50
+PAGES = [
+    ("overview", "Overview"),
+    ("funnel", "Funnel & conversion"),
+    ("handoffs", "Handoffs & SLA"),
+    ("pipeline", "Pipeline & revenue"),
+    ("content", "Content"),
+]
+
+
+def _filter_query(request, drop: Iterable[str] = ()) -> str:
+    """The current filters as a query string (without paging, export or drill parameters)."""
+    query = request.GET.copy()
+    for name in ("page", "format", *dashboards.DRILL_PARAMETERS, *drop):
+        query.pop(name, None)
+    return query.urlencode()
+
+
+def _drill_url_factory(request) -> Callable[..., str]:
+    base_query = _filter_query(request)
+
+    def drill_url(*, kind: str, source_id: int | None = None, **params) -> str:
+        query = request.GET.copy()
+        for name in ("page", "format", *dashboards.DRILL_PARAMETERS):
+            query.pop(name, None)
+        if source_id is not None:
+            query.setlist("source", [str(source_id)])
+        for name, value in params.items():
+            if value is not None:
+                query[name] = str(value)
+        encoded = query.urlencode() if (source_id is not None or params) else base_query
+        return f"{reverse('metrics:drill', args=[kind])}?{encoded}"
+
+    return drill_url
+
+
+def _dashboard(
+    request, page: str, build: Callable, chart_builders: Callable | None, export, is_empty
+):
+    form = DashboardFilterForm(request.GET or None)
+    period, filters = form.period(), form.kpi_filters()
+    data = build(period, filters)
+    if request.GET.get("format") == "csv":
+        header, rows = export(data)
+        return csv_response(f"{page}-{period.first_day}-{period.last_day}.csv", header, rows)
+    drill_url = _drill_url_factory(request)
+    context = {
+        "form": form,
+        "period": period,
+        "previous": period.previous(),
+        "pages": PAGES,
+        "page": page,
+        "filters_text": form.describe(),
+        "query": _filter_query(request),
+        "data": data,
+        "charts": chart_builders(data, drill_url) if chart_builders else {},
+        "drill_url": drill_url,
+        "empty": is_empty(data),
+    }
+    return render(request, f"metrics/{page}.html", context)
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def _overview_export(headlines):
+    header = ["kpi", "value", "previous period", "change", "definition"]
+    rows = (
+        [h.label, h.change.current, h.change.previous, h.change.absolute, h.definition]
+        for h in headlines
+    )
+    return header, rows
+
+
+@login_required
+def overview(request):
+    return _dashboard(
+        request,
+        "overview",
+        dashboards.overview,
+        None,
+        _overview_export,
+        lambda headlines: all(h.change.current in (None, 0) for h in headlines),
+    )
+
+
+def _funnel_export(data):
+    conversion = data["conversion"]
+    header = ["source", "leads"] + [f"reached {stage.name}" for stage in conversion.stages]
+    header += ["lead → opportunity", "opportunity → won"]
+    rows = []
+    for row in (*conversion.by_source, conversion.overall):
+        steps = {step.stage: step.reached for step in row.funnel.steps}
+        rows.append(
+            [row.source.name, row.funnel.cohort]
+            + [steps.get(stage.key, 0) for stage in conversion.stages]
+            + [row.lead_to_opportunity_rate, row.opportunity_to_won_rate]
+        )
+    return header, rows
+
+
+@login_required
+def funnel(request):
+    return _dashboard(
+        request,
+        "funnel",
+        dashboards.funnel_page,
+        page_charts.funnel,
+        _funnel_export,
+        lambda data: data["conversion"].overall.funnel.cohort == 0,
+    )
+
+
+def _handoffs_export(data):
+    header = [
+        "group",
+        "name",
+        "accepted",
+        "rejected",
+        "pending",
+        "acceptance rate",
+        "response SLA met",
+        "response SLA missed",
+        "response SLA rate",
+        "accept SLA met",
+        "accept SLA missed",
+        "accept SLA rate",
+    ]
+    acceptance = {row.source: row.acceptance for row in data["acceptance_by_source"]}
+    rows = []
+    for row in data["sla_by_source"]:
+        a, c = acceptance.get(row.source), row.compliance
+        rows.append(
+            [
+                "source",
+                row.source.name,
+                a and a.accepted,
+                a and a.rejected,
+                a and a.pending,
+                a and a.rate,
+                c.response.met,
+                c.response.missed,
+                c.response.rate,
+                c.acceptance.met,
+                c.acceptance.missed,
+                c.acceptance.rate,
+            ]
+        )
+    for row in data["sla_by_rep"]:
+        c = row.compliance
+        rows.append(
+            [
+                "rep",
+                row.rep_name,
+                "",
+                "",
+                "",
+                "",
+                c.response.met,
+                c.response.missed,
+                c.response.rate,
+                c.acceptance.met,
+                c.acceptance.missed,
+                c.acceptance.rate,
+            ]
+        )
+    return header, rows
+
+
+@login_required
+def handoffs(request):
+    return _dashboard(
+        request,
+        "handoffs",
+        dashboards.handoff_page,
+        page_charts.handoffs,
+        _handoffs_export,
+        lambda data: (
+            not any(
+                (
+                    data["acceptance"].accepted,
+                    data["acceptance"].rejected,
+                    data["acceptance"].pending,
+                )
+            )
+        ),
+    )
+
+
+def _pipeline_export(data):
+    header = [
+        "source",
+        "open opportunities",
+        "open amount",
+        "won",
+        "lost",
+        "win rate",
+        "won amount",
+        "average deal size",
+        "median cycle days",
+    ]
+    pipeline = {row.source: row.pipeline for row in data["pipeline"].by_source}
+    rows = []
+    for row in data["results_by_source"]:
+        p, r = pipeline.get(row.source), row.results
+        rows.append(
+            [
+                row.source.name,
+                p and p.open_count,
+                p and p.open_amount,
+                r.won,
+                r.lost,
+                r.win_rate,
+                r.won_amount,
+                r.average_deal_size,
+                r.median_cycle_days,
+            ]
+        )
+    return header, rows
+
+
+@login_required
+def pipeline(request):
+    return _dashboard(
+        request,
+        "pipeline",
+        dashboards.pipeline_page,
+        page_charts.pipeline,
+        _pipeline_export,
+        lambda data: (
+            not (data["pipeline"].total.open_count or data["results"].won or data["results"].lost)
+        ),
+    )
+
+
+def _content_export(data):
+    header = ["funnel stage", "asset", "type", "shares", "leads"]
+    rows = [
+        [stage, use.title, use.asset_type, use.shares, use.leads]
+        for stage, uses in data["usage"].most_used.items()
+        for use in uses
+    ]
+    rows += [[use.funnel_stage, use.title, use.asset_type, 0, 0] for use in data["usage"].unused]
+    return header, rows
+
+
+@login_required
+def content(request):
+    return _dashboard(
+        request,
+        "content",
+        dashboards.content_page,
+        page_charts.content,
+        _content_export,
+        lambda data: (
+            not (data["utilization"].handed_off_leads or data["utilization"].opportunities)
+        ),
+    )
+
+
+# --- Drill-down ----------------------------------------------------------------------------
+
+DRILL_COLUMNS = {
+    "handoffs": ["lead", "source", "assigned", "assignee", "outcome", "responded", "reason"],
+    "leads": ["lead", "account", "source", "stage", "tier", "created"],
+    "opportunities": [
+        "opportunity",
+        "lead",
+        "source",
+        "owner",
+        "amount",
+        "status",
+        "created",
+        "closed",
+    ],
+    "activities": ["when", "lead", "who", "action", "note"],
+    "transitions": ["when", "lead", "from", "to", "entered"],
+}
+
+
+def _drill_row(layout: str, row) -> list:
+    if layout == "handoffs":
+        lead = row.lead
+        return [
+            lead,
+            lead.source,
+            row.assigned_at,
+            row.assignee,
+            row.get_outcome_display(),
+            row.first_response_at,
+            row.reject_reason or "",
+        ]
+    if layout == "leads":
+        return [row, row.account, row.source, row.stage, row.tier, row.created_at]
+    if layout == "opportunities":
+        lead = row.lead
+        return [
+            row.name,
+            lead or "",
+            lead.source if lead else "",
+            row.owner,
+            row.amount,
+            row.get_status_display(),
+            row.created_at,
+            row.closed_at,
+        ]
+    if layout == "activities":
+        return [row.occurred_at, row.lead, row.actor, row.get_action_display(), row.note]
+    return [
+        row.transitioned_at,
+        row.lead,
+        row.from_stage,
+        row.to_stage,
+        getattr(row, "entered_at", None),
+    ]
+
+
+def _drill_link(layout: str, row) -> str | None:
+    if layout == "handoffs":
+        return reverse("leads:handoff", args=[row.pk])
+    lead_id = row.pk if layout == "leads" else getattr(row, "lead_id", None)
+    return reverse("leads:detail", args=[lead_id]) if lead_id else None
+
+
+_DRILL_RELATED = {
+    "leads": ("account", "source"),
+    "opportunities": ("lead__source", "owner"),
+    "activities": ("lead", "actor"),
+    "transitions": ("lead",),
+}
+
+
+@login_required
+def drill(request, kind: str):
+    spec = dashboards.DRILLS.get(kind)
+    if spec is None:
+        raise Http404("No such figure")
+    form = DashboardFilterForm(request.GET or None)
+    period, filters = form.period(), form.kpi_filters()
+    rows = spec.rows(period, filters, request.GET)
+    if spec.columns in _DRILL_RELATED:
+        rows = rows.select_related(*_DRILL_RELATED[spec.columns])
+    header = DRILL_COLUMNS[spec.columns]
+    if request.GET.get("format") == "csv":
+        return csv_response(
+            f"{kind}-{period.first_day}-{period.last_day}.csv",
+            ["id", *header],
+            ([row.pk, *_drill_row(spec.columns, row)] for row in rows.iterator(chunk_size=2_000)),
+        )
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "metrics/drill.html",
+        {
+            "title": spec.title,
+            "kind": kind,
+            "form": form,
+            "period": period,
+            "filters_text": form.describe(),
+            "header": header,
+            "rows": [
+                (_drill_link(spec.columns, row), _drill_row(spec.columns, row))
+                for row in page.object_list
+            ],
+            "page": page,
+            "query": query.urlencode(),
+            "back_query": _filter_query(request),
+        },
+    )
