@@ -88,42 +88,48 @@ class DashboardFilterForm(forms.Form):
         cleaned["preset"] = preset
         return cleaned
 
+    def _valid_data(self) -> dict:
+        """The fields that passed validation: a bad value drops its own filter, not the rest."""
+        self.is_valid()
+        return getattr(self, "cleaned_data", {})
+
     def period(self) -> Period:
-        data = self.cleaned_data if self.is_valid() else {"preset": Preset.DEFAULT}
-        if data["preset"] == Preset.CUSTOM:
-            first, last = data["start"], data["end"]
+        data = self._valid_data()
+        preset = data.get("preset") or Preset.DEFAULT
+        start, end = data.get("start"), data.get("end")
+        if preset == Preset.CUSTOM and start and end and start <= end and "end" not in self.errors:
+            first, last = start, end
         else:
-            first, last = preset_days(data["preset"], self.today)
+            first, last = preset_days(
+                Preset.DEFAULT if preset == Preset.CUSTOM else preset, self.today
+            )
         return Period.from_dates(first, last, settings.DISPLAY_TIME_ZONE)
 
     def kpi_filters(self) -> KpiFilters:
-        if not self.is_valid():
-            return KpiFilters()
-        data = self.cleaned_data
+        data = self._valid_data()
+        team = data.get("team")
         return KpiFilters(
-            source_ids=[source.pk for source in data["source"]],
-            channel_groups=data["channel"],
-            campaign_ids=[campaign.pk for campaign in data["campaign"]],
-            tiers=data["tier"],
-            owner_ids=[user.pk for user in data["owner"]],
-            team_manager_id=data["team"].pk if data["team"] else None,
+            source_ids=[source.pk for source in data.get("source") or []],
+            channel_groups=data.get("channel") or [],
+            campaign_ids=[campaign.pk for campaign in data.get("campaign") or []],
+            tiers=data.get("tier") or [],
+            owner_ids=[user.pk for user in data.get("owner") or []],
+            team_manager_id=team.pk if team else None,
         )
 
     def describe(self) -> str:
         """The filters in words, for headings and exported files."""
-        if not self.is_valid():
-            return ""
-        data = self.cleaned_data
+        data = self._valid_data()
         parts = []
         for name in ("source", "campaign", "owner"):
-            if data[name]:
+            if data.get(name):
                 parts.append(", ".join(str(item) for item in data[name]))
-        if data["channel"]:
+        if data.get("channel"):
             labels = dict(ChannelGroup.choices)
             parts.append(", ".join(labels[value] for value in data["channel"]))
-        if data["tier"]:
+        if data.get("tier"):
             parts.append("tier " + "/".join(data["tier"]))
-        if data["team"]:
+        if data.get("team"):
             parts.append(f"team of {_person(data['team'])}")
         return " · ".join(parts)
 

@@ -126,6 +126,11 @@ def funnel(request):
     )
 
 
+def _sla_cells(c) -> list:
+    return [c.response.met, c.response.missed, c.response.rate,
+            c.acceptance.met, c.acceptance.missed, c.acceptance.rate]  # fmt: skip
+
+
 def _handoffs_export(data):
     header = [
         "group",
@@ -142,24 +147,14 @@ def _handoffs_export(data):
         "accept SLA rate",
     ]
     acceptance = {row.source: row.acceptance for row in data["acceptance_by_source"]}
+    compliance = {row.source: row.compliance for row in data["sla_by_source"]}
     rows = []
-    for row in data["sla_by_source"]:
-        a, c = acceptance.get(row.source), row.compliance
+    for source in sorted({*acceptance, *compliance}, key=lambda ref: (ref.id is None, ref.name)):
+        a, c = acceptance.get(source), compliance.get(source)
         rows.append(
-            [
-                "source",
-                row.source.name,
-                a and a.accepted,
-                a and a.rejected,
-                a and a.pending,
-                a and a.rate,
-                c.response.met,
-                c.response.missed,
-                c.response.rate,
-                c.acceptance.met,
-                c.acceptance.missed,
-                c.acceptance.rate,
-            ]
+            ["source", source.name]
+            + ([a.accepted, a.rejected, a.pending, a.rate] if a else ["", "", "", ""])
+            + (_sla_cells(c) if c else ["", "", "", "", "", ""])
         )
     for row in data["sla_by_rep"]:
         c = row.compliance

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import template
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -66,10 +67,10 @@ def kpi_value(value, unit: str):
 def kpi_change(change, unit: str, higher_is_better: bool = True):
     """The change from the previous period, green when it is an improvement."""
     if change.absolute is None:
-        return format_html('<span class="change muted">no earlier data</span>')
+        return mark_safe('<span class="change muted">no earlier data</span>')
     delta = float(change.absolute)
     if delta == 0:
-        return format_html('<span class="change muted">no change</span>')
+        return mark_safe('<span class="change muted">no change</span>')
     good = (delta > 0) == higher_is_better
     if unit == "percent":
         text = f"{delta * 100:+.1f} pts"

@@ -1,0 +1,163 @@
+"""The dashboard pages: filters in the URL, the numbers they show, drill-downs and exports."""
+
+import csv
+import io
+from datetime import date
+
+import pytest
+from django.urls import reverse
+
+from metrics.filters import DashboardFilterForm, Preset, preset_days
+from tests.factories import SourceFactory
+from tests.metrics.factories import (
+    HandoffFactory,
+    MetricLeadFactory,
+    accepted,
+    history,
+    rejected,
+    utc,
+    won,
+)
+
+MARCH = {"preset": "custom", "start": "2026-03-01", "end": "2026-03-31"}
+
+
+@pytest.fixture
+def march(db):
+    """Webinars: 2 accepted, 1 rejected; Ads: 1 rejected, 1 pending. One won deal."""
+    webinars = SourceFactory(name="Webinars")
+    ads = SourceFactory(name="<b>Ads</b>")
+    for _ in range(2):
+        accepted(at=utc(3, 3), lead=MetricLeadFactory(source=webinars))
+    rejected(at=utc(3, 3), lead=MetricLeadFactory(source=webinars))
+    rejected(at=utc(3, 4), lead=MetricLeadFactory(source=ads), reason_key="no_budget")
+    HandoffFactory(lead=MetricLeadFactory(source=ads))
+    deal_lead = MetricLeadFactory(source=webinars)
+    history(deal_lead, ("lead", utc(3, 2)), ("mql", utc(3, 2)), ("opportunity", utc(3, 5)))
+    won(closed_at=utc(3, 20), lead=deal_lead, amount=12_000)
+    return {"webinars": webinars, "ads": ads}
+
+
+def test_dashboards_need_a_login(client):
+    response = client.get(reverse("metrics:overview"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_overview_shows_the_headlines_with_their_definitions(admin_client, march):
+    response = admin_client.get(reverse("metrics:overview"), MARCH)
+    tiles = {h.key: h for h in response.context["data"]}
+    body = response.content.decode()
+    assert tiles["acceptance"].change.current == pytest.approx(2 / 4)
+    assert tiles["acceptance"].change.previous is None  # February had no handoffs
+    assert tiles["win_rate"].change.current == 1.0
+    assert "50.0 %" in body and "$12,000" in body
+    assert "Accepted ÷ (accepted + rejected)" in body  # how it is computed
+    assert not response.context["empty"]
+
+
+def test_a_source_filter_in_the_url_changes_the_numbers(admin_client, march):
+    response = admin_client.get(reverse("metrics:overview"), {**MARCH, "source": march["ads"].pk})
+    tiles = {h.key: h for h in response.context["data"]}
+    assert tiles["acceptance"].change.current == 0.0
+    assert f"source={march['ads'].pk}" in response.context["query"]
+    # The tabs keep the filters, so a link shows the same view on every page.
+    assert "/dashboards/funnel/?preset=custom" in response.content.decode()
+
+
+def test_source_names_are_escaped(admin_client, march):
+    body = admin_client.get(reverse("metrics:handoffs"), MARCH).content.decode()
+    assert "<b>Ads</b>" not in body and "&lt;b&gt;Ads&lt;/b&gt;" in body
+
+
+def test_handoff_page_drills_down_to_the_rejected_handoffs(admin_client, march):
+    page = admin_client.get(reverse("metrics:handoffs"), MARCH)
+    url = reverse("metrics:drill", args=["acceptance"])
+    link = f"{url}?preset=custom&amp;start=2026-03-01&amp;end=2026-03-31&amp;source={march['ads'].pk}&amp;outcome=rejected"
+    assert link in page.content.decode()
+
+    rows = admin_client.get(
+        url, {**MARCH, "source": march["ads"].pk, "outcome": "rejected"}
+    ).context["rows"]
+    assert len(rows) == 1
+    assert rows[0][1][4] == "Rejected" and str(rows[0][1][6]) == "No budget"
+
+
+def test_drill_down_exports_csv(admin_client, march):
+    response = admin_client.get(
+        reverse("metrics:drill", args=["closed"]), {**MARCH, "format": "csv"}
+    )
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))
+    )
+    assert [row["amount"] for row in rows] == ["12000.00"]
+    assert rows[0]["status"] == "Won"
+
+
+def test_dashboard_table_exports_csv(admin_client, march):
+    response = admin_client.get(reverse("metrics:handoffs"), {**MARCH, "format": "csv"})
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = {
+        row["name"]: row for row in csv.DictReader(io.StringIO(text)) if row["group"] == "source"
+    }
+    assert rows["Webinars"]["accepted"] == "2" and rows["Webinars"]["rejected"] == "1"
+
+
+def test_funnel_counts_the_cohort_by_source(admin_client, march):
+    response = admin_client.get(reverse("metrics:funnel"), MARCH)
+    conversion = response.context["data"]["conversion"]
+    by_source = {row.source.name: row for row in conversion.by_source}
+    assert by_source["Webinars"].funnel.cohort == 4
+    assert by_source["Webinars"].lead_to_opportunity_rate == pytest.approx(1 / 4)
+
+
+def test_empty_period_says_what_to_do(admin_client, march):
+    response = admin_client.get(
+        reverse("metrics:pipeline"),
+        {"preset": "custom", "start": "2025-01-01", "end": "2025-01-31"},
+    )
+    assert response.context["empty"]
+    assert "try a longer period" in response.content.decode()
+
+
+def test_bad_dates_are_reported_and_the_default_period_is_shown(admin_client, march):
+    response = admin_client.get(
+        reverse("metrics:overview"),
+        {"preset": "custom", "start": "2026-03-31", "end": "2026-03-01"},
+    )
+    assert response.status_code == 200
+    assert "The end date is before the start date." in response.content.decode()
+    assert response.context["period"].days == 28
+
+
+def test_unknown_filter_values_are_rejected_not_trusted(admin_client, march):
+    response = admin_client.get(
+        reverse("metrics:overview"), {**MARCH, "source": "1 OR 1=1", "tier": "Z"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    tiles = {h.key: h for h in response.context["data"]}
+    assert tiles["acceptance"].change.current is not None  # unfiltered, not an error page
+
+
+def test_unknown_drill_is_404(admin_client):
+    assert admin_client.get(reverse("metrics:drill", args=["nope"])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("preset", "first", "last"),
+    [
+        (Preset.THIS_WEEK, date(2026, 11, 23), date(2026, 11, 25)),
+        (Preset.LAST_4_WEEKS, date(2026, 10, 29), date(2026, 11, 25)),
+        (Preset.THIS_QUARTER, date(2026, 10, 1), date(2026, 11, 25)),
+        (Preset.LAST_QUARTER, date(2026, 7, 1), date(2026, 9, 30)),
+    ],
+)
+def test_presets(preset, first, last):
+    assert preset_days(preset, date(2026, 11, 25)) == (first, last)
+
+
+def test_filter_form_builds_the_period_in_the_display_time_zone(db):
+    form = DashboardFilterForm(MARCH, today=date(2026, 11, 25))
+    period = form.period()
+    assert period.start.isoformat() == "2026-03-01T00:00:00-05:00"
+    assert period.last_day == date(2026, 3, 31)
