@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import factory
 from django.contrib.auth import get_user_model
 
-from leads.models import Account, Campaign, EngagementEvent, Lead, Source
+from leads.models import Account, Campaign, EngagementEvent, Lead, SalesRep, Source
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -64,3 +64,13 @@ class EventFactory(factory.django.DjangoModelFactory):
     lead = factory.SubFactory(LeadFactory)
     kind = "page_view"
     occurred_at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+class SalesRepFactory(factory.django.DjangoModelFactory):
+    """A rep taking any territory and tier, with room for plenty of handoffs."""
+
+    class Meta:
+        model = SalesRep
+
+    user = factory.SubFactory(UserFactory)
+    capacity = 100

@@ -317,18 +317,19 @@ def _reassign(
     SalesRep.objects.filter(user=to_user).update(last_assigned_at=at)
     details = {"from_user": previous, "to_user": to_user.pk, "on_breach": breach}
     _record(locked, ActivityAction.REASSIGNED, actor, at, note=note, details=details)
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                recipient=to_user,
-                kind=NotificationKind.REASSIGNED,
-                handoff=locked,
-                message="A handoff was reassigned to you"
-                + (" after its SLA was breached." if breach else "."),
-                created_at=at,
-            )
-        ],
-        ignore_conflicts=True,
+    # One notice per recipient, handoff and kind: a rep who gets the handoff back hears of it
+    # again (the earlier notice is renewed, unread and not yet e-mailed), not silently nothing.
+    Notification.objects.update_or_create(
+        recipient=to_user,
+        kind=NotificationKind.REASSIGNED,
+        handoff=locked,
+        defaults={
+            "message": "A handoff was reassigned to you"
+            + (" after its SLA was breached." if breach else "."),
+            "created_at": at,
+            "read_at": None,
+            "emailed_at": None,
+        },
     )
 
 

@@ -72,7 +72,8 @@ def test_source_names_are_escaped(admin_client, march):
 def test_handoff_page_drills_down_to_the_rejected_handoffs(admin_client, march):
     page = admin_client.get(reverse("metrics:handoffs"), MARCH)
     url = reverse("metrics:drill", args=["acceptance"])
-    link = f"{url}?preset=custom&amp;start=2026-03-01&amp;end=2026-03-31&amp;source={march['ads'].pk}&amp;outcome=rejected"
+    filters = "preset=custom&amp;start=2026-03-01&amp;end=2026-03-31"
+    link = f"{url}?{filters}&amp;source={march['ads'].pk}&amp;outcome=rejected"
     assert link in page.content.decode()
 
     rows = admin_client.get(
