@@ -162,3 +162,17 @@ def test_filter_form_builds_the_period_in_the_display_time_zone(db):
     period = form.period()
     assert period.start.isoformat() == "2026-03-01T00:00:00-05:00"
     assert period.last_day == date(2026, 3, 31)
+
+
+def test_charts_link_each_bar_to_its_rows(admin_client, march):
+    response = admin_client.get(reverse("metrics:handoffs"), MARCH)
+    figure = response.context["charts"]["acceptance"]
+    links = [url for trace in figure["data"] for url in trace["customdata"] if url]
+    drill = reverse("metrics:drill", args=["acceptance"])
+    assert links and all(url.startswith(drill) for url in links)
+    assert any(
+        f"source={march['webinars'].pk}" in url and "outcome=rejected" in url for url in links
+    )
+    body = response.content.decode()
+    assert 'data-chart="chart-acceptance"' in body and 'id="chart-acceptance"' in body
+    assert "/static/vendor/plotly.min.js" in body

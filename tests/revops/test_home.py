@@ -20,7 +20,7 @@ def test_home_says_where_things_are_and_what_is_in_force(admin_client):
 
 
 def test_home_query_count_is_pinned(admin_client, django_assert_num_queries):
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(15):
         admin_client.get(reverse("home"))
 
 
