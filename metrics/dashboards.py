@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from metrics import kpis, queries
+from metrics import kpis, queries, snapshots
 from metrics.kpis import KpiFilters, Period
 
 
@@ -275,3 +275,13 @@ DRILL_PARAMETERS = (
     "asset",
     "stage",
 )
+
+
+for _page, _build in (
+    ("overview", overview),
+    ("funnel", funnel_page),
+    ("handoffs", handoff_page),
+    ("pipeline", pipeline_page),
+    ("content", content_page),
+):
+    snapshots.register(_page, _build)

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from leads.csv_export import csv_response
-from metrics import dashboards, page_charts
+from metrics import dashboards, page_charts, snapshots
 from metrics.filters import DashboardFilterForm
 
 PAGE_SIZE = 50
@@ -49,12 +49,10 @@ def _drill_url_factory(request) -> Callable[..., str]:
     return drill_url
 
 
-def _dashboard(
-    request, page: str, build: Callable, chart_builders: Callable | None, export, is_empty
-):
+def _dashboard(request, page: str, chart_builders: Callable | None, export, is_empty):
     form = DashboardFilterForm(request.GET or None)
     period, filters = form.period(), form.kpi_filters()
-    data = build(period, filters)
+    data, computed_at = snapshots.page_data(page, period, filters)
     if request.GET.get("format") == "csv":
         header, rows = export(data)
         return csv_response(f"{page}-{period.first_day}-{period.last_day}.csv", header, rows)
@@ -71,6 +69,7 @@ def _dashboard(
         "charts": chart_builders(data, drill_url) if chart_builders else {},
         "drill_url": drill_url,
         "empty": is_empty(data),
+        "computed_at": computed_at,
     }
     return render(request, f"metrics/{page}.html", context)
 
@@ -92,7 +91,6 @@ def overview(request):
     return _dashboard(
         request,
         "overview",
-        dashboards.overview,
         None,
         _overview_export,
         lambda headlines: all(h.change.current in (None, 0) for h in headlines),
@@ -119,7 +117,6 @@ def funnel(request):
     return _dashboard(
         request,
         "funnel",
-        dashboards.funnel_page,
         page_charts.funnel,
         _funnel_export,
         lambda data: data["conversion"].overall.funnel.cohort == 0,
@@ -182,7 +179,6 @@ def handoffs(request):
     return _dashboard(
         request,
         "handoffs",
-        dashboards.handoff_page,
         page_charts.handoffs,
         _handoffs_export,
         lambda data: (
@@ -234,7 +230,6 @@ def pipeline(request):
     return _dashboard(
         request,
         "pipeline",
-        dashboards.pipeline_page,
         page_charts.pipeline,
         _pipeline_export,
         lambda data: (
@@ -259,7 +254,6 @@ def content(request):
     return _dashboard(
         request,
         "content",
-        dashboards.content_page,
         page_charts.content,
         _content_export,
         lambda data: (

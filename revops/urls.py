@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("leads/", include("leads.urls")),
     path("scoring/", include("scoring.urls")),
+    path("meeting/", include("metrics.meeting_urls")),
     path("dashboards/", include("metrics.urls")),
     path("admin/", admin.site.urls),
 ]

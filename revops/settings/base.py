@@ -152,6 +152,8 @@ CELERY_BEAT_SCHEDULE = {
     "scoring-daily-decay": {"task": "scoring.tasks.start_daily_decay", "schedule": 3600.0},
     # Mark handoffs past their SLA due times once, notify and escalate (idempotent).
     "handoff-breach-sweep": {"task": "leads.tasks.sweep_handoff_breaches", "schedule": 60.0},
+    # Keep the dashboard snapshots people are looking at at most a minute old.
+    "dashboard-snapshots": {"task": "metrics.tasks.refresh_snapshots", "schedule": 30.0},
     # Catch up on notification e-mails a failed send left behind.
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
 }

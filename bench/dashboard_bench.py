@@ -1,0 +1,192 @@
+"""Dashboard benchmark (issue: shared KPI dashboards and the pipeline review page). Not a test.
+
+Needs PostgreSQL with the benchmark data set, e.g.
+
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/revops_bench
+    .venv/bin/python bench/seed_bench.py --leads 1000000 --events-per-lead 10 \
+        --database-url "$DATABASE_URL"
+    .venv/bin/python bench/handoff_bench.py      # tops the handoffs up to 150,000
+    .venv/bin/python bench/dashboard_bench.py
+
+It tops the opportunities up to 60,000, then prints, in one run:
+
+1. the baseline: the plain SQL aggregates behind such a page, on the raw tables (acceptance and
+   SLA by source, response-time percentiles, the cohort funnel by source, win rate, deal size,
+   cycle and pipeline by source), summed;
+2. each dashboard page computed from raw facts (what a request would cost with no snapshot);
+3. server time p50 / p95 of the dashboard pages over a set of filter combinations, served from
+   snapshots a Celery refresh keeps at most 60 s old (target p95 ≤ 150 ms), and the pipeline
+   review page (target ≤ 300 ms), each with its ratio to the baseline;
+4. what keeping those snapshots fresh costs a worker per refresh round.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from leads.models import Opportunity, Source  # noqa: E402
+from metrics import snapshots  # noqa: E402
+from metrics.models import KpiSnapshot  # noqa: E402
+
+OPPORTUNITY_TARGET = 60_000
+DASHBOARD_P95_TARGET_MS = 150.0
+MEETING_TARGET_MS = 300.0
+PAGES = ["/dashboards/", "/dashboards/funnel/", "/dashboards/handoffs/", "/dashboards/pipeline/",
+         "/dashboards/content/"]  # fmt: skip
+
+BASELINE_SQL = {
+    "acceptance and response SLA by source (4 weeks)": """
+        SELECT l.source_id,
+               count(*) FILTER (WHERE h.outcome = 'accepted'),
+               count(*) FILTER (WHERE h.outcome = 'rejected'),
+               count(*) FILTER (WHERE h.first_response_at <= h.response_due_at)
+        FROM leads_handoff h JOIN leads_lead l ON l.id = h.lead_id
+        WHERE h.assigned_at >= now() - interval '28 days'
+        GROUP BY l.source_id""",
+    "response-time median and p90 (4 weeks)": """
+        SELECT percentile_cont(ARRAY[0.5, 0.9])
+               WITHIN GROUP (ORDER BY response_business_seconds)
+        FROM leads_handoff
+        WHERE assigned_at >= now() - interval '28 days' AND response_business_seconds IS NOT NULL""",
+    "cohort funnel by source (leads created in 4 weeks)": """
+        SELECT l.source_id, t.to_stage, count(DISTINCT l.id)
+        FROM leads_lead l JOIN leads_stagetransition t ON t.lead_id = l.id
+        WHERE l.created_at >= now() - interval '28 days'
+        GROUP BY l.source_id, t.to_stage""",
+    "win rate, deal size and cycle by source (closed in 4 weeks)": """
+        SELECT l.source_id,
+               count(*) FILTER (WHERE o.status = 'won'), count(*) FILTER (WHERE o.status = 'lost'),
+               avg(o.amount) FILTER (WHERE o.status = 'won'),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY o.closed_at - l.created_at)
+        FROM leads_opportunity o JOIN leads_lead l ON l.id = o.lead_id
+        WHERE o.closed_at >= now() - interval '28 days'
+        GROUP BY l.source_id""",
+    "open pipeline by source": """
+        SELECT l.source_id, count(*), sum(o.amount)
+        FROM leads_opportunity o JOIN leads_lead l ON l.id = o.lead_id
+        WHERE o.status = 'open' GROUP BY l.source_id""",
+}
+
+
+def ensure_opportunities() -> None:
+    missing = OPPORTUNITY_TARGET - Opportunity.objects.count()
+    if missing <= 0:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO leads_opportunity (name, lead_id, account_id, owner_id, amount, currency,
+                stage, status, created_at, closed_at, loss_reason, external_id)
+            SELECT 'Bench deal ' || l.id, l.id, l.account_id, l.owner_id,
+                   (5000 + random() * 95000)::numeric(14, 2), 'USD', 'discovery', 'open',
+                   l.created_at + interval '20 days', NULL, '', ''
+            FROM leads_lead l
+            WHERE NOT EXISTS (SELECT 1 FROM leads_opportunity o WHERE o.lead_id = l.id)
+              AND l.created_at < now() - interval '21 days'
+            ORDER BY l.id LIMIT %s
+            """,
+            [missing],
+        )
+        cursor.execute("ANALYZE leads_opportunity")
+    print(f"added {missing:,} open opportunities")
+
+
+def baseline() -> float:
+    total = 0.0
+    with connection.cursor() as cursor:
+        for label, sql in BASELINE_SQL.items():
+            started = time.perf_counter()
+            cursor.execute(sql)
+            cursor.fetchall()
+            took = time.perf_counter() - started
+            total += took
+            print(f"  baseline {label}: {took * 1000:.0f} ms")
+    print(f"baseline, plain SQL aggregates on raw tables: {total * 1000:.0f} ms in all")
+    return total * 1000
+
+
+def combinations() -> list[str]:
+    source = Source.objects.order_by("pk").values_list("pk", flat=True).first()
+    filters = ["", f"&source={source}", "&tier=A", "&channel=events"]
+    presets = ["this_week", "last_4_weeks", "this_quarter"]
+    return [f"?preset={preset}{extra}" for preset in presets for extra in filters]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def timed_get(client: Client, url: str) -> float:
+    started = time.perf_counter()
+    response = client.get(url)
+    took = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, (url, response.status_code)
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="requests per page and filter set")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("Run against PostgreSQL: set DATABASE_URL to the benchmark database.")
+    ensure_opportunities()
+    base_ms = baseline()
+    user, _ = get_user_model().objects.get_or_create(username="bench.viewer")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    KpiSnapshot.objects.all().delete()
+
+    cold = {}
+    for page in PAGES:
+        cold[page] = timed_get(client, page + "?preset=last_4_weeks")
+        print(
+            f"raw (no snapshot) {page}: {cold[page]:.0f} ms ({cold[page] / base_ms:.2f} × baseline)"
+        )
+
+    urls = [page + combo for page in PAGES for combo in combinations()]
+    first = [timed_get(client, url) for url in urls]  # registers every key
+    print(f"first view of {len(urls)} page × filter keys: {sum(first) / 1000:.1f} s in all")
+    KpiSnapshot.objects.update(computed_at=timezone.now() - timezone.timedelta(minutes=5))
+    refresh = snapshots.snapshots_refresh(budget_seconds=3600)
+    print(
+        f"one refresh round of {refresh['refreshed']} hot snapshots: {refresh['seconds']:.1f} s "
+        f"of worker time (they must fit in {snapshots.REFRESH_SECONDS} s per worker to stay ≤ "
+        f"{snapshots.MAX_AGE_SECONDS} s old)"
+    )
+    timings = [timed_get(client, url) for _ in range(args.rounds) for url in urls]
+    p50, p95 = statistics.median(timings), percentile(timings, 0.95)
+    print(
+        f"dashboard pages from snapshots, {len(timings)} requests: p50 {p50:.1f} ms, "
+        f"p95 {p95:.1f} ms; p95 / target {DASHBOARD_P95_TARGET_MS:.0f} ms = "
+        f"{p95 / DASHBOARD_P95_TARGET_MS:.2f}; p95 / baseline = {p95 / base_ms:.3f}"
+    )
+    meeting_cold = timed_get(client, "/meeting/")
+    meeting = [timed_get(client, "/meeting/") for _ in range(10)]
+    m50, m95 = statistics.median(meeting), percentile(meeting, 0.95)
+    print(
+        f"pipeline review page: first view {meeting_cold:.0f} ms, then p50 {m50:.1f} ms, "
+        f"p95 {m95:.1f} ms; p95 / target {MEETING_TARGET_MS:.0f} ms = "
+        f"{m95 / MEETING_TARGET_MS:.2f}; p95 / baseline = {m95 / base_ms:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The weekly pipeline review page (projector mode), its actions, freezing, and past meetings.
+
+Views parse input with forms and call the services (writes) or ``metrics.meeting`` (reads); a
+refusal is shown on the page it came from and changes nothing.
+"""
+
+from datetime import date, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.views.decorators.http import require_GET, require_POST
+
+from metrics import services
+from metrics.meeting import (
+    display_today,
+    figures_for_display,
+    meeting_get,
+    meeting_history,
+    meeting_latest_snapshot,
+    meeting_page_figures,
+)
+from metrics.meeting_forms import ActionItemForm, StallDaysForm
+from metrics.models import ActionItem, Meeting
+
+HISTORY_PAGE_SIZE = 20
+ACTIONS_SLIDE = "slide-actions"
+
+
+def _meeting_or_404(held_on: date) -> Meeting:
+    try:
+        return meeting_get(held_on)
+    except Meeting.DoesNotExist as missing:
+        raise Http404(f"No meeting was held on {held_on:%Y-%m-%d}.") from missing
+
+
+def _meeting_url(meeting: Meeting, *, live: bool = False, slide: str = "") -> str:
+    url = reverse("meeting:detail", kwargs={"held_on": meeting.held_on})
+    if live:
+        url += "?live=1"
+    return f"{url}#{slide}" if slide else url
+
+
+def _render_meeting(request, meeting: Meeting, *, action_form=None, status: int = 200):
+    """The meeting's slides: its latest snapshot when frozen (unless ``?live=1``), else the
+    figures computed now."""
+    snapshot = meeting_latest_snapshot(meeting)
+    live = snapshot is None or request.GET.get("live") == "1" or action_form is not None
+    stall_form = StallDaysForm(request.GET)
+    if live:
+        figures = meeting_page_figures(meeting, stall_days=stall_form.stall_days_or_default())
+    else:
+        figures = snapshot.figures
+    if action_form is None:
+        action_form = ActionItemForm(initial={"due_on": meeting.held_on + timedelta(days=7)})
+    context = {
+        "meeting": meeting,
+        "snapshot": snapshot,
+        "live": live,
+        "figures": figures_for_display(figures),
+        "stall_form": stall_form,
+        "action_form": action_form,
+        "start_slide": ACTIONS_SLIDE if action_form.errors else "",
+    }
+    return render(request, "metrics/meeting.html", context, status=status)
+
+
+@require_GET
+@login_required
+def meeting_current(request):
+    """This week's meeting, created on the first visit of the week."""
+    meeting, _created = services.meeting_get_or_create_for_week(
+        today=display_today(), user=request.user
+    )
+    url = _meeting_url(meeting)
+    query = request.GET.urlencode()
+    return redirect(f"{url}?{query}" if query else url)
+
+
+@require_GET
+@login_required
+def meeting_page(request, held_on: date):
+    return _render_meeting(request, _meeting_or_404(held_on))
+
+
+@require_POST
+@login_required
+def meeting_freeze_view(request, held_on: date):
+    meeting = _meeting_or_404(held_on)
+    replaced = meeting_latest_snapshot(meeting)
+    stall_days = StallDaysForm(request.POST).stall_days_or_default()
+    snapshot = services.meeting_freeze(meeting=meeting, user=request.user, stall_days=stall_days)
+    at = date_format(timezone.localtime(snapshot.frozen_at), "j M Y, H:i")
+    if replaced is None:
+        messages.success(
+            request,
+            f"Figures frozen at {at}: this meeting now reopens with them; "
+            "“Live figures” shows today's.",
+        )
+    else:
+        before = date_format(timezone.localtime(replaced.frozen_at), "j M Y, H:i")
+        messages.success(
+            request,
+            f"Figures frozen again at {at}; they replace the ones frozen at {before}, "
+            "which stay on record.",
+        )
+    return redirect(_meeting_url(meeting))
+
+
+@require_POST
+@login_required
+def action_item_add_view(request, held_on: date):
+    meeting = _meeting_or_404(held_on)
+    form = ActionItemForm(request.POST)
+    if not form.is_valid():
+        return _render_meeting(request, meeting, action_form=form, status=400)
+    try:
+        item = services.action_item_add(
+            meeting=meeting,
+            text=form.cleaned_data["text"],
+            owner=form.cleaned_data["owner"],
+            due_on=form.cleaned_data["due_on"],
+            created_by=request.user,
+        )
+    except ValidationError as invalid:
+        for field, errors in invalid.message_dict.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+        return _render_meeting(request, meeting, action_form=form, status=400)
+    frozen = meeting_latest_snapshot(meeting) is not None
+    if frozen:
+        messages.success(
+            request,
+            f"Action added: “{item.text}”. The frozen figures include it once you freeze again.",
+        )
+    else:
+        messages.success(request, f"Action added: “{item.text}”.")
+    return redirect(_meeting_url(meeting, live=frozen, slide=ACTIONS_SLIDE))
+
+
+@require_POST
+@login_required
+def action_item_done_view(request, pk: int):
+    item = get_object_or_404(ActionItem.objects.select_related("meeting"), pk=pk)
+    # Back to the meeting the button was pressed in (items are carried to later meetings).
+    try:
+        back_to = _meeting_or_404(date.fromisoformat(request.POST.get("meeting", "")))
+    except (ValueError, Http404):
+        back_to = item.meeting
+    try:
+        services.action_item_complete(item=item, user=request.user)
+    except ValidationError as refused:
+        for error in refused.messages:
+            messages.error(request, error)
+    else:
+        messages.success(request, f"Done: “{item.text}”.")
+    live = meeting_latest_snapshot(back_to) is not None
+    return redirect(_meeting_url(back_to, live=live, slide=ACTIONS_SLIDE))
+
+
+@require_GET
+@login_required
+def meeting_history_page(request):
+    page = Paginator(meeting_history(), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "metrics/meeting_history.html", {"page": page, "query": ""})

@@ -1,0 +1,137 @@
+"""Dashboard figures served from snapshots that Celery keeps at most a minute old.
+
+The KPI queries read raw facts; over a million leads some take seconds. So every dashboard view
+a user opens is registered as a snapshot key (page + period + filters). The first request for a
+key computes it in the request; from then on a beat task recomputes every key opened in the last
+``HOT_SECONDS`` before it is ``REFRESH_SECONDS`` old, and the page is served from the stored
+result, never older than ``MAX_AGE_SECONDS``. A key nobody opens goes cold and is dropped.
+
+The payload is the page's KPI dataclasses, pickled: written and read only by this application,
+never taken from a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from metrics.kpis import KpiFilters, Period
+from metrics.models import KpiSnapshot
+
+logger = logging.getLogger(__name__)
+
+MAX_AGE_SECONDS = 60
+REFRESH_SECONDS = 30
+HOT_SECONDS = 15 * 60
+COLD_SECONDS = 24 * 3600
+# Writing "last requested" on every view would make reads write; once in a while is enough.
+TOUCH_SECONDS = 60
+
+_BUILDERS: dict[str, Callable[[Period, KpiFilters], Any]] = {}
+
+
+def register(page: str, build: Callable[[Period, KpiFilters], Any]) -> None:
+    _BUILDERS[page] = build
+
+
+def _params(page: str, period: Period, filters: KpiFilters) -> dict:
+    return {
+        "page": page,
+        "first_day": period.first_day.isoformat(),
+        "last_day": period.last_day.isoformat(),
+        "time_zone": str(period.start.tzinfo),
+        "filters": {
+            "source_ids": list(filters.source_ids),
+            "channel_groups": list(filters.channel_groups),
+            "campaign_ids": list(filters.campaign_ids),
+            "tiers": list(filters.tiers),
+            "owner_ids": list(filters.owner_ids),
+            "team_manager_id": filters.team_manager_id,
+        },
+    }
+
+
+def snapshot_key(params: dict) -> str:
+    canonical = repr(sorted((k, repr(v)) for k, v in params.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _from_params(params: dict) -> tuple[Period, KpiFilters]:
+    period = Period.from_dates(
+        date.fromisoformat(params["first_day"]),
+        date.fromisoformat(params["last_day"]),
+        params.get("time_zone") or settings.DISPLAY_TIME_ZONE,
+    )
+    return period, KpiFilters(**params["filters"])
+
+
+def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, datetime]:
+    """The page's figures and when they were computed (at most a minute ago)."""
+    params = _params(page, period, filters)
+    key = snapshot_key(params)
+    now = timezone.now()
+    snapshot = (
+        KpiSnapshot.objects.filter(
+            key=key, computed_at__gte=now - timedelta(seconds=MAX_AGE_SECONDS)
+        )
+        .only("payload", "computed_at", "requested_at")
+        .first()
+    )
+    if snapshot is not None:
+        if snapshot.requested_at < now - timedelta(seconds=TOUCH_SECONDS):
+            KpiSnapshot.objects.filter(key=key).update(requested_at=now)
+        return pickle.loads(snapshot.payload), snapshot.computed_at
+    data = _BUILDERS[page](period, filters)
+    _store(key, params, data, computed_at=now, requested_at=now)
+    return data, now
+
+
+def _store(key: str, params: dict, data: Any, *, computed_at: datetime, requested_at=None):
+    payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+    fields = {"params": params, "payload": payload, "computed_at": computed_at}
+    if requested_at is not None:
+        fields["requested_at"] = requested_at
+    try:
+        with transaction.atomic():
+            updated = KpiSnapshot.objects.filter(key=key).update(**fields)
+            if not updated:
+                KpiSnapshot.objects.create(key=key, **{"requested_at": computed_at, **fields})
+    except IntegrityError:
+        # Another request stored the same key first: theirs is as fresh as ours.
+        pass
+
+
+def snapshots_refresh(*, budget_seconds: float = 25.0) -> dict:
+    """Recompute the hot snapshots about to go stale (most recently opened first), within a
+    time budget; drop the cold ones. Idempotent: each key is stored on its own, so a crash
+    loses at most the key being computed, and the next run picks up where this one stopped."""
+    started = time.monotonic()
+    now = timezone.now()
+    dropped, _ = KpiSnapshot.objects.filter(
+        requested_at__lt=now - timedelta(seconds=COLD_SECONDS)
+    ).delete()
+    due = KpiSnapshot.objects.filter(
+        requested_at__gte=now - timedelta(seconds=HOT_SECONDS),
+        computed_at__lt=now - timedelta(seconds=REFRESH_SECONDS),
+    ).order_by("-requested_at")
+    refreshed = 0
+    for key, params in due.values_list("key", "params").iterator():
+        if time.monotonic() - started > budget_seconds:
+            break
+        build = _BUILDERS.get(params.get("page"))
+        if build is None:
+            continue
+        period, filters = _from_params(params)
+        computed_at = timezone.now()
+        _store(key, params, build(period, filters), computed_at=computed_at)
+        refreshed += 1
+    return {"refreshed": refreshed, "dropped": dropped, "seconds": time.monotonic() - started}

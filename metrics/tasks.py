@@ -1,0 +1,14 @@
+"""Celery entry points for the dashboards: thin and idempotent; the work is in ``snapshots``."""
+
+from celery import shared_task
+
+from metrics import dashboards, snapshots
+
+# The builders register with ``snapshots`` when ``dashboards`` is imported; say so explicitly.
+assert dashboards.overview
+
+
+@shared_task(name="metrics.tasks.refresh_snapshots", soft_time_limit=50, time_limit=60)
+def refresh_snapshots() -> dict:
+    """Beat, every 30 s: recompute the dashboard snapshots people are looking at."""
+    return snapshots.snapshots_refresh(budget_seconds=25.0)

@@ -1,0 +1,82 @@
+"""Dashboard snapshots: served while fresh, refreshed by the beat task, equal to the raw KPIs."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from metrics import dashboards, snapshots, tasks
+from metrics.kpis import KpiFilters
+from metrics.models import KpiSnapshot
+from tests.factories import SourceFactory
+from tests.metrics.factories import MARCH, MetricLeadFactory, accepted, rejected, utc
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def handoffs():
+    source = SourceFactory(name="Webinars")
+    accepted(at=utc(3, 3), lead=MetricLeadFactory(source=source))
+    rejected(at=utc(3, 3), lead=MetricLeadFactory(source=source))
+    return source
+
+
+def acceptance_rate(data) -> float | None:
+    return data["acceptance"].rate
+
+
+def test_first_view_computes_and_stores_the_raw_figures(handoffs):
+    data, computed_at = snapshots.page_data("handoffs", MARCH, KpiFilters())
+    assert data == dashboards.handoff_page(MARCH, KpiFilters())
+    assert KpiSnapshot.objects.get().computed_at == computed_at
+    assert acceptance_rate(data) == 0.5
+
+
+def test_a_fresh_snapshot_is_served_then_recomputed_once_a_minute_old(handoffs, monkeypatch):
+    snapshots.page_data("handoffs", MARCH, KpiFilters())
+    accepted(at=utc(3, 4), lead=MetricLeadFactory(source=handoffs))
+
+    served, _ = snapshots.page_data("handoffs", MARCH, KpiFilters())
+    assert acceptance_rate(served) == 0.5  # within the minute: the stored figures
+
+    later = timezone.now() + timedelta(seconds=snapshots.MAX_AGE_SECONDS + 1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    recomputed, computed_at = snapshots.page_data("handoffs", MARCH, KpiFilters())
+    assert acceptance_rate(recomputed) == pytest.approx(2 / 3)
+    assert computed_at == later
+
+
+def test_filters_and_periods_are_separate_snapshots(handoffs):
+    snapshots.page_data("handoffs", MARCH, KpiFilters())
+    snapshots.page_data("handoffs", MARCH, KpiFilters(source_ids=[handoffs.pk]))
+    snapshots.page_data("overview", MARCH, KpiFilters())
+    assert KpiSnapshot.objects.count() == 3
+
+
+def test_the_beat_task_refreshes_hot_snapshots_and_drops_cold_ones(handoffs):
+    snapshots.page_data("handoffs", MARCH, KpiFilters())
+    snapshots.page_data("funnel", MARCH, KpiFilters())
+    long_ago = timezone.now() - timedelta(seconds=snapshots.COLD_SECONDS + 60)
+    KpiSnapshot.objects.filter(params__page="funnel").update(
+        requested_at=long_ago, computed_at=long_ago
+    )
+    stale = timezone.now() - timedelta(seconds=snapshots.REFRESH_SECONDS + 5)
+    KpiSnapshot.objects.filter(params__page="handoffs").update(computed_at=stale)
+    accepted(at=utc(3, 4), lead=MetricLeadFactory(source=handoffs))
+
+    result = tasks.refresh_snapshots()
+
+    assert result["refreshed"] == 1 and result["dropped"] == 1
+    snapshot = KpiSnapshot.objects.get()
+    assert snapshot.computed_at > stale
+    served, _ = snapshots.page_data("handoffs", MARCH, KpiFilters())
+    assert served == dashboards.handoff_page(MARCH, KpiFilters())  # equal to the raw KPIs
+    assert acceptance_rate(served) == pytest.approx(2 / 3)
+
+
+def test_refresh_is_idempotent(handoffs):
+    snapshots.page_data("handoffs", MARCH, KpiFilters())
+    KpiSnapshot.objects.update(computed_at=timezone.now() - timedelta(minutes=5))
+    assert snapshots.snapshots_refresh()["refreshed"] == 1
+    assert snapshots.snapshots_refresh()["refreshed"] == 0  # fresh now: nothing to do
