@@ -63,7 +63,8 @@ BASELINE_SQL = {
         SELECT percentile_cont(ARRAY[0.5, 0.9])
                WITHIN GROUP (ORDER BY response_business_seconds)
         FROM leads_handoff
-        WHERE assigned_at >= now() - interval '28 days' AND response_business_seconds IS NOT NULL""",
+        WHERE assigned_at >= now() - interval '28 days'
+          AND response_business_seconds IS NOT NULL""",
     "cohort funnel by source (leads created in 4 weeks)": """
         SELECT l.source_id, t.to_stage, count(DISTINCT l.id)
         FROM leads_lead l JOIN leads_stagetransition t ON t.lead_id = l.id
