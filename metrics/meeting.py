@@ -39,8 +39,8 @@ from leads.choices import FitTier, HandoffOutcome, OpportunityStatus, StageKind,
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import Handoff, Lead, ObjectionTag, Opportunity, StageTransition
 from leads.selectors import stages_in_force
-from metrics import kpis, queries
-from metrics.kpis import Period
+from metrics import kpis, queries, snapshots
+from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.models import FIGURES_VERSION, ActionItem, Meeting, MeetingSnapshot
 from metrics.queries import NO_SOURCE, SourceRef
 
@@ -142,11 +142,24 @@ def meeting_action_items(meeting: Meeting) -> QuerySet[ActionItem]:
 def meeting_page_figures(
     meeting: Meeting, *, now: datetime | None = None, stall_days: int = STALL_DAYS_DEFAULT
 ) -> dict:
-    """The live figures of a meeting's page."""
+    """The live figures of a meeting's page. With the default threshold they come from a
+    snapshot at most a minute old (the page is projected and reloaded all meeting long); the
+    action items are always read now, since the meeting edits them."""
     period, previous = review_periods(meeting.held_on)
+    if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
+        figures, _ = snapshots.page_data("meeting", period, NO_FILTERS)
+        return {**figures, "actions": actions_section(meeting)}
     return meeting_figures(
         period, previous, now or timezone.now(), stall_days=stall_days, meeting=meeting
     )
+
+
+def _meeting_snapshot(period: Period, filters: KpiFilters) -> dict:
+    """The figures of a week's review without its action items, for ``snapshots``."""
+    return meeting_figures(period, period.previous(), timezone.now())
+
+
+snapshots.register("meeting", _meeting_snapshot)
 
 
 # --- JSON-ready values -----------------------------------------------------------------------
