@@ -1070,7 +1070,10 @@ class ContentUtilization:
 
 
 def _shared_with(lead_ref: OuterRef) -> Exists:
-    return Exists(LeadActivity.objects.filter(lead=lead_ref, content_assets__isnull=False))
+    # From the (small) table of shared assets to the activity, not from every activity of the
+    # lead: breach and touch history makes the latter large.
+    shares = LeadActivity.content_assets.through.objects.filter(leadactivity__lead=lead_ref)
+    return Exists(shares)
 
 
 def handed_off_leads(period: Period, filters: KpiFilters = NO_FILTERS) -> QuerySet[Lead]:
@@ -1109,10 +1112,17 @@ def created_opportunities(
 
 
 def content_utilization(period: Period, filters: KpiFilters = NO_FILTERS) -> ContentUtilization:
+    # Counted from the handoffs of the period (the same leads as ``handed_off_leads``), with
+    # the leads sales shared content with as one set: no per-lead subquery over every lead.
+    leads_with_shares = LeadActivity.content_assets.through.objects.values("leadactivity__lead_id")
     leads = (
-        handed_off_leads(period, filters)
+        _handoffs(filters)
+        .filter(_in("assigned_at", period))
         .order_by()
-        .aggregate(total=Count("pk"), shared=Count("pk", filter=Q(asset_shared=True)))
+        .aggregate(
+            total=Count("lead_id", distinct=True),
+            shared=Count("lead_id", distinct=True, filter=Q(lead_id__in=leads_with_shares)),
+        )
     )
     opportunities = (
         created_opportunities(period, filters)
