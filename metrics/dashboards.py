@@ -152,10 +152,18 @@ def handoff_page(period: Period, filters: KpiFilters) -> dict:
         "acceptance_by_source": queries.lead_acceptance_by_source(period, filters),
         "response": queries.response_time(period, filters),
         "sla": queries.sla_compliance(period, filters),
-        "sla_by_rep": queries.sla_compliance_by_rep(period, filters),
+        # Reps with the most missed responses first: the page shows the top of this list.
+        "sla_by_rep": sorted(
+            queries.sla_compliance_by_rep(period, filters),
+            key=lambda row: (-row.compliance.response.missed, row.rep_name),
+        ),
         "sla_by_source": queries.sla_compliance_by_source(period, filters),
         "feedback": queries.feedback_loop_completion(period, filters),
     }
+
+
+# A team page shows this many reps; the CSV export has them all.
+REPS_SHOWN = 15
 
 
 def pipeline_page(period: Period, filters: KpiFilters) -> dict:

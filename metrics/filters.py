@@ -117,6 +117,32 @@ class DashboardFilterForm(forms.Form):
             team_manager_id=team.pk if team else None,
         )
 
+    def options(self) -> dict[str, list[tuple[str, str, bool]]]:
+        """(value, label, selected) per multiple-choice filter. Rendered by a plain template
+        loop: Django's widgets render each option through a template, which for hundreds of
+        reps cost more than the rest of the page."""
+        raw = self.data if self.is_bound else {}
+        chosen = {name: set(raw.getlist(name)) if raw else set() for name in self.fields}
+        people = [
+            (str(pk), f"{first} {last}".strip() or username)
+            for pk, first, last, username in self.fields["owner"]
+            .queryset.values_list("pk", "first_name", "last_name", "username")
+            .order_by("first_name", "username")
+        ]
+        lists = {
+            "source": [(str(pk), name) for pk, name in Source.objects.values_list("pk", "name")],
+            "campaign": [
+                (str(pk), name) for pk, name in Campaign.objects.values_list("pk", "name")
+            ],
+            "owner": people,
+            "channel": [(value, label) for value, label in ChannelGroup.choices],
+            "tier": [(value, label) for value, label in FitTier.choices],
+        }
+        return {
+            name: [(value, label, value in chosen[name]) for value, label in values]
+            for name, values in lists.items()
+        }
+
     def describe(self) -> str:
         """The filters in words, for headings and exported files."""
         data = self._valid_data()

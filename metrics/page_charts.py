@@ -5,7 +5,7 @@ turns those names into the dashboards' drill-down links (``metrics.dashboards.DR
 
 from collections.abc import Callable
 
-from metrics import charts
+from metrics import charts, dashboards
 
 # chart drill name → dashboard drill kind
 _KINDS = {
@@ -57,7 +57,9 @@ def handoffs(data: dict, drill_url) -> dict:
         "acceptance": charts.acceptance_by_source_chart(
             data["acceptance_by_source"], drill_url=link
         ),
-        "sla_by_rep": charts.sla_by_rep_chart(data["sla_by_rep"], drill_url=link),
+        "sla_by_rep": charts.sla_by_rep_chart(
+            data["sla_by_rep"][: dashboards.REPS_SHOWN], drill_url=link
+        ),
     }
 
 

@@ -59,6 +59,7 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
     drill_url = _drill_url_factory(request)
     context = {
         "form": form,
+        "options": form.options(),
         "period": period,
         "previous": period.previous(),
         "pages": PAGES,
