@@ -27,6 +27,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.db.models import Max
 
+from leads.demo.activities import demo_activities_create
 from leads.demo.generator import (
     DEMO_USERNAMES,
     TABLES,
@@ -72,6 +73,7 @@ class SeedReport:
     deleted: dict[str, int] = field(default_factory=dict)
     reset_seconds: float = 0.0
     total_seconds: float = 0.0
+    activities: int = 0  # sales activities written for the answered handoffs
 
 
 Progress = Callable[[TableLoad], None]
@@ -259,6 +261,7 @@ def demo_data_seed(
             for chunk in generate(plan):
                 writer.write(chunk)
         _reset_sequences(connection, [model_for(spec) for spec in TABLES])
+        report.activities = demo_activities_create(seed=seed)
         _analyze(connection, [model_for(spec) for spec in TABLES])
     report.total_seconds = time.perf_counter() - started
     return report

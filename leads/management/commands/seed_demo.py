@@ -139,6 +139,8 @@ class Command(BaseCommand):
             f"{plan.events_per_lead:g} events per lead on average, the 12 months before "
             f"{plan.as_of:%Y-%m-%d} (UTC)."
         )
+        if report.activities:
+            self.stdout.write(f"Sales activities on the answered handoffs: {report.activities:,}.")
         self.stdout.write(f"  {'table':<22} {'rows':>12} {'write s':>9} {'rows/s':>11}")
         total_rows = 0
         for load in report.tables.values():
