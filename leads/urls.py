@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from leads.views import handoffs, leads
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("handoffs/<int:pk>/reject", handoffs.handoff_reject_view, name="handoff_reject"),
     path("handoffs/<int:pk>/reassign", handoffs.handoff_reassign_view, name="handoff_reassign"),
     path("notifications/", handoffs.notifications, name="notifications"),
+    path("imports/", include("leads.imports.urls")),
 ]

@@ -12,4 +12,5 @@ urlpatterns = [
     path("meeting/", include("metrics.meeting_urls")),
     path("dashboards/", include("metrics.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("revops.api_urls")),
 ]

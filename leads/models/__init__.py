@@ -23,6 +23,7 @@ from .facts import (
     StageTransition,
     normalize_domain,
 )
+from .imports import ImportJob, ImportKind, SavedMapping
 from .team import SalesRep
 from .workflow import LeadActivity, Notification, ObjectionTag
 
@@ -37,6 +38,8 @@ __all__ = [
     "Holiday",
     "IcpCriterion",
     "IcpVersion",
+    "ImportJob",
+    "ImportKind",
     "Lead",
     "LeadActivity",
     "LifecycleStage",
@@ -46,6 +49,7 @@ __all__ = [
     "Opportunity",
     "RejectionReason",
     "SalesRep",
+    "SavedMapping",
     "SlaPolicy",
     "SlaVersion",
     "Source",

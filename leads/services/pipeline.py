@@ -89,7 +89,10 @@ def engagement_events_record(*, events: list[EngagementEvent]) -> tuple[list[Eng
         for system, external_ids in by_system.items():
             already |= Q(source_system=system, external_id__in=external_ids)
         seen = set(
+            # The condition of the partial unique index, repeated, so PostgreSQL uses it for
+            # long id lists too instead of scanning every event.
             EngagementEvent.objects.filter(already)
+            .exclude(external_id="")
             .order_by()
             .values_list("source_system", "external_id")
         )

@@ -24,6 +24,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "django_celery_beat",
     "django_celery_results",
@@ -124,6 +127,17 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# --- Uploads and CSV imports ---------------------------------------------------------------
+# Uploaded CSV files are kept under MEDIA_ROOT/imports/ for the worker that imports them (web and
+# workers must share this folder); they are never served over HTTP.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
+# Files up to this size are imported in the request; larger ones by a Celery worker.
+IMPORT_SYNC_MAX_BYTES = env.int("IMPORT_SYNC_MAX_BYTES", default=2 * 1024 * 1024)
+# The import task lives in leads/imports/, which Celery's autodiscovery (<app>.tasks) misses.
+CELERY_IMPORTS = ("leads.imports.tasks",)
+
 # --- Celery ---------------------------------------------------------------------------------
 # Default broker: kombu's filesystem transport, so the embedded run has a real worker process
 # without a server. CI and production use redis://.
@@ -169,14 +183,47 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="revops@localhost")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- API ------------------------------------------------------------------------------------
+# /api/v1/ (revops.api_urls). Token first: an anonymous call gets 401 with a WWW-Authenticate
+# header instead of 403; the browser (and the docs page) use the session.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "leads.api.common.Pagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": ["leads.api.common.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "revops.api_errors.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DATETIME_FORMAT": "iso-8601",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RevOps dashboard API",
+    "DESCRIPTION": (
+        "Leads, accounts, sources, campaigns, engagement events, opportunities, handoffs, the "
+        "shared definitions and every dashboard KPI. Authenticate with a session (browser) or "
+        "`Authorization: Token <key>` (get one at /api/v1/token/). Every 4xx answers "
+        '`{"errors": [{"field", "code", "message"}]}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's assets come from the drf-spectacular-sidecar package: no CDN needed.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One name per choice set shared by several fields.
+    "ENUM_NAME_OVERRIDES": {
+        "EventKindEnum": "leads.choices.EventKind",
+        "StageKindEnum": "leads.choices.StageKind",
+        "DefinitionStatusEnum": "leads.choices.DefinitionStatus",
+        "OpportunityStatusEnum": "leads.choices.OpportunityStatus",
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------

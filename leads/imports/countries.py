@@ -1,0 +1,108 @@
+"""Country names as CRM exports spell them → ISO 3166 alpha-2 codes, and each code's sales
+region. Plain data, no ORM. Keys are normalized (lower-case letters and digits only)."""
+
+# fmt: off
+_COUNTRIES = [
+    # code, region, names (the first is the English short name)
+    ("US", "NA", "United States", "United States of America", "USA", "U.S.", "U.S.A.",
+     "America", "US"),
+    ("CA", "NA", "Canada"),
+    ("MX", "LATAM", "Mexico", "México"),
+    ("BR", "LATAM", "Brazil", "Brasil"),
+    ("AR", "LATAM", "Argentina"),
+    ("CL", "LATAM", "Chile"),
+    ("CO", "LATAM", "Colombia"),
+    ("PE", "LATAM", "Peru", "Perú"),
+    ("PA", "LATAM", "Panama", "Panamá"),
+    ("CR", "LATAM", "Costa Rica"),
+    ("UY", "LATAM", "Uruguay"),
+    ("EC", "LATAM", "Ecuador"),
+    ("VE", "LATAM", "Venezuela"),
+    ("DO", "LATAM", "Dominican Republic"),
+    ("PR", "LATAM", "Puerto Rico"),
+    ("GB", "EMEA", "United Kingdom", "UK", "U.K.", "Great Britain", "England", "Scotland",
+     "Wales", "Northern Ireland", "GB"),
+    ("IE", "EMEA", "Ireland"),
+    ("DE", "EMEA", "Germany", "Deutschland"),
+    ("FR", "EMEA", "France"),
+    ("IT", "EMEA", "Italy", "Italia"),
+    ("ES", "EMEA", "Spain", "España"),
+    ("PT", "EMEA", "Portugal"),
+    ("NL", "EMEA", "Netherlands", "The Netherlands", "Holland"),
+    ("BE", "EMEA", "Belgium"),
+    ("LU", "EMEA", "Luxembourg"),
+    ("CH", "EMEA", "Switzerland"),
+    ("AT", "EMEA", "Austria"),
+    ("DK", "EMEA", "Denmark"),
+    ("NO", "EMEA", "Norway"),
+    ("SE", "EMEA", "Sweden"),
+    ("FI", "EMEA", "Finland"),
+    ("IS", "EMEA", "Iceland"),
+    ("PL", "EMEA", "Poland"),
+    ("CZ", "EMEA", "Czech Republic", "Czechia"),
+    ("SK", "EMEA", "Slovakia"),
+    ("HU", "EMEA", "Hungary"),
+    ("RO", "EMEA", "Romania"),
+    ("BG", "EMEA", "Bulgaria"),
+    ("GR", "EMEA", "Greece"),
+    ("HR", "EMEA", "Croatia"),
+    ("SI", "EMEA", "Slovenia"),
+    ("RS", "EMEA", "Serbia"),
+    ("EE", "EMEA", "Estonia"),
+    ("LV", "EMEA", "Latvia"),
+    ("LT", "EMEA", "Lithuania"),
+    ("UA", "EMEA", "Ukraine"),
+    ("RU", "EMEA", "Russia", "Russian Federation"),
+    ("TR", "EMEA", "Turkey", "Türkiye"),
+    ("IL", "EMEA", "Israel"),
+    ("AE", "EMEA", "United Arab Emirates", "UAE"),
+    ("SA", "EMEA", "Saudi Arabia"),
+    ("QA", "EMEA", "Qatar"),
+    ("BH", "EMEA", "Bahrain"),
+    ("KW", "EMEA", "Kuwait"),
+    ("OM", "EMEA", "Oman"),
+    ("JO", "EMEA", "Jordan"),
+    ("LB", "EMEA", "Lebanon"),
+    ("EG", "EMEA", "Egypt"),
+    ("MA", "EMEA", "Morocco"),
+    ("TN", "EMEA", "Tunisia"),
+    ("NG", "EMEA", "Nigeria"),
+    ("GH", "EMEA", "Ghana"),
+    ("KE", "EMEA", "Kenya"),
+    ("UG", "EMEA", "Uganda"),
+    ("TZ", "EMEA", "Tanzania"),
+    ("ET", "EMEA", "Ethiopia"),
+    ("LR", "EMEA", "Liberia"),
+    ("ZA", "EMEA", "South Africa"),
+    ("IN", "APAC", "India"),
+    ("PK", "APAC", "Pakistan"),
+    ("BD", "APAC", "Bangladesh"),
+    ("LK", "APAC", "Sri Lanka"),
+    ("NP", "APAC", "Nepal"),
+    ("CN", "APAC", "China", "People's Republic of China", "PRC"),
+    ("HK", "APAC", "Hong Kong"),
+    ("TW", "APAC", "Taiwan"),
+    ("JP", "APAC", "Japan"),
+    ("KR", "APAC", "South Korea", "Korea", "Republic of Korea", "Korea, Republic of"),
+    ("SG", "APAC", "Singapore"),
+    ("MY", "APAC", "Malaysia"),
+    ("ID", "APAC", "Indonesia"),
+    ("TH", "APAC", "Thailand"),
+    ("VN", "APAC", "Vietnam", "Viet Nam"),
+    ("PH", "APAC", "Philippines"),
+    ("AU", "APAC", "Australia"),
+    ("NZ", "APAC", "New Zealand"),
+]
+# fmt: on
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+COUNTRY_CODES: dict[str, str] = {}
+REGION_OF: dict[str, str] = {}
+for _code, _region, *_names in _COUNTRIES:
+    REGION_OF[_code] = _region
+    for _name in _names:
+        COUNTRY_CODES[_norm(_name)] = _code

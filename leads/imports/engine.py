@@ -1,0 +1,1538 @@
+"""Running an import: the file streams through the pure row parser in chunks, references are
+resolved in bulk (a few queries per chunk), and rows are written with COPY on PostgreSQL
+(bulk INSERTs elsewhere) — in one transaction, so a rejected import writes nothing.
+
+Per kind, a handler turns parsed rows into writes:
+
+* accounts — matched by external id, then domain, then name; updated or created;
+* leads — matched by external id, then e-mail; created with the stage history their stage
+  implies (``history.py``), or updated (a stage change writes the moves it implies);
+* events — linked to their lead by its external id or e-mail; already-received events (same
+  source system and external id) are counted, never duplicated; stage triggers apply;
+* opportunities — linked to leads and accounts; their lead reaches Opportunity at the creation
+  and Customer / Closed lost at the close.
+
+Leads whose facts changed are marked for rescoring in the same transaction and rescored by
+workers after the commit. Every problem is a ``RowError`` naming the row and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from leads.choices import (
+    ActorType,
+    FitTier,
+    OpportunityStage,
+    OpportunityStatus,
+    Seniority,
+    SourceOrigin,
+    StageKind,
+    TriggerType,
+)
+from leads.defaults import DEFAULT_STAGES
+from leads.imports import csvfile, history
+from leads.imports.countries import REGION_OF
+from leads.imports.history import HistoryProblem, Lifecycle, StageRef
+from leads.imports.mapping import (
+    ACCOUNTS,
+    EVENTS,
+    LEADS,
+    OPPORTUNITIES,
+    FieldProblem,
+    Mapping,
+    MappingContext,
+    MappingError,
+    RowError,
+    compile_mapping,
+)
+from leads.imports.writer import Writer, writer_for
+from leads.models import (
+    Account,
+    Campaign,
+    EngagementEvent,
+    Lead,
+    Opportunity,
+    Source,
+    StageTransition,
+)
+from leads.selectors import stages_in_force
+
+CHUNK_ROWS = 5_000
+MAX_STORED_ERRORS = 20_000
+PREVIEW_ROWS = 20
+DIRTY_BATCH = 20_000
+RESCORE_TASK_LEADS = 500
+DEFAULT_SOURCE_SYSTEM = "import"
+
+COMMITTED, REJECTED, DRY_RUN, FAILED = "committed", "rejected", "dry_run", "failed"
+
+Progress = Callable[[float, int], None]  # (fraction of the file read, rows read)
+
+
+@dataclass
+class ImportReport:
+    """What an import did or would do; stored on the job as JSON."""
+
+    kind: str
+    file_name: str = ""
+    encoding: str = ""
+    encoding_note: str = ""
+    delimiter: str = ""
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0  # events received before (re-imports are idempotent)
+    skipped: int = 0  # invalid rows left out (skip-invalid)
+    error_rows: int = 0  # rows with at least one problem
+    error_count: int = 0  # every problem found, stored or not
+    errors: list[RowError] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the file or mapping is unusable
+    status: str = ""
+    created_refs: dict[str, int] = field(default_factory=dict)
+    transitions: int = 0
+    rescore_leads: int = 0
+    seconds: float = 0.0
+    preview: list[dict] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors_not_stored(self) -> int:
+        return max(0, self.error_count - len(self.errors))
+
+    @property
+    def summary(self) -> str:
+        if self.problems:
+            return " ".join(self.problems)[:490]
+        counts = (
+            f"{self.rows:,} rows: {self.created:,} created, {self.updated:,} updated, "
+            f"{self.unchanged:,} unchanged"
+        )
+        if self.duplicates:
+            counts += f", {self.duplicates:,} already received"
+        if self.status == REJECTED:
+            return (
+                f"{'Would be rejected' if self.dry_run else 'Rejected, nothing imported'}: "
+                f"{self.error_rows:,} of {self.rows:,} rows have problems. Fix them, or import "
+                "with “skip invalid rows”."
+            )
+        if self.skipped:
+            counts += f", {self.skipped:,} invalid row{'' if self.skipped == 1 else 's'} skipped"
+        prefix = "Dry run, nothing written: " if self.dry_run else ""
+        return prefix + counts + "."
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "file_name": self.file_name,
+            "encoding": self.encoding,
+            "encoding_note": self.encoding_note,
+            "delimiter": self.delimiter,
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "error_rows": self.error_rows,
+            "error_count": self.error_count,
+            "errors": [error.as_dict() for error in self.errors],
+            "errors_not_stored": self.errors_not_stored,
+            "problems": self.problems,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "created_refs": self.created_refs,
+            "transitions": self.transitions,
+            "rescore_leads": self.rescore_leads,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second),
+            "summary": self.summary,
+            "preview": self.preview,
+            "header": self.header,
+        }
+
+
+def lifecycle_now() -> Lifecycle:
+    """The lifecycle stages in force (the defaults when none is published)."""
+    stages = [
+        StageRef(s.key, s.name, s.buyer_label, s.kind, s.team, s.order) for s in stages_in_force()
+    ]
+    if not stages:
+        stages = [
+            StageRef(row[0], row[1], row[2], row[4], row[3], order)
+            for order, row in enumerate(DEFAULT_STAGES)
+        ]
+    return Lifecycle(tuple(stages))
+
+
+def mapping_context() -> MappingContext:
+    return MappingContext(lifecycle=lifecycle_now())
+
+
+# --- The run ----------------------------------------------------------------------------------
+
+
+class ImportRun:
+    """State shared by one import's handler: options, caches, the writer, the report."""
+
+    def __init__(
+        self,
+        *,
+        report: ImportReport,
+        mapping: Mapping,
+        context: MappingContext,
+        writer: Writer,
+        skip_invalid: bool,
+        actor_id: int | None,
+        label: str,
+        preview: bool,
+    ) -> None:
+        self.report = report
+        self.mapping = mapping
+        self.options = mapping.options
+        self.lifecycle = context.lifecycle
+        self.stage_names = {s.key: s.name for s in context.lifecycle.stages}
+        self.writer = writer
+        self.skip_invalid = skip_invalid
+        self.actor_id = actor_id
+        self.reason = f"Imported from {label}"[:300] if label else "Imported"
+        self.now = timezone.now()
+        self.preview_actions: dict[int, str] | None = {} if preview else None
+        self.columns = {name: spec.source_label for name, spec in mapping.fields}
+        self._error_rows: set[int] = set()
+        self.dirty_lead_ids: set[int] = set()
+        self.born_dirty: list[int] = []
+        self.marked: set[int] = set()  # marked already, in the COPY stream
+        self.became_dirty: list[int] = []
+        self.refs = Refs(self)
+
+    @property
+    def writing(self) -> bool:
+        """All or nothing: after the first invalid row, keep validating but stop writing."""
+        return self.skip_invalid or self.report.error_rows == 0
+
+    def add_errors(self, errors: Iterable[RowError]) -> None:
+        report = self.report
+        for error in errors:
+            report.error_count += 1
+            if error.row not in self._error_rows:
+                self._error_rows.add(error.row)
+                report.error_rows += 1
+            if len(report.errors) < MAX_STORED_ERRORS:
+                report.errors.append(error)
+
+    def error(self, row: int, field_name: str, message: str, value: Any = "") -> None:
+        column = self.columns.get(field_name, "")
+        if isinstance(value, datetime):
+            value = f"{value:%Y-%m-%d %H:%M}"
+        shown = "" if value is None else str(value)[:80]
+        self.add_errors([RowError(row, field_name, column, shown, message)])
+
+    def is_invalid(self, row: int) -> bool:
+        return row in self._error_rows
+
+    def end_chunk(self) -> None:
+        self._error_rows.clear()
+
+    def note(self, row: int, action: str) -> None:
+        if self.preview_actions is not None:
+            self.preview_actions[row] = action
+
+    def leads_created(self, lead_ids: list[int]) -> None:
+        """New leads are dirty from birth: on PostgreSQL their score states go into the COPY
+        stream (``pending_seq`` 1, as ``leads_mark_dirty`` would create them); elsewhere
+        ``leads_mark_dirty`` marks them at the end."""
+        if connection.vendor != "postgresql":
+            self.dirty_lead_ids.update(lead_ids)
+            return
+        from scoring.models import LeadScoreState
+
+        self.writer.insert(LeadScoreState, SCORE_STATE_FIELDS, [(i, 1, 0, 0, 0) for i in lead_ids])
+        self.born_dirty.extend(lead_ids)
+
+    def leads_changed(self, lead_ids) -> None:
+        """Facts of these leads changed: mark them for rescoring, once per import. On
+        PostgreSQL the marking joins the COPY stream (overlapping the parsing); elsewhere it
+        happens at the end."""
+        fresh = [lead_id for lead_id in lead_ids if lead_id not in self.dirty_lead_ids]
+        if not fresh:
+            return
+        self.dirty_lead_ids.update(fresh)
+        if connection.vendor != "postgresql":
+            return
+        became = self.became_dirty
+
+        def mark(cursor) -> None:
+            cursor.execute(mark_dirty_sql(), [sorted(set(fresh))])
+            became.extend(lead_id for lead_id, dirty in cursor.fetchall() if dirty)
+
+        self.marked.update(fresh)
+        self.writer.defer(mark)
+
+    def count_ref(self, kind: str) -> None:
+        self.report.created_refs[kind] = self.report.created_refs.get(kind, 0) + 1
+
+    def transition(self, lead_id: int, from_stage: str, to_stage: str, at: datetime, reason=""):
+        return (lead_id, from_stage, to_stage, at, IMPORT_ACTOR, self.actor_id,
+                reason or self.reason)  # fmt: skip
+
+
+IMPORT_ACTOR = ActorType.IMPORT.value
+UNKNOWN_SENIORITY = Seniority.UNKNOWN.value
+NEW_TIER = FitTier.D.value
+SCORE_STATE_FIELDS = ["lead", "pending_seq", "scored_seq", "epoch_day", "as_of_day"]
+TRANSITION_FIELDS = ["lead", "from_stage", "to_stage", "transitioned_at", "actor_type", "actor",
+                     "reason"]  # fmt: skip
+
+
+def _write_transitions(run: ImportRun, rows: list[tuple]) -> None:
+    if rows:
+        run.writer.insert(StageTransition, TRANSITION_FIELDS, rows)
+        run.report.transitions += len(rows)
+
+
+def rows_matching(
+    model, column: str, keys, fields: list[str], *, where: dict | None = None
+) -> list[dict]:
+    """Rows whose (non-blank) ``column`` is one of ``keys``, as dicts of ``fields`` ("pk" or
+    field names; foreign keys as ``<name>_id``). On PostgreSQL one ``= ANY(%s)`` parameter
+    whatever the count, which the partial unique indexes (``<> ''``) serve; ``IN`` elsewhere."""
+    keys = list(keys)
+    if not keys:
+        return []
+    if connection.vendor != "postgresql":
+        found = model.objects.filter(**{f"{column}__in": keys, **(where or {})})
+        return list(found.exclude(**{column: ""}).values(*fields))
+    opts, quote = model._meta, connection.ops.quote_name
+
+    def column_of(name: str) -> str:
+        if name == "pk":
+            return quote(opts.pk.column)
+        return quote(opts.get_field(name).column)  # names and attnames (account_id) both
+
+    target = column_of(column)
+    conditions = [f"{target} = ANY(%s)", f"{target} <> ''"]
+    params: list = [keys]
+    for name, value in (where or {}).items():
+        conditions.append(f"{column_of(name)} = %s")
+        params.append(value)
+    sql = (
+        f"SELECT {', '.join(column_of(name) for name in fields)} "
+        f"FROM {quote(opts.db_table)} WHERE {' AND '.join(conditions)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [dict(zip(fields, row, strict=True)) for row in cursor.fetchall()]
+
+
+# --- References: sources, campaigns, owners, accounts ----------------------------------------
+
+
+class Refs:
+    """Sources, campaigns and users are few: read once. Accounts are resolved per chunk by
+    external id and domain (indexed), and by name from a map read on first use."""
+
+    def __init__(self, run: ImportRun) -> None:
+        self.run = run
+        self._sources: dict[str, int] | None = None
+        self._campaigns: dict[tuple[int, str], int] | None = None
+        self._campaigns_by_name: dict[str, list[int]] = {}
+        self._users: dict[str, dict[str, list[int]]] | None = None
+        self._account_names: dict[str, int] | None = None
+        self.account_by_ext: dict[str, int] = {}
+        self.account_by_domain: dict[str, int] = {}
+        self._usernames: set[str] = set()
+
+    # sources and campaigns
+
+    def source(self, name: str) -> int | None:
+        if self._sources is None:
+            self._sources = {}
+            for source_id, source_name in Source.objects.order_by("pk").values_list("pk", "name"):
+                self._sources.setdefault(source_name.lower(), source_id)
+        return self._sources.get(name.lower())
+
+    def source_create(self, name: str) -> int:
+        found = self.source(name)
+        if found is not None:
+            return found
+        source = Source.objects.create(
+            name=name,
+            channel_group=self.run.options.channel_group(name),
+            origin=SourceOrigin.MARKETING,
+        )
+        self._sources[name.lower()] = source.pk
+        self.run.count_ref("sources")
+        return source.pk
+
+    def _load_campaigns(self) -> None:
+        if self._campaigns is None:
+            self._campaigns = {}
+            for pk, name, source_id in Campaign.objects.values_list("pk", "name", "source_id"):
+                self._campaigns[(source_id, name.lower())] = pk
+                self._campaigns_by_name.setdefault(name.lower(), []).append(pk)
+
+    def campaign(self, name: str, source_id: int | None) -> int | None:
+        """The campaign of that name (within the source when given); raises when the name is
+        ambiguous without a source."""
+        self._load_campaigns()
+        if source_id is not None:
+            return self._campaigns.get((source_id, name.lower()))
+        found = self._campaigns_by_name.get(name.lower(), [])
+        if len(found) > 1:
+            raise FieldProblem("names campaigns of several sources; map the source as well")
+        return found[0] if found else None
+
+    def campaign_create(self, name: str, source_id: int) -> int:
+        found = self.campaign(name, source_id)
+        if found is not None:
+            return found
+        campaign = Campaign.objects.create(name=name, source_id=source_id)
+        self._campaigns[(source_id, name.lower())] = campaign.pk
+        self._campaigns_by_name.setdefault(name.lower(), []).append(campaign.pk)
+        self.run.count_ref("campaigns")
+        return campaign.pk
+
+    # owners
+
+    def _load_users(self) -> dict[str, dict[str, list[int]]]:
+        if self._users is None:
+            users = {"username": defaultdict(list), "email": defaultdict(list),
+                     "name": defaultdict(list)}  # fmt: skip
+            fields = ("pk", "username", "email", "first_name", "last_name")
+            for pk, username, email, first, last in get_user_model().objects.values_list(*fields):
+                users["username"][username.lower()].append(pk)
+                self._usernames.add(username.lower())
+                if email:
+                    users["email"][email.lower()].append(pk)
+                full = f"{first} {last}".strip().lower()
+                if full:
+                    users["name"][" ".join(full.split())].append(pk)
+            self._users = users
+        return self._users
+
+    def owner(self, value: str) -> int | None:
+        """The user a name, e-mail or username (an external id) means; None when nobody."""
+        users = self._load_users()
+        key = " ".join(value.lower().split())
+        for kind in ("email", "username", "name") if "@" in key else ("username", "name"):
+            found = users[kind].get(key, [])
+            if len(found) > 1:
+                raise FieldProblem(f"matches {len(found)} users by {kind}; use a username")
+            if found:
+                return found[0]
+        return None
+
+    def owner_create(self, value: str) -> int:
+        """An inactive user for an owner the database does not know (e.g. a former rep)."""
+        found = self.owner(value)
+        if found is not None:
+            return found
+        text = " ".join(value.split())
+        email = text.lower() if "@" in text else ""
+        if email:
+            base, first, last = email, "", ""
+        else:
+            first, _, last = text.partition(" ")
+            base = re.sub(r"[^a-z0-9@.+_-]+", ".", text.lower()).strip(".") or "owner"
+        base = base[:140]
+        username, suffix = base, 1
+        while username in self._usernames:
+            suffix += 1
+            username = f"{base}.{suffix}"
+        user = get_user_model()(
+            username=username,
+            email=email,
+            first_name=first[:150],
+            last_name=last[:150],
+            is_active=False,
+        )
+        user.set_unusable_password()
+        user.save()
+        self._usernames.add(username)
+        users = self._users
+        users["username"][username].append(user.pk)
+        if email:
+            users["email"][email].append(user.pk)
+        else:
+            users["name"][text.lower()].append(user.pk)
+        self.run.count_ref("owners")
+        return user.pk
+
+    # accounts
+
+    def account_names(self) -> dict[str, int]:
+        if self._account_names is None:
+            self._account_names = {}
+            for pk, name in Account.objects.order_by("pk").values_list("pk", "name"):
+                self._account_names.setdefault(name.lower(), pk)
+        return self._account_names
+
+    def load_accounts(self, *, external_ids: set[str], domains: set[str]) -> None:
+        """Fill the external id and domain caches for a chunk (two indexed queries)."""
+        external_ids -= self.account_by_ext.keys()
+        domains -= self.account_by_domain.keys()
+        for row in rows_matching(Account, "external_id", external_ids, ["external_id", "pk"]):
+            self.account_by_ext[row["external_id"]] = row["pk"]
+        for row in rows_matching(Account, "domain", domains, ["domain", "pk"]):
+            self.account_by_domain[row["domain"]] = row["pk"]
+
+    def account(self, values: dict) -> int | None:
+        """The account a row names: by external id, else domain, else name."""
+        ext = values.get("account_external_id")
+        if ext is not None and ext in self.account_by_ext:
+            return self.account_by_ext[ext]
+        domain = values.get("account_domain")
+        if domain is not None and domain in self.account_by_domain:
+            return self.account_by_domain[domain]
+        name = values.get("account_name")
+        if name is not None:
+            return self.account_names().get(name.lower())
+        return None
+
+    def accounts_create(self, rows: list[dict]) -> None:
+        """Create the accounts these rows name and the database lacks (one bulk insert)."""
+        new: dict[str, Account] = {}
+        for values in rows:
+            if self.account(values) is not None:
+                continue
+            domain = values.get("account_domain", "")
+            name = values.get("account_name") or domain
+            key = domain or name.lower()
+            if key and key not in new:
+                new[key] = Account(
+                    name=name, domain=domain, external_id=values.get("account_external_id", "")
+                )
+        if not new:
+            return
+        created = Account.objects.bulk_create(new.values())
+        for account in created:
+            if account.domain:
+                self.account_by_domain[account.domain] = account.pk
+            if account.external_id:
+                self.account_by_ext[account.external_id] = account.pk
+            self.account_names().setdefault(account.name.lower(), account.pk)
+        self.run.report.created_refs["accounts"] = self.run.report.created_refs.get(
+            "accounts", 0
+        ) + len(created)
+
+
+def _account_keys(rows: list[tuple[int, dict]]) -> tuple[set[str], set[str]]:
+    exts = {v["account_external_id"] for _, v in rows if "account_external_id" in v}
+    domains = {v["account_domain"] for _, v in rows if "account_domain" in v}
+    return exts, domains
+
+
+ACCOUNT_FOUND = "_account_id"  # a row's account, once resolved (None: missing)
+
+
+ACCOUNT_KEYS = ("account_external_id", "account_domain", "account_name")  # tried in this order
+
+
+def _names_account(values: dict) -> bool:
+    return any(key in values for key in ACCOUNT_KEYS)
+
+
+class _RefResolver:
+    """Resolves a row's source, campaign, owner and account: checks first (no writes), then,
+    for rows still valid, creates what is missing and is allowed to be created."""
+
+    def __init__(self, run: ImportRun, kind: str) -> None:
+        self.run = run
+        self.kind = kind
+        self.options = run.options
+
+    def check(self, row: int, values: dict) -> None:
+        run, refs, options = self.run, self.run.refs, self.options
+        source = values.get("source")
+        if source is not None and refs.source(source) is None and not options.create_sources:
+            run.error(row, "source", "is not a known source (creating sources is off)", source)
+        campaign = values.get("campaign")
+        if campaign is not None:
+            source_id = refs.source(source) if source is not None else None
+            try:
+                found = (
+                    None if (source and source_id is None) else refs.campaign(campaign, source_id)
+                )
+            except FieldProblem as problem:
+                run.error(row, "campaign", str(problem), campaign)
+                found = -1
+            if found is None:
+                if not options.create_campaigns:
+                    run.error(
+                        row, "campaign", "is not a known campaign (creating is off)", campaign
+                    )
+                elif source is None:
+                    run.error(row, "campaign", "is new and needs a source to be created", campaign)
+        owner = values.get("owner")
+        if owner is not None:
+            try:
+                found = refs.owner(owner)
+            except FieldProblem as problem:
+                run.error(row, "owner", str(problem), owner)
+            else:
+                if found is None and not options.create_owners:
+                    run.error(
+                        row,
+                        "owner",
+                        "is not a user's username, e-mail or name (allow creating owners to "
+                        "add them as inactive users)",
+                        owner,
+                    )
+        names_account = _names_account(values)
+        if names_account:
+            values[ACCOUNT_FOUND] = refs.account(values)  # resolved once per row
+        if names_account and values[ACCOUNT_FOUND] is None:
+            field_name = next(key for key in ACCOUNT_KEYS if key in values)
+            if not options.creates_accounts(self.kind):
+                run.error(row, field_name, "is not a known account (creating is off)",
+                          values[field_name])  # fmt: skip
+            elif (
+                field_name == "account_external_id"
+                and len([key for key in ACCOUNT_KEYS if key in values]) == 1
+            ):
+                run.error(row, field_name,
+                          "is not a known account; map its name or domain to create it",
+                          values[field_name])  # fmt: skip
+
+    def create_missing(self, rows: list[tuple[int, dict]]) -> None:
+        refs = self.run.refs
+        for _, values in rows:
+            source = values.get("source")
+            if source is not None:
+                refs.source_create(source)
+            campaign = values.get("campaign")
+            if campaign is not None and source is not None:
+                refs.campaign_create(campaign, refs.source(source))
+            owner = values.get("owner")
+            if owner is not None:
+                refs.owner_create(owner)
+        refs.accounts_create(
+            [v for _, v in rows if ACCOUNT_FOUND in v and v[ACCOUNT_FOUND] is None]
+        )
+
+    def ids(self, values: dict) -> dict[str, int | None]:
+        refs = self.run.refs
+        out: dict[str, int | None] = {}
+        if "source" in values:
+            out["source"] = refs.source(values["source"])
+        if "campaign" in values:
+            source_id = out.get("source")
+            out["campaign"] = refs.campaign(values["campaign"], source_id)
+        if "owner" in values:
+            out["owner"] = refs.owner(values["owner"])
+        if ACCOUNT_FOUND in values:
+            out["account"] = values[ACCOUNT_FOUND] or refs.account(values)  # else created since
+        return out
+
+
+# --- Handlers ---------------------------------------------------------------------------------
+
+
+class KindImport:
+    kind = ""
+
+    def __init__(self, run: ImportRun) -> None:
+        self.run = run
+
+    def process(self, rows: list[tuple[int, dict]]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        pass
+
+    def in_file_duplicates(
+        self, rows: list[tuple[int, dict]], keys: list[tuple[str, dict]]
+    ) -> list[tuple[int, dict]]:
+        """Rows whose key (e.g. e-mail) appeared on an earlier row are errors; ``keys`` are
+        ``(field, seen-so-far)`` pairs kept across chunks."""
+        kept = []
+        for row, values in rows:
+            duplicate = False
+            for field_name, seen in keys:
+                key = values.get(field_name)
+                if key is None:
+                    continue
+                if isinstance(key, str):
+                    key = key.lower()
+                first = seen.setdefault(key, row)
+                if first != row:
+                    shown_field, shown = field_name, key
+                    if isinstance(key, tuple):  # (what, value): reported on that field
+                        shown_field = key[0].replace(" ", "_")
+                        shown = key[1]
+                    self.run.error(
+                        row, shown_field, f"appears twice in the file (first on row {first})", shown
+                    )
+                    duplicate = True
+            if not duplicate:
+                kept.append((row, values))
+        return kept
+
+
+def _group_updates(updates: list[tuple[int, dict]]) -> dict[tuple[str, ...], list[tuple]]:
+    grouped: dict[tuple[str, ...], list[tuple]] = defaultdict(list)
+    for pk, changes in updates:
+        names = tuple(sorted(changes))
+        grouped[names].append((pk, *(changes[name] for name in names)))
+    return grouped
+
+
+# accounts ---------------------------------------------------------------------------------------
+
+ACCOUNT_FIELDS = ["name", "domain", "industry", "employees", "annual_revenue", "country",
+                  "region", "technologies", "signals", "external_id"]  # fmt: skip
+ACCOUNT_DEFAULTS = {"domain": "", "industry": "", "employees": None, "annual_revenue": None,
+                    "country": "", "region": "", "technologies": [], "signals": [],
+                    "external_id": ""}  # fmt: skip
+
+
+class AccountImport(KindImport):
+    kind = ACCOUNTS
+
+    def __init__(self, run: ImportRun) -> None:
+        super().__init__(run)
+        self.seen: dict = {}
+        self.changed_account_ids: set[int] = set()
+
+    def process(self, rows):
+        run, refs = self.run, self.run.refs
+        for _, values in rows:
+            # The key a row is matched by: its external id, else its domain, else its name.
+            if "external_id" in values:
+                values["match_key"] = ("external id", values["external_id"])
+            elif "domain" in values:
+                values["match_key"] = ("domain", values["domain"])
+            else:
+                values["match_key"] = ("name", values["name"].lower())
+        rows = self.in_file_duplicates(rows, [("match_key", self.seen)])
+        run.writer.flush()
+        refs.load_accounts(
+            external_ids={v["external_id"] for _, v in rows if "external_id" in v},
+            domains={v["domain"] for _, v in rows if "domain" in v},
+        )
+        matches = {}
+        for row, values in rows:
+            by_ext = refs.account_by_ext.get(values.get("external_id", ""))
+            by_domain = refs.account_by_domain.get(values.get("domain", ""))
+            if by_ext and by_domain and by_ext != by_domain:
+                run.error(
+                    row,
+                    "domain",
+                    f"belongs to account #{by_domain}, but the external id is account #{by_ext}",
+                    values["domain"],
+                )
+                continue
+            match = by_ext or by_domain
+            if match is None and "external_id" not in values and "domain" not in values:
+                match = refs.account_names().get(values["name"].lower())
+            if match is not None and not run.options.update_existing:
+                run.error(row, "name", f"exists already (account #{match}); updating is off")
+                continue
+            matches[row] = match
+        current = {
+            a["pk"]: a
+            for a in Account.objects.filter(pk__in={m for m in matches.values() if m}).values(
+                "pk", *ACCOUNT_FIELDS, "created_at"
+            )
+        }
+        new_rows, updates = [], []
+        for row, values in rows:
+            if run.is_invalid(row):
+                continue
+            values = dict(values)
+            if "country" in values and "region" not in values and values["country"] in REGION_OF:
+                values["region_derived"] = REGION_OF[values["country"]]
+            match = matches.get(row)
+            if match is None:
+                region = values.get("region", values.get("region_derived", ""))
+                record = {**ACCOUNT_DEFAULTS, **values, "region": region}
+                new_rows.append(
+                    (*(record[name] for name in ACCOUNT_FIELDS), values.get("created_at", run.now))
+                )
+                run.note(row, "create")
+                continue
+            existing = current[match]
+            changes = {
+                name: values[name]
+                for name in [*ACCOUNT_FIELDS, "created_at"]
+                if name in values and values[name] != existing[name]
+            }
+            if "region_derived" in values and not existing["region"] and "region" not in changes:
+                changes["region"] = values["region_derived"]
+            if changes:
+                updates.append((match, changes))
+                self.changed_account_ids.add(match)
+                run.note(row, f"update account #{match}")
+            else:
+                run.note(row, f"unchanged account #{match}")
+        run.report.created += len(new_rows)
+        run.report.updated += len(updates)
+        run.report.unchanged += sum(1 for m in matches.values() if m) - len(updates)
+        if not run.writing:
+            return
+        run.writer.insert(Account, [*ACCOUNT_FIELDS, "created_at"], new_rows)
+        for names, grouped in _group_updates(updates).items():
+            run.writer.update(Account, names, grouped)
+
+    def finish(self):
+        # A changed account changes its leads' fit: they are rescored.
+        if self.changed_account_ids and self.run.writing:
+            self.run.writer.flush()
+            ids = list(self.changed_account_ids)
+            for start in range(0, len(ids), 5_000):
+                self.run.dirty_lead_ids.update(
+                    Lead.objects.filter(account_id__in=ids[start : start + 5_000]).values_list(
+                        "pk", flat=True
+                    )
+                )
+
+
+# leads ------------------------------------------------------------------------------------------
+
+LEAD_INSERT_FIELDS = ["id", "first_name", "last_name", "email", "phone", "title", "seniority",
+                      "country", "account", "source", "campaign", "owner", "stage",
+                      "stage_entered_at", "tier", "in_marketing_nurture", "external_id",
+                      "created_at", "updated_at"]  # fmt: skip
+LEAD_CURRENT = ["pk", "first_name", "last_name", "email", "phone", "title", "seniority",
+                "country", "account_id", "source_id", "campaign_id", "owner_id", "stage",
+                "stage_entered_at", "in_marketing_nurture", "external_id",
+                "created_at"]  # fmt: skip
+LEAD_PLAIN = ("first_name", "last_name", "email", "phone", "title", "seniority", "country",
+              "external_id", "created_at", "in_marketing_nurture")  # fmt: skip
+
+
+def _split_name(values: dict) -> None:
+    name = values.pop("name", None)
+    if name and "first_name" not in values and "last_name" not in values:
+        first, _, last = name.strip().rpartition(" ") if " " in name.strip() else (name, "", "")
+        values["first_name"], values["last_name"] = first[:80], last[:80]
+
+
+class LeadImport(KindImport):
+    kind = LEADS
+
+    def __init__(self, run: ImportRun) -> None:
+        super().__init__(run)
+        self.seen_ext: dict = {}
+        self.seen_email: dict = {}
+        self.refs = _RefResolver(run, LEADS)
+        self.dated_fields = {f"{s.key}_at": s.key for s in run.lifecycle.stages}
+
+    def _existing(self, rows) -> tuple[dict, dict]:
+        exts = [v["external_id"] for _, v in rows if "external_id" in v]
+        emails = [v["email"] for _, v in rows if "email" in v]
+        by_ext = {lead["external_id"]: lead
+                  for lead in rows_matching(Lead, "external_id", exts, LEAD_CURRENT)}  # fmt: skip
+        by_email = {lead["email"]: lead
+                    for lead in rows_matching(Lead, "email", emails, LEAD_CURRENT)}  # fmt: skip
+        return by_ext, by_email
+
+    def _dates(self, values: dict) -> dict[str, datetime]:
+        return {key: values[name] for name, key in self.dated_fields.items() if name in values}
+
+    def process(self, rows):
+        run = self.run
+        keys = [("external_id", self.seen_ext), ("email", self.seen_email)]
+        rows = self.in_file_duplicates(rows, keys)
+        run.writer.flush()
+        by_ext, by_email = self._existing(rows)
+        account_exts, account_domains = _account_keys(rows)
+        run.refs.load_accounts(external_ids=account_exts, domains=account_domains)
+        plans = []  # (row, values, current lead or None, timed steps)
+        for row, values in rows:
+            _split_name(values)
+            current = self._match(row, values, by_ext, by_email)
+            if run.is_invalid(row):
+                continue
+            self.refs.check(row, values)
+            try:
+                steps = self._steps(values, current)
+            except HistoryProblem as problem:
+                run.error(row, problem.field, str(problem), values.get(problem.field, ""))
+                continue
+            if not run.is_invalid(row):
+                plans.append((row, values, current, steps))
+        if not run.writing:
+            self._count(plans)
+            return
+        self.refs.create_missing([(row, values) for row, values, _, _ in plans])
+        new_rows, transitions, updates, created_ids, changed_ids = [], [], [], [], []
+        new_ids = iter(run.writer.allocate_ids(Lead, sum(1 for p in plans if p[2] is None)))
+        for row, values, current, steps in plans:
+            ids = self.refs.ids(values)
+            if current is None:
+                lead_id = next(new_ids)
+                new_rows.append(self._new_lead(lead_id, values, ids, steps))
+                previous = ""
+                for index, (key, at) in enumerate(steps):
+                    reason = "" if index == 0 else f"Stage implied by the import ({run.reason})"
+                    transitions.append(run.transition(lead_id, previous, key, at, reason[:300]))
+                    previous = key
+                created_ids.append(lead_id)
+                run.note(row, "create")
+                continue
+            changes = self._changes(values, ids, current, steps)
+            if changes:
+                changes["updated_at"] = run.now
+                updates.append((current["pk"], changes))
+                previous = current["stage"]
+                for key, at in steps:
+                    transitions.append(run.transition(current["pk"], previous, key, at))
+                    previous = key
+                changed_ids.append(current["pk"])
+                run.note(row, f"update lead #{current['pk']}")
+            else:
+                run.note(row, f"unchanged lead #{current['pk']}")
+        run.report.created += len(new_rows)
+        run.report.updated += len(updates)
+        run.report.unchanged += sum(1 for p in plans if p[2] is not None) - len(updates)
+        run.writer.insert(Lead, LEAD_INSERT_FIELDS, new_rows)
+        for names, grouped in _group_updates(updates).items():
+            run.writer.update(Lead, names, grouped)
+        _write_transitions(run, transitions)
+        run.leads_created(created_ids)
+        run.leads_changed(changed_ids)
+
+    def _count(self, plans) -> None:
+        """Counts while validating only (all or nothing, after a bad row): what would happen."""
+        for row, _, current, _ in plans:
+            if current is None:
+                self.run.report.created += 1
+                self.run.note(row, "create")
+            else:
+                self.run.report.updated += 1
+                self.run.note(row, f"update lead #{current['pk']}")
+
+    def _match(self, row, values, by_ext, by_email) -> dict | None:
+        run = self.run
+        ext, email = values.get("external_id"), values.get("email")
+        found_ext = by_ext.get(ext) if ext is not None else None
+        found_email = by_email.get(email) if email is not None else None
+        if found_ext and found_email and found_ext["pk"] != found_email["pk"]:
+            run.error(
+                row,
+                "email",
+                f"belongs to lead #{found_email['pk']}, but the external id {ext!r} is lead "
+                f"#{found_ext['pk']}",
+                email,
+            )
+            return None
+        current = found_ext or found_email
+        if current is not None and not run.options.update_existing:
+            run.error(row, "external_id" if found_ext else "email",
+                      f"exists already (lead #{current['pk']}); updating is off",
+                      ext if found_ext else email)  # fmt: skip
+            return None
+        return current
+
+    def _steps(self, values: dict, current: dict | None) -> list[tuple[str, datetime]]:
+        run = self.run
+        dates = self._dates(values)
+        if current is None:
+            created = values.get("created_at", run.now)
+            keys = history.creation_path(
+                run.lifecycle, values.get("stage", run.lifecycle.first), set(dates)
+            )
+            return history.timed_steps(keys, start=created, dates=dates, names=run.stage_names)
+        target = values.get("stage")
+        if target is None or target == current["stage"]:
+            return []
+        keys = history.move_path(run.lifecycle, current["stage"], target)
+        return history.timed_steps(
+            keys,
+            start=current["stage_entered_at"],
+            dates=dates,
+            names=run.stage_names,
+            start_label=f"lead's entry into {run.stage_names.get(current['stage'], 'its stage')}",
+            undated_at=run.now,
+        )
+
+    def _new_lead(self, lead_id, values, ids, steps) -> tuple:
+        run = self.run
+        stage, entered_at = steps[-1]
+        nurture = values.get("in_marketing_nurture")
+        if nurture is None:
+            nurture = True
+            for key, _ in steps:
+                nurture = run.lifecycle.in_nurture(key, nurture)
+        return (
+            lead_id,
+            values.get("first_name", ""),
+            values.get("last_name", ""),
+            values.get("email", ""),
+            values.get("phone", ""),
+            values.get("title", ""),
+            values.get("seniority", UNKNOWN_SENIORITY),
+            values.get("country", ""),
+            ids.get("account"),
+            ids.get("source"),
+            ids.get("campaign"),
+            ids.get("owner"),
+            stage,
+            entered_at,
+            NEW_TIER,  # scoring sets the tier when it rescores the lead
+            nurture,
+            values.get("external_id", ""),
+            values.get("created_at", run.now),
+            run.now,
+        )
+
+    def _changes(self, values, ids, current, steps) -> dict:
+        changes = {
+            name: values[name]
+            for name in LEAD_PLAIN
+            if name in values and values[name] != current[name]
+        }
+        for name, value in ids.items():
+            if value != current[f"{name}_id"]:
+                changes[name] = value
+        if steps:
+            changes["stage"], changes["stage_entered_at"] = steps[-1]
+            if "in_marketing_nurture" not in values:
+                nurture = current["in_marketing_nurture"]
+                for key, _ in steps:
+                    nurture = self.run.lifecycle.in_nurture(key, nurture)
+                if nurture != current["in_marketing_nurture"]:
+                    changes["in_marketing_nurture"] = nurture
+        return changes
+
+
+# events -----------------------------------------------------------------------------------------
+
+EVENT_FIELDS = ["lead", "kind", "occurred_at", "properties", "source_system", "external_id",
+                "received_at"]  # fmt: skip
+
+
+class LeadKeys:
+    """Lead ids by external id and e-mail, read per chunk and kept (misses too)."""
+
+    def __init__(self) -> None:
+        self.by_ext: dict[str, int | None] = {}
+        self.by_email: dict[str, int | None] = {}
+
+    def load(self, rows) -> None:
+        exts = {v["lead_external_id"] for _, v in rows if "lead_external_id" in v}
+        emails = {v["lead_email"] for _, v in rows if "lead_email" in v}
+        exts -= self.by_ext.keys()
+        emails -= self.by_email.keys()
+        found = rows_matching(Lead, "external_id", exts, ["external_id", "pk"])
+        self.by_ext.update(dict.fromkeys(exts))
+        self.by_ext.update((row["external_id"], row["pk"]) for row in found)
+        found = rows_matching(Lead, "email", emails, ["email", "pk"])
+        self.by_email.update(dict.fromkeys(emails))
+        self.by_email.update((row["email"], row["pk"]) for row in found)
+
+    def lead_id(self, run: ImportRun, row: int, values: dict, *, required: bool) -> int | None:
+        ext, email = values.get("lead_external_id"), values.get("lead_email")
+        found = None
+        if ext is not None:
+            found = self.by_ext.get(ext)
+        if found is None and email is not None:
+            found = self.by_email.get(email)
+        if found is None and (ext is not None or email is not None):
+            if ext is not None:
+                also = f" (nor is {email!r} a lead's e-mail)" if email else ""
+                run.error(row, "lead_external_id", f"is no lead's external id{also}", ext)
+            else:
+                run.error(row, "lead_email", "is no lead's e-mail address", email)
+        elif found is None and required:
+            run.error(row, "lead_external_id", "names no lead")
+        return found
+
+
+class EventImport(KindImport):
+    """Events already received (same source system and external id) are counted, never
+    stored twice. On PostgreSQL the first import of new events skips looking for them: each
+    batch is written under a savepoint, and only a batch the unique index refuses is undone,
+    checked and written again; after that, every batch is checked first."""
+
+    kind = EVENTS
+
+    def __init__(self, run: ImportRun) -> None:
+        super().__init__(run)
+        self.leads = LeadKeys()
+        self.seen: dict = {}
+        self.optimistic = connection.vendor == "postgresql" and run.preview_actions is None
+        # The kinds that move a lead (e.g. meeting_booked: SAL → SQL), as in the live path.
+        self.trigger_kinds = {
+            s.trigger_event_kind
+            for s in stages_in_force()
+            if s.trigger_type == TriggerType.EVENT and s.kind == StageKind.OPEN
+        }
+        self.triggers: list[list[EngagementEvent]] = []  # per batch
+
+    def process(self, rows):
+        run = self.run
+        fresh = []
+        for row, values in rows:
+            values.setdefault("source_system", DEFAULT_SOURCE_SYSTEM)
+            if "external_id" in values:
+                key = (values["source_system"], values["external_id"])
+                first = self.seen.setdefault(key, row)
+                if first != row:
+                    run.error(row, "external_id",
+                              f"appears twice in the file (first on row {first})",
+                              values["external_id"])  # fmt: skip
+                    continue
+            fresh.append((row, values))
+        run.writer.flush()
+        self.leads.load(fresh)
+        received = set()
+        if not self.optimistic:
+            received = self._received([v for _, v in fresh if "external_id" in v])
+        new_rows, rows_of = [], []
+        for row, values in fresh:
+            lead_id = self.leads.lead_id(run, row, values, required=True)
+            if run.is_invalid(row) or lead_id is None:
+                continue
+            if (values["source_system"], values.get("external_id")) in received:
+                run.report.duplicates += 1
+                run.note(row, "already received")
+                continue
+            new_rows.append(
+                (lead_id, values["kind"], values["occurred_at"], values.get("properties", {}),
+                 values["source_system"], values.get("external_id", ""), run.now)
+            )  # fmt: skip
+            rows_of.append(row)
+            run.note(row, "create")
+        run.report.created += len(new_rows)
+        if not run.writing:
+            return
+        self._write(new_rows, rows_of, optimistic=self.optimistic)
+
+    def _write(self, new_rows: list[tuple], rows_of: list[int], *, optimistic: bool) -> None:
+        run = self.run
+        run.leads_changed({r[0] for r in new_rows})  # a redone batch's leads: harmless
+        moves = [EngagementEvent(lead_id=r[0], kind=r[1], occurred_at=r[2])
+                 for r in new_rows if r[1] in self.trigger_kinds]  # fmt: skip
+        self.triggers.append(moves)
+
+        def conflict() -> None:  # some were received before: check this batch, write again
+            self.optimistic = False
+            moves.clear()  # the rewrite adds its own
+            keyed = [{"source_system": r[4], "external_id": r[5]} for r in new_rows if r[5]]
+            received = self._received(keyed)
+            kept, kept_rows = [], []
+            for event, row in zip(new_rows, rows_of, strict=True):
+                if (event[4], event[5]) in received:
+                    run.report.created -= 1
+                    run.report.duplicates += 1
+                    run.note(row, "already received")
+                else:
+                    kept.append(event)
+                    kept_rows.append(row)
+            self._write(kept, kept_rows, optimistic=False)
+
+        run.writer.insert(EngagementEvent, EVENT_FIELDS, new_rows,
+                          on_conflict=conflict if optimistic else None)  # fmt: skip
+
+    def finish(self) -> None:
+        run = self.run
+        run.writer.flush()  # settles refused batches
+        events = sorted((e for moves in self.triggers for e in moves), key=lambda e: e.occurred_at)
+        if events and run.writing:
+            from leads.services import leads_apply_event_triggers
+
+            for start in range(0, len(events), CHUNK_ROWS):
+                leads_apply_event_triggers(events=events[start : start + CHUNK_ROWS])
+
+    def _received(self, values: list[dict]) -> set[tuple[str, str]]:
+        by_system: dict[str, set[str]] = defaultdict(set)
+        for v in values:
+            by_system[v["source_system"]].add(v["external_id"])
+        received = set()
+        for system, external_ids in by_system.items():
+            found = rows_matching(EngagementEvent, "external_id", external_ids, ["external_id"],
+                                  where={"source_system": system})  # fmt: skip
+            received.update((system, row["external_id"]) for row in found)
+        return received
+
+
+# opportunities ----------------------------------------------------------------------------------
+
+OPPORTUNITY_FIELDS = ["name", "lead", "account", "owner", "amount", "currency", "stage", "status",
+                      "created_at", "closed_at", "loss_reason", "external_id"]  # fmt: skip
+OPPORTUNITY_CURRENT = ["pk", "name", "lead_id", "account_id", "owner_id", "amount", "currency",
+                       "stage", "status", "created_at", "closed_at", "loss_reason",
+                       "external_id"]  # fmt: skip
+STATUS_OF_STAGE = {OpportunityStage.CLOSED_WON: OpportunityStatus.WON,
+                   OpportunityStage.CLOSED_LOST: OpportunityStatus.LOST}  # fmt: skip
+STAGE_OF_STATUS = {OpportunityStatus.WON: OpportunityStage.CLOSED_WON,
+                   OpportunityStatus.LOST: OpportunityStage.CLOSED_LOST}  # fmt: skip
+
+
+class OpportunityImport(KindImport):
+    kind = OPPORTUNITIES
+
+    def __init__(self, run: ImportRun) -> None:
+        super().__init__(run)
+        self.leads = LeadKeys()
+        self.refs = _RefResolver(run, OPPORTUNITIES)
+        self.seen: dict = {}
+        self.deals: dict[int, list[tuple]] = defaultdict(
+            list
+        )  # lead id → (created, status, closed)
+
+    def process(self, rows):
+        run = self.run
+        rows = self.in_file_duplicates(rows, [("external_id", self.seen)])
+        run.writer.flush()
+        self.leads.load(rows)
+        account_exts, account_domains = _account_keys(rows)
+        run.refs.load_accounts(external_ids=account_exts, domains=account_domains)
+        exts = [v["external_id"] for _, v in rows if "external_id" in v]
+        existing = {
+            o["external_id"]: o
+            for o in rows_matching(Opportunity, "external_id", exts, OPPORTUNITY_CURRENT)
+        }
+        plans = []
+        for row, values in rows:
+            lead_id = self.leads.lead_id(run, row, values, required=False)
+            self.refs.check(row, values)
+            current = existing.get(values.get("external_id"))
+            if current is not None and not run.options.update_existing:
+                run.error(row, "external_id",
+                          f"exists already (opportunity #{current['pk']}); updating is off",
+                          values["external_id"])  # fmt: skip
+            record = self._record(row, values, current)
+            if not run.is_invalid(row):
+                plans.append((row, values, current, lead_id, record))
+        if not run.writing:
+            for row, _, current, _, _ in plans:
+                if current is None:
+                    run.report.created += 1
+                    run.note(row, "create")
+                else:
+                    run.report.updated += 1
+                    run.note(row, f"update opportunity #{current['pk']}")
+            return
+        self.refs.create_missing([(row, values) for row, values, *_ in plans])
+        new_rows, updates = [], []
+        for row, values, current, lead_id, record in plans:
+            ids = self.refs.ids(values)
+            if lead_id is not None:
+                record["lead"] = lead_id
+            record.update({k: v for k, v in ids.items() if k in ("account", "owner")})
+            if current is None:
+                record.setdefault("lead", None)
+                record.setdefault("account", None)
+                record.setdefault("owner", None)
+                new_rows.append(tuple(record[name] for name in OPPORTUNITY_FIELDS))
+                run.note(row, "create")
+            else:
+                changes = {
+                    name: value
+                    for name, value in record.items()
+                    if value != current[f"{name}_id" if name in ("lead", "account", "owner")
+                                        else name]
+                }  # fmt: skip
+                if changes:
+                    updates.append((current["pk"], changes))
+                    run.note(row, f"update opportunity #{current['pk']}")
+                else:
+                    run.note(row, f"unchanged opportunity #{current['pk']}")
+            deal_lead = record.get("lead", current["lead_id"] if current else None)
+            if deal_lead is not None:
+                self.deals[deal_lead].append(
+                    (record["created_at"], record["status"], record["closed_at"])
+                )
+        run.report.created += len(new_rows)
+        run.report.updated += len(updates)
+        run.report.unchanged += sum(1 for p in plans if p[2] is not None) - len(updates)
+        run.writer.insert(Opportunity, OPPORTUNITY_FIELDS, new_rows)
+        for names, grouped in _group_updates(updates).items():
+            run.writer.update(Opportunity, names, grouped)
+
+    def _record(self, row: int, values: dict, current: dict | None) -> dict:
+        """The opportunity's fields after this row, checked like ``Opportunity.clean``."""
+        run = self.run
+        base = current or {"name": "", "amount": 0, "currency": "USD", "loss_reason": "",
+                           "external_id": "", "created_at": run.now, "closed_at": None,
+                           "stage": None, "status": None}  # fmt: skip
+        record = {name: values.get(name, base[name])
+                  for name in ("name", "amount", "currency", "loss_reason", "external_id",
+                               "created_at")}  # fmt: skip
+        status, stage = values.get("status"), values.get("stage")
+        if status is None and stage is not None:
+            status = STATUS_OF_STAGE.get(stage, OpportunityStatus.OPEN.value)
+        status = status or base["status"] or OpportunityStatus.OPEN.value
+        if status in STAGE_OF_STATUS:
+            if stage in STATUS_OF_STAGE and stage != STAGE_OF_STATUS[status]:
+                run.error(row, "stage", f"contradicts the status {status}", stage)
+            stage = STAGE_OF_STATUS[status].value
+        elif stage in STATUS_OF_STAGE:
+            run.error(row, "stage", "is closed, but the status is open", stage)
+        stage = stage or (base["stage"] if base["stage"] not in STATUS_OF_STAGE else None)
+        record["stage"] = stage or OpportunityStage.DISCOVERY.value
+        record["status"] = status
+        closed_at = values.get("closed_at", base["closed_at"] if current else None)
+        if status == OpportunityStatus.OPEN:
+            closed_at = None  # an open deal's close date is the expected one: not a fact yet
+        elif closed_at is None:
+            run.error(row, "closed_at", f"is required: a {status} opportunity needs its close date")
+        elif closed_at < record["created_at"]:
+            run.error(row, "closed_at",
+                      f"is before the opportunity's creation ({record['created_at']:%Y-%m-%d})",
+                      f"{closed_at:%Y-%m-%d}")  # fmt: skip
+        record["closed_at"] = closed_at
+        return record
+
+    def finish(self) -> None:
+        """Move each lead with imported opportunities as its deals say, with history."""
+        run = self.run
+        if not self.deals or not run.writing:
+            return
+        run.writer.flush()
+        lead_ids = list(self.deals)
+        for start in range(0, len(lead_ids), CHUNK_ROWS):
+            batch = lead_ids[start : start + CHUNK_ROWS]
+            transitions, updates = [], []
+            leads = Lead.objects.filter(pk__in=batch).values(
+                "pk", "stage", "stage_entered_at", "in_marketing_nurture"
+            )
+            for lead in leads:
+                deal = history.deal_milestones(self.deals[lead["pk"]])
+                moves = history.deal_moves(
+                    run.lifecycle,
+                    current=lead["stage"],
+                    entered_at=lead["stage_entered_at"],
+                    deal=deal,
+                )
+                if not moves:
+                    continue
+                previous, nurture = lead["stage"], lead["in_marketing_nurture"]
+                reason = f"Opportunity imported ({run.reason})"[:300]
+                for key, at in moves:
+                    transitions.append(run.transition(lead["pk"], previous, key, at, reason))
+                    nurture = run.lifecycle.in_nurture(key, nurture)
+                    previous = key
+                stage, entered_at = moves[-1]
+                updates.append((lead["pk"], stage, entered_at, nurture, run.now))
+            _write_transitions(run, transitions)
+            run.writer.update(
+                Lead, ["stage", "stage_entered_at", "in_marketing_nurture", "updated_at"], updates
+            )
+
+
+HANDLERS: dict[str, type[KindImport]] = {
+    ACCOUNTS: AccountImport,
+    LEADS: LeadImport,
+    EVENTS: EventImport,
+    OPPORTUNITIES: OpportunityImport,
+}
+
+
+# --- Marking leads for rescoring ---------------------------------------------------------------
+
+
+def mark_dirty_sql() -> str:
+    """``scoring.services.leads_mark_dirty`` as one statement for many leads (PostgreSQL):
+    create missing score states, bump ``pending_seq``, return which leads just became dirty.
+    Parameter: an array of lead ids."""
+    from scoring.models import LeadScoreState
+
+    opts = LeadScoreState._meta
+    quote = connection.ops.quote_name
+    table = quote(opts.db_table)
+    column = {name: quote(opts.get_field(name).column) for name in
+              ("lead", "pending_seq", "scored_seq", "epoch_day", "as_of_day")}  # fmt: skip
+    return (
+        f"INSERT INTO {table} ({column['lead']}, {column['pending_seq']}, "
+        f"{column['scored_seq']}, {column['epoch_day']}, {column['as_of_day']}) "
+        "SELECT id, 1, 0, 0, 0 FROM unnest(%s::bigint[]) AS ids(id) "
+        f"ON CONFLICT ({column['lead']}) DO UPDATE SET {column['pending_seq']} = "
+        f"{table}.{column['pending_seq']} + 1 "
+        f"RETURNING {column['lead']}, {column['pending_seq']} = {column['scored_seq']} + 1"
+    )
+
+
+def leads_mark_dirty_in_bulk(lead_ids: list[int]) -> list[int]:
+    """Mark leads for rescoring in the import's transaction; returns those that just became
+    dirty (to enqueue after the commit)."""
+    from scoring.services import leads_mark_dirty
+
+    became_dirty: list[int] = []
+    if connection.vendor != "postgresql":
+        for start in range(0, len(lead_ids), 5_000):
+            became_dirty += leads_mark_dirty(lead_ids=lead_ids[start : start + 5_000])
+        return became_dirty
+    with connection.cursor() as cursor:
+        for start in range(0, len(lead_ids), DIRTY_BATCH):
+            cursor.execute(mark_dirty_sql(), [lead_ids[start : start + DIRTY_BATCH]])
+            became_dirty += [lead_id for lead_id, dirty in cursor.fetchall() if dirty]
+    return became_dirty
+
+
+def _enqueue_rescores(lead_ids: list[int]) -> None:
+    from scoring.tasks import enqueue_rescores
+
+    for start in range(0, len(lead_ids), RESCORE_TASK_LEADS):
+        enqueue_rescores(lead_ids[start : start + RESCORE_TASK_LEADS])
+
+
+# --- Entry point ------------------------------------------------------------------------------
+
+
+def _parsed_chunks(
+    csv_rows: csvfile.CsvRows,
+    parser,
+    run: ImportRun,
+    *,
+    limit: int | None,
+    preview: list[dict] | None,
+) -> Iterator[list[tuple[int, dict]]]:
+    chunk: list[tuple[int, dict]] = []
+    report = run.report
+    for row, cells in csv_rows.rows:
+        report.rows += 1
+        values, errors = parser.parse(row, cells)
+        if errors:
+            run.add_errors(errors)
+        else:
+            chunk.append((row, values))
+        if preview is not None:
+            preview.append({"row": row, "values": _displayable(values)})
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk
+            chunk = []
+        if limit is not None and report.rows >= limit:
+            break
+    if chunk:
+        yield chunk
+
+
+def _displayable(values: dict) -> dict:
+    shown = {}
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            shown[name] = value.isoformat()
+        elif isinstance(value, dict | list):
+            shown[name] = value
+        elif isinstance(value, bool):
+            shown[name] = "yes" if value else "no"
+        else:
+            shown[name] = str(value)
+    return shown
+
+
+def import_file(
+    *,
+    path: Path | str,
+    mapping: Mapping,
+    skip_invalid: bool = False,
+    dry_run: bool = False,
+    limit: int | None = None,
+    preview: bool = False,
+    actor_id: int | None = None,
+    label: str = "",
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import a CSV file as ``mapping`` says, in one transaction: all or nothing, or — with
+    ``skip_invalid`` — every valid row, reporting each skipped one. ``dry_run`` (and
+    ``preview``, which also reads only the first ``limit`` rows) rolls everything back."""
+    path = Path(path)
+    started = time.perf_counter()
+    report = ImportReport(kind=mapping.kind, file_name=label or path.name)
+    try:
+        fmt = csvfile.sniff(path, encoding=mapping.encoding, delimiter=mapping.delimiter)
+        report.encoding, report.encoding_note = fmt.encoding, fmt.note
+        report.delimiter = fmt.delimiter
+        with csvfile.open_rows(path, fmt) as csv_rows:
+            report.header = csv_rows.header
+            context = mapping_context()
+            parser = compile_mapping(mapping, csv_rows.header, context)
+            _run(report, mapping, context, parser, csv_rows, skip_invalid=skip_invalid,
+                 dry_run=dry_run or preview, limit=limit, preview=preview, actor_id=actor_id,
+                 label=label or path.name, progress=progress)  # fmt: skip
+    except MappingError as problem:
+        report.problems = problem.problems
+        report.status = REJECTED
+    except csvfile.CsvFileError as problem:
+        report.problems = [str(problem)]
+        report.status = REJECTED
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, limit, preview,
+         actor_id, label, progress) -> None:  # fmt: skip
+    preview_rows: list[dict] | None = [] if preview else None
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Check foreign keys per statement, not at commit: the server's queue of deferred
+            # checks stays small on a million-row import, and the time is spent here.
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        writer = writer_for(connection)
+        run = ImportRun(report=report, mapping=mapping, context=context, writer=writer,
+                        skip_invalid=skip_invalid, actor_id=actor_id, label=label,
+                        preview=preview)  # fmt: skip
+        handler = HANDLERS[mapping.kind](run)
+        try:
+            for chunk in _parsed_chunks(csv_rows, parser, run, limit=limit, preview=preview_rows):
+                handler.process(chunk)
+                run.end_chunk()
+                if progress is not None:
+                    progress(csv_rows.fraction_read, report.rows)
+            handler.finish()
+            writer.flush()
+            if run.writing and (run.dirty_lead_ids or run.born_dirty):
+                unmarked = sorted(run.dirty_lead_ids - run.marked)
+                dirty = run.born_dirty + run.became_dirty + leads_mark_dirty_in_bulk(unmarked)
+                report.rescore_leads = len(run.dirty_lead_ids) + len(run.born_dirty)
+                if dirty:
+                    transaction.on_commit(lambda: _enqueue_rescores(dirty))
+        except csvfile.CsvFileError as problem:
+            report.problems = [str(problem)]
+        except DatabaseError as problem:
+            # Every row was checked first, so this is a change made meanwhile by someone else
+            # (e.g. the same e-mail address saved since): nothing is written, try again.
+            report.problems = [f"The database refused the import, nothing was written: {problem}"]
+        finally:
+            try:
+                writer.close()
+            except DatabaseError as problem:
+                report.problems = report.problems or [
+                    f"The database refused the import, nothing was written: {problem}"
+                ]
+        if report.problems or (report.error_rows and not skip_invalid):
+            report.status = REJECTED
+        elif dry_run:
+            report.status = DRY_RUN
+        else:
+            report.status = COMMITTED
+        if report.status != COMMITTED:
+            transaction.set_rollback(True)
+        report.dry_run = dry_run
+        report.errors.sort(key=lambda error: error.row)  # parse and database checks, by row
+        if skip_invalid:
+            report.skipped = report.error_rows
+        if report.status == REJECTED and not dry_run:
+            report.created = report.updated = report.unchanged = report.duplicates = 0
+    if preview_rows is not None:
+        errors_by_row = defaultdict(list)
+        for error in report.errors:
+            errors_by_row[error.row].append(str(error))
+        actions = run.preview_actions or {}
+        for item in preview_rows:
+            item["errors"] = errors_by_row.get(item["row"], [])
+            item["action"] = "" if item["errors"] else actions.get(item["row"], "")
+        report.preview = preview_rows

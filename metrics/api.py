@@ -1,0 +1,227 @@
+"""Every dashboard KPI as JSON, for BI tools and spreadsheets: ``/api/v1/kpis/<name>/`` with the
+dashboards' own filters (``preset`` or ``start``/``end``, ``source``, ``channel``, ``campaign``,
+``tier``, ``owner``, ``team``; repeat a parameter for several values).
+
+The figures are those of ``metrics.queries`` (the dashboards' definitions, docs/kpis.md),
+computed for the request: the KPI's dataclass as JSON (``dataclasses.asdict``; money as decimal
+strings, instants in ISO 8601), with the period and filters it was computed for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from leads.api.common import UtcMixin
+from leads.choices import ChannelGroup, FitTier
+from metrics import dashboards, queries
+from metrics.filters import DashboardFilterForm, Preset
+from metrics.kpis import KpiFilters, Period
+
+# name -> (read, what it is). Each read takes (period, filters) and returns a KPI dataclass (or
+# a list of them): the same functions the dashboards call.
+KPIS: dict[str, tuple[Callable[[Period, KpiFilters], Any], str]] = {
+    "overview": (
+        dashboards.overview,
+        "The overview tiles: each headline KPI now and in the previous equal period.",
+    ),
+    "lead_acceptance": (queries.lead_acceptance, "Accepted ÷ decided handoffs."),
+    "lead_acceptance_by_source": (queries.lead_acceptance_by_source, "Acceptance per source."),
+    "response_time": (queries.response_time, "Median first-response time, business hours."),
+    "sla_compliance": (queries.sla_compliance, "Response and acceptance SLA met / missed."),
+    "sla_compliance_by_rep": (queries.sla_compliance_by_rep, "SLA compliance per sales rep."),
+    "sla_compliance_by_source": (queries.sla_compliance_by_source, "SLA compliance per source."),
+    "feedback_loop_completion": (
+        queries.feedback_loop_completion,
+        "Rejections with a reason (and a note where needed) ÷ rejections.",
+    ),
+    "conversion_by_source": (
+        queries.conversion_by_source,
+        "Cohort funnel of the leads created in the period, overall and per source.",
+    ),
+    "opportunity_results": (
+        queries.opportunity_results,
+        "Won / lost, win rate, deal size and cycle length of opportunities closed.",
+    ),
+    "opportunity_results_by_source": (
+        queries.opportunity_results_by_source,
+        "Opportunity results per source.",
+    ),
+    "pipeline_and_revenue": (
+        queries.pipeline_and_revenue,
+        "Open pipeline at the period's end and revenue won, per source and origin.",
+    ),
+    "pipeline_velocity": (queries.pipeline_velocity, "Expected revenue per day."),
+    "pipeline_velocity_by_source": (
+        queries.pipeline_velocity_by_source,
+        "Pipeline velocity per source.",
+    ),
+    "lead_economics": (
+        queries.lead_economics,
+        "Revenue per lead, cost per lead and customer acquisition cost.",
+    ),
+    "lead_economics_by_source": (queries.lead_economics_by_source, "Lead economics per source."),
+    "content_utilization": (
+        queries.content_utilization,
+        "Share of handed-off leads and opportunities sales shared content with.",
+    ),
+    "asset_usage": (queries.asset_usage, "Most used content assets per funnel stage, and unused."),
+    "time_in_stage": (queries.time_in_stage, "Median days in each stage, over stage exits."),
+}
+
+# Dates a period may start or end on (a year 9999 end would overflow the day after it).
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2999, 12, 31)
+
+
+def to_json(value: Any) -> Any:
+    """A KPI result as JSON-ready values: dataclasses as objects, Decimals as strings (exact
+    money), dates and instants in ISO 8601, tuples as lists, mapping keys as strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {("null" if key is None else str(key)): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return value
+
+
+def period_json(period: Period) -> dict[str, str]:
+    return {
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        "first_day": period.first_day.isoformat(),
+        "last_day": period.last_day.isoformat(),
+        "time_zone": str(period.start.tzinfo),
+    }
+
+
+ID_PARAMETERS = ("source", "campaign", "owner", "team")
+MAX_ID = 2**63 - 1
+
+
+def _id_errors(query) -> dict[str, list[str]]:
+    """Ids must be whole numbers that fit a bigint before the form asks the database."""
+    errors = {}
+    for name in ID_PARAMETERS:
+        for value in query.getlist(name):
+            if value and not (value.isdigit() and int(value) <= MAX_ID):
+                errors[name] = [f"{value!r} is not an id (a whole number)."]
+    return errors
+
+
+def parse_filters(query) -> tuple[Period, KpiFilters]:
+    """The dashboards' filter form, strictly: an invalid value is a 400, not a dropped filter."""
+    # "This week" and friends end today where the dashboards are read, as on the pages.
+    today = timezone.localdate(timezone=ZoneInfo(settings.DISPLAY_TIME_ZONE))
+    errors = _id_errors(query)
+    if errors:
+        raise ValidationError(errors)
+    form = DashboardFilterForm(query, today=today)
+    errors = {} if form.is_valid() else form.errors.as_data()
+    for name in ("start", "end"):
+        day = form.cleaned_data.get(name) if hasattr(form, "cleaned_data") else None
+        if day is not None and not EARLIEST <= day <= LATEST:
+            errors.setdefault(name, []).append(
+                f"Choose a date between {EARLIEST.isoformat()} and {LATEST.isoformat()}."
+            )
+    if errors:
+        raise ValidationError(
+            {
+                (name if name != "__all__" else "non_field_errors"): [
+                    serializers.ErrorDetail(str(message), code="invalid")
+                    if isinstance(message, str)
+                    else serializers.ErrorDetail(" ".join(message.messages), code=message.code)
+                    for message in messages
+                ]
+                for name, messages in errors.items()
+            }
+        )
+    return form.period(), form.kpi_filters()
+
+
+def _list_parameter(name: str, kind, description: str, enum=None) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, many=True, explode=True, enum=enum, description=description)
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter(
+        "preset",
+        str,
+        enum=[value for value, _ in Preset.CHOICES],
+        description=f"Period (default {Preset.DEFAULT}); custom needs start and end.",
+    ),
+    OpenApiParameter("start", OpenApiTypes.DATE, description="First day (preset=custom)."),
+    OpenApiParameter("end", OpenApiTypes.DATE, description="Last day (preset=custom)."),
+    _list_parameter("source", int, "Source ids."),
+    _list_parameter("channel", str, "Channel groups.", enum=ChannelGroup.values),
+    _list_parameter("campaign", int, "Campaign ids."),
+    _list_parameter("tier", str, "ICP fit tiers.", enum=FitTier.values),
+    _list_parameter("owner", int, "Sales reps' user ids."),
+    OpenApiParameter("team", int, description="User id of a sales manager: their team."),
+]
+
+
+class KpiIndexView(UtcMixin, APIView):
+    @extend_schema(
+        summary="The KPIs available as JSON",
+        operation_id="kpis_list",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT)},
+    )
+    def get(self, request):
+        return Response(
+            {
+                "kpis": [
+                    {
+                        "name": name,
+                        "description": description,
+                        "url": reverse("api:kpi", args=[name], request=request),
+                    }
+                    for name, (_, description) in KPIS.items()
+                ]
+            }
+        )
+
+
+class KpiView(UtcMixin, APIView):
+    @extend_schema(
+        summary="One KPI for a period and filters, as on the dashboards",
+        operation_id="kpis_retrieve",
+        parameters=[
+            OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(KPIS)),
+            *FILTER_PARAMETERS,
+        ],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 400: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, name: str):
+        if name not in KPIS:
+            raise NotFound(f"No KPI named {name!r}; known: {', '.join(KPIS)}.")
+        period, filters = parse_filters(request.query_params)
+        read, description = KPIS[name]
+        return Response(
+            {
+                "kpi": name,
+                "description": description,
+                "period": period_json(period),
+                "filters": to_json(filters),
+                "data": to_json(read(period, filters)),
+            }
+        )

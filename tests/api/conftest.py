@@ -1,0 +1,67 @@
+"""Fixtures of the API tests: clients authenticated by token or session, users with and without
+the model permissions the API checks."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+
+def grant(user, *perms: str):
+    """The user with these permissions ("app.codename"), re-fetched (Django caches them)."""
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return get_user_model().objects.get(pk=user.pk)
+
+
+def token_client(user) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def anon():
+    return APIClient()
+
+
+@pytest.fixture
+def reader(db):
+    """Authenticated, with no permission: reads everything, writes nothing."""
+    return UserFactory(username="reader")
+
+
+@pytest.fixture
+def reader_api(reader):
+    return token_client(reader)
+
+
+@pytest.fixture
+def ops(db):
+    return get_user_model().objects.create_superuser("ops.api", "ops.api@example.com", "pw")
+
+
+@pytest.fixture
+def ops_api(ops):
+    return token_client(ops)
+
+
+def errors_of(response) -> list[dict]:
+    body = response.json()
+    assert set(body) == {"errors"}, body
+    assert body["errors"], body
+    for entry in body["errors"]:
+        assert {"field", "code", "message"} <= set(entry), entry
+        assert entry["message"], entry
+    return body["errors"]
+
+
+def fields_of(response) -> set:
+    return {entry["field"] for entry in errors_of(response)}

@@ -1,0 +1,95 @@
+"""``manage.py import_csv``: the same import from the command line, with a preset, a saved
+mapping or a mapping file."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from leads.imports.mapping import Mapping
+from leads.imports.services import saved_mapping_save
+from leads.models import ImportJob, Lead
+
+pytestmark = pytest.mark.django_db
+
+CSV = (
+    "Email,First Name,Lead Source,Created\n"
+    "ada@example.com,Ada,Webinar,2026-03-02\n"
+    "grace@example.com,Grace,Webinar,2026-03-03\n"
+)
+MAPPING = {
+    "kind": "leads",
+    "fields": {
+        "email": "Email",
+        "first_name": "First Name",
+        "source": "Lead Source",
+        "created_at": {"column": "Created", "format": "%Y-%m-%d"},
+    },
+}
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "leads.csv"
+    path.write_text(CSV, encoding="utf-8")
+    return path
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    call_command("import_csv", *map(str, args), stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_import_with_a_mapping_file(csv_file, tmp_path):
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING))
+    out, _ = run("leads", csv_file, "--mapping", mapping)
+    assert "2 rows: 2 created, 0 updated, 0 unchanged." in out
+    assert "Also created 1 sources; 2 stage history rows; 2 leads queued for rescoring." in out
+    assert Lead.objects.count() == 2
+    job = ImportJob.objects.get()
+    assert (job.status, job.created_count, job.original_name) == ("done", 2, str(csv_file))
+
+
+def test_print_mapping_starts_a_mapping_file_from_the_header(csv_file):
+    out, _ = run("leads", csv_file, "--print-mapping")
+    printed = Mapping.from_json(out)
+    assert printed.specs["email"].column == "Email"
+    assert printed.specs["source"].column == "Lead Source"
+    assert not Lead.objects.exists()
+
+
+def test_a_saved_mapping_by_name_and_a_dry_run(csv_file):
+    saved_mapping_save(name="Fair leads", mapping=Mapping.from_json(MAPPING))
+    out, _ = run("leads", csv_file, "--mapping", "Fair leads", "--dry-run")
+    assert out.startswith("File: UTF-8, comma-separated.")
+    assert "Dry run, nothing written: 2 rows: 2 created" in out
+    assert not Lead.objects.exists() and not ImportJob.objects.exists()
+
+
+def test_a_rejected_import_fails_the_command_and_lists_the_rows(csv_file, tmp_path):
+    csv_file.write_text(CSV + "broken,Eve,Webinar,2026-13-01\n", encoding="utf-8")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING))
+    report_file = tmp_path / "report.json"
+    with pytest.raises(CommandError, match="Rejected, nothing imported: 1 of 3 rows"):
+        run("leads", csv_file, "--mapping", mapping, "--report", report_file)
+    report = json.loads(report_file.read_text())
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [(4, "email"), (4, "created_at")]
+    assert not Lead.objects.exists()
+    out, _ = run("leads", csv_file, "--mapping", mapping, "--skip-invalid")
+    assert "1 invalid row skipped" in out and "row 4, Email: 'broken'" in out
+    assert Lead.objects.count() == 2
+
+
+def test_unknown_mappings_and_files_are_refused(csv_file):
+    with pytest.raises(CommandError, match="neither a mapping file, a preset, nor a saved leads mapping"):
+        run("leads", csv_file, "--mapping", "no-such-thing")
+    with pytest.raises(CommandError, match="is for accounts, not leads"):
+        run("leads", csv_file, "--mapping", "maven-accounts")
+    with pytest.raises(CommandError, match="No mapping file"):
+        run("leads", csv_file, "--mapping", csv_file.parent / "missing.json")
+    with pytest.raises(CommandError, match="No such file"):
+        run("leads", csv_file.parent / "missing.csv")
