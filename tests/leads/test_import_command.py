@@ -85,7 +85,9 @@ def test_a_rejected_import_fails_the_command_and_lists_the_rows(csv_file, tmp_pa
 
 
 def test_unknown_mappings_and_files_are_refused(csv_file):
-    with pytest.raises(CommandError, match="neither a mapping file, a preset, nor a saved leads mapping"):
+    with pytest.raises(
+        CommandError, match="neither a mapping file, a preset, nor a saved leads mapping"
+    ):
         run("leads", csv_file, "--mapping", "no-such-thing")
     with pytest.raises(CommandError, match="is for accounts, not leads"):
         run("leads", csv_file, "--mapping", "maven-accounts")
