@@ -18,6 +18,7 @@ from leads.models import (
     Holiday,
     IcpCriterion,
     IcpVersion,
+    ImportJob,
     Lead,
     LeadActivity,
     LifecycleStage,
@@ -27,6 +28,7 @@ from leads.models import (
     Opportunity,
     RejectionReason,
     SalesRep,
+    SavedMapping,
     SlaPolicy,
     SlaVersion,
     Source,
@@ -490,3 +492,16 @@ class SalesRepAdmin(admin.ModelAdmin):
     list_select_related = ("user", "manager")
     raw_id_fields = ("user", "manager")
     search_fields = ("user__username", "user__first_name", "user__last_name")
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("pk", "kind", "status", "created_by", "created_at")
+    list_filter = ("kind", "status")
+    list_select_related = ("created_by",)
+
+
+@admin.register(SavedMapping)
+class SavedMappingAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "created_by", "updated_at")
+    list_filter = ("kind",)
