@@ -278,7 +278,22 @@ class AppendOnlyQuerySet(models.QuerySet):
         raise TypeError(f"{self.model.__name__} rows are append-only history: never updated.")
 
 
-class StageTransition(models.Model):
+class AppendOnlyModel(models.Model):
+    """History rows: written once by the services, never updated (deleted only with what they
+    describe)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only history: never updated.")
+        return super().save(*args, **kwargs)
+
+
+class StageTransition(AppendOnlyModel):
     """Append-only stage history: where a lead was, where it went, when, who and why."""
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
@@ -290,8 +305,6 @@ class StageTransition(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.CharField(max_length=300, blank=True)
-
-    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["transitioned_at", "id"]
@@ -307,11 +320,6 @@ class StageTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_stage or '∅'} → {self.to_stage}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("Stage transitions are append-only history: never updated.")
-        return super().save(*args, **kwargs)
 
 
 class RejectionReason(models.Model):

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from leads.choices import ActivityAction, ActorType, NotificationKind, TouchChannel
-from leads.models.facts import AppendOnlyQuerySet, ContentAsset, Handoff, Lead
+from leads.models.facts import AppendOnlyModel, ContentAsset, Handoff, Lead
 
 
 class ObjectionTag(models.Model):
@@ -24,7 +24,7 @@ class ObjectionTag(models.Model):
         return self.label
 
 
-class LeadActivity(models.Model):
+class LeadActivity(AppendOnlyModel):
     """Append-only history of the handoff workflow: who did what to a lead, when, and how.
 
     Touches carry the objections heard and the content assets shared, so the weekly meeting can
@@ -49,8 +49,6 @@ class LeadActivity(models.Model):
         ContentAsset, blank=True, related_name="shared_in_activities"
     )
 
-    objects = AppendOnlyQuerySet.as_manager()
-
     class Meta:
         ordering = ["occurred_at", "id"]
         verbose_name_plural = "lead activities"
@@ -62,11 +60,6 @@ class LeadActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("Lead activities are append-only history: never updated.")
-        return super().save(*args, **kwargs)
 
 
 class Notification(models.Model):

@@ -80,6 +80,20 @@ def test_stage_transitions_are_append_only(db):
     assert StageTransition.objects.get(pk=transition.pk).reason == ""
 
 
+def test_lead_activities_are_append_only(db):
+    from leads.models import LeadActivity
+
+    activity = LeadActivity.objects.create(
+        lead=LeadFactory(), action="touched", actor_type="user", note="called"
+    )
+    activity.note = "rewritten"
+    with pytest.raises(TypeError, match="LeadActivity rows are append-only"):
+        activity.save()
+    with pytest.raises(TypeError, match="append-only"):
+        LeadActivity.objects.filter(pk=activity.pk).update(note="rewritten")
+    assert LeadActivity.objects.get(pk=activity.pk).note == "called"
+
+
 def test_transition_must_change_stage(db):
     lead = LeadFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
