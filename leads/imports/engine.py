@@ -280,7 +280,9 @@ class ImportRun:
         became = self.became_dirty
 
         def mark(cursor) -> None:
-            cursor.execute(mark_dirty_sql(), [sorted(set(fresh))])
+            from scoring.services import leads_mark_dirty_sql
+
+            cursor.execute(leads_mark_dirty_sql(), [sorted(set(fresh))])
             became.extend(lead_id for lead_id, dirty in cursor.fetchall() if dirty)
 
         self.marked.update(fresh)
@@ -1343,41 +1345,14 @@ HANDLERS: dict[str, type[KindImport]] = {
 # --- Marking leads for rescoring ---------------------------------------------------------------
 
 
-def mark_dirty_sql() -> str:
-    """``scoring.services.leads_mark_dirty`` as one statement for many leads (PostgreSQL):
-    create missing score states, bump ``pending_seq``, return which leads just became dirty.
-    Parameter: an array of lead ids."""
-    from scoring.models import LeadScoreState
-
-    opts = LeadScoreState._meta
-    quote = connection.ops.quote_name
-    table = quote(opts.db_table)
-    column = {name: quote(opts.get_field(name).column) for name in
-              ("lead", "pending_seq", "scored_seq", "epoch_day", "as_of_day")}  # fmt: skip
-    return (
-        f"INSERT INTO {table} ({column['lead']}, {column['pending_seq']}, "
-        f"{column['scored_seq']}, {column['epoch_day']}, {column['as_of_day']}) "
-        "SELECT id, 1, 0, 0, 0 FROM unnest(%s::bigint[]) AS ids(id) "
-        f"ON CONFLICT ({column['lead']}) DO UPDATE SET {column['pending_seq']} = "
-        f"{table}.{column['pending_seq']} + 1 "
-        f"RETURNING {column['lead']}, {column['pending_seq']} = {column['scored_seq']} + 1"
-    )
-
-
 def leads_mark_dirty_in_bulk(lead_ids: list[int]) -> list[int]:
     """Mark leads for rescoring in the import's transaction; returns those that just became
     dirty (to enqueue after the commit)."""
     from scoring.services import leads_mark_dirty
 
     became_dirty: list[int] = []
-    if connection.vendor != "postgresql":
-        for start in range(0, len(lead_ids), 5_000):
-            became_dirty += leads_mark_dirty(lead_ids=lead_ids[start : start + 5_000])
-        return became_dirty
-    with connection.cursor() as cursor:
-        for start in range(0, len(lead_ids), DIRTY_BATCH):
-            cursor.execute(mark_dirty_sql(), [lead_ids[start : start + DIRTY_BATCH]])
-            became_dirty += [lead_id for lead_id, dirty in cursor.fetchall() if dirty]
+    for start in range(0, len(lead_ids), DIRTY_BATCH):
+        became_dirty += leads_mark_dirty(lead_ids=lead_ids[start : start + DIRTY_BATCH])
     return became_dirty
 
 
