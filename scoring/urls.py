@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from scoring import views
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("jobs/latest/", views.latest_job, name="latest-job"),
     path("jobs/<int:pk>/", views.job_detail, name="job"),
     path("jobs/<int:pk>/progress.json", views.job_progress_json, name="job-progress"),
+    path("backtests/", include("scoring.backtest.urls")),
+    path("insights/", include("scoring.insights.urls")),
 ]

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "leads",
     "scoring",
+    "scoring.backtest",
     "metrics",
 ]
 
@@ -174,6 +175,8 @@ CELERY_BEAT_SCHEDULE = {
     "dashboard-snapshots": {"task": "metrics.tasks.refresh_snapshots", "schedule": 30.0},
     # Catch up on notification e-mails a failed send left behind.
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
+    # Resume backtests of drafts whose worker died (they continue from their watermark).
+    "backtest-sweep": {"task": "scoring.backtest.tasks.sweep_backtests", "schedule": 120.0},
 }
 
 # --- E-mail (SLA breach notices) ------------------------------------------------------------
@@ -240,3 +243,5 @@ LOGGING = {
 # Credentials the embedded run creates for the demo admin (never used in production).
 DEMO_ADMIN_USERNAME = env("DEMO_ADMIN_USERNAME", default="admin")
 DEMO_ADMIN_PASSWORD = env("DEMO_ADMIN_PASSWORD", default="revops-demo")
+# ICP insights hide segments with fewer closed deals than this ("n too small" to judge).
+INSIGHTS_MIN_CLOSED_DEALS = env.int("INSIGHTS_MIN_CLOSED_DEALS", default=10)

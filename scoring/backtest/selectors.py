@@ -1,0 +1,220 @@
+"""Reads for backtests: the facts of a range of leads (in a few set-based queries), the MQL
+threshold, the drafts one can simulate and the results to show."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Min
+
+from leads.choices import DefinitionStatus, HandoffOutcome, StageKind, Team, TriggerType
+from leads.models import Handoff, IcpVersion, Lead, LifecycleStage, Opportunity
+from leads.selectors import stages_in_force
+from scoring import engine
+from scoring.backtest.models import Backtest, BacktestLead
+from scoring.bulk import _day_of
+from scoring.models import ScoringModel
+from scoring.selectors import lead_facts
+
+
+def mql_threshold(stages: list[LifecycleStage]) -> float | None:
+    """The score at which a lead is handed to sales: the lowest score trigger of a stage that
+    opens a handoff (the same reading as the lead page's explanation)."""
+    thresholds = [
+        stage.trigger_score
+        for stage in stages
+        if stage.trigger_type == TriggerType.SCORE_THRESHOLD
+        and stage.trigger_score is not None
+        and stage.opens_handoff
+    ]
+    return float(min(thresholds)) if thresholds else None
+
+
+def movable_stage_keys(stages: list[LifecycleStage]) -> set[str]:
+    """Stages a lead leaves on score (as ``scoring.services.score_target_stage``)."""
+    return {
+        stage.key
+        for stage in stages
+        if (stage.team == Team.MARKETING and stage.kind == StageKind.OPEN)
+        or stage.kind == StageKind.NURTURE
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """What the simulation needs of one lead."""
+
+    lead_id: int
+    facts: engine.LeadFacts
+    created_day: int
+    stage: str
+    counts: dict[tuple[str, int], int]
+    first_handoff_day: int | None
+    outcome: str  # BacktestLead.Outcome value
+
+
+def lead_records(*, lo: int, hi: int, as_of: datetime) -> list[LeadRecord]:
+    """The leads with ``lo <= id <= hi``: facts, events per (kind, day), first handoff day and
+    outcome, in four queries whatever the range's size."""
+    leads = list(
+        Lead.objects.filter(pk__range=(lo, hi))
+        .select_related("account")
+        .only(
+            "pk",
+            "email",
+            "seniority",
+            "title",
+            "country",
+            "created_at",
+            "stage",
+            "account__industry",
+            "account__employees",
+            "account__annual_revenue",
+            "account__region",
+            "account__technologies",
+            "account__signals",
+            "account__country",
+        )
+        .order_by("pk")
+    )
+    if not leads:
+        return []
+    counts = _event_counts(lo, hi, as_of)
+    first_handoff = dict(
+        Handoff.objects.filter(lead__gte=lo, lead__lte=hi)
+        .values("lead_id")
+        .annotate(first=Min("assigned_at"))
+        .values_list("lead_id", "first")
+    )
+    outcomes = _outcomes(lo, hi)
+    won_stages, lost_stages = _outcome_stage_keys()
+    records = []
+    for lead in leads:
+        outcome = outcomes.get(lead.pk, "")
+        if lead.stage in won_stages:
+            outcome = BacktestLead.Outcome.WON
+        elif not outcome and lead.stage in lost_stages:
+            outcome = BacktestLead.Outcome.LOST
+        handed_off = first_handoff.get(lead.pk)
+        records.append(
+            LeadRecord(
+                lead_id=lead.pk,
+                facts=lead_facts(lead),
+                created_day=engine.day_number(lead.created_at),
+                stage=lead.stage,
+                counts=counts.get(lead.pk, {}),
+                first_handoff_day=engine.day_number(handed_off) if handed_off else None,
+                outcome=outcome,
+            )
+        )
+    return records
+
+
+def _event_counts(lo: int, hi: int, as_of: datetime) -> dict[int, dict[tuple[str, int], int]]:
+    """lead id → (kind, UTC day) → events, counted in SQL."""
+    day = _day_of("occurred_at")
+    sql = f"""
+        SELECT lead_id, kind, {day} AS day, COUNT(*)
+        FROM leads_engagementevent
+        WHERE lead_id BETWEEN %s AND %s AND occurred_at < %s
+        GROUP BY lead_id, kind, {day}
+    """
+    counts: dict[int, dict[tuple[str, int], int]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [lo, hi, as_of])
+        for lead_id, kind, event_day, n in cursor.fetchall():
+            counts[lead_id][kind, int(event_day)] = n
+    return counts
+
+
+def _outcomes(lo: int, hi: int) -> dict[int, str]:
+    """Won if the lead has a won opportunity; lost if a lost one or a rejected handoff."""
+    outcomes: dict[int, str] = {}
+    for lead_id, status in (
+        Opportunity.objects.filter(lead__gte=lo, lead__lte=hi, status__in=["won", "lost"])
+        .values_list("lead_id", "status")
+        .distinct()
+    ):
+        if status == "won":
+            outcomes[lead_id] = BacktestLead.Outcome.WON
+        else:
+            outcomes.setdefault(lead_id, BacktestLead.Outcome.LOST)
+    for lead_id in (
+        Handoff.objects.filter(lead__gte=lo, lead__lte=hi, outcome=HandoffOutcome.REJECTED)
+        .values_list("lead_id", flat=True)
+        .distinct()
+    ):
+        outcomes.setdefault(lead_id, BacktestLead.Outcome.LOST)
+    return outcomes
+
+
+def _outcome_stage_keys() -> tuple[set[str], set[str]]:
+    stages = stages_in_force()
+    won = {s.key for s in stages if s.kind == StageKind.WON}
+    lost = {s.key for s in stages if s.kind in (StageKind.LOST, StageKind.DISQUALIFIED)}
+    return won, lost
+
+
+# --- Pages -----------------------------------------------------------------------------------
+
+
+def draft_versions() -> dict[str, list]:
+    """The drafts one can simulate, newest first."""
+    return {
+        "icp": list(IcpVersion.objects.filter(status=DefinitionStatus.DRAFT).order_by("-number")),
+        "model": list(
+            ScoringModel.objects.filter(status=DefinitionStatus.DRAFT).order_by("-number")
+        ),
+    }
+
+
+def recent_backtests():
+    """For the list page (the caller paginates)."""
+    return Backtest.objects.select_related(
+        "draft_icp", "draft_model", "created_by", "current_icp", "current_model"
+    ).defer("current_spec", "draft_spec", "tallies", "summary")
+
+
+def changed_leads(backtest: Backtest):
+    """The drill-down: leads whose tier or MQL eligibility differs, by lead id."""
+    return (
+        BacktestLead.objects.filter(backtest=backtest, changed=True)
+        .select_related("lead")
+        .only(
+            "lead_id",
+            "current_total",
+            "draft_total",
+            "current_tier",
+            "draft_tier",
+            "current_eligible",
+            "draft_eligible",
+            "movable",
+            "lead__first_name",
+            "lead__last_name",
+            "lead__email",
+            "lead__stage",
+        )
+        .order_by("lead_id")
+    )
+
+
+def outcome_rows(backtest: Backtest) -> list[tuple[float, float, bool, bool, bool]]:
+    """(current peak, draft peak, current reached, draft reached, won) of leads with a known
+    outcome, for the outcome metrics."""
+    return [
+        (current_peak, draft_peak, current_reached, draft_reached, outcome == "won")
+        for current_peak, draft_peak, current_reached, draft_reached, outcome in (
+            BacktestLead.objects.filter(backtest=backtest)
+            .exclude(outcome="")
+            .order_by()
+            .values_list(
+                "current_peak", "draft_peak", "current_reached", "draft_reached", "outcome"
+            )
+            .iterator(chunk_size=10_000)
+        )
+    ]
+
+
+def draft_is_current(backtest: Backtest, current_fingerprint: str | None) -> bool:
+    return current_fingerprint is not None and current_fingerprint == backtest.draft_fingerprint
