@@ -488,7 +488,8 @@ class Holiday(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.date:%Y-%m-%d} {self.name}"
+        # str(date) is already YYYY-MM-DD, and also works before a string input is cleaned.
+        return f"{self.date} {self.name}"
 
 
 class SlaVersion(DefinitionVersion):

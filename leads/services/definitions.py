@@ -1,15 +1,18 @@
 """Writes on the versioned definitions: drafts and publishing."""
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from auditlog.context import disable_auditlog
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_draft_created, audit_published
 from leads.choices import DefinitionStatus
 from leads.models import DefinitionVersion
 from leads.selectors import latest_published_effective_from
@@ -64,11 +67,15 @@ def definition_publish(
             )
         version.full_clean()
         version.validate_for_publish()
+        before = copy.copy(version)
         version.status = DefinitionStatus.PUBLISHED
         version.effective_from = effective_from
         version.published_at = timezone.now()
         version.published_by = actor
-        version.save(update_fields=["status", "effective_from", "published_at", "published_by"])
+        # One explicit "published vN, effective …" entry instead of the signal's plain update.
+        with disable_auditlog():
+            version.save(update_fields=["status", "effective_from", "published_at", "published_by"])
+        audit_published(version=version, before=before, actor=actor)
         for hook in _PUBLISH_HOOKS[model]:
             hook(version=version)
     return version
@@ -93,14 +100,21 @@ def definition_create_draft(
                 for f in model._meta.concrete_fields
                 if f.editable and not f.primary_key and f.name not in {"note", "created_by"}
             }
-        draft = model.objects.create(number=number, created_by=actor, note=note, **fields)
-        if copy_from is not None:
-            children = list(getattr(copy_from, model.children_relation).all())
-            for child in children:
-                child.pk = None
-                child.id = None
-                child._state.adding = True
-                child.version = draft
-            if children:
-                type(children[0]).objects.bulk_create(children)
+        children = []
+        # The copied rows go in with bulk_create (no signals): the audit trail gets one
+        # "draft vN created from vM" entry rather than one per row, and none missing.
+        with disable_auditlog():
+            draft = model.objects.create(number=number, created_by=actor, note=note, **fields)
+            if copy_from is not None:
+                children = list(getattr(copy_from, model.children_relation).all())
+                for child in children:
+                    child.pk = None
+                    child.id = None
+                    child._state.adding = True
+                    child.version = draft
+                if children:
+                    type(children[0]).objects.bulk_create(children)
+        audit_draft_created(
+            draft=draft, actor=actor, copy_from=copy_from, copied_rows=len(children)
+        )
     return draft
