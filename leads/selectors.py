@@ -4,12 +4,24 @@ SLA clock and the KPIs agree on which version was in force at a given instant.""
 from datetime import datetime
 from typing import TypeVar
 
-from django.db.models import Case, Count, F, Max, Prefetch, Q, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    F,
+    Max,
+    Prefetch,
+    Q,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 
 from leads.calendars import CALENDAR_PREFETCH, calendar_spec
-from leads.choices import DefinitionStatus, HandoffOutcome
+from leads.choices import ActivityAction, ActorType, DefinitionStatus, HandoffOutcome, TouchChannel
 from leads.models import (
     DefinitionVersion,
     EngagementEvent,
@@ -24,6 +36,7 @@ from leads.models import (
     SalesRep,
     SlaPolicy,
     SlaVersion,
+    StageTransition,
 )
 from leads.sla_clock import countdown
 
@@ -134,7 +147,7 @@ def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: st
 def lead_detail(lead_id: int):
     return (
         Lead.objects.select_related("account", "source", "campaign", "owner", "score_state")
-        .prefetch_related("transitions__actor", "handoffs__assignee", "handoffs__reject_reason")
+        .prefetch_related("handoffs__assignee", "handoffs__reject_reason")
         .get(pk=lead_id)
     )
 
@@ -245,6 +258,93 @@ def lead_activities(lead_id: int):
         .prefetch_related("objections", "content_assets")
         .order_by("-occurred_at", "-id")
     )
+
+
+HISTORY_FIELDS = (
+    "at",
+    "entry",
+    "entry_id",
+    "action_key",
+    "channel_key",
+    "before",
+    "after",
+    "remark",
+    "actor_kind",
+    "actor_name",
+)
+
+
+def lead_history(lead_id: int):
+    """One timeline of everything that happened to a lead: stage changes (by scoring, imports or
+    a person) and every handoff action, newest first, as one SQL union the caller paginates.
+    Each row has HISTORY_FIELDS: ``entry`` is "stage" (before → after stage keys, ``remark``
+    the reason) or "activity" (``action_key``, ``channel_key``, ``remark`` the note)."""
+    # Only annotations, named apart from the models' fields, so both sides of the union select
+    # the same columns in the same order.
+    stage_changes = (
+        StageTransition.objects.filter(lead_id=lead_id)
+        .annotate(
+            at=F("transitioned_at"),
+            entry=Value("stage"),
+            entry_id=F("pk"),
+            action_key=Value(""),
+            channel_key=Value(""),
+            before=F("from_stage"),
+            after=F("to_stage"),
+            remark=Cast("reason", TextField()),
+            actor_kind=F("actor_type"),
+            actor_name=F("actor__username"),
+        )
+        .values(*HISTORY_FIELDS)
+    )
+    activities = (
+        LeadActivity.objects.filter(lead_id=lead_id)
+        .annotate(
+            at=F("occurred_at"),
+            entry=Value("activity"),
+            entry_id=F("pk"),
+            action_key=Cast("action", CharField()),
+            channel_key=Cast("channel", CharField()),
+            before=Value(""),
+            after=Value(""),
+            remark=F("note"),
+            actor_kind=F("actor_type"),
+            actor_name=F("actor__username"),
+        )
+        .values(*HISTORY_FIELDS)
+    )
+    return stage_changes.union(activities, all=True).order_by("-at", "-entry_id")
+
+
+def lead_history_rows(rows) -> list[dict]:
+    """A page of ``lead_history`` ready to show: stage and action names, and each activity's
+    objections and shared content (two queries for the page, whatever its length)."""
+    rows = list(rows)
+    stage_names = stage_names_in_force()
+    activity_ids = [row["entry_id"] for row in rows if row["entry"] == "activity"]
+    extras = LeadActivity.objects.filter(pk__in=activity_ids).prefetch_related(
+        "objections", "content_assets"
+    )
+    by_id = {activity.pk: activity for activity in extras} if activity_ids else {}
+    actions = dict(ActivityAction.choices)
+    channels = dict(TouchChannel.choices)
+    actor_types = dict(ActorType.choices)
+    shown = []
+    for row in rows:
+        activity = by_id.get(row["entry_id"]) if row["entry"] == "activity" else None
+        shown.append(
+            {
+                **row,
+                "action_label": actions.get(row["action_key"], row["action_key"]),
+                "channel_label": channels.get(row["channel_key"], ""),
+                "before_label": stage_names.get(row["before"], row["before"]),
+                "after_label": stage_names.get(row["after"], row["after"]),
+                "who": row["actor_name"] or actor_types.get(row["actor_kind"], "system"),
+                "objections": list(activity.objections.all()) if activity else [],
+                "content_assets": list(activity.content_assets.all()) if activity else [],
+            }
+        )
+    return shown
 
 
 def lead_handoffs(lead_id: int):

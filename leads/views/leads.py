@@ -8,9 +8,10 @@ from leads.csv_export import csv_response
 from leads.forms import RecycleForm
 from leads.models import Lead, Source
 from leads.selectors import (
-    lead_activities,
     lead_detail,
     lead_export_rows,
+    lead_history,
+    lead_history_rows,
     lead_list,
     lead_recent_events,
     stages_in_force,
@@ -18,6 +19,7 @@ from leads.selectors import (
 from scoring.selectors import explain_lead_score
 
 PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 25
 EXPORT_HEADER = [
     "id", "external id", "email", "first name", "last name", "account", "source", "campaign",
     "stage", "tier", "owner", "in marketing nurture", "created at",
@@ -71,6 +73,7 @@ def lead_page(request, pk: int):
     except Lead.DoesNotExist as missing:
         raise Http404("No such lead") from missing
     stage_kinds = {stage.key: stage.kind for stage in stages_in_force()}
+    history_page = Paginator(lead_history(pk), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "leads/lead_detail.html",
@@ -78,7 +81,8 @@ def lead_page(request, pk: int):
             "lead": lead,
             "explanation": explain_lead_score(lead),
             "events": lead_recent_events(pk),
-            "activities": lead_activities(pk)[:100],
+            "history_page": history_page,
+            "history": lead_history_rows(history_page.object_list),
             "can_recycle": stage_kinds.get(lead.stage) == "disqualified"
             and request.user.has_perm("leads.recycle_lead"),
             "recycle_form": RecycleForm(),
