@@ -48,7 +48,12 @@ def mql_volume_chart(
         traces,
         {
             "xaxis": {"title": {"text": "Week (Monday)"}, "type": "date"},
-            "yaxis": {**COUNT_AXIS, "title": {"text": "Leads first reaching MQL"}},
+            "yaxis": {
+                **COUNT_AXIS,
+                "title": {"text": "Leads first reaching MQL"},
+                # Whole leads only: with small counts Plotly would tick at halves.
+                **({"dtick": 1} if max(*current, *draft) <= 10 else {}),
+            },
             "height": 380,
         },
         dark=dark,
