@@ -4,7 +4,7 @@ anonymous calls get 401), except the docs page, which sends a browser to log in 
 from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
@@ -43,9 +43,10 @@ router.register("definitions/sla", definitions.SlaVersionViewSet, basename="sla-
 router.register("definitions/scoring-models", ScoringModelViewSet, basename="scoring-model")
 
 
-class DocsView(SpectacularSwaggerView):
+class DocsView(SpectacularSwaggerSplitView):
     """Swagger UI (assets from drf-spectacular-sidecar: works offline). A browser without a
-    session is sent to the login page and back."""
+    session is sent to the login page and back. The "split" view serves its start-up script from
+    ``?script`` rather than inline, as the Content-Security-Policy requires."""
 
     permission_classes = [AllowAny]
 
