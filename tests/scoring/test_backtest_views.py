@@ -190,3 +190,19 @@ def test_the_admin_change_page_of_a_draft_links_to_simulate(draft, admin_client)
         reverse("admin:scoring_scoringmodel_change", args=[published.pk])
     ).content.decode()
     assert "Simulate (backtest) this draft" not in html
+
+
+def test_pages_take_a_fixed_number_of_queries(
+    world, draft, modeller, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    simulate(modeller, draft, django_capture_on_commit_callbacks)
+    backtest = Backtest.objects.get()
+    # Session, user and permissions included; none grows with the number of leads or rows.
+    for name, args, budget in (
+        ("scoring:backtests", [], 12),
+        ("scoring:backtest", [backtest.pk], 9),
+        ("scoring:backtest-leads", [backtest.pk], 9),
+        ("scoring:backtest-progress", [backtest.pk], 4),
+    ):
+        with django_assert_max_num_queries(budget):
+            assert modeller.get(reverse(name, args=args)).status_code == 200

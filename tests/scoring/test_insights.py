@@ -162,3 +162,10 @@ def test_no_closed_deals_no_suggestions(client):
     assert selectors.insight_suggestions(insights) == []
     client.force_login(UserFactory())
     assert "no closed deals yet" in client.get(reverse("scoring:insights")).content.decode()
+
+
+def test_the_page_takes_one_query_per_attribute(evidence, client, django_assert_max_num_queries):
+    client.force_login(UserFactory())
+    # Totals, the working ICP and its criteria, one GROUP BY per attribute, session and user.
+    with django_assert_max_num_queries(18):
+        assert client.get(reverse("scoring:insights")).status_code == 200
