@@ -1,6 +1,15 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class LeadsConfig(AppConfig):
     name = "leads"
     verbose_name = "Leads & definitions"
+
+    def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
+        from leads.roles import extend_meeting_room_session, grant_roles_after_migrate
+
+        post_migrate.connect(grant_roles_after_migrate, dispatch_uid="leads.roles.grant")
+        user_logged_in.connect(extend_meeting_room_session, dispatch_uid="leads.roles.session")

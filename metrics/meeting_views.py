@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
+from leads.roles import MEETING_WRITE
 from metrics import services
 from metrics.meeting import (
     display_today,
@@ -28,6 +29,7 @@ from metrics.meeting import (
 )
 from metrics.meeting_forms import ActionItemForm, StallDaysForm
 from metrics.models import ActionItem, Meeting
+from revops.access import page_permission_required
 
 HISTORY_PAGE_SIZE = 20
 ACTIONS_SLIDE = "slide-actions"
@@ -90,7 +92,7 @@ def meeting_page(request, held_on: date):
 
 
 @require_POST
-@login_required
+@page_permission_required(MEETING_WRITE)
 def meeting_freeze_view(request, held_on: date):
     meeting = _meeting_or_404(held_on)
     replaced = meeting_latest_snapshot(meeting)
@@ -114,7 +116,7 @@ def meeting_freeze_view(request, held_on: date):
 
 
 @require_POST
-@login_required
+@page_permission_required(MEETING_WRITE)
 def action_item_add_view(request, held_on: date):
     meeting = _meeting_or_404(held_on)
     form = ActionItemForm(request.POST)
@@ -145,7 +147,7 @@ def action_item_add_view(request, held_on: date):
 
 
 @require_POST
-@login_required
+@page_permission_required(MEETING_WRITE)
 def action_item_done_view(request, pk: int):
     item = get_object_or_404(ActionItem.objects.select_related("meeting"), pk=pk)
     # Back to the meeting the button was pressed in (items are carried to later meetings).

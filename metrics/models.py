@@ -37,6 +37,10 @@ class Meeting(models.Model):
 
     class Meta:
         ordering = ["-held_on"]
+        permissions = [
+            ("run_meeting", "Can freeze a meeting's figures and add or complete action items"),
+            ("long_session", "Can stay signed in for days (the meeting-room screen)"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Pipeline review {self.held_on:%Y-%m-%d}"

@@ -355,6 +355,8 @@ def drill(request, kind: str):
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # Rows link to the lead pages only for those who may open them (not the Viewer role).
+    links = request.user.has_perm("leads.view_lead")
     return render(
         request,
         "metrics/drill.html",
@@ -366,7 +368,7 @@ def drill(request, kind: str):
             "filters_text": form.describe(),
             "header": header,
             "rows": [
-                (_drill_link(spec.columns, row), _drill_row(spec.columns, row))
+                (_drill_link(spec.columns, row) if links else None, _drill_row(spec.columns, row))
                 for row in page.object_list
             ],
             "page": page,

@@ -56,15 +56,25 @@ def admin_client(client, admin_user):
 
 def restore_default_definitions() -> None:
     """Re-create what the data migrations install (v1 definitions, scoring model, reason and
-    objection lists) after a transactional test's flush removed it."""
+    objection lists, the role groups with their permissions) after a transactional test's flush
+    removed it."""
     import importlib
 
     from django.apps import apps
 
     from leads.models import LifecycleVersion
+    from leads.roles import roles_grant
 
     if LifecycleVersion.objects.exists():
         return
+    # The role groups and their permissions (a flush removed permissions and content types too).
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+
+    for app_config in apps.get_app_configs():
+        create_contenttypes(app_config, verbosity=0)
+        create_permissions(app_config, verbosity=0)
+    roles_grant()
     for module, function in (
         ("leads.migrations.0002_default_definitions", "create_defaults"),
         ("scoring.migrations.0002_default_model", "create_default_model"),

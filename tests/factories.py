@@ -4,17 +4,27 @@ from datetime import UTC, datetime
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from leads.models import Account, Campaign, EngagementEvent, Lead, SalesRep, Source
+from leads.roles import SALES_REP
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A user; ``role=`` (a ``leads.roles`` group name) puts them in that role's group."""
+
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+
+    @factory.post_generation
+    def role(user, create, extracted, **kwargs):
+        if extracted:
+            user.groups.add(Group.objects.get(name=extracted))
 
 
 class SourceFactory(factory.django.DjangoModelFactory):
@@ -72,5 +82,5 @@ class SalesRepFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = SalesRep
 
-    user = factory.SubFactory(UserFactory)
+    user = factory.SubFactory(UserFactory, role=SALES_REP)
     capacity = 100

@@ -112,24 +112,42 @@ class UtcMixin:
 
 class ReadAnyWriteWithModelPermission(BasePermission):
     """Every authenticated user reads; writing needs the model's Django permission (create:
-    ``add``, update and actions such as publish: ``change``), as in the admin."""
+    ``add``, update and actions such as publish: ``change``), as in the admin. For what every
+    role may read: the definitions (trust comes from seeing the rules)."""
 
     actions = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}
+    read_needs_permission = False
 
     def has_permission(self, request, view) -> bool:
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        if request.method in SAFE_METHODS:
+        codename = self.required(request, view)
+        if codename is None or user.has_perm(codename):
             return True
-        # A view may name the permission of its extra actions (publish: "change").
-        named = getattr(view, "write_permissions", {}).get(getattr(view, "action", None))
-        action = named or self.actions.get(request.method, "change")
-        model = view.get_queryset().model
-        codename = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
-        if user.has_perm(codename):
-            return True
-        self.message = (
-            f"You need the permission “{codename}” to {action} {model._meta.verbose_name}s."
-        )
+        self.message = f"Only users holding the permission “{codename}” may do this."
         return False
+
+    def required(self, request, view) -> str | None:
+        """The permission this request needs ("app.codename"), None when none."""
+        action_name = getattr(view, "action", None)
+        # A view may name the permission of its extra actions: a whole name ("leads.
+        # work_handoffs") or the model's verb (publish: "change").
+        named = getattr(view, "write_permissions", {}).get(action_name)
+        if named and "." in named:
+            return named
+        if request.method in SAFE_METHODS:
+            if not self.read_needs_permission:
+                return None
+            action = "view"
+        else:
+            action = named or self.actions.get(request.method, "change")
+        model = view.get_queryset().model
+        return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+
+
+class ModelPermission(ReadAnyWriteWithModelPermission):
+    """Reading needs the model's ``view`` permission too: the pipeline's facts (leads,
+    accounts, events, handoffs…) are not for the Viewer role, which reads dashboards only."""
+
+    read_needs_permission = True

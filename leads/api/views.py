@@ -15,14 +15,14 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from leads import services
 from leads.api import events as event_batches
 from leads.api import filters, serializers
-from leads.api.common import ReadAnyWriteWithModelPermission, UtcMixin
+from leads.api.common import ModelPermission, UtcMixin
 from leads.models import Account, Campaign, EngagementEvent, Handoff, Lead, Opportunity, Source
+from leads.roles import MANAGE_HANDOFFS, WORK_HANDOFFS
 from revops.api_errors import ErrorList, PayloadTooLarge
 
 # Events handed to the service at once (see EngagementEventViewSet._record).
@@ -41,9 +41,10 @@ class FactViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """List (filtered, cursor-paginated), read, create and update; no delete through the API."""
+    """List (filtered, cursor-paginated), read, create and update; no delete through the API.
+    Reading needs the model's ``view`` permission, writing its ``add`` / ``change``."""
 
-    permission_classes = [ReadAnyWriteWithModelPermission]
+    permission_classes = [ModelPermission]
     lookup_value_regex = ID_PATTERN
 
 
@@ -145,7 +146,7 @@ class EngagementEventViewSet(
     queryset = EngagementEvent.objects.all()
     serializer_class = serializers.EngagementEventSerializer
     filterset_class = filters.EventFilter
-    permission_classes = [ReadAnyWriteWithModelPermission]
+    permission_classes = [ModelPermission]
     lookup_value_regex = ID_PATTERN
 
     def create(self, request):
@@ -244,13 +245,20 @@ def _action_schema(request_serializer, summary: str):
 class HandoffViewSet(
     UtcMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    """Handoffs and the workflow's actions. Who may act is the services' decision: the assignee
-    and their sales manager (reassign: managers only); anyone else gets 403."""
+    """Handoffs and the workflow's actions. Reading needs ``leads.view_handoff``; acting needs
+    ``leads.work_handoffs`` (reassigning ``leads.manage_handoffs``) and then the services'
+    rule: the assignee and their sales manager only; anyone else gets 403."""
 
     queryset = Handoff.objects.select_related("reject_reason")
     serializer_class = serializers.HandoffSerializer
     filterset_class = filters.HandoffFilter
-    permission_classes = [IsAuthenticated]
+    permission_classes = [ModelPermission]
+    write_permissions = {
+        "respond": WORK_HANDOFFS,
+        "accept": WORK_HANDOFFS,
+        "reject": WORK_HANDOFFS,
+        "reassign": MANAGE_HANDOFFS,
+    }
     lookup_value_regex = ID_PATTERN
 
     def _act(self, request, serializer_class, perform) -> Response:

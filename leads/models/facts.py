@@ -380,6 +380,7 @@ class Handoff(models.Model):
         ordering = ["-assigned_at"]
         permissions = [
             ("manage_handoffs", "Can act on and reassign the handoffs of their sales team"),
+            ("work_handoffs", "Can act on handoffs assigned to them"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -61,8 +61,9 @@ def user_manages(user: AbstractBaseUser, handoff: Handoff) -> bool:
 
 
 def user_can_act(user: AbstractBaseUser, handoff: Handoff) -> bool:
-    """The assignee acts on their own handoffs; managers on the ones they manage."""
-    if not user.is_authenticated:
+    """Users who work handoffs (``leads.work_handoffs``) act on the ones assigned to them;
+    managers on the ones they manage."""
+    if not user.is_authenticated or not user.has_perm("leads.work_handoffs"):
         return False
     return handoff.assignee_id == user.pk or user_manages(user, handoff)
 

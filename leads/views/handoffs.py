@@ -7,7 +7,6 @@ shown on the page it came from and changes nothing.
 from datetime import datetime, time
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -27,6 +26,7 @@ from leads.forms import (
     TouchForm,
 )
 from leads.models import Campaign, Handoff, Lead
+from leads.roles import MANAGE_HANDOFFS, WORK_HANDOFFS
 from leads.selectors import (
     QueueScope,
     handoff_clocks,
@@ -39,12 +39,14 @@ from leads.selectors import (
     reassign_candidates,
     stage_names_in_force,
 )
+from revops.access import page_permission_required
 from scoring.selectors import explain_lead_score
 
 PAGE_SIZE = 50
+VIEW_LEAD = "leads.view_lead"
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def queue(request):
     user = request.user
     is_manager = user.has_perm("leads.manage_handoffs")
@@ -104,7 +106,7 @@ def _render_handoff(request, handoff: Handoff, *, forms=None, status: int = 200)
     return render(request, "leads/handoff.html", context, status=status)
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def handoff_page(request, pk: int):
     return _render_handoff(request, _handoff_or_404(pk))
 
@@ -136,7 +138,7 @@ def _act(request, pk: int, form_name: str, form, action, success: str):
 
 
 @require_POST
-@login_required
+@page_permission_required(VIEW_LEAD, WORK_HANDOFFS)
 def handoff_touch(request, pk: int):
     def action(handoff, data):
         services.handoff_log_touch(
@@ -154,7 +156,7 @@ def handoff_touch(request, pk: int):
 
 
 @require_POST
-@login_required
+@page_permission_required(VIEW_LEAD, WORK_HANDOFFS)
 def handoff_accept_view(request, pk: int):
     def action(handoff, data):
         services.handoff_accept(
@@ -165,7 +167,7 @@ def handoff_accept_view(request, pk: int):
 
 
 @require_POST
-@login_required
+@page_permission_required(VIEW_LEAD, WORK_HANDOFFS)
 def handoff_reject_view(request, pk: int):
     def action(handoff, data):
         services.handoff_reject(
@@ -187,7 +189,7 @@ def handoff_reject_view(request, pk: int):
 
 
 @require_POST
-@login_required
+@page_permission_required(VIEW_LEAD, MANAGE_HANDOFFS)
 def handoff_reassign_view(request, pk: int):
     form = ReassignForm(request.POST, candidates=reassign_candidates(request.user))
 
@@ -204,7 +206,7 @@ def handoff_reassign_view(request, pk: int):
 
 
 @require_POST
-@login_required
+@page_permission_required(VIEW_LEAD, "leads.recycle_lead")
 def lead_recycle_view(request, pk: int):
     lead = get_object_or_404(Lead, pk=pk)
     form = RecycleForm(request.POST)
@@ -251,7 +253,7 @@ def _outcome_row(handoff: Handoff) -> list:
     ]
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def outcomes(request):
     """Marketing's view: handed-off leads and what sales did with them, with the reasons."""
     form = OutcomeFilterForm(request.GET or None)
@@ -292,7 +294,7 @@ def outcomes(request):
     )
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def notifications(request):
     if request.method == "POST":
         services.notifications_mark_read(user=request.user)

@@ -1,4 +1,3 @@
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
@@ -16,7 +15,10 @@ from leads.selectors import (
     lead_recent_events,
     stages_in_force,
 )
+from revops.access import page_permission_required
 from scoring.selectors import explain_lead_score
+
+VIEW_LEAD = "leads.view_lead"
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 25
@@ -35,7 +37,7 @@ def _filters(request) -> dict:
     }
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def lead_index(request):
     filters = _filters(request)
     page = Paginator(lead_list(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -55,7 +57,7 @@ def lead_index(request):
     )
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def lead_export(request):
     """The filtered lead list as CSV, with the nurture flag a marketing automation tool reads to
     suppress leads that sales is working."""
@@ -66,7 +68,7 @@ def lead_export(request):
     return csv_response("leads.csv", EXPORT_HEADER, rows)
 
 
-@login_required
+@page_permission_required(VIEW_LEAD)
 def lead_page(request, pk: int):
     try:
         lead = lead_detail(pk)

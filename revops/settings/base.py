@@ -16,7 +16,7 @@ SECRET_KEY = env("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "revops.apps.RevOpsAdminConfig",  # django.contrib.admin with the roles' site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -63,6 +63,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "leads.context_processors.notifications",
+                "revops.admin_site.admin_link",
             ],
         },
     },
@@ -104,6 +105,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
+# The meeting-room screen (a user with metrics.long_session) stays signed in this long, so a
+# projected page does not log out mid-meeting.
+MEETING_ROOM_SESSION_DAYS = env.int("MEETING_ROOM_SESSION_DAYS", default=30)
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Time -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from leads.roles import SALES_REP
 from tests.factories import UserFactory
 
 
@@ -34,8 +35,8 @@ def anon():
 
 @pytest.fixture
 def reader(db):
-    """Authenticated, with no permission: reads everything, writes nothing."""
-    return UserFactory(username="reader")
+    """A sales rep: reads the facts and definitions, writes none of them."""
+    return UserFactory(username="reader", role=SALES_REP)
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from leads.choices import ActivityAction, ActorType
 from leads.models import Handoff, Lead, LeadActivity
+from leads.roles import SALES_MANAGER
 from leads.services import handoff_open, lead_move_to_stage
-from tests.api.conftest import errors_of, fields_of, grant, token_client
+from tests.api.conftest import errors_of, fields_of, token_client
 from tests.factories import LeadFactory, SalesRepFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def team(db):
-    manager = grant(UserFactory(username="mgr.sam"), "leads.manage_handoffs")
+    manager = UserFactory(username="mgr.sam", role=SALES_MANAGER)
     rep = SalesRepFactory(user__username="rep.ana", manager=manager)
     teammate = SalesRepFactory(user__username="rep.ben", manager=manager)
     return SimpleNamespace(

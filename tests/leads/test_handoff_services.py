@@ -38,6 +38,7 @@ from leads.models import (
     SlaPolicy,
     StageTransition,
 )
+from leads.roles import SALES_MANAGER
 from leads.services import (
     engagement_events_record,
     handoff_accept,
@@ -119,8 +120,8 @@ def snapshot(handoff: Handoff) -> dict:
 def world(db):
     """Team Sam (manager with the permission): Ana and Ben. Team Olga (also a manager): Oz.
     Lou manages nobody's handoffs: no permission."""
-    manager = grant(UserFactory(username="mgr.sam"), "manage_handoffs")
-    other_manager = grant(UserFactory(username="mgr.olga"), "manage_handoffs")
+    manager = UserFactory(username="mgr.sam", role=SALES_MANAGER)
+    other_manager = UserFactory(username="mgr.olga", role=SALES_MANAGER)
     return SimpleNamespace(
         manager=manager,
         other_manager=other_manager,

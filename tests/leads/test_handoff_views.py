@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from leads.models import Handoff, Lead, LeadActivity, RejectionReason, SalesRep, StageTransition
+from leads.roles import MARKETING, SALES_MANAGER, SALES_REP
 from leads.services import handoff_open, handoff_reject, lead_move_to_stage
 from tests.factories import CampaignFactory, LeadFactory, SourceFactory
 
@@ -29,6 +30,7 @@ def frozen_now(monkeypatch):
 
 def make_rep(username: str, manager=None) -> SalesRep:
     user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw")
+    user.groups.add(Group.objects.get(name=SALES_REP))
     return SalesRep.objects.create(user=user, manager=manager, capacity=100)
 
 
@@ -82,7 +84,7 @@ def test_queue_query_count_is_pinned(rep_client, rep, frozen_now):
 
 def test_manager_sees_team_and_unassigned_queues(db, client, frozen_now):
     manager = get_user_model().objects.create_user("sam", "sam@example.com", "pw")
-    manager.user_permissions.add(Permission.objects.get(codename="manage_handoffs"))
+    manager.groups.add(Group.objects.get(name=SALES_MANAGER))
     mine = make_rep("rep.team", manager=manager)
     outsider = make_rep("rep.out")
     team_handoff = hand_off(LeadFactory(first_name="Team"), NOW)
@@ -201,6 +203,7 @@ def outcomes(rep, frozen_now):
 
 def test_marketing_sees_outcomes_with_reasons_filtered_by_source(client, outcomes):
     marketer = get_user_model().objects.create_user("mia", "mia@example.com", "pw")
+    marketer.groups.add(Group.objects.get(name=MARKETING))
     client.force_login(marketer)
 
     response = client.get(reverse("leads:handoff_outcomes"), {"source": outcomes["webinars"].pk})
@@ -251,7 +254,8 @@ def test_recycle_needs_the_permission(client, rep, frozen_now):
     lead = LeadFactory()
     lead_move_to_stage(lead=lead, to_stage="disqualified", at=NOW - timedelta(days=1))
     client.force_login(rep.user)
-    client.post(reverse("leads:recycle", args=[lead.pk]), {"note": "try again"})
+    refused = client.post(reverse("leads:recycle", args=[lead.pk]), {"note": "try again"})
+    assert refused.status_code == 403
     assert Lead.objects.get(pk=lead.pk).stage == "disqualified"
 
     rep.user.user_permissions.add(Permission.objects.get(codename="recycle_lead"))

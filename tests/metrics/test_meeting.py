@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from leads.choices import ActivityAction, ActorType
 from leads.models import LeadActivity, ObjectionTag
+from leads.roles import SALES_MANAGER
 from metrics import services
 from metrics.meeting import (
     closed_section,
@@ -66,7 +67,7 @@ def frozen_now(monkeypatch):
 
 @pytest.fixture
 def user(db):
-    return UserFactory(username="maria", first_name="Maria", last_name="Ops")
+    return UserFactory(username="maria", first_name="Maria", last_name="Ops", role=SALES_MANAGER)
 
 
 @pytest.fixture

@@ -1,18 +1,32 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 
-from leads.demo.generator import DEMO_USERNAMES
+from leads.demo.generator import USERS
+from leads.roles import LONG_SESSION, MARKETING, REVOPS_ADMIN, SALES_MANAGER, SALES_REP, VIEWER
 
-# What the demo team may do beyond a plain login (roles proper come with the roles issue).
-DEMO_PERMISSIONS = {"manager.sam": [("leads", "manage_handoffs")]}
+# The seeded team's roles (leads.demo.generator.USERS) as groups.
+DEMO_ROLE_GROUPS = {
+    "rep": SALES_REP,
+    "sdr": SALES_REP,
+    "manager": SALES_MANAGER,
+    "marketer": MARKETING,
+}
+# Demo accounts for the roles the seeded team has none of: (username, first, last, group,
+# extra permissions). The meeting-room screen stays signed in for days.
+DEMO_EXTRA_USERS = (
+    ("ops.morgan", "Morgan", "Ellis", REVOPS_ADMIN, ()),
+    ("exec.taylor", "Taylor", "Brooks", VIEWER, ()),
+    ("meeting.room", "Meeting", "Room", VIEWER, (LONG_SESSION,)),
+)
 
 
 class Command(BaseCommand):
     help = (
         "Create (or reset) the demo superuser of the embedded run, give the seeded demo team "
-        "(reps, manager, marketers) the same password, and print the credentials."
+        "(reps, manager, marketers) their roles and the same password, add a RevOps admin, an "
+        "executive viewer and the meeting-room account, and print the credentials."
     )
 
     def handle(self, *args, **options):
@@ -29,14 +43,29 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"{verb} demo admin — username: {username}  password: {password}")
         )
-        team = list(users.filter(username__in=DEMO_USERNAMES))
+        groups = {group.name: group for group in Group.objects.all()}
+        roles = {name: DEMO_ROLE_GROUPS[role] for name, role, _first, _last in USERS}
+        team = list(users.filter(username__in=roles))
         for member in team:
             member.set_password(password)
             member.save(update_fields=["password"])
-            for app_label, codename in DEMO_PERMISSIONS.get(member.username, []):
+            member.groups.add(groups[roles[member.username]])
+        for name, first, last, role, perms in DEMO_EXTRA_USERS:
+            member, _ = users.get_or_create(
+                username=name,
+                defaults={"first_name": first, "last_name": last, "email": f"{name}@example.com"},
+            )
+            member.set_password(password)
+            member.save(update_fields=["password"])
+            member.groups.add(groups[role])
+            for perm in perms:
+                app_label, codename = perm.split(".")
                 member.user_permissions.add(
                     Permission.objects.get(content_type__app_label=app_label, codename=codename)
                 )
-        if team:
-            names = ", ".join(sorted(member.username for member in team))
-            self.stdout.write(f"Demo team logins (same password): {names}")
+            team.append(member)
+        lines = [
+            f"  {member.username:<16} {', '.join(g.name for g in member.groups.all())}"
+            for member in sorted(team, key=lambda member: member.username)
+        ]
+        self.stdout.write("Demo logins (same password), by role:\n" + "\n".join(lines))
