@@ -46,3 +46,6 @@ class RescoreJobAdmin(admin.ModelAdmin):
             reverse("scoring:job", args=[obj.pk]),
             job_progress(obj)["percent"],
         )
+
+# The predictive models' admin is in its own module.
+import scoring.predictive.admin  # noqa: E402, F401

@@ -243,3 +243,7 @@ class RescoreChunk(models.Model):
 
     def __str__(self) -> str:
         return f"leads {self.first_lead_id}–{self.last_lead_id} of job {self.job_id}"
+
+
+# The predictive score's tables live in their own module but belong to this app.
+from scoring.predictive.models import LeadPrediction, PredictiveModel  # noqa: E402, F401

@@ -10,4 +10,5 @@ urlpatterns = [
     path("jobs/<int:pk>/progress.json", views.job_progress_json, name="job-progress"),
     path("backtests/", include("scoring.backtest.urls")),
     path("insights/", include("scoring.insights.urls")),
+    path("predictive/", include("scoring.predictive.urls")),
 ]

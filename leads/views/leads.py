@@ -16,6 +16,7 @@ from leads.selectors import (
     stages_in_force,
 )
 from revops.access import page_permission_required
+from scoring.predictive.selectors import lead_prediction_context
 from scoring.selectors import explain_lead_score
 
 VIEW_LEAD = "leads.view_lead"
@@ -82,6 +83,7 @@ def lead_page(request, pk: int):
         {
             "lead": lead,
             "explanation": explain_lead_score(lead),
+            "predicted": lead_prediction_context(pk),
             "events": lead_recent_events(pk),
             "history_page": history_page,
             "history": lead_history_rows(history_page.object_list),

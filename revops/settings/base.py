@@ -141,7 +141,13 @@ IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 
 # Files up to this size are imported in the request; larger ones by a Celery worker.
 IMPORT_SYNC_MAX_BYTES = env.int("IMPORT_SYNC_MAX_BYTES", default=2 * 1024 * 1024)
 # The import task lives in leads/imports/, which Celery's autodiscovery (<app>.tasks) misses.
-CELERY_IMPORTS = ("leads.imports.tasks",)
+CELERY_IMPORTS = ("leads.imports.tasks", "scoring.predictive.tasks")
+
+# --- Predictive score -----------------------------------------------------------------------
+# Retrain nightly, at the first check after PREDICTIVE_RETRAIN_HOUR_UTC o'clock; beat checks
+# every PREDICTIVE_RETRAIN_CHECK_SECONDS, so a fresh install trains on its first check.
+PREDICTIVE_RETRAIN_HOUR_UTC = env.int("PREDICTIVE_RETRAIN_HOUR_UTC", default=2)
+PREDICTIVE_RETRAIN_CHECK_SECONDS = env.float("PREDICTIVE_RETRAIN_CHECK_SECONDS", default=300)
 
 # --- Celery ---------------------------------------------------------------------------------
 # Default broker: kombu's filesystem transport, so the embedded run has a real worker process
@@ -181,6 +187,11 @@ CELERY_BEAT_SCHEDULE = {
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
     # Resume backtests of drafts whose worker died (they continue from their watermark).
     "backtest-sweep": {"task": "scoring.backtest.tasks.sweep_backtests", "schedule": 120.0},
+    # Retrain the predictive score once a night (and on a fresh install's first check).
+    "predictive-retrain": {
+        "task": "scoring.predictive.tasks.retrain_predictive_model_if_due",
+        "schedule": PREDICTIVE_RETRAIN_CHECK_SECONDS,
+    },
 }
 
 # --- E-mail (SLA breach notices) ------------------------------------------------------------
