@@ -4,11 +4,13 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from leads.models import Handoff, Lead, LeadActivity, RejectionReason, SalesRep
+from leads.roles import MARKETING, SALES_REP
 from leads.services import handoff_open, handoff_reject, lead_move_to_stage
 from tests.browser.conftest import PASSWORD, log_in
 from tests.conftest import restore_default_definitions
@@ -38,6 +40,7 @@ def rep_user():
     user = get_user_model().objects.create_user(
         "rep.browser", "rep.browser@example.com", PASSWORD, first_name="Robin", last_name="Rep"
     )
+    user.groups.add(Group.objects.get(name=SALES_REP))
     SalesRep.objects.create(user=user)
     return user
 
@@ -110,7 +113,8 @@ def test_marketing_sees_the_rejection_reason(page, live_server, rep_user, artifa
         reason=RejectionReason.objects.get(key="other"),
         note="Wants an on-premise version",
     )
-    get_user_model().objects.create_user("marketing.browser", "m@example.com", PASSWORD)
+    marketer = get_user_model().objects.create_user("marketing.browser", "m@example.com", PASSWORD)
+    marketer.groups.add(Group.objects.get(name=MARKETING))
 
     log_in(page, live_server, "marketing.browser")
     page.click("text=Handoffs")
