@@ -115,7 +115,7 @@ def definitions_index() -> list[dict]:
                 n=Count("pk", filter=Q(status=DefinitionStatus.DRAFT))
             )["n"]
         latest = kind_entries(kind).first()
-        main = kind.main_model.replace(".", "_").lower()
+        app_label, model_name = kind.main_model.lower().split(".")
         rows.append(
             {
                 "kind": kind,
@@ -123,7 +123,8 @@ def definitions_index() -> list[dict]:
                 "drafts": drafts,
                 "latest": history_entry(latest) if latest is not None else None,
                 "history_url": reverse("audit:history", args=[kind.key]),
-                "admin_url": reverse(f"admin:{main}_changelist"),
+                "admin_url": reverse(f"admin:{app_label}_{model_name}_changelist"),
+                "edit_permission": f"{app_label}.change_{model_name}",
             }
         )
     return rows

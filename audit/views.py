@@ -18,7 +18,10 @@ def _positive_int(value: str | None) -> int | None:
 
 @login_required
 def definitions_index(request):
-    return render(request, "audit/index.html", {"rows": selectors.definitions_index()})
+    rows = selectors.definitions_index()
+    for row in rows:
+        row["can_edit"] = request.user.has_perm(row["edit_permission"])
+    return render(request, "audit/index.html", {"rows": rows})
 
 
 @login_required

@@ -47,6 +47,17 @@ def test_index_lists_every_definition_with_its_version_in_force_and_latest_chang
     assert "v1 since" in body
     assert "Rita Ops · draft created" in body
     assert reverse("audit:history", args=["calendars"]) in body
+    assert "Edit</a>" not in body  # a reader is not offered the admin
+
+
+def test_index_offers_editing_to_those_who_may_edit(admin_client):
+    body = admin_client.get(reverse("audit:index")).content.decode()
+    assert f'href="{reverse("admin:leads_icpversion_changelist")}">Edit</a>' in body
+
+
+def test_index_query_count_is_bounded(reader, django_assert_max_num_queries):
+    with django_assert_max_num_queries(22):  # 19: three per versioned definition, one per list
+        assert reader.get(reverse("audit:index")).status_code == 200
 
 
 def test_history_shows_who_when_what_and_the_diff_with_publishing_highlighted(reader, editor):
