@@ -1,5 +1,6 @@
 """The audit trail of the shared definitions: who changed what, when, and how."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -124,11 +125,7 @@ def test_admin_edits_of_a_draft_and_its_inline_rows_are_recorded_with_the_admin(
             "points": criterion.points,
         }
         if criterion.values:
-            row["values"] = (
-                f'["{criterion.values[0]}"]'
-                if criterion is first
-                else (str(criterion.values).replace("'", '"'))
-            )
+            row["values"] = json.dumps(criterion.values)
         if criterion.min_value is not None:
             row["min_value"] = criterion.min_value
         if criterion.max_value is not None:
