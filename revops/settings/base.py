@@ -1,5 +1,6 @@
 """Settings shared by every environment; every value that varies comes from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -30,22 +31,31 @@ INSTALLED_APPS = [
     "django_filters",
     "django_celery_beat",
     "django_celery_results",
+    "auditlog",
+    "axes",
+    "csp",
     "leads",
     "scoring",
     "scoring.backtest",
     "metrics",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Definition changes made in a request are recorded with the logged-in user.
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "revops.middleware.DisplayTimezoneMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login attempt into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "revops.urls"
@@ -109,6 +119,52 @@ LOGIN_REDIRECT_URL = "home"
 # projected page does not log out mid-meeting.
 MEETING_ROOM_SESSION_DAYS = env.int("MEETING_ROOM_SESSION_DAYS", default=30)
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Security hardening ---------------------------------------------------------------------
+# Login rate limiting (django-axes): after AXES_FAILURE_LIMIT failed log-ins for one username
+# from one address, that pair is locked out for AXES_COOLOFF_MINUTES (a successful log-in
+# resets the count). Keyed on the pair, so an attacker guessing passwords cannot lock a user
+# out everywhere, and one office behind a NAT does not lock out everyone. The first backend
+# only refuses locked-out attempts; the model backend does the authenticating.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client address comes from REMOTE_ADDR only, unless the deployment's proxy is trusted to
+# set a header (e.g. HTTP_X_FORWARDED_FOR with AXES_PROXY_COUNT=1): a header a client can set
+# itself would let it dodge the lockout with a new "address" per attempt.
+AXES_IPWARE_META_PRECEDENCE_ORDER = env.list("AXES_CLIENT_IP_HEADERS", default=["REMOTE_ADDR"])
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+
+# Content-Security-Policy (django-csp), in every environment so a page that would break under
+# it breaks in development and in the browser tests first. No inline scripts anywhere: pages
+# load their scripts from /static/ and pass data in json_script blocks. Styles allow
+# 'unsafe-inline' because plotly.js injects its own <style> rules when it draws a chart, and
+# progress and bar widths are set in style attributes; inline styles cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # Plotly's toolbar icons and "download as PNG" use data: and blob: images.
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Audit trail (django-auditlog): a foreign key's change shows the object's name, not its id.
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 
 # --- Time -----------------------------------------------------------------------------------
 # Every instant is stored in UTC; pages render in the display time zone.
