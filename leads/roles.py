@@ -40,11 +40,13 @@ MANAGE_HANDOFFS = "leads.manage_handoffs"
 LONG_SESSION = "metrics.long_session"
 
 # Apps whose every permission a RevOps admin holds, except the ones listed below.
-REVOPS_ADMIN_APPS = ("leads", "scoring", "metrics")
+REVOPS_ADMIN_APPS = ("leads", "scoring", "backtest", "metrics")
 REVOPS_ADMIN_EXCLUDED = frozenset({WORK_HANDOFFS, MANAGE_HANDOFFS, LONG_SESSION})
-# Managing users (never superusers: see revops.admin_site) and revoking their API tokens.
+# Managing users (never superusers: see revops.user_admin), revoking their API tokens, and
+# reading the audit trail's raw entries in the admin.
 REVOPS_ADMIN_EXTRA = frozenset(
     {
+        "auditlog.view_logentry",
         "auth.add_user",
         "auth.change_user",
         "auth.view_user",

@@ -76,7 +76,7 @@ def test_revops_admin_holds_every_app_permission_but_the_sales_workflow_and_long
     app_perms = {
         f"{app}.{codename}"
         for app, codename in Permission.objects.filter(
-            content_type__app_label__in=("leads", "scoring", "metrics")
+            content_type__app_label__in=("leads", "scoring", "backtest", "metrics")
         ).values_list("content_type__app_label", "codename")
     }
     expected = app_perms - {
@@ -84,6 +84,7 @@ def test_revops_admin_holds_every_app_permission_but_the_sales_workflow_and_long
         "leads.manage_handoffs",
         "metrics.long_session",
     } | {
+        "auditlog.view_logentry",
         "auth.add_user",
         "auth.change_user",
         "auth.view_user",
