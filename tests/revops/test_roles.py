@@ -1,6 +1,7 @@
 """The roles: groups and their permissions after migrate, the admin's door and its user page,
 a rep guessing another rep's handoff id, the meeting-room session."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -289,3 +290,33 @@ def test_demo_admin_puts_the_demo_team_in_their_roles(db, capsys):
     assert groups["meeting.room"] == {VIEWER}
     out = capsys.readouterr().out
     assert "meeting.room" in out and "Viewer" in out
+
+
+# --- What a role is shown ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "role, shown, hidden",
+    [
+        (VIEWER, {"/dashboards/"}, {"/leads/", "/leads/queue/", "/admin/"}),
+        (SALES_REP, {"/leads/", "/leads/queue/"}, {"/admin/", "/leads/imports/"}),
+        (MARKETING, {"/leads/", "/leads/imports/", "/admin/"}, {"/leads/queue/"}),
+        (REVOPS_ADMIN, {"/leads/", "/leads/imports/", "/admin/"}, {"/leads/queue/"}),
+    ],
+)
+def test_the_top_bar_links_only_what_the_role_may_open(client, role, shown, hidden):
+    client.force_login(UserFactory(role=role))
+    nav = client.get(reverse("home")).content.decode().split("<nav>")[1].split("</nav>")[0]
+    links = set(re.findall(r'href="([^"]+)"', nav))
+    assert shown <= links
+    assert not hidden & links
+
+
+@pytest.mark.parametrize("role, buttons", [(VIEWER, False), (SALES_REP, True)])
+def test_the_meeting_shows_its_write_buttons_only_to_roles_that_may_use_them(client, role, buttons):
+    client.force_login(UserFactory(role=role))
+    page = client.get(reverse("meeting:current"), {"live": "1"}, follow=True)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert ("Freeze figures" in body) is buttons
+    assert ("Add action" in body) is buttons
