@@ -203,7 +203,7 @@ CELERY_IMPORTS = ("leads.imports.tasks", "scoring.predictive.tasks")
 # Retrain nightly, at the first check after PREDICTIVE_RETRAIN_HOUR_UTC o'clock; beat checks
 # every PREDICTIVE_RETRAIN_CHECK_SECONDS, so a fresh install trains on its first check.
 PREDICTIVE_RETRAIN_HOUR_UTC = env.int("PREDICTIVE_RETRAIN_HOUR_UTC", default=2)
-PREDICTIVE_RETRAIN_CHECK_SECONDS = env.float("PREDICTIVE_RETRAIN_CHECK_SECONDS", default=300)
+PREDICTIVE_RETRAIN_CHECK_SECONDS = env.float("PREDICTIVE_RETRAIN_CHECK_SECONDS", default=60)
 
 # --- Celery ---------------------------------------------------------------------------------
 # Default broker: kombu's filesystem transport, so the embedded run has a real worker process
