@@ -231,3 +231,17 @@ def test_the_model_page_lists_versions_and_offers_retraining_only_with_the_permi
 def test_pages_need_a_login(client):
     response = client.get(reverse("scoring:predictive-models"))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_model_page_reads_a_fixed_number_of_queries(
+    admin_client, world, django_assert_num_queries
+):
+    for day in range(3):
+        services.predictive_model_train(now=NOW + timedelta(days=day))
+    admin_client.get(reverse("scoring:predictive-models"))  # warm the session and permissions
+
+    # session, user, the page's count and rows, the model in use, the latest attempt, and
+    # what the top bar reads (notifications).
+    with django_assert_num_queries(7):
+        page = admin_client.get(reverse("scoring:predictive-models")).content.decode()
+    assert "v3" in page and "v1" in page
