@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -197,9 +198,32 @@ def design_matrix(
     return matrix
 
 
+class ClipToTrainingRange(TransformerMixin, BaseEstimator):
+    """Clips each column to the central ``coverage`` of its training values, so a value far
+    outside what the model learnt from (a lead idle for a year, when trained leads were handed
+    off within days) weighs no more than the most extreme ones it has seen, instead of being
+    extrapolated along a straight line."""
+
+    def __init__(self, coverage: float = 0.99):
+        self.coverage = coverage
+
+    def fit(self, X, y=None):
+        values = np.asarray(X, dtype=float)
+        tail = (1 - self.coverage) / 2
+        self.low_ = np.quantile(values, tail, axis=0)
+        self.high_ = np.quantile(values, 1 - tail, axis=0)
+        return self
+
+    def transform(self, X):
+        return np.clip(np.asarray(X, dtype=float), self.low_, self.high_)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(input_features, dtype=object)
+
+
 def _numeric_branch(kind: FeatureKind, spline_knots: int) -> Pipeline:
     # keep_empty_features: a column never filled in (no accounts yet) stays, as zeros.
-    steps = [SimpleImputer(strategy="median", keep_empty_features=True)]
+    steps = [SimpleImputer(strategy="median", keep_empty_features=True), ClipToTrainingRange()]
     if kind in LOG_KINDS:
         steps.append(FunctionTransformer(np.log1p, feature_names_out="one-to-one"))
         if spline_knots:

@@ -240,3 +240,9 @@ def test_an_interaction_of_noise_is_not_kept():
         cv_folds=3,
     )
     assert train(rows, outcomes, spec).interactions == ()
+
+
+def test_numbers_beyond_the_training_range_are_not_extrapolated(model):
+    row = {"channel": "paid", "colour": "red", "newsletter": False}
+    highest_seen, far_beyond = predict(model, [{**row, "visits": 20}, {**row, "visits": 10_000}])
+    assert far_beyond == pytest.approx(highest_seen)
