@@ -9,7 +9,10 @@ class LeadsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_in
 
+        from leads.audit.kinds import register_audited_models
         from leads.roles import extend_meeting_room_session, grant_roles_after_migrate
+
+        register_audited_models()
 
         post_migrate.connect(grant_roles_after_migrate, dispatch_uid="leads.roles.grant")
         user_logged_in.connect(extend_meeting_room_session, dispatch_uid="leads.roles.session")

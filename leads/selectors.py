@@ -296,6 +296,7 @@ def lead_history(lead_id: int):
             actor_name=F("actor__username"),
         )
         .values(*HISTORY_FIELDS)
+        .order_by()
     )
     activities = (
         LeadActivity.objects.filter(lead_id=lead_id)
@@ -312,7 +313,9 @@ def lead_history(lead_id: int):
             actor_name=F("actor__username"),
         )
         .values(*HISTORY_FIELDS)
+        .order_by()
     )
+    # SQLite refuses ORDER BY inside a compound statement's parts (the models' default ordering).
     return stage_changes.union(activities, all=True).order_by("-at", "-entry_id")
 
 

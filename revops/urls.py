@@ -11,7 +11,7 @@ urlpatterns = [
     path("scoring/", include("scoring.urls")),
     path("meeting/", include("metrics.meeting_urls")),
     path("dashboards/", include("metrics.urls")),
-    path("definitions/", include("audit.urls")),
+    path("definitions/", include("leads.audit.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("revops.api_urls")),
 ]

@@ -47,5 +47,6 @@ class RescoreJobAdmin(admin.ModelAdmin):
             job_progress(obj)["percent"],
         )
 
+
 # The predictive models' admin is in its own module.
 import scoring.predictive.admin  # noqa: E402, F401

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_draft_created, audit_published
+from leads.audit.services import audit_draft_created, audit_published
 from leads.choices import DefinitionStatus
 from leads.models import DefinitionVersion
 from leads.selectors import latest_published_effective_from

@@ -38,7 +38,6 @@ INSTALLED_APPS = [
     "scoring",
     "scoring.backtest",
     "metrics",
-    "audit",
 ]
 
 MIDDLEWARE = [

@@ -8,8 +8,8 @@ from auditlog.context import set_actor
 from auditlog.models import LogEntry
 from django.urls import reverse
 
-from audit.kinds import KINDS_BY_KEY
-from audit.selectors import definition_history, history_entry
+from leads.audit.kinds import KINDS_BY_KEY
+from leads.audit.selectors import definition_history, history_entry
 from leads.models import (
     BusinessCalendar,
     Holiday,

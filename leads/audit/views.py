@@ -6,8 +6,8 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
-from audit import selectors
-from audit.kinds import KINDS_BY_KEY
+from leads.audit import selectors
+from leads.audit.kinds import KINDS_BY_KEY
 
 PAGE_SIZE = 50
 

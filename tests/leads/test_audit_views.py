@@ -4,7 +4,7 @@ import pytest
 from auditlog.context import set_actor
 from django.urls import reverse
 
-from audit.views import PAGE_SIZE
+from leads.audit.views import PAGE_SIZE
 from leads.models import IcpVersion, ObjectionTag, RejectionReason
 from leads.services import definition_create_draft, definition_publish
 from tests.factories import UserFactory

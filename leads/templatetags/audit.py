@@ -3,7 +3,7 @@ from datetime import timedelta
 from django import template
 from django.urls import reverse
 
-from audit.kinds import kind_for_model_label
+from leads.audit.kinds import kind_for_model_label
 
 register = template.Library()
 

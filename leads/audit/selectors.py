@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 
-from audit.kinds import KINDS, DefinitionKind
-from audit.services import DRAFT_CREATED, PUBLISHED
+from leads.audit.kinds import KINDS, DefinitionKind
+from leads.audit.services import DRAFT_CREATED, PUBLISHED
 from leads.choices import DefinitionStatus
 from leads.selectors import version_in_force
 

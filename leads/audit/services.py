@@ -11,7 +11,7 @@ from auditlog.models import LogEntry
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 
-from audit.kinds import additional_data_for
+from leads.audit.kinds import additional_data_for
 
 DRAFT_CREATED = "draft_created"
 PUBLISHED = "published"
