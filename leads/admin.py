@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
@@ -310,6 +311,8 @@ class ContentAssetAdmin(FactAdmin):
     list_display = ("title", "asset_type", "funnel_stage", "url")
     list_filter = ("asset_type", "funnel_stage")
     search_fields = ("title",)
+    # A link typed without a scheme is a web page, and today's web pages are HTTPS.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Account)

@@ -42,11 +42,13 @@ LONG_SESSION = "metrics.long_session"
 # Apps whose every permission a RevOps admin holds, except the ones listed below.
 REVOPS_ADMIN_APPS = ("leads", "scoring", "backtest", "metrics")
 REVOPS_ADMIN_EXCLUDED = frozenset({WORK_HANDOFFS, MANAGE_HANDOFFS, LONG_SESSION})
-# Managing users (never superusers: see revops.user_admin), revoking their API tokens, and
-# reading the audit trail's raw entries in the admin.
+# Managing users (never superusers: see revops.user_admin), revoking their API tokens, lifting
+# a login lockout early, and reading the audit trail's raw entries in the admin.
 REVOPS_ADMIN_EXTRA = frozenset(
     {
         "auditlog.view_logentry",
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
         "auth.add_user",
         "auth.change_user",
         "auth.view_user",

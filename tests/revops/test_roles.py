@@ -86,6 +86,8 @@ def test_revops_admin_holds_every_app_permission_but_the_sales_workflow_and_long
         "metrics.long_session",
     } | {
         "auditlog.view_logentry",
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
         "auth.add_user",
         "auth.change_user",
         "auth.view_user",
