@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scoring.engine import Criterion
+
 Z_95 = 1.959963984540054
 HEAVY_POINTS = 10
 LOW_POINTS = 5
@@ -165,23 +167,10 @@ def lowered_points(points: int) -> int:
     return points // 2
 
 
-@dataclass(frozen=True, slots=True)
-class CriterionRef:
-    """What the weighting needs of an ICP criterion (values lower-cased)."""
-
-    name: str
-    attribute: str
-    values: tuple[str, ...]
-    min_value: float | None
-    max_value: float | None
-    points: int
-    is_exclusion: bool
-
-
 BANDS = {"employees": EMPLOYEE_BANDS, "annual_revenue": REVENUE_BANDS}
 
 
-def criterion_covers(criterion: CriterionRef, attribute: str, key: str) -> bool:
+def criterion_covers(criterion: Criterion, attribute: str, key: str) -> bool:
     """Whether the criterion applies to every deal of the segment ``attribute = key``."""
     if criterion.attribute != attribute or not key:
         return False
@@ -192,7 +181,7 @@ def criterion_covers(criterion: CriterionRef, attribute: str, key: str) -> bool:
 
 
 def icp_weight(
-    criteria: Sequence[CriterionRef], attribute: str, key: str
+    criteria: Sequence[Criterion], attribute: str, key: str
 ) -> tuple[int, tuple[str, ...], bool]:
     """(positive points, names of those criteria, excluded) the ICP gives a segment."""
     points, names, excluded = 0, [], False

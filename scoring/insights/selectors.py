@@ -15,6 +15,7 @@ from leads.choices import CriterionAttribute, DefinitionStatus, OpportunityStatu
 from leads.models import IcpVersion, Opportunity
 from leads.selectors import icp_in_force
 from scoring.insights import maths
+from scoring.selectors import icp_spec
 
 # (attribute, heading): what the page shows, in this order. "source" is evidence only: the ICP
 # cannot score a lead's source.
@@ -128,23 +129,6 @@ def working_icp() -> IcpVersion | None:
     return draft or icp_in_force()
 
 
-def criterion_refs(icp: IcpVersion | None) -> list[maths.CriterionRef]:
-    if icp is None:
-        return []
-    return [
-        maths.CriterionRef(
-            name=c.name,
-            attribute=c.attribute,
-            values=tuple(v.lower() for v in c.values),
-            min_value=float(c.min_value) if c.min_value is not None else None,
-            max_value=float(c.max_value) if c.max_value is not None else None,
-            points=c.points,
-            is_exclusion=c.is_exclusion,
-        )
-        for c in icp.criteria.order_by("pk")
-    ]
-
-
 @dataclass(frozen=True)
 class Insights:
     closed: int
@@ -165,7 +149,7 @@ def icp_insights() -> Insights:
     )
     overall = totals["won"] / totals["closed"] if totals["closed"] else None
     icp = working_icp()
-    criteria = criterion_refs(icp)
+    criteria = list(icp_spec(icp).criteria) if icp is not None else []
     expressions = _expressions()
     sections = []
     for attribute, heading in ATTRIBUTES:

@@ -90,7 +90,7 @@ def test_a_running_backtest_shows_its_progress_bar(world, draft, modeller, monke
     backtest = Backtest.objects.get()
     html = modeller.get(reverse("scoring:backtest", args=[backtest.pk])).content.decode()
     assert reverse("scoring:backtest-progress", args=[backtest.pk]) in html
-    assert "backtest-progress.js" in html
+    assert "js/progress.js" in html
     resumed = modeller.post(reverse("scoring:backtest-resume", args=[backtest.pk]))
     assert resumed.status_code == 302
 

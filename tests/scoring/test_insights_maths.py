@@ -2,6 +2,7 @@
 
 import pytest
 
+from scoring.engine import Criterion
 from scoring.insights import maths
 
 
@@ -68,12 +69,10 @@ def test_lowering_halves_the_points():
 
 
 CRITERIA = [
-    maths.CriterionRef("Mid-market", "employees", (), 200, 5000, 10, False),
-    maths.CriterionRef("Enterprise", "employees", (), 5001, None, 5, False),
-    maths.CriterionRef("Micro", "employees", (), None, 10, 0, True),
-    maths.CriterionRef(
-        "Target industry", "industry", ("software", "healthcare"), None, None, 10, False
-    ),
+    Criterion("Mid-market", "employees", (), 200, 5000, 10, False),
+    Criterion("Enterprise", "employees", (), 5001, None, 5, False),
+    Criterion("Micro", "employees", (), None, 10, 0, True),
+    Criterion("Target industry", "industry", ("software", "healthcare"), None, None, 10, False),
 ]
 
 
