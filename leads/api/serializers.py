@@ -174,11 +174,40 @@ class LeadScoreSerializer(serializers.Serializer):
     scored_at = serializers.DateTimeField(allow_null=True)
 
 
+class PredictionReasonSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    log_odds = serializers.FloatField(help_text="How far it moves the log-odds of converting.")
+
+
+class LeadPredictionSerializer(serializers.Serializer):
+    """The predictive score, shown beside the rule score (never replacing it)."""
+
+    probability = serializers.FloatField(help_text="Predicted chance of converting, 0–1.")
+    model_version = serializers.IntegerField(source="model.version")
+    predicted_at = serializers.DateTimeField()
+    up = serializers.SerializerMethodField(help_text="Features pushing the probability up.")
+    down = serializers.SerializerMethodField(help_text="Features pushing it down.")
+
+    @staticmethod
+    def _reasons(prediction, direction: str) -> list[dict]:
+        pairs = (prediction.explanation or {}).get(direction, [])
+        return [{"feature": label, "log_odds": value} for label, value in pairs]
+
+    @extend_schema_field(PredictionReasonSerializer(many=True))
+    def get_up(self, prediction) -> list[dict]:
+        return self._reasons(prediction, "up")
+
+    @extend_schema_field(PredictionReasonSerializer(many=True))
+    def get_down(self, prediction) -> list[dict]:
+        return self._reasons(prediction, "down")
+
+
 class LeadSerializer(ModelCleanSerializer):
     """A lead. Its stage, tier and nurture flag are read-only: they change through the pipeline
     (scoring, handoffs), which writes their history."""
 
     score = serializers.SerializerMethodField()
+    predicted_conversion = serializers.SerializerMethodField()
     owner = IdField(queryset=get_user_model().objects.all(), allow_null=True, required=False)
 
     class Meta(ModelCleanSerializer.Meta):
@@ -204,6 +233,7 @@ class LeadSerializer(ModelCleanSerializer):
             "created_at",
             "updated_at",
             "score",
+            "predicted_conversion",
         ]
         read_only_fields = [
             "stage",
@@ -220,6 +250,14 @@ class LeadSerializer(ModelCleanSerializer):
         except ObjectDoesNotExist:
             return None
         return LeadScoreSerializer(state).data
+
+    @extend_schema_field(LeadPredictionSerializer(allow_null=True))
+    def get_predicted_conversion(self, lead: Lead):
+        try:
+            prediction = lead.prediction
+        except ObjectDoesNotExist:
+            return None
+        return LeadPredictionSerializer(prediction).data
 
 
 class OpportunitySerializer(ModelCleanSerializer):

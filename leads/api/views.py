@@ -55,7 +55,7 @@ class FactViewSet(
     partial_update=extend_schema(responses={200: serializers.LeadSerializer, 400: ERRORS}),
 )
 class LeadViewSet(FactViewSet):
-    queryset = Lead.objects.select_related("score_state")
+    queryset = Lead.objects.select_related("score_state", "prediction__model")
     serializer_class = serializers.LeadSerializer
     filterset_class = filters.LeadFilter
 

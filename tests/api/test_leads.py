@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from leads.models import Lead
+from scoring.predictive.models import LeadPrediction, PredictiveModel
 from tests.api.conftest import errors_of, fields_of, grant, token_client
 from tests.factories import AccountFactory, CampaignFactory, LeadFactory, SourceFactory, UserFactory
 
@@ -37,7 +38,35 @@ def test_a_lead_has_its_fields_and_score(reader_api):
     assert body["account"] == lead.account_id
     assert body["created_at"].endswith("Z")
     assert body["score"] is None  # not scored yet
+    assert body["predicted_conversion"] is None  # no model has predicted it yet
     assert set(body) >= {"first_name", "source", "campaign", "owner", "in_marketing_nurture"}
+
+
+def test_a_lead_shows_its_predicted_conversion_and_why(reader_api):
+    lead = LeadFactory()
+    model = PredictiveModel.objects.create(
+        version=3, status=PredictiveModel.Status.TRAINED, trigger=PredictiveModel.Trigger.MANUAL
+    )
+    LeadPrediction.objects.create(
+        lead=lead,
+        model=model,
+        probability=0.34,
+        explanation={
+            "baseline": 0.2,
+            "up": [["Source: Referral", 0.8], ["Visits: 12", 0.3]],
+            "down": [["E-mail: personal mailbox", -0.5]],
+        },
+    )
+
+    body = reader_api.get(f"{URL}{lead.pk}/").json()["predicted_conversion"]
+
+    assert body["probability"] == 0.34
+    assert body["model_version"] == 3
+    assert body["up"] == [
+        {"feature": "Source: Referral", "log_odds": 0.8},
+        {"feature": "Visits: 12", "log_odds": 0.3},
+    ]
+    assert body["down"] == [{"feature": "E-mail: personal mailbox", "log_odds": -0.5}]
 
 
 def test_the_list_is_newest_first_and_paginated_by_cursor(reader_api):
