@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
@@ -443,6 +443,13 @@ class OpportunityAdmin(FactAdmin):
     list_select_related = ("account", "owner")
     raw_id_fields = ("lead", "account", "owner")
     search_fields = ("name", "account__name", "external_id")
+
+    def save_model(self, request, obj, form, change):
+        # Opening, winning or losing a deal moves its lead to the matching stage, with history.
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            services.lead_follow_opportunity(opportunity=obj, actor=request.user)
+
     date_hierarchy = "created_at"
 
 

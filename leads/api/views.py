@@ -79,9 +79,21 @@ class CampaignViewSet(FactViewSet):
 
 
 class OpportunityViewSet(FactViewSet):
+    """Opening, winning or losing a deal moves its lead to the matching stage, with history."""
+
     queryset = Opportunity.objects.all()
     serializer_class = serializers.OpportunitySerializer
     filterset_class = filters.OpportunityFilter
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            opportunity = serializer.save()
+            services.lead_follow_opportunity(opportunity=opportunity, actor=self.request.user)
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            opportunity = serializer.save()
+            services.lead_follow_opportunity(opportunity=opportunity, actor=self.request.user)
 
 
 # --- Engagement events --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from leads.services.handoffs import (
 from leads.services.pipeline import (
     engagement_events_record,
     handoff_open,
+    lead_follow_opportunity,
     lead_move_to_stage,
     leads_apply_event_triggers,
     on_events_recorded,
@@ -44,6 +45,7 @@ __all__ = [
     "handoff_open",
     "handoff_reassign",
     "handoff_reject",
+    "lead_follow_opportunity",
     "lead_move_to_stage",
     "lead_recycle",
     "leads_apply_event_triggers",

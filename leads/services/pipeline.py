@@ -61,6 +61,46 @@ def lead_move_to_stage(
     return transition
 
 
+def lead_follow_opportunity(
+    *, opportunity, actor: AbstractBaseUser | None = None
+) -> StageTransition | None:
+    """Keep the lead's stage in step with its opportunity, with the history a person moving it
+    would write: an open deal moves the lead forward to the last open sales stage (Opportunity),
+    a won one to the won stage (Customer), a lost one to the lost stage. A lead is never moved
+    backwards by an open deal, and nothing happens when it is already there (re-saves are no-ops).
+    """
+    if opportunity.lead_id is None:
+        return None
+    at = opportunity.closed_at or opportunity.created_at or timezone.now()
+    stages = stages_in_force(at=at)
+    if opportunity.status == "open":
+        candidates = [s for s in stages if s.kind == StageKind.OPEN and s.team == "sales"]
+        target = candidates[-1] if candidates else None
+    else:
+        target = next((s for s in stages if s.kind == opportunity.status), None)
+    if target is None:
+        return None
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(pk=opportunity.lead_id)
+        if lead.stage == target.key:
+            return None
+        if opportunity.status == "open":
+            order = {stage.key: stage.order for stage in stages}
+            current = next((s for s in stages if s.key == lead.stage), None)
+            closed = current is not None and current.kind in (StageKind.WON, StageKind.LOST)
+            if closed or order.get(lead.stage, -1) >= target.order:
+                return None
+        verb = {"open": "opened", "won": "won", "lost": "lost"}[opportunity.status]
+        return lead_move_to_stage(
+            lead=lead,
+            to_stage=target.key,
+            actor_type=ActorType.USER if actor is not None else ActorType.SYSTEM,
+            actor=actor,
+            reason=f"Opportunity {opportunity.name!r} {verb}"[:300],
+            at=max(at, lead.stage_entered_at) if lead.stage_entered_at else at,
+        )
+
+
 # --- Engagement events --------------------------------------------------------------------
 
 _EVENTS_RECORDED_HOOKS: list[Callable[..., None]] = []

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from leads.models import Account, Campaign, Opportunity, Source
+from leads.models import Account, Campaign, Lead, Opportunity, Source, StageTransition
 from tests.api.conftest import errors_of, fields_of
 from tests.factories import AccountFactory, CampaignFactory, LeadFactory, SourceFactory
 from tests.metrics.factories import OpportunityFactory
@@ -42,6 +42,43 @@ def test_accounts_contract(ops_api, reader_api):
     updated = ops_api.patch(f"/api/v1/accounts/{body['id']}/", {"employees": 250}, format="json")
     assert updated.status_code == 200
     assert Account.objects.get(pk=body["id"]).employees == 250
+
+
+def test_opening_then_winning_a_deal_over_the_api_moves_the_lead_with_history(ops_api, ops):
+    lead = LeadFactory(stage_entered_at=datetime(2026, 2, 1, tzinfo=UTC))
+    Lead.objects.filter(pk=lead.pk).update(stage="sql")
+
+    created = ops_api.post(
+        "/api/v1/opportunities/",
+        {
+            "name": "Initech",
+            "lead": lead.pk,
+            "amount": "9000",
+            "created_at": "2026-03-01T10:00:00Z",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    lead.refresh_from_db()
+    assert lead.stage == "opportunity"
+
+    won = ops_api.patch(
+        f"/api/v1/opportunities/{created.json()['id']}/",
+        {"status": "won", "closed_at": "2026-03-20T10:00:00Z"},
+        format="json",
+    )
+    assert won.status_code == 200, won.content
+    lead.refresh_from_db()
+    assert lead.stage == "customer"
+    assert lead.stage_entered_at == datetime(2026, 3, 20, 10, tzinfo=UTC)
+    moves = StageTransition.objects.filter(lead=lead).order_by("transitioned_at", "pk")
+    assert [(m.from_stage, m.to_stage) for m in moves] == [
+        ("sql", "opportunity"),
+        ("opportunity", "customer"),
+    ]
+    last = StageTransition.objects.filter(lead=lead).latest("transitioned_at")
+    assert last.reason == "Opportunity 'Initech' won"
+    assert last.actor == ops
 
 
 @pytest.mark.parametrize(
