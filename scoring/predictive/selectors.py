@@ -189,20 +189,27 @@ def closed_outcome_records(*, now: datetime | None = None) -> list[tuple[LeadRec
     return labelled
 
 
-def lead_record_chunks(*, now: datetime | None = None) -> Iterator[list[LeadRecord]]:
-    """Every lead's record, in chunks of consecutive ids (for writing predictions)."""
+def lead_record_chunks(
+    *, now: datetime | None = None, after_id: int = 0, limit: int | None = None
+) -> Iterator[list[LeadRecord]]:
+    """The records of leads with ids above ``after_id`` (every lead by default), in chunks of
+    consecutive ids, at most ``limit`` leads in all (for writing predictions)."""
     now = now or timezone.now()
     groups = stage_groups()
-    last_id = 0
-    while True:
+    last_id = after_id
+    left = limit
+    while left is None or left > 0:
+        size = CHUNK if left is None else min(CHUNK, left)
         chunk_ids = list(
-            Lead.objects.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:CHUNK]
+            Lead.objects.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:size]
         )
         if not chunk_ids:
             return
         leads = Lead.objects.filter(pk__gte=chunk_ids[0], pk__lte=chunk_ids[-1])
         yield [record for record, _ in _records(leads, groups, now)]
         last_id = chunk_ids[-1]
+        if left is not None:
+            left -= len(chunk_ids)
 
 
 def lead_record(lead_id: int, *, now: datetime | None = None) -> LeadRecord:
@@ -223,6 +230,15 @@ def model_in_use() -> PredictiveModel | None:
         .order_by("-version")
         .first()
     )
+
+
+def newest_predicted_lead_id() -> int:
+    """Leads above this id arrived after the last predictions were written."""
+    return LeadPrediction.objects.aggregate(top=Max("lead_id"))["top"] or 0
+
+
+def leads_exist_after(lead_id: int) -> bool:
+    return Lead.objects.filter(pk__gt=lead_id).exists()
 
 
 def latest_attempt() -> PredictiveModel | None:

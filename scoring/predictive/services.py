@@ -11,17 +11,27 @@ from datetime import UTC, datetime, timedelta
 import joblib
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from scoring.predictive import learning
 from scoring.predictive.features import LEAD_SPEC, lead_feature_row
 from scoring.predictive.models import LeadPrediction, PredictiveModel
-from scoring.predictive.selectors import closed_outcome_records, latest_attempt, lead_record_chunks
+from scoring.predictive.selectors import (
+    closed_outcome_records,
+    latest_attempt,
+    lead_record_chunks,
+    leads_exist_after,
+    model_in_use,
+    newest_predicted_lead_id,
+)
 
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 1000
+# New leads predicted per scheduled check (every minute by default): a bulk import catches up
+# over a few checks instead of one long task.
+NEW_LEADS_PER_RUN = 20_000
 TOP_REASONS = 3
 # Any constant: one predictive training at a time across every worker (PostgreSQL only).
 ADVISORY_LOCK_KEY = 0x5052_4544  # "PRED"
@@ -108,11 +118,17 @@ def predictive_model_train(
 
 
 def lead_predictions_write(
-    *, model: PredictiveModel, trained: learning.TrainedModel, now: datetime
+    *,
+    model: PredictiveModel,
+    trained: learning.TrainedModel,
+    now: datetime,
+    after_id: int = 0,
+    limit: int | None = None,
 ) -> int:
-    """Every lead's probability and top reasons under ``model``, upserted in bulk."""
+    """The probability and top reasons under ``model`` of every lead (or of at most ``limit``
+    leads above ``after_id``), upserted in bulk."""
     written = 0
-    for records in lead_record_chunks(now=now):
+    for records in lead_record_chunks(now=now, after_id=after_id, limit=limit):
         rows = [lead_feature_row(record) for record in records]
         explanations = learning.explain(trained, rows, top=TOP_REASONS)
         predictions = [
@@ -156,11 +172,31 @@ def retrain_due(*, now: datetime | None = None) -> bool:
 
 
 def predictive_model_retrain_if_due(*, now: datetime | None = None) -> PredictiveModel | None:
-    """The scheduled path: safe to run as often as beat likes; trains at most once a night."""
+    """The scheduled path: safe to run as often as beat likes; trains at most once a night,
+    and between trainings predicts the leads that arrived since the last predictions."""
     now = now or timezone.now()
     if not retrain_due(now=now):
+        new_leads_predict(now=now)
         return None
     return predictive_model_train(trigger=PredictiveModel.Trigger.SCHEDULED, now=now)
+
+
+def new_leads_predict(*, now: datetime | None = None, limit: int | None = None) -> int:
+    """Predict, under the model in use, up to ``limit`` leads newer than every prediction (a
+    lead created after the nightly training would otherwise wait a day). Re-running it predicts
+    nobody twice: each run starts above the newest predicted lead."""
+    now = now or timezone.now()
+    limit = limit or NEW_LEADS_PER_RUN
+    in_use = model_in_use()
+    after_id = newest_predicted_lead_id()
+    if in_use is None or not leads_exist_after(after_id):
+        return 0
+    trained = load_model(PredictiveModel.objects.get(pk=in_use.pk))
+    written = lead_predictions_write(
+        model=in_use, trained=trained, now=now, after_id=after_id, limit=limit
+    )
+    PredictiveModel.objects.filter(pk=in_use.pk).update(n_predictions=F("n_predictions") + written)
+    return written
 
 
 def predictive_model_retrain_requested(

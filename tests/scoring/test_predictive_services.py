@@ -128,6 +128,33 @@ def test_the_scheduled_task_trains_once_per_night(world, settings, monkeypatch):
     assert list(PredictiveModel.objects.values_list("version", flat=True)) == [2, 1]
 
 
+def test_leads_arriving_between_trainings_are_predicted_by_the_next_check(world, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    retrain_predictive_model_if_due.delay()  # trains v1 and predicts every lead
+    model = PredictiveModel.objects.get()
+    newcomers = [
+        LeadFactory(email=f"newcomer{index}@example.com", source=source)
+        for index, source in enumerate([world["referral"], world["paid"], world["paid"]])
+    ]
+
+    monkeypatch.setattr(services, "NEW_LEADS_PER_RUN", 2)
+    retrain_predictive_model_if_due.delay()  # not due again: predicts two newcomers
+    predicted = set(LeadPrediction.objects.values_list("lead_id", flat=True))
+    assert {lead.pk for lead in newcomers} & predicted == {newcomers[0].pk, newcomers[1].pk}
+    retrain_predictive_model_if_due.delay()  # the third; nothing is predicted twice
+    retrain_predictive_model_if_due.delay()
+
+    assert PredictiveModel.objects.count() == 1
+    assert LeadPrediction.objects.count() == len(world["leads"]) + 3
+    assert set(LeadPrediction.objects.values_list("model", flat=True)) == {model.pk}
+    model.refresh_from_db()
+    assert model.n_predictions == len(world["leads"]) + 3
+    newcomer = LeadPrediction.objects.get(lead=newcomers[0])
+    assert (
+        0 < newcomer.probability < 1 and newcomer.explanation["up"] + newcomer.explanation["down"]
+    )
+
+
 def test_a_retrain_request_is_served_once(world):
     requested_at = datetime.now(UTC).isoformat()
     retrain_predictive_model.delay(requested_at, None)
