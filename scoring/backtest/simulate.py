@@ -56,6 +56,88 @@ class Replay:
         return threshold is not None and not self.fit.excluded and self.peak_total >= threshold
 
 
+@dataclass(frozen=True, slots=True)
+class EngagementSeries:
+    """A lead's engagement on each evaluated day (ascending) and today, under one scoring model:
+    what both columns share when only the ICP differs."""
+
+    days: tuple[int, ...]
+    engagement: tuple[float, ...]
+    engagement_today: float
+    spec: engine.ScoringSpec
+
+
+def engagement_series(
+    spec: engine.ScoringSpec,
+    email: str,
+    counts: Mapping[tuple[str, int], int],
+    *,
+    created_day: int,
+    as_of_day: int,
+) -> EngagementSeries:
+    """The engagement of a lead from its (kind, day) → event count, up to ``as_of_day``."""
+    adjustment = engine.email_adjustment(spec, email)
+    counts = {key: n for key, n in counts.items() if key[1] <= as_of_day}
+    by_day: dict[int, dict[tuple[str, int], int]] = {}
+    for (kind, day), n in counts.items():
+        by_day.setdefault(day, {})[kind, day] = n
+    days = sorted({min(created_day, as_of_day), as_of_day, *by_day})
+
+    # Sums kept relative to the day being evaluated (moved forward with the engine's decay
+    # factor), so years of history never under- or overflow a float.
+    sums: dict[str, float] = {}
+    previous: int | None = None
+    engagement = []
+    for day in days:
+        if previous is not None:
+            shift = engine.decay_factor(spec, previous - day)
+            sums = {kind: value * shift for kind, value in sums.items()}
+        for kind, value in engine.decayed_sums(spec, by_day.get(day, {}), epoch_day=day).items():
+            sums[kind] = sums.get(kind, 0.0) + value
+        engagement.append(
+            engine.engagement_from_sums(
+                spec, sums, epoch_day=day, as_of_day=day, adjustment=adjustment
+            )
+        )
+        previous = day
+
+    # Today's score exactly as the engine scores it (same sums, same order of additions).
+    today_sums = engine.decayed_sums(spec, counts, epoch_day=as_of_day)
+    engagement_today = engine.engagement_from_sums(
+        spec, today_sums, epoch_day=as_of_day, as_of_day=as_of_day, adjustment=adjustment
+    )
+    return EngagementSeries(tuple(days), tuple(engagement), engagement_today, spec)
+
+
+def replay_with_fit(
+    fit_result: engine.FitResult,
+    series: EngagementSeries,
+    *,
+    as_of_day: int,
+    mql_threshold: float | None,
+    cutoff_day: int | None = None,
+) -> Replay:
+    """One column's replay: a fit result added to an engagement series."""
+    cutoff = as_of_day if cutoff_day is None else min(cutoff_day, as_of_day)
+    peak = 0.0
+    first_mql_day = None
+    can_cross = mql_threshold is not None and not fit_result.excluded
+    for day, engagement in zip(series.days, series.engagement, strict=True):
+        total = engine.total_score(fit_result.points, engagement)
+        if day <= cutoff:
+            peak = max(peak, total)
+        if first_mql_day is None and can_cross and total >= mql_threshold:
+            first_mql_day = day
+    return Replay(
+        fit=fit_result,
+        engagement_today=series.engagement_today,
+        total_today=engine.total_score(fit_result.points, series.engagement_today),
+        grade_today=engine.grade(series.spec, fit_result.tier, series.engagement_today),
+        peak_total=peak,
+        first_mql_day=first_mql_day,
+    )
+
+
 def replay_lead(
     icp: engine.IcpSpec,
     spec: engine.ScoringSpec,
@@ -68,54 +150,15 @@ def replay_lead(
     cutoff_day: int | None = None,
 ) -> Replay:
     """Replay one lead's score from its (kind, day) → event count, up to ``as_of_day``."""
-    fit_result = engine.fit(icp, lead)
-    adjustment = engine.email_adjustment(spec, lead.email)
-    counts = {key: n for key, n in counts.items() if key[1] <= as_of_day}
-    by_day: dict[int, dict[tuple[str, int], int]] = {}
-    for (kind, day), n in counts.items():
-        by_day.setdefault(day, {})[kind, day] = n
-    cutoff = as_of_day if cutoff_day is None else min(cutoff_day, as_of_day)
-    days = sorted({min(created_day, as_of_day), as_of_day, *by_day})
-
-    # Sums kept relative to the day being evaluated (moved forward with the engine's decay
-    # factor), so years of history never under- or overflow a float.
-    sums: dict[str, float] = {}
-    previous: int | None = None
-    peak = 0.0
-    first_mql_day = None
-    for day in days:
-        if previous is not None:
-            shift = engine.decay_factor(spec, previous - day)
-            sums = {kind: value * shift for kind, value in sums.items()}
-        for kind, value in engine.decayed_sums(spec, by_day.get(day, {}), epoch_day=day).items():
-            sums[kind] = sums.get(kind, 0.0) + value
-        engagement = engine.engagement_from_sums(
-            spec, sums, epoch_day=day, as_of_day=day, adjustment=adjustment
-        )
-        total = engine.total_score(fit_result.points, engagement)
-        if day <= cutoff:
-            peak = max(peak, total)
-        if (
-            first_mql_day is None
-            and mql_threshold is not None
-            and not fit_result.excluded
-            and total >= mql_threshold
-        ):
-            first_mql_day = day
-        previous = day
-
-    # Today's score exactly as the engine scores it (same sums, same order of additions).
-    today_sums = engine.decayed_sums(spec, counts, epoch_day=as_of_day)
-    engagement_today = engine.engagement_from_sums(
-        spec, today_sums, epoch_day=as_of_day, as_of_day=as_of_day, adjustment=adjustment
+    series = engagement_series(
+        spec, lead.email, counts, created_day=created_day, as_of_day=as_of_day
     )
-    return Replay(
-        fit=fit_result,
-        engagement_today=engagement_today,
-        total_today=engine.total_score(fit_result.points, engagement_today),
-        grade_today=engine.grade(spec, fit_result.tier, engagement_today),
-        peak_total=peak,
-        first_mql_day=first_mql_day,
+    return replay_with_fit(
+        engine.fit(icp, lead),
+        series,
+        as_of_day=as_of_day,
+        mql_threshold=mql_threshold,
+        cutoff_day=cutoff_day,
     )
 
 

@@ -50,6 +50,29 @@ def test_replay_finds_the_first_day_the_total_reached_the_threshold():
     assert result.reached_threshold(65) is True
 
 
+def test_one_engagement_series_serves_two_icps():
+    # Same events, same model: engagement per day 0, 20, 40, 20 (see above); a 20-point fit
+    # peaks at 60 on day 110 and never reaches 65, the 40-point fit does on that day.
+    series = simulate.engagement_series(SPEC, "", COUNTS, created_day=95, as_of_day=120)
+    smaller = engine.IcpSpec(
+        version=2,
+        criteria=(engine.Criterion("Software", "industry", ("software",), points=20),),
+        tier_a_min_points=35,
+        tier_b_min_points=20,
+        tier_c_min_points=10,
+    )
+    replays = [
+        simulate.replay_with_fit(
+            engine.fit(icp, SOFTWARE_LEAD), series, as_of_day=120, mql_threshold=65
+        )
+        for icp in (ICP, smaller)
+    ]
+    assert [(r.tier, r.peak_total, r.first_mql_day, r.total_today) for r in replays] == [
+        ("A", 80, 110, 60),
+        ("B", 60, None, 40),
+    ]
+
+
 def test_the_peak_judged_against_the_outcome_stops_at_the_handoff_day():
     result = replay(cutoff_day=105)
     assert result.peak_total == 60
