@@ -43,6 +43,15 @@ def pytest_sessionstart(session):
         pytest.exit("Required services missing: " + "; ".join(problems), returncode=3)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: cached reads keyed by row counts and ids could
+    otherwise match another test's rows (SQLite reuses ids after a rollback)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def admin_user(db, django_user_model):
     return django_user_model.objects.create_superuser("ops", "ops@example.com", "pw")

@@ -315,3 +315,5 @@ DEMO_ADMIN_USERNAME = env("DEMO_ADMIN_USERNAME", default="admin")
 DEMO_ADMIN_PASSWORD = env("DEMO_ADMIN_PASSWORD", default="revops-demo")
 # ICP insights hide segments with fewer closed deals than this ("n too small" to judge).
 INSIGHTS_MIN_CLOSED_DEALS = env.int("INSIGHTS_MIN_CLOSED_DEALS", default=10)
+# The insights' per-segment counts are cached until a deal closes, or for this long at most.
+INSIGHTS_CACHE_SECONDS = env.int("INSIGHTS_CACHE_SECONDS", default=900)

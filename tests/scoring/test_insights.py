@@ -59,6 +59,18 @@ def test_win_rates_per_attribute_are_aggregated_in_sql(evidence, django_assert_m
     assert section(insights, "source")[next(iter(section(insights, "source")))].points is None
 
 
+def test_segment_counts_are_reused_until_a_deal_closes(evidence, django_assert_num_queries):
+    selectors.icp_insights()
+    with django_assert_num_queries(4):  # totals, the working ICP and its criteria: no GROUP BY
+        again = selectors.icp_insights()
+    assert section(again, "industry")["retail"].closed == 12
+
+    won(lead=LeadFactory(account=AccountFactory(industry="Retail")), closed_at=CLOSED)
+
+    fresh = selectors.icp_insights()
+    assert (fresh.closed, section(fresh, "industry")["retail"].closed) == (45, 13)
+
+
 def test_open_deals_and_deals_without_a_lead_do_not_count(evidence):
     from tests.metrics.factories import OpportunityFactory
 
