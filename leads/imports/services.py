@@ -14,11 +14,13 @@ import json
 import logging
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from leads.imports import csvfile, engine
@@ -310,3 +312,35 @@ def import_job_progress(job: ImportJob) -> dict:
         "processed": rows,
         "message": job.message,
     }
+
+
+def import_uploads_expire(*, now=None) -> int:
+    """Delete uploaded files past ``IMPORT_UPLOAD_RETENTION_DAYS``: a finished import keeps its
+    report and counts, only the raw file (contact details of every row) goes; a mapping left
+    unfinished that long is closed as failed, since nothing can be imported without its file.
+    Safe to re-run: a job whose file is gone is not looked at again."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IMPORT_UPLOAD_RETENTION_DAYS)
+    finished = (ImportJob.Status.DONE, ImportJob.Status.REJECTED, ImportJob.Status.FAILED)
+    expired = ImportJob.objects.exclude(file="").filter(
+        Q(status__in=finished, finished_at__lt=cutoff)
+        | Q(status=ImportJob.Status.DRAFT, created_at__lt=cutoff)
+    )
+    count = 0
+    for job in expired.iterator(chunk_size=200):
+        update = {"file": ""}
+        if job.status == ImportJob.Status.DRAFT:
+            update |= {
+                "status": ImportJob.Status.FAILED,
+                "finished_at": now,
+                "message": (
+                    f"Never imported: the upload was deleted after "
+                    f"{settings.IMPORT_UPLOAD_RETENTION_DAYS} days. Upload the file again."
+                ),
+            }
+        # The row first, and only while still in the state it was read in: a draft committed
+        # meanwhile keeps its file.
+        if ImportJob.objects.filter(pk=job.pk, status=job.status).update(**update):
+            job.file.storage.delete(job.file.name)
+            count += 1
+    return count

@@ -25,3 +25,11 @@ def run_import(job_id: int) -> str | None:
 
     job = import_job_run(job_id=job_id)
     return job.status if job is not None else None
+
+
+@shared_task(name="leads.imports.tasks.expire_import_uploads")
+def expire_import_uploads() -> int:
+    """Beat, daily: delete uploads past their retention (idempotent)."""
+    from leads.imports.services import import_uploads_expire
+
+    return import_uploads_expire()

@@ -195,6 +195,9 @@ MEDIA_URL = "media/"
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
 # Files up to this size are imported in the request; larger ones by a Celery worker.
 IMPORT_SYNC_MAX_BYTES = env.int("IMPORT_SYNC_MAX_BYTES", default=2 * 1024 * 1024)
+# Uploaded files (every row's contact details) are deleted this many days after the import
+# finished (or after an unfinished mapping was started); reports and counts stay.
+IMPORT_UPLOAD_RETENTION_DAYS = env.int("IMPORT_UPLOAD_RETENTION_DAYS", default=30)
 # The import task lives in leads/imports/, which Celery's autodiscovery (<app>.tasks) misses.
 CELERY_IMPORTS = ("leads.imports.tasks", "scoring.predictive.tasks")
 
@@ -242,6 +245,10 @@ CELERY_BEAT_SCHEDULE = {
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
     # Resume backtests of drafts whose worker died (they continue from their watermark).
     "backtest-sweep": {"task": "scoring.backtest.tasks.sweep_backtests", "schedule": 120.0},
+    "import-upload-retention": {
+        "task": "leads.imports.tasks.expire_import_uploads",
+        "schedule": 24 * 3600.0,
+    },
     # Retrain the predictive score once a night (and on a fresh install's first check).
     "predictive-retrain": {
         "task": "scoring.predictive.tasks.retrain_predictive_model_if_due",
