@@ -3,14 +3,14 @@ dashboards' own filters (``preset`` or ``start``/``end``, ``source``, ``channel`
 ``tier``, ``owner``, ``team``; repeat a parameter for several values).
 
 The figures are those of ``metrics.queries`` (the dashboards' definitions, docs/kpis.md),
-computed for the request: the KPI's dataclass as JSON (``dataclasses.asdict``; money as decimal
+served like the dashboards from a snapshot at most a minute old (``computed_at`` says when;
+``metrics.kpi_catalog``): the KPI's dataclass as JSON (``dataclasses.asdict``; money as decimal
 strings, instants in ISO 8601), with the period and filters it was computed for.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,60 +28,10 @@ from rest_framework.views import APIView
 
 from leads.api.common import UtcMixin
 from leads.choices import ChannelGroup, FitTier
-from metrics import dashboards, queries
+from metrics import snapshots
 from metrics.filters import DashboardFilterForm, Preset
+from metrics.kpi_catalog import KPIS, snapshot_page
 from metrics.kpis import KpiFilters, Period
-
-# name -> (read, what it is). Each read takes (period, filters) and returns a KPI dataclass (or
-# a list of them): the same functions the dashboards call.
-KPIS: dict[str, tuple[Callable[[Period, KpiFilters], Any], str]] = {
-    "overview": (
-        dashboards.overview,
-        "The overview tiles: each headline KPI now and in the previous equal period.",
-    ),
-    "lead_acceptance": (queries.lead_acceptance, "Accepted ÷ decided handoffs."),
-    "lead_acceptance_by_source": (queries.lead_acceptance_by_source, "Acceptance per source."),
-    "response_time": (queries.response_time, "Median first-response time, business hours."),
-    "sla_compliance": (queries.sla_compliance, "Response and acceptance SLA met / missed."),
-    "sla_compliance_by_rep": (queries.sla_compliance_by_rep, "SLA compliance per sales rep."),
-    "sla_compliance_by_source": (queries.sla_compliance_by_source, "SLA compliance per source."),
-    "feedback_loop_completion": (
-        queries.feedback_loop_completion,
-        "Rejections with a reason (and a note where needed) ÷ rejections.",
-    ),
-    "conversion_by_source": (
-        queries.conversion_by_source,
-        "Cohort funnel of the leads created in the period, overall and per source.",
-    ),
-    "opportunity_results": (
-        queries.opportunity_results,
-        "Won / lost, win rate, deal size and cycle length of opportunities closed.",
-    ),
-    "opportunity_results_by_source": (
-        queries.opportunity_results_by_source,
-        "Opportunity results per source.",
-    ),
-    "pipeline_and_revenue": (
-        queries.pipeline_and_revenue,
-        "Open pipeline at the period's end and revenue won, per source and origin.",
-    ),
-    "pipeline_velocity": (queries.pipeline_velocity, "Expected revenue per day."),
-    "pipeline_velocity_by_source": (
-        queries.pipeline_velocity_by_source,
-        "Pipeline velocity per source.",
-    ),
-    "lead_economics": (
-        queries.lead_economics,
-        "Revenue per lead, cost per lead and customer acquisition cost.",
-    ),
-    "lead_economics_by_source": (queries.lead_economics_by_source, "Lead economics per source."),
-    "content_utilization": (
-        queries.content_utilization,
-        "Share of handed-off leads and opportunities sales shared content with.",
-    ),
-    "asset_usage": (queries.asset_usage, "Most used content assets per funnel stage, and unused."),
-    "time_in_stage": (queries.time_in_stage, "Median days in each stage, over stage exits."),
-}
 
 # Dates a period may start or end on (a year 9999 end would overflow the day after it).
 EARLIEST = date(1900, 1, 1)
@@ -215,13 +165,15 @@ class KpiView(UtcMixin, APIView):
         if name not in KPIS:
             raise NotFound(f"No KPI named {name!r}; known: {', '.join(KPIS)}.")
         period, filters = parse_filters(request.query_params)
-        read, description = KPIS[name]
+        _, description = KPIS[name]
+        data, computed_at = snapshots.page_data(snapshot_page(name), period, filters)
         return Response(
             {
                 "kpi": name,
                 "description": description,
                 "period": period_json(period),
                 "filters": to_json(filters),
-                "data": to_json(read(period, filters)),
+                "computed_at": computed_at.isoformat(),
+                "data": to_json(data),
             }
         )

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from metrics import dashboards, meeting, snapshots
+from metrics import dashboards, kpi_catalog, meeting, snapshots
 
 # The pages register their builders with ``snapshots`` when their modules are imported.
-PAGES_WITH_SNAPSHOTS = (dashboards, meeting)
+PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting)
 
 
 @shared_task(name="metrics.tasks.refresh_snapshots", soft_time_limit=50, time_limit=60)

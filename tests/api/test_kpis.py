@@ -1,13 +1,15 @@
 """Every dashboard KPI as JSON, with the dashboards' filters: the numbers are those of
 ``metrics.queries`` for the same period and filters."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from django.utils import timezone
 
 from metrics import queries
 from metrics.api import KPIS, to_json
 from metrics.kpis import KpiFilters, Period
+from metrics.tasks import refresh_snapshots
 from tests.api.conftest import errors_of, fields_of
 from tests.factories import SourceFactory
 from tests.metrics.factories import (
@@ -65,6 +67,24 @@ def test_every_kpi_equals_the_query_for_the_same_period_and_filters(reader_api, 
         "time_zone": "America/New_York",
     }
     assert body["filters"]["source_ids"] == [march["webinars"].pk]
+
+
+def test_a_kpi_is_answered_from_a_snapshot_the_beat_keeps_fresh(reader_api, march, monkeypatch):
+    first = reader_api.get("/api/v1/kpis/lead_acceptance/", MARCH).json()
+    assert first["data"]["accepted"] == 2
+    accepted(at=utc(3, 6), lead=MetricLeadFactory(source=march["ads"]))
+
+    # Within the minute: the same stored figures, and when they were computed.
+    again = reader_api.get("/api/v1/kpis/lead_acceptance/", MARCH).json()
+    assert (again["data"], again["computed_at"]) == (first["data"], first["computed_at"])
+
+    # The beat's refresh recomputes the keys being read once they are 30 s old.
+    later = timezone.now() + timedelta(seconds=45)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: later)
+    assert refresh_snapshots.delay().get()["refreshed"] == 1
+    fresh = reader_api.get("/api/v1/kpis/lead_acceptance/", MARCH).json()
+    assert fresh["data"]["accepted"] == 3
+    assert fresh["computed_at"] > first["computed_at"]
 
 
 def test_values_are_the_figures_people_read(reader_api, march):
