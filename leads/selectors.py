@@ -250,16 +250,6 @@ def handoff_detail(pk: int) -> Handoff:
     )
 
 
-def lead_activities(lead_id: int):
-    """The lead's workflow history, newest first (who, when, what)."""
-    return (
-        LeadActivity.objects.filter(lead_id=lead_id)
-        .select_related("actor", "handoff")
-        .prefetch_related("objections", "content_assets")
-        .order_by("-occurred_at", "-id")
-    )
-
-
 HISTORY_FIELDS = (
     "at",
     "entry",

@@ -179,7 +179,3 @@ PRESETS: dict[str, Preset] = {
 
 def preset_get(name: str) -> Preset | None:
     return PRESETS.get(name)
-
-
-def presets_for(kind: str) -> list[Preset]:
-    return [preset for preset in PRESETS.values() if preset.kind == kind]

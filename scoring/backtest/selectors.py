@@ -8,13 +8,12 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Min
 
-from leads.choices import DefinitionStatus, HandoffOutcome, StageKind, Team, TriggerType
-from leads.models import Handoff, IcpVersion, Lead, LifecycleStage, Opportunity
+from leads.choices import HandoffOutcome, StageKind, Team, TriggerType
+from leads.models import Handoff, Lead, LifecycleStage, Opportunity
 from leads.selectors import stages_in_force
 from scoring import engine
 from scoring.backtest.models import Backtest, BacktestLead
 from scoring.bulk import _day_of
-from scoring.models import ScoringModel
 from scoring.selectors import lead_facts
 
 
@@ -159,16 +158,6 @@ def _outcome_stage_keys() -> tuple[set[str], set[str]]:
 # --- Pages -----------------------------------------------------------------------------------
 
 
-def draft_versions() -> dict[str, list]:
-    """The drafts one can simulate, newest first."""
-    return {
-        "icp": list(IcpVersion.objects.filter(status=DefinitionStatus.DRAFT).order_by("-number")),
-        "model": list(
-            ScoringModel.objects.filter(status=DefinitionStatus.DRAFT).order_by("-number")
-        ),
-    }
-
-
 def recent_backtests():
     """For the list page (the caller paginates)."""
     return Backtest.objects.select_related(
@@ -214,7 +203,3 @@ def outcome_rows(backtest: Backtest) -> list[tuple[float, float, bool, bool, boo
             .iterator(chunk_size=10_000)
         )
     ]
-
-
-def draft_is_current(backtest: Backtest, current_fingerprint: str | None) -> bool:
-    return current_fingerprint is not None and current_fingerprint == backtest.draft_fingerprint
