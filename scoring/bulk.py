@@ -41,7 +41,9 @@ def _greatest(*terms: str) -> str:
     return f"{'GREATEST' if _is_postgres() else 'MAX'}({', '.join(terms)})"
 
 
-def _day_of(column: str) -> str:
+def utc_day_sql(column: str) -> str:
+    """SQL for the UTC day number (days since 1970-01-01) of an instant column, as
+    ``engine.day_number`` computes it in Python."""
     if _is_postgres():
         return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS INTEGER)"
     return f"CAST(julianday({column}) - 2440587.5 AS INTEGER)"
@@ -131,10 +133,10 @@ def reread_sums(
             SELECT s.lead_id, {", ".join(columns)}
             FROM {STATE_TABLE} s
             LEFT JOIN (
-                SELECT e.lead_id, e.kind, {_day_of("e.occurred_at")} AS day, COUNT(*) AS n
+                SELECT e.lead_id, e.kind, {utc_day_sql("e.occurred_at")} AS day, COUNT(*) AS n
                 FROM {EVENT_TABLE} e
                 WHERE e.lead_id BETWEEN %s AND %s
-                GROUP BY e.lead_id, e.kind, {_day_of("e.occurred_at")}
+                GROUP BY e.lead_id, e.kind, {utc_day_sql("e.occurred_at")}
             ) d ON d.lead_id = s.lead_id
             WHERE s.lead_id BETWEEN %s AND %s {stale}
             GROUP BY s.lead_id

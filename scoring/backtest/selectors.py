@@ -13,7 +13,7 @@ from leads.models import Handoff, Lead, LifecycleStage, Opportunity
 from leads.selectors import stages_in_force
 from scoring import engine
 from scoring.backtest.models import Backtest, BacktestLead
-from scoring.bulk import _day_of
+from scoring.bulk import utc_day_sql
 from scoring.selectors import lead_facts
 
 
@@ -112,7 +112,7 @@ def lead_records(*, lo: int, hi: int, as_of: datetime) -> list[LeadRecord]:
 
 def _event_counts(lo: int, hi: int, as_of: datetime) -> dict[int, dict[tuple[str, int], int]]:
     """lead id → (kind, UTC day) → events, counted in SQL."""
-    day = _day_of("occurred_at")
+    day = utc_day_sql("occurred_at")
     sql = f"""
         SELECT lead_id, kind, {day} AS day, COUNT(*)
         FROM leads_engagementevent
