@@ -76,10 +76,18 @@ def _render_meeting(request, meeting: Meeting, *, action_form=None, status: int 
 @require_GET
 @login_required
 def meeting_current(request):
-    """This week's meeting, created on the first visit of the week."""
-    meeting, _created = services.meeting_get_or_create_for_week(
-        today=display_today(), user=request.user
-    )
+    """This week's meeting. Beat opens it on Monday; someone who runs meetings opens it on
+    their first visit otherwise. A Viewer (the meeting-room screen) changes nothing: before the
+    week's meeting exists it is told so, and the page reloads until it does."""
+    if request.user.has_perm(MEETING_WRITE):
+        meeting, _created = services.meeting_get_or_create_for_week(
+            today=display_today(), user=request.user
+        )
+    else:
+        meeting = services.meeting_of_week(display_today())
+        if meeting is None:
+            latest = Meeting.objects.order_by("-held_on").first()
+            return render(request, "metrics/meeting_not_open.html", {"latest": latest})
     url = _meeting_url(meeting)
     query = request.GET.urlencode()
     return redirect(f"{url}?{query}" if query else url)

@@ -22,18 +22,23 @@ def _user_or_none(user: AbstractBaseUser | None):
     return user if user is not None and user.is_authenticated else None
 
 
+def meeting_of_week(today: date) -> Meeting | None:
+    """The meeting already held or planned in the week (Monday to Sunday) ``today`` falls in
+    (the earliest, should there be several)."""
+    monday, sunday = week_of(today)
+    return Meeting.objects.filter(held_on__range=(monday, sunday)).order_by("held_on").first()
+
+
 def meeting_get_or_create_for_week(
     *, today: date, user: AbstractBaseUser | None = None
 ) -> tuple[Meeting, bool]:
-    """The meeting of the week (Monday to Sunday) ``today`` falls in: the one already held or
-    planned that week (the earliest, should there be several), or a new one held ``today``."""
-    monday, sunday = week_of(today)
-    existing = Meeting.objects.filter(held_on__range=(monday, sunday)).order_by("held_on").first()
+    """The meeting of the week ``today`` falls in, or a new one held ``today``."""
+    existing = meeting_of_week(today)
     if existing is not None:
         return existing, False
     meeting = Meeting(
         held_on=today,
-        title=f"Pipeline review, week of {date_format(monday, 'j F Y')}",
+        title=f"Pipeline review, week of {date_format(week_of(today)[0], 'j F Y')}",
         created_by=_user_or_none(user),
     )
     meeting.full_clean(validate_unique=False)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from metrics import dashboards, kpi_catalog, meeting, snapshots
+from metrics import dashboards, kpi_catalog, meeting, services, snapshots
 
 # The pages register their builders with ``snapshots`` when their modules are imported.
 PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting)
@@ -12,3 +12,11 @@ PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting)
 def refresh_snapshots() -> dict:
     """Beat, every 30 s: recompute the dashboard snapshots people are looking at."""
     return snapshots.snapshots_refresh(budget_seconds=25.0)
+
+
+@shared_task(name="metrics.tasks.open_this_weeks_meeting")
+def open_this_weeks_meeting() -> str:
+    """Beat, hourly: this week's pipeline review exists from Monday on, so the meeting-room
+    screen (a Viewer, who changes nothing) finds it without opening it. Idempotent."""
+    opened, _ = services.meeting_get_or_create_for_week(today=meeting.display_today())
+    return opened.held_on.isoformat()

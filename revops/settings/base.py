@@ -245,6 +245,8 @@ CELERY_BEAT_SCHEDULE = {
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
     # Resume backtests of drafts whose worker died (they continue from their watermark).
     "backtest-sweep": {"task": "scoring.backtest.tasks.sweep_backtests", "schedule": 120.0},
+    # This week's pipeline review exists from Monday on, for screens that only read it.
+    "open-weekly-meeting": {"task": "metrics.tasks.open_this_weeks_meeting", "schedule": 3600.0},
     "import-upload-retention": {
         "task": "leads.imports.tasks.expire_import_uploads",
         "schedule": 24 * 3600.0,

@@ -22,6 +22,8 @@ from leads.roles import (
     VIEWER,
     roles_grant,
 )
+from metrics.models import Meeting
+from metrics.tasks import open_this_weeks_meeting
 from tests.factories import LeadFactory, SalesRepFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -294,6 +296,23 @@ def test_demo_admin_puts_the_demo_team_in_their_roles(db, capsys):
     assert "meeting.room" in out and "Viewer" in out
 
 
+def test_a_viewer_never_opens_the_weeks_meeting_the_beat_does(client):
+    client.force_login(UserFactory(role=VIEWER))
+
+    waiting = client.get(reverse("meeting:current"))
+    assert waiting.status_code == 200
+    assert "not open yet" in waiting.content.decode()
+    assert not Meeting.objects.exists()
+
+    open_this_weeks_meeting.delay()
+    open_this_weeks_meeting.delay()  # hourly: still one meeting this week
+    meeting = Meeting.objects.get()
+    assert meeting.created_by is None
+    assert client.get(reverse("meeting:current"))["Location"] == reverse(
+        "meeting:detail", args=[meeting.held_on]
+    )
+
+
 # --- What a role is shown ----------------------------------------------------------------------
 
 
@@ -316,9 +335,11 @@ def test_the_top_bar_links_only_what_the_role_may_open(client, role, shown, hidd
 
 @pytest.mark.parametrize("role, buttons", [(VIEWER, False), (SALES_REP, True)])
 def test_the_meeting_shows_its_write_buttons_only_to_roles_that_may_use_them(client, role, buttons):
+    open_this_weeks_meeting.delay()
     client.force_login(UserFactory(role=role))
     page = client.get(reverse("meeting:current"), {"live": "1"}, follow=True)
     assert page.status_code == 200
+    assert "Follow-up on time" in page.content.decode()  # the meeting itself
     body = page.content.decode()
     assert ("Freeze figures" in body) is buttons
     assert ("Add action" in body) is buttons
