@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from metrics.models import Meeting
 from metrics.tasks import open_this_weeks_meeting
 from tests.browser.conftest import PASSWORD, log_in
 from tests.conftest import restore_default_definitions
@@ -85,7 +86,9 @@ def test_overview_filters_charts_drill_down_and_export(page, live_server, handed
 
 def test_meeting_page_moves_with_the_keyboard(page, live_server, handed_off_this_week, artifacts):
     get_user_model().objects.create_user("viewer.room", "room@example.com", PASSWORD)
-    open_this_weeks_meeting.delay()  # as beat does: the screen only reads the meeting
+    # Opened as beat does (the screen itself only reads the meeting).
+    opened = open_this_weeks_meeting.apply().get()
+    assert Meeting.objects.filter(held_on=opened).exists()
     log_in(page, live_server, "viewer.room")
 
     page.goto(f"{live_server.url}/meeting/")
