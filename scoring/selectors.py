@@ -3,12 +3,15 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import BooleanField, Case, Exists, OuterRef, Value, When
 from django.utils import timezone
 
-from leads.models import IcpVersion, Lead
-from leads.selectors import icp_in_force, version_in_force
+from leads.choices import HandoffOutcome, OpportunityStatus
+from leads.models import Handoff, IcpVersion, Lead, Opportunity, StageTransition
+from leads.selectors import icp_in_force, stages_in_force, version_in_force
 from scoring import engine
 from scoring.models import ScoringModel
+from scoring.outcomes import StageGroups, stage_groups_of
 
 
 def scoring_model_in_force(*, at: datetime | None = None) -> ScoringModel | None:
@@ -131,3 +134,36 @@ def explain_lead_score(lead: Lead, *, at: datetime | None = None) -> ScoreExplan
     return ScoreExplanation(
         result=result, icp=icp, model=model, mql_threshold=min(thresholds, default=None)
     )
+
+
+# --- Known outcomes (the rule: scoring.outcomes) ---------------------------------------------
+
+
+def stage_groups() -> StageGroups:
+    return stage_groups_of(stages_in_force())
+
+
+def outcome_annotations(groups: StageGroups) -> dict:
+    """Per-lead ``OutcomeFacts`` fields as SQL (EXISTS subqueries), to annotate a lead query."""
+
+    def opportunity(status):
+        return Exists(Opportunity.objects.filter(lead_id=OuterRef("pk"), status=status))
+
+    def handoff(outcome):
+        return Exists(Handoff.objects.filter(lead_id=OuterRef("pk"), outcome=outcome))
+
+    return {
+        "won_opportunity": opportunity(OpportunityStatus.WON),
+        "lost_opportunity": opportunity(OpportunityStatus.LOST),
+        "open_opportunity": opportunity(OpportunityStatus.OPEN),
+        "reached_won_stage": Exists(
+            StageTransition.objects.filter(lead_id=OuterRef("pk"), to_stage__in=groups.won)
+        ),
+        "in_lost_or_disqualified_stage": Case(
+            When(stage__in=groups.lost_or_disqualified, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        "rejected_at_handoff": handoff(HandoffOutcome.REJECTED),
+        "pending_handoff": handoff(HandoffOutcome.PENDING),
+    }

@@ -8,13 +8,13 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Min
 
-from leads.choices import HandoffOutcome, StageKind, Team, TriggerType
-from leads.models import Handoff, Lead, LifecycleStage, Opportunity
-from leads.selectors import stages_in_force
+from leads.choices import StageKind, Team, TriggerType
+from leads.models import Handoff, Lead, LifecycleStage
 from scoring import engine
 from scoring.backtest.models import Backtest, BacktestLead
 from scoring.bulk import utc_day_sql
-from scoring.selectors import lead_facts
+from scoring.outcomes import OutcomeFacts, closed_outcome
+from scoring.selectors import lead_facts, outcome_annotations, stage_groups
 
 
 def mql_threshold(stages: list[LifecycleStage]) -> float | None:
@@ -53,9 +53,14 @@ class LeadRecord:
     outcome: str  # BacktestLead.Outcome value
 
 
+# A known outcome (scoring.outcomes, the predictive score's rule too) as BacktestLead stores it.
+OUTCOME_LABELS = {1: BacktestLead.Outcome.WON, 0: BacktestLead.Outcome.LOST, None: ""}
+
+
 def lead_records(*, lo: int, hi: int, as_of: datetime) -> list[LeadRecord]:
     """The leads with ``lo <= id <= hi``: facts, events per (kind, day), first handoff day and
-    outcome, in four queries whatever the range's size."""
+    outcome, in three queries whatever the range's size."""
+    groups = stage_groups()
     leads = list(
         Lead.objects.filter(pk__range=(lo, hi))
         .select_related("account")
@@ -75,6 +80,7 @@ def lead_records(*, lo: int, hi: int, as_of: datetime) -> list[LeadRecord]:
             "account__signals",
             "account__country",
         )
+        .annotate(**outcome_annotations(groups))
         .order_by("pk")
     )
     if not leads:
@@ -86,15 +92,10 @@ def lead_records(*, lo: int, hi: int, as_of: datetime) -> list[LeadRecord]:
         .annotate(first=Min("assigned_at"))
         .values_list("lead_id", "first")
     )
-    outcomes = _outcomes(lo, hi)
-    won_stages, lost_stages = _outcome_stage_keys()
     records = []
     for lead in leads:
-        outcome = outcomes.get(lead.pk, "")
-        if lead.stage in won_stages:
-            outcome = BacktestLead.Outcome.WON
-        elif not outcome and lead.stage in lost_stages:
-            outcome = BacktestLead.Outcome.LOST
+        facts = {name: getattr(lead, name) for name in OutcomeFacts.__dataclass_fields__}
+        outcome = closed_outcome(OutcomeFacts(**facts))
         handed_off = first_handoff.get(lead.pk)
         records.append(
             LeadRecord(
@@ -104,7 +105,7 @@ def lead_records(*, lo: int, hi: int, as_of: datetime) -> list[LeadRecord]:
                 stage=lead.stage,
                 counts=counts.get(lead.pk, {}),
                 first_handoff_day=engine.day_number(handed_off) if handed_off else None,
-                outcome=outcome,
+                outcome=OUTCOME_LABELS[outcome],
             )
         )
     return records
@@ -125,34 +126,6 @@ def _event_counts(lo: int, hi: int, as_of: datetime) -> dict[int, dict[tuple[str
         for lead_id, kind, event_day, n in cursor.fetchall():
             counts[lead_id][kind, int(event_day)] = n
     return counts
-
-
-def _outcomes(lo: int, hi: int) -> dict[int, str]:
-    """Won if the lead has a won opportunity; lost if a lost one or a rejected handoff."""
-    outcomes: dict[int, str] = {}
-    for lead_id, status in (
-        Opportunity.objects.filter(lead__gte=lo, lead__lte=hi, status__in=["won", "lost"])
-        .values_list("lead_id", "status")
-        .distinct()
-    ):
-        if status == "won":
-            outcomes[lead_id] = BacktestLead.Outcome.WON
-        else:
-            outcomes.setdefault(lead_id, BacktestLead.Outcome.LOST)
-    for lead_id in (
-        Handoff.objects.filter(lead__gte=lo, lead__lte=hi, outcome=HandoffOutcome.REJECTED)
-        .values_list("lead_id", flat=True)
-        .distinct()
-    ):
-        outcomes.setdefault(lead_id, BacktestLead.Outcome.LOST)
-    return outcomes
-
-
-def _outcome_stage_keys() -> tuple[set[str], set[str]]:
-    stages = stages_in_force()
-    won = {s.key for s in stages if s.kind == StageKind.WON}
-    lost = {s.key for s in stages if s.kind in (StageKind.LOST, StageKind.DISQUALIFIED)}
-    return won, lost
 
 
 # --- Pages -----------------------------------------------------------------------------------

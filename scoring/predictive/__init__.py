@@ -1,10 +1,11 @@
 """The predictive score: a conversion probability learnt from this organisation's own outcomes,
 shown beside the rule score (fit + engagement), never replacing it.
 
-Outcome (``features.closed_outcome``). Converted (1): the lead has a won opportunity or ever
-entered a won stage (Customer). Not converted (0): none of that, and it has a lost opportunity,
-sits in a lost or disqualified stage, or was rejected by sales at a handoff — unless something is
-still in play (an open opportunity or a pending handoff). Every other lead is still open: it gets
+Outcome (``scoring.outcomes.closed_outcome``, the rule the backtest uses too). Converted (1):
+the lead has a won opportunity or ever entered a won stage (Customer). Not converted (0): none
+of that, and it has a lost opportunity, sits in a lost or disqualified stage, or was rejected by
+sales at a handoff — unless something is still in play (an open opportunity or a pending
+handoff). Every other lead is still open: it gets
 a prediction but is not trained on.
 
 Cutoff (``selectors.cutoff_expression``): a lead's features are what was known when sales started

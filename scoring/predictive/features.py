@@ -106,32 +106,3 @@ def lead_feature_row(record: LeadRecord) -> dict:
     for kind in EventKind.values:
         row[_event_key(kind)] = int(record.event_counts.get(kind, 0))
     return row
-
-
-@dataclass(frozen=True)
-class OutcomeFacts:
-    """What decides a lead's closed outcome (read in SQL, decided here)."""
-
-    won_opportunity: bool = False
-    reached_won_stage: bool = False
-    lost_opportunity: bool = False
-    in_lost_or_disqualified_stage: bool = False
-    rejected_at_handoff: bool = False
-    open_opportunity: bool = False
-    pending_handoff: bool = False
-
-
-def closed_outcome(facts: OutcomeFacts) -> int | None:
-    """1 converted, 0 not converted, None still open (not used for training).
-
-    Converted: a won opportunity, or the lead ever entered a won stage (Customer).
-    Not converted: none of that, and a lost opportunity, a lost / disqualified stage now, or a
-    rejection at handoff — unless something is still in play (an open opportunity or a pending
-    handoff), in which case the outcome is not known yet."""
-    if facts.won_opportunity or facts.reached_won_stage:
-        return 1
-    if facts.open_opportunity or facts.pending_handoff:
-        return None
-    if facts.lost_opportunity or facts.in_lost_or_disqualified_stage or facts.rejected_at_handoff:
-        return 0
-    return None

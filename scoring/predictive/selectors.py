@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import (
-    BooleanField,
-    Case,
     Count,
     DateTimeField,
-    Exists,
     F,
     Max,
     Min,
@@ -21,33 +17,17 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
-from leads.choices import HandoffOutcome, OpportunityStatus, StageKind, Team
 from leads.models import Handoff, Lead, Opportunity, StageTransition
-from leads.selectors import stages_in_force
-from scoring.predictive.features import LeadRecord, OutcomeFacts, closed_outcome
+from scoring.outcomes import OutcomeFacts, StageGroups, closed_outcome
+from scoring.predictive.features import LeadRecord
 from scoring.predictive.models import LeadPrediction, PredictiveModel
+from scoring.selectors import outcome_annotations, stage_groups
 
 CHUNK = 5000
-
-
-@dataclass(frozen=True)
-class StageGroups:
-    won: frozenset[str]
-    lost_or_disqualified: frozenset[str]
-    worked_by_sales: frozenset[str]  # entering one of these means sales has the lead
-
-
-def stage_groups() -> StageGroups:
-    stages = stages_in_force()
-    won = {s.key for s in stages if s.kind == StageKind.WON}
-    lost = {s.key for s in stages if s.kind in (StageKind.LOST, StageKind.DISQUALIFIED)}
-    sales = {s.key for s in stages if s.team == Team.SALES}
-    return StageGroups(frozenset(won), frozenset(lost), frozenset(sales | won | lost))
 
 
 def _first(queryset: QuerySet, field: str) -> Subquery:
@@ -80,30 +60,6 @@ def cutoff_expression(groups: StageGroups, now: datetime):
     )
 
 
-def _outcome_annotations(groups: StageGroups) -> dict:
-    def opportunity(status):
-        return Exists(Opportunity.objects.filter(lead_id=OuterRef("pk"), status=status))
-
-    def handoff(outcome):
-        return Exists(Handoff.objects.filter(lead_id=OuterRef("pk"), outcome=outcome))
-
-    return {
-        "won_opportunity": opportunity(OpportunityStatus.WON),
-        "lost_opportunity": opportunity(OpportunityStatus.LOST),
-        "open_opportunity": opportunity(OpportunityStatus.OPEN),
-        "reached_won_stage": Exists(
-            StageTransition.objects.filter(lead_id=OuterRef("pk"), to_stage__in=groups.won)
-        ),
-        "in_lost_or_disqualified_stage": Case(
-            When(stage__in=groups.lost_or_disqualified, then=Value(True)),
-            default=Value(False),
-            output_field=BooleanField(),
-        ),
-        "rejected_at_handoff": handoff(HandoffOutcome.REJECTED),
-        "pending_handoff": handoff(HandoffOutcome.PENDING),
-    }
-
-
 LEAD_FIELDS = (
     "id", "created_at", "email", "seniority", "country", "campaign_id", "source__name",
     "source__channel_group", "source__origin", "account__industry", "account__employees",
@@ -115,9 +71,7 @@ LEAD_FIELDS = (
 def _records(leads: QuerySet, groups: StageGroups, now: datetime) -> list[tuple[LeadRecord, dict]]:
     """Records of these leads (with their outcome facts), two queries: attributes and cutoff,
     then engagement before the cutoff grouped by lead and kind."""
-    annotated = leads.annotate(
-        cutoff=cutoff_expression(groups, now), **_outcome_annotations(groups)
-    )
+    annotated = leads.annotate(cutoff=cutoff_expression(groups, now), **outcome_annotations(groups))
     rows = list(annotated.values(*LEAD_FIELDS, "cutoff", *OutcomeFacts.__dataclass_fields__))
     if not rows:
         return []
@@ -167,10 +121,10 @@ def _records(leads: QuerySet, groups: StageGroups, now: datetime) -> list[tuple[
 
 def closed_outcome_records(*, now: datetime | None = None) -> list[tuple[LeadRecord, int]]:
     """Every lead whose outcome is known, with it (1 converted, 0 not); see
-    :func:`scoring.predictive.features.closed_outcome` for the rule."""
+    :func:`scoring.outcomes.closed_outcome` for the rule."""
     now = now or timezone.now()
     groups = stage_groups()
-    annotations = _outcome_annotations(groups)
+    annotations = outcome_annotations(groups)
     candidates = Lead.objects.alias(**annotations).filter(
         Q(won_opportunity=True)
         | Q(reached_won_stage=True)

@@ -8,7 +8,7 @@ scoring model doubles a demo request (30 → 60 points).
 lead   events today              current  draft  outcome             stage / handoff
 =====  ========================  =======  =====  ==================  ====================
 hot    demo request              55       85     won opportunity     lead (moves on score)
-warm   trial + 2 form fills      69       69     lost opportunity    mql, handed off today
+warm   trial + 2 form fills      69       69     lost opportunity    mql, accepted today
 cold   page view                 26       26     rejected handoff    nurture
 quiet  —                         25       25     unknown             lead
 =====  ========================  =======  =====  ==================  ====================
@@ -24,7 +24,7 @@ from leads.services import definition_create_draft
 from scoring.models import ScoringModel
 from scoring.services import rescore_all_now
 from tests.factories import LeadFactory
-from tests.metrics.factories import HandoffFactory, lost, rejected, won
+from tests.metrics.factories import accepted, lost, rejected, won
 
 
 def early_today():
@@ -53,7 +53,8 @@ def build_world() -> dict:
     closed = at
     won(lead=hot, closed_at=closed, created_at=created)
     lost(lead=warm, closed_at=closed, created_at=created)
-    HandoffFactory(lead=warm, assigned_at=at)
+    # Accepted: a handoff still pending would leave the outcome open (scoring.outcomes).
+    accepted(lead=warm, at=at, assigned_at=at)
     rejected(lead=cold, at=at + timedelta(seconds=1), assigned_at=at)
     rescore_all_now(note="backtest world")
     return {"hot": hot, "warm": warm, "cold": cold, "quiet": quiet}

@@ -7,13 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scoring.predictive.features import (
-    LEAD_SPEC,
-    LeadRecord,
-    OutcomeFacts,
-    closed_outcome,
-    lead_feature_row,
-)
+from scoring.outcomes import OutcomeFacts, closed_outcome
+from scoring.predictive.features import LEAD_SPEC, LeadRecord, lead_feature_row
 from scoring.predictive.learning import (
     MIN_OUTCOMES,
     Feature,
