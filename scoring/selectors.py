@@ -1,5 +1,6 @@
 """Reads for scoring: definitions turned into engine specs, lead facts, explanations."""
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from leads.models import Handoff, IcpVersion, Lead, Opportunity, StageTransition
 from leads.selectors import icp_in_force, stages_in_force, version_in_force
 from scoring import engine
 from scoring.models import ScoringModel
-from scoring.outcomes import StageGroups, stage_groups_of
+from scoring.outcomes import OutcomeFacts, StageGroups, stage_groups_of
 
 
 def scoring_model_in_force(*, at: datetime | None = None) -> ScoringModel | None:
@@ -166,4 +167,50 @@ def outcome_annotations(groups: StageGroups) -> dict:
         ),
         "rejected_at_handoff": handoff(HandoffOutcome.REJECTED),
         "pending_handoff": handoff(HandoffOutcome.PENDING),
+    }
+
+
+def outcome_facts_in_range(
+    *, lo: int, hi: int, stages_by_lead: dict[int, str], groups: StageGroups
+) -> dict[int, OutcomeFacts]:
+    """``OutcomeFacts`` of the leads with ``lo <= id <= hi`` (given their current stages), read
+    with three grouped queries over the id range instead of seven subqueries per lead: the
+    same facts ``outcome_annotations`` gives, for the backtest's bulk walk."""
+    found: dict[int, dict[str, bool]] = defaultdict(dict)
+    statuses = {
+        OpportunityStatus.WON: "won_opportunity",
+        OpportunityStatus.LOST: "lost_opportunity",
+        OpportunityStatus.OPEN: "open_opportunity",
+    }
+    for lead_id, status in (
+        Opportunity.objects.filter(lead__gte=lo, lead__lte=hi)
+        .values_list("lead_id", "status")
+        .order_by()
+        .distinct()
+    ):
+        found[lead_id][statuses[status]] = True
+    outcomes = {
+        HandoffOutcome.REJECTED: "rejected_at_handoff",
+        HandoffOutcome.PENDING: "pending_handoff",
+    }
+    for lead_id, outcome in (
+        Handoff.objects.filter(lead__gte=lo, lead__lte=hi, outcome__in=list(outcomes))
+        .values_list("lead_id", "outcome")
+        .order_by()
+        .distinct()
+    ):
+        found[lead_id][outcomes[outcome]] = True
+    for lead_id in (
+        StageTransition.objects.filter(lead__gte=lo, lead__lte=hi, to_stage__in=groups.won)
+        .values_list("lead_id", flat=True)
+        .order_by()
+        .distinct()
+    ):
+        found[lead_id]["reached_won_stage"] = True
+    return {
+        lead_id: OutcomeFacts(
+            **found.get(lead_id, {}),
+            in_lost_or_disqualified_stage=stage in groups.lost_or_disqualified,
+        )
+        for lead_id, stage in stages_by_lead.items()
     }
