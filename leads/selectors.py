@@ -38,6 +38,7 @@ from leads.models import (
     SlaVersion,
     StageTransition,
 )
+from leads.lifecycle import Lifecycle, Stage
 from leads.sla_clock import countdown
 
 V = TypeVar("V", bound=DefinitionVersion)
@@ -70,6 +71,39 @@ def stages_in_force(*, at: datetime | None = None) -> list[LifecycleStage]:
     if version is None:
         return []
     return list(version.stages.order_by("order"))
+
+
+def lifecycle_at(at: datetime | None = None) -> Lifecycle:
+    """The lifecycle in force at ``at`` (now) as one immutable value: every rule that follows
+    from the stages (funnel, score moves, event triggers, rejection, deals) is answered by it."""
+    version = lifecycle_in_force(at=at)
+    if version is None:
+        return Lifecycle(stages=())
+    return lifecycle_of(version)
+
+
+def lifecycle_of(version: LifecycleVersion) -> Lifecycle:
+    return Lifecycle(
+        stages=tuple(
+            Stage(
+                key=s.key,
+                name=s.name,
+                label=s.buyer_label,
+                kind=s.kind,
+                team=s.team,
+                order=s.order,
+                trigger_type=s.trigger_type,
+                trigger_score=s.trigger_score,
+                trigger_event_kind=s.trigger_event_kind,
+                opens_handoff=s.opens_handoff,
+                on_reject_key=s.on_reject_key,
+                requalify_cooldown_days=s.requalify_cooldown_days,
+            )
+            for s in version.stages.order_by("order")
+        ),
+        version_id=version.pk,
+        version_number=version.number,
+    )
 
 
 def stage_names_in_force(*, at: datetime | None = None) -> dict[str, str]:

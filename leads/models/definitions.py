@@ -323,6 +323,12 @@ class LifecycleStage(VersionedRow):
         help_text="Where a lead rejected from this stage goes: the key of a nurture or "
         "disqualified stage.",
     )
+    requalify_cooldown_days = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(365)],
+        help_text="After a rejection at this stage's handoff, engagement counts as new (and may "
+        "re-qualify the lead on score) only from this many days after the rejection.",
+    )
 
     class Meta:
         ordering = ["version", "order"]

@@ -229,9 +229,18 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Stage moves and handoffs that follow a rescore wait in their own queue, so a burst of them
-# never holds up rescoring itself. Workers consume both unless told otherwise (-Q celery).
-CELERY_TASK_ROUTES = {"scoring.tasks.apply_score_thresholds": {"queue": "pipeline"}}
+# Three queues (ADR 8): "scoring" takes every rescore, so a backlog of engagement never delays
+# the time-critical "pipeline" work (SLA breach sweep, notifications, dashboard snapshots, the
+# weekly meeting); everything else (imports, backtests, training) stays on the default "celery".
+# One worker may consume all three (the embedded run does); production runs a worker per queue.
+SCORING_QUEUE, PIPELINE_QUEUE, DEFAULT_QUEUE = "scoring", "pipeline", "celery"
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+CELERY_TASK_ROUTES = {
+    "scoring.tasks.*": {"queue": SCORING_QUEUE},
+    "leads.tasks.*": {"queue": PIPELINE_QUEUE},
+    "metrics.tasks.*": {"queue": PIPELINE_QUEUE},
+}
+ALL_QUEUES = ",".join([SCORING_QUEUE, PIPELINE_QUEUE, DEFAULT_QUEUE])
 CELERY_BEAT_SCHEDULE = {
     # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},

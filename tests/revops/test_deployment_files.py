@@ -31,13 +31,27 @@ def test_settings_read_the_variables_we_expect_to_find():
     )
 
 
-def test_compose_has_the_five_services(compose):
-    assert set(compose["services"]) == {"postgres", "redis", "web", "worker", "beat"}
+WORKERS = {"worker-scoring": "scoring", "worker-pipeline": "pipeline", "worker": "celery"}
+
+
+def test_compose_has_the_services_and_a_worker_per_queue(compose):
+    assert set(compose["services"]) == {"postgres", "redis", "web", "beat", *WORKERS}
+
+
+def test_every_queue_a_task_is_routed_to_has_a_worker_service(compose, settings):
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    routed.add(settings.CELERY_TASK_DEFAULT_QUEUE)
+    consumed = set()
+    for name, queue in WORKERS.items():
+        command = compose["services"][name]["command"]
+        assert f"--queues={queue}" in command, name
+        consumed.add(queue)
+    assert routed == consumed
 
 
 def test_web_worker_and_beat_share_one_definition(compose):
     app = compose["x-app"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "beat", *WORKERS):
         service = compose["services"][name]
         assert service["image"] == app["image"]
         assert service["environment"] == app["environment"]
@@ -47,7 +61,7 @@ def test_web_worker_and_beat_share_one_definition(compose):
 
 
 def test_every_service_has_a_health_check_and_data_has_volumes(compose):
-    for name in ("postgres", "redis", "web", "worker"):
+    for name in ("postgres", "redis", "web", *WORKERS):
         assert "healthcheck" in compose["services"][name], name
     assert {"postgres-data", "redis-data"} <= set(compose["volumes"])
 
