@@ -130,6 +130,11 @@ class Lifecycle:
         return [s.key for s in self.stages if s.kind == OPEN and s.team == SALES]
 
     @cached_property
+    def sales_funnel_keys(self) -> list[str]:
+        """Funnel stages sales owns: a lead entering one moves the pipeline forward."""
+        return [key for key in self.funnel if self.by_key[key].team == SALES]
+
+    @cached_property
     def worked_by_sales_keys(self) -> frozenset[str]:
         """Entering one of these means sales has (or had) the lead."""
         sales = {s.key for s in self.stages if s.team == SALES}
@@ -185,6 +190,12 @@ class Lifecycle:
     @cached_property
     def min_score_threshold(self) -> int | None:
         return min((s.trigger_score for s in self.score_stages), default=None)
+
+    @cached_property
+    def handoff_threshold(self) -> int | None:
+        """The score at which a lead is handed to sales: the lowest trigger of a score stage
+        that opens a handoff (the MQL threshold)."""
+        return min((s.trigger_score for s in self.score_stages if s.opens_handoff), default=None)
 
     @cached_property
     def score_movable_keys(self) -> list[str]:
