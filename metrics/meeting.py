@@ -35,10 +35,10 @@ from django.db.models import (
 from django.db.models.functions import Trim
 from django.utils import timezone
 
-from leads.choices import FitTier, HandoffOutcome, OpportunityStatus, StageKind, Team
+from leads.choices import FitTier, HandoffOutcome, OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import Handoff, Lead, ObjectionTag, Opportunity, StageTransition
-from leads.selectors import stages_in_force
+from leads.selectors import lifecycle_at
 from metrics import kpis, queries, snapshots
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.models import FIGURES_VERSION, ActionItem, Meeting, MeetingSnapshot
@@ -438,8 +438,8 @@ def _sales_stages(at: datetime) -> tuple[list[str], list[str], list[str], dict[s
     """From the lifecycle in force: the funnel's stage keys in order, the stages sales owns
     that a lead can move forward into, those of them a lead can stall in (open ones), and every
     stage's name."""
-    stages = stages_in_force(at=at)
-    if not stages:
+    lifecycle = lifecycle_at(at)
+    if not lifecycle.stages:
         names = {row[0]: row[1] for row in DEFAULT_STAGES}
         return (
             list(FUNNEL_STAGE_KEYS),
@@ -447,12 +447,12 @@ def _sales_stages(at: datetime) -> tuple[list[str], list[str], list[str], dict[s
             list(DEFAULT_STALL_KEYS),
             names,
         )
-    funnel = [stage for stage in stages if stage.kind in (StageKind.OPEN, StageKind.WON)]
-    forward = [stage.key for stage in funnel if stage.team == Team.SALES]
-    stall = [
-        stage.key for stage in funnel if stage.team == Team.SALES and stage.kind == StageKind.OPEN
-    ]
-    return [stage.key for stage in funnel], forward, stall, {s.key: s.name for s in stages}
+    return (
+        list(lifecycle.funnel),
+        list(lifecycle.sales_funnel_keys),
+        list(lifecycle.sales_open_keys),
+        dict(lifecycle.names),
+    )
 
 
 def _funnel_position(field: str, keys: list[str]) -> Case:

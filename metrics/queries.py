@@ -37,7 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Greatest, Least, Trim
 from django.utils import timezone
 
-from leads.choices import HandoffOutcome, OpportunityStatus, StageKind
+from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import (
     Campaign,
@@ -50,7 +50,7 @@ from leads.models import (
     SalesRep,
     StageTransition,
 )
-from leads.selectors import stages_in_force
+from leads.selectors import lifecycle_at
 from metrics import kpis
 from metrics.expressions import DaysBetween, PercentileCont, SecondsBetween
 from metrics.kpis import NO_FILTERS, CohortFunnel, KpiFilters, Period
@@ -513,23 +513,13 @@ class FunnelDefinition:
 def funnel_definition(*, at: datetime | None = None) -> FunnelDefinition:
     """The lifecycle in force at ``at``: its open stages and its won stage, in order (nurture,
     disqualified and lost are exits, not funnel steps). Falls back to the default stages."""
-    stages = [
-        stage for stage in stages_in_force(at=at) if stage.kind in (StageKind.OPEN, StageKind.WON)
-    ]
-    if not stages:
+    lifecycle = lifecycle_at(at)
+    if not lifecycle.funnel:
         names = {row[0]: row[1] for row in DEFAULT_STAGES}
         refs = tuple(FunnelStageRef(key, names[key]) for key in FUNNEL_STAGE_KEYS)
         return FunnelDefinition(refs, "opportunity", FUNNEL_STAGE_KEYS[-1])
-    refs = tuple(FunnelStageRef(stage.key, stage.name) for stage in stages)
-    open_keys = [stage.key for stage in stages if stage.kind == StageKind.OPEN]
-    won_keys = [stage.key for stage in stages if stage.kind == StageKind.WON]
-    # Stage keys are stable across versions; without an "opportunity" key, the last open stage
-    # is the step a won deal comes from.
-    if "opportunity" in open_keys:
-        opportunity_key = "opportunity"
-    else:
-        opportunity_key = open_keys[-1] if open_keys else None
-    return FunnelDefinition(refs, opportunity_key, won_keys[0] if won_keys else None)
+    refs = tuple(FunnelStageRef(key, lifecycle.names[key]) for key in lifecycle.funnel)
+    return FunnelDefinition(refs, lifecycle.opportunity_key, lifecycle.won_key)
 
 
 def _position_of(field: str, keys: Sequence[str]) -> Case:
@@ -1267,7 +1257,7 @@ def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[Stag
     medians = _percentiles(
         exits, SecondsBetween(F("entered_at"), F("transitioned_at")), (0.5,), ("from_stage",)
     )
-    order = {stage.key: stage.order for stage in stages_in_force(at=_funnel_as_of(period))}
+    lifecycle = lifecycle_at(_funnel_as_of(period))
     rows = [
         StageDuration(
             stage=key,
@@ -1277,5 +1267,10 @@ def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[Stag
         for (key,), row in counts.items()
     ]
     return sorted(
-        rows, key=lambda row: (row.stage not in order, order.get(row.stage, 0), row.stage)
+        rows,
+        key=lambda row: (
+            row.stage not in lifecycle.by_key,
+            lifecycle.order_of(row.stage, 0),
+            row.stage,
+        ),
     )

@@ -6,7 +6,7 @@ Pure: the facts are read in SQL (``scoring.selectors.outcome_annotations``), dec
 
 from dataclasses import dataclass
 
-from leads.choices import StageKind, Team
+from leads.lifecycle import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -16,12 +16,13 @@ class StageGroups:
     worked_by_sales: frozenset[str]  # entering one of these means sales has the lead
 
 
-def stage_groups_of(stages) -> StageGroups:
-    """The stage keys each outcome rule needs, from a lifecycle's stages."""
-    won = {s.key for s in stages if s.kind == StageKind.WON}
-    lost = {s.key for s in stages if s.kind in (StageKind.LOST, StageKind.DISQUALIFIED)}
-    sales = {s.key for s in stages if s.team == Team.SALES}
-    return StageGroups(frozenset(won), frozenset(lost), frozenset(sales | won | lost))
+def stage_groups_of(lifecycle: Lifecycle) -> StageGroups:
+    """The stage keys each outcome rule needs, as the lifecycle in force answers them."""
+    return StageGroups(
+        won=lifecycle.won_keys,
+        lost_or_disqualified=lifecycle.lost_or_disqualified_keys,
+        worked_by_sales=lifecycle.worked_by_sales_keys,
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.models import Handoff, IcpVersion, Lead, Opportunity, StageTransition
-from leads.selectors import icp_in_force, stages_in_force, version_in_force
+from leads.selectors import icp_in_force, lifecycle_at, version_in_force
 from scoring import engine
 from scoring.models import ScoringModel
 from scoring.outcomes import OutcomeFacts, StageGroups, stage_groups_of
@@ -110,8 +110,6 @@ class ScoreExplanation:
 
 def explain_lead_score(lead: Lead, *, at: datetime | None = None) -> ScoreExplanation | None:
     """Recompute the lead's score with the engine, with its breakdown, as of its last scoring."""
-    from leads.selectors import stages_in_force
-
     icp = icp_in_force(at=at)
     model = scoring_model_in_force(at=at)
     if icp is None or model is None:
@@ -127,13 +125,11 @@ def explain_lead_score(lead: Lead, *, at: datetime | None = None) -> ScoreExplan
         lead_event_days(lead.pk),
         as_of_day=as_of_day,
     )
-    thresholds = [
-        s.trigger_score
-        for s in stages_in_force(at=at)
-        if s.trigger_score is not None and s.opens_handoff
-    ]
     return ScoreExplanation(
-        result=result, icp=icp, model=model, mql_threshold=min(thresholds, default=None)
+        result=result,
+        icp=icp,
+        model=model,
+        mql_threshold=lifecycle_at(at).handoff_threshold,
     )
 
 
@@ -141,7 +137,7 @@ def explain_lead_score(lead: Lead, *, at: datetime | None = None) -> ScoreExplan
 
 
 def stage_groups() -> StageGroups:
-    return stage_groups_of(stages_in_force())
+    return stage_groups_of(lifecycle_at())
 
 
 def outcome_annotations(groups: StageGroups) -> dict:

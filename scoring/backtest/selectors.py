@@ -1,5 +1,6 @@
-"""Reads for backtests: the facts of a range of leads (in a few set-based queries), the MQL
-threshold, the drafts one can simulate and the results to show."""
+"""Reads for backtests: the facts of a range of leads (in a few set-based queries), the drafts
+one can simulate and the results to show. The MQL threshold and the stages a score may move a
+lead out of are the lifecycle's answers (``leads.lifecycle``)."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -8,36 +9,12 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Min
 
-from leads.choices import StageKind, Team, TriggerType
-from leads.models import Handoff, Lead, LifecycleStage
+from leads.models import Handoff, Lead
 from scoring import engine
 from scoring.backtest.models import Backtest, BacktestLead
 from scoring.bulk import utc_day_sql
 from scoring.outcomes import closed_outcome
 from scoring.selectors import lead_facts, outcome_facts_in_range, stage_groups
-
-
-def mql_threshold(stages: list[LifecycleStage]) -> float | None:
-    """The score at which a lead is handed to sales: the lowest score trigger of a stage that
-    opens a handoff (the same reading as the lead page's explanation)."""
-    thresholds = [
-        stage.trigger_score
-        for stage in stages
-        if stage.trigger_type == TriggerType.SCORE_THRESHOLD
-        and stage.trigger_score is not None
-        and stage.opens_handoff
-    ]
-    return float(min(thresholds)) if thresholds else None
-
-
-def movable_stage_keys(stages: list[LifecycleStage]) -> set[str]:
-    """Stages a lead leaves on score (as ``scoring.services.score_target_stage``)."""
-    return {
-        stage.key
-        for stage in stages
-        if (stage.team == Team.MARKETING and stage.kind == StageKind.OPEN)
-        or stage.kind == StageKind.NURTURE
-    }
 
 
 @dataclass(frozen=True, slots=True)

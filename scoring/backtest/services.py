@@ -16,15 +16,13 @@ from django.utils import timezone
 
 from leads.choices import DefinitionStatus
 from leads.models import IcpVersion, Lead
-from leads.selectors import icp_in_force, stages_in_force
+from leads.selectors import icp_in_force, lifecycle_at
 from leads.services import definition_publish
 from scoring import engine
 from scoring.backtest import simulate, specs
 from scoring.backtest.models import Backtest, BacktestLead
 from scoring.backtest.selectors import (
     lead_records,
-    movable_stage_keys,
-    mql_threshold,
     outcome_rows,
 )
 from scoring.models import ScoringModel
@@ -109,6 +107,7 @@ def backtest_start(
         raise ValidationError(f"ICP v{draft_icp.number} has no criteria yet: add some first.")
     with transaction.atomic():
         bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
+        threshold = lifecycle_at().handoff_threshold
         backtest = Backtest.objects.create(
             draft_icp=draft_icp,
             draft_model=draft_model,
@@ -117,7 +116,7 @@ def backtest_start(
             current_spec=current,
             draft_spec=draft,
             draft_fingerprint=draft_fingerprint(draft_icp=draft_icp, draft_model=draft_model),
-            mql_threshold=mql_threshold(stages_in_force()),
+            mql_threshold=float(threshold) if threshold is not None else None,
             as_of_day=engine.day_number(timezone.now()),
             first_lead_id=bounds["lo"] or 0,
             next_lead_id=bounds["lo"] or 0,
@@ -169,7 +168,7 @@ def backtest_run(*, backtest_id: int, on_progress=None) -> Backtest | None:
 
 
 def _sides(backtest: Backtest) -> dict:
-    stages = stages_in_force()
+    lifecycle = lifecycle_at()
     weeks = simulate.week_starts(backtest.as_of_day)
     current_model = specs.scoring_from_json(backtest.current_spec["model"])
     draft_model = specs.scoring_from_json(backtest.draft_spec["model"])
@@ -177,7 +176,7 @@ def _sides(backtest: Backtest) -> dict:
         "current": (specs.icp_from_json(backtest.current_spec["icp"]), current_model),
         "draft": (specs.icp_from_json(backtest.draft_spec["icp"]), draft_model),
         "same_model": current_model == draft_model,
-        "movable": movable_stage_keys(stages),
+        "movable": frozenset(lifecycle.score_movable_keys),
         "weeks": weeks,
     }
 
