@@ -70,7 +70,7 @@ class ScoringModel(DefinitionVersion):
             raise ValidationError(errors)
 
     def validate_for_publish(self) -> None:
-        from leads.selectors import icp_in_force, stages_in_force
+        from leads.selectors import icp_in_force, lifecycle_at
 
         if not self.weights.filter(points__gt=0).exists():
             raise ValidationError("A scoring model needs at least one event kind worth points.")
@@ -81,7 +81,7 @@ class ScoringModel(DefinitionVersion):
                 c.points for c in icp.criteria.all() if c.points > 0 and not c.is_exclusion
             )
         top = max_fit + self.engagement_cap
-        for stage in stages_in_force():
+        for stage in lifecycle_at().stages:
             if stage.trigger_score is not None and stage.trigger_score > top:
                 raise ValidationError(
                     f"{stage.name} needs a score of {stage.trigger_score}, outside the score "
