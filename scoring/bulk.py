@@ -14,7 +14,7 @@ to it):
   new scoring day (decay) or the last step of the other two. It reads no event.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
@@ -79,6 +79,16 @@ def _in_list(values: Iterable[str]) -> tuple[str, list]:
     return "(" + ", ".join(["%s"] * len(values)) + ")", values
 
 
+def only_ids(column: str, ids: Sequence[int] | None) -> tuple[str, list]:
+    """``AND column IN ids`` for a set of leads inside a range (None: the whole range). The
+    incremental path rescores its dirty leads this way: the range still bounds the index scan."""
+    if ids is None:
+        return "", []
+    if _is_postgres():
+        return f"AND {column} = ANY(%s)", [list(ids)]
+    return f"AND {column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
 def ensure_states(lo: int, hi: int) -> int:
     """Create the missing score states of the range (new leads start unscored)."""
     sql = f"""
@@ -101,9 +111,11 @@ def reread_sums(
     model_id: int,
     as_of_day: int,
     keep_sums_of: list[int] | None = None,
+    ids: Sequence[int] | None = None,
 ) -> None:
     """Recompute the sums from events; with ``keep_sums_of``, only for rows whose sums were made
-    under models not listed (another half-life or caps). Reread rows need a rescore after."""
+    under models not listed (another half-life or caps); with ``ids``, only for those leads.
+    Reread rows need a rescore after."""
     kinds = sorted(spec.rules)
     params: list = []
     columns = []
@@ -126,6 +138,8 @@ def reread_sums(
         kept = ", ".join(["%s"] * len(keep_sums_of))
         stale = f"AND (s.sums_model_id IS NULL OR s.sums_model_id NOT IN ({kept}))"
         stale_params = list(keep_sums_of)
+    event_ids, event_id_params = only_ids("e.lead_id", ids)
+    state_ids, state_id_params = only_ids("s.lead_id", ids)
     sql = f"""
         UPDATE {STATE_TABLE} SET {", ".join([assignments, *zeroed])},
             epoch_day = %s, sums_model_id = %s, scoring_model_id = NULL
@@ -135,16 +149,30 @@ def reread_sums(
             LEFT JOIN (
                 SELECT e.lead_id, e.kind, {utc_day_sql("e.occurred_at")} AS day, COUNT(*) AS n
                 FROM {EVENT_TABLE} e
-                WHERE e.lead_id BETWEEN %s AND %s
+                WHERE e.lead_id BETWEEN %s AND %s {event_ids}
                 GROUP BY e.lead_id, e.kind, {utc_day_sql("e.occurred_at")}
             ) d ON d.lead_id = s.lead_id
-            WHERE s.lead_id BETWEEN %s AND %s {stale}
+            WHERE s.lead_id BETWEEN %s AND %s {stale} {state_ids}
             GROUP BY s.lead_id
         ) agg
         WHERE {STATE_TABLE}.lead_id = agg.lead_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [as_of_day, model_id, *params, lo, hi, lo, hi, *stale_params])
+        cursor.execute(
+            sql,
+            [
+                as_of_day,
+                model_id,
+                *params,
+                lo,
+                hi,
+                *event_id_params,
+                lo,
+                hi,
+                *stale_params,
+                *state_id_params,
+            ],
+        )
 
 
 def _engagement_sql(spec: engine.ScoringSpec, as_of_day: int) -> tuple[str, list]:
@@ -189,15 +217,17 @@ def rescore_from_sums(
     model_id: int,
     as_of_day: int,
     only_stale: bool = False,
+    ids: Sequence[int] | None = None,
 ) -> None:
     """Engagement, total and grade from the sums; with ``only_stale``, only for rows scored under
-    another model or day (or whose sums were just reread)."""
+    another model or day (or whose sums were just reread); with ``ids``, only those leads."""
     engagement, params = _engagement_sql(spec, as_of_day)
     stale = ""
     stale_params: list = []
     if only_stale:
         stale = "AND (s.scoring_model_id IS NULL OR s.scoring_model_id <> %s OR s.as_of_day <> %s)"
         stale_params = [model_id, as_of_day]
+    state_ids, state_id_params = only_ids("s.lead_id", ids)
     band, band_params = _band_sql("x.engagement", spec)
     total = _quantized(_greatest(f"{STATE_TABLE}.fit_points + x.engagement", "0"))
     # One statement, on the narrow state table only: the lead rows are only read (e-mail).
@@ -207,12 +237,24 @@ def rescore_from_sums(
         FROM (
             SELECT s.lead_id, {engagement} AS engagement
             FROM {STATE_TABLE} s JOIN {LEAD_TABLE} l ON l.id = s.lead_id
-            WHERE s.lead_id BETWEEN %s AND %s {stale}
+            WHERE s.lead_id BETWEEN %s AND %s {stale} {state_ids}
         ) x
         WHERE {STATE_TABLE}.lead_id = x.lead_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*band_params, model_id, as_of_day, *params, lo, hi, *stale_params])
+        cursor.execute(
+            sql,
+            [
+                *band_params,
+                model_id,
+                as_of_day,
+                *params,
+                lo,
+                hi,
+                *stale_params,
+                *state_id_params,
+            ],
+        )
 
 
 def _has_stale_sums(lo: int, hi: int, keep_sums_of: list[int]) -> bool:
@@ -259,6 +301,26 @@ def bring_up_to_date(
     if _has_stale_fit(lo, hi, icp_version_id):
         refit_in_sql(lo, hi, icp=icp, icp_version_id=icp_version_id, spec=spec)
     rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, only_stale=True)
+
+
+def rescore_exactly(
+    ids: Sequence[int],
+    *,
+    icp: engine.IcpSpec,
+    icp_version_id: int,
+    spec: engine.ScoringSpec,
+    model_id: int,
+    as_of_day: int,
+) -> None:
+    """The incremental path: rescore exactly these leads from their events and facts (new
+    events, backdated ones, changed lead or account fields) in three statements, whatever state
+    their rows are in."""
+    if not ids:
+        return
+    lo, hi = min(ids), max(ids)
+    reread_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, ids=ids)
+    refit_in_sql(lo, hi, icp=icp, icp_version_id=icp_version_id, spec=spec, ids=ids)
+    rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day, ids=ids)
 
 
 # --- Fit in SQL ------------------------------------------------------------------------------
@@ -331,10 +393,17 @@ def _fit_sql(icp: engine.IcpSpec) -> tuple[str, list, str, list]:
 
 
 def refit_in_sql(
-    lo: int, hi: int, *, icp: engine.IcpSpec, icp_version_id: int, spec: engine.ScoringSpec
+    lo: int,
+    hi: int,
+    *,
+    icp: engine.IcpSpec,
+    icp_version_id: int,
+    spec: engine.ScoringSpec,
+    ids: Sequence[int] | None = None,
 ) -> None:
     """Refit the range's stale leads in two statements: the score states, then the tiers mirrored
-    onto leads whose tier changed."""
+    onto leads whose tier changed. With ``ids``, refit exactly those leads, stale or not (their
+    lead or account facts may have changed)."""
     points, points_params, excluded, excluded_params = _fit_sql(icp)
     tier = (
         "CASE WHEN x.excluded THEN 'D' WHEN x.points >= %s THEN 'A' WHEN x.points >= %s THEN 'B' "
@@ -343,6 +412,13 @@ def refit_in_sql(
     tier_params = [icp.tier_a_min_points, icp.tier_b_min_points, icp.tier_c_min_points]
     band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
     total = _quantized(_greatest(f"x.points + {STATE_TABLE}.engagement", "0"))
+    if ids is None:
+        chosen, chosen_params = "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s)", [
+            icp_version_id
+        ]
+    else:
+        chosen, chosen_params = only_ids("s.lead_id", ids)
+    lead_ids, lead_id_params = only_ids(f"{LEAD_TABLE}.id", ids)
     true = "TRUE" if _is_postgres() else "1"
     false = "FALSE" if _is_postgres() else "0"
     sql = f"""
@@ -354,8 +430,7 @@ def refit_in_sql(
             FROM {STATE_TABLE} s
             JOIN {LEAD_TABLE} l ON l.id = s.lead_id
             LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
-            WHERE s.lead_id BETWEEN %s AND %s
-              AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s)
+            WHERE s.lead_id BETWEEN %s AND %s {chosen}
         ) x
         WHERE {STATE_TABLE}.lead_id = x.lead_id
     """
@@ -368,15 +443,15 @@ def refit_in_sql(
         *excluded_params,
         lo,
         hi,
-        icp_version_id,
+        *chosen_params,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         cursor.execute(
             f"""
             UPDATE {LEAD_TABLE} SET tier = s.tier FROM {STATE_TABLE} s
-            WHERE s.lead_id = {LEAD_TABLE}.id AND {LEAD_TABLE}.id BETWEEN %s AND %s
+            WHERE s.lead_id = {LEAD_TABLE}.id AND {LEAD_TABLE}.id BETWEEN %s AND %s {lead_ids}
               AND {LEAD_TABLE}.tier <> s.tier
             """,
-            [lo, hi],
+            [lo, hi, *lead_id_params],
         )

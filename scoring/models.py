@@ -172,6 +172,9 @@ class LeadScoreState(models.Model):
     pending_seq = models.BigIntegerField(default=0)
     scored_seq = models.BigIntegerField(default=0)
     scored_at = models.DateTimeField(null=True, blank=True)
+    # When a rescore of the dirty lead was last sent to the broker; the sweep sends it again only
+    # when that is long ago (its message was lost), never while it merely waits in the queue.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -16,13 +16,15 @@ Concurrency, in one place:
 import logging
 from datetime import datetime
 
-from django.db import connection, transaction
-from django.db.models import F, Max, Min
+from django.db import OperationalError, connection, transaction
+from django.db.models import Case, Exists, F, Max, Min, OuterRef, Q, When
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from leads.choices import ActorType, EventKind, StageKind, Team, TriggerType
-from leads.models import IcpVersion, Lead, LifecycleStage
-from leads.selectors import icp_in_force, stages_in_force
+from leads.choices import ActorType, EventKind, HandoffOutcome
+from leads.lifecycle import Lifecycle, Rejection
+from leads.models import EngagementEvent, Handoff, IcpVersion, Lead
+from leads.selectors import icp_in_force, lifecycle_at
 from leads.services import handoff_open, lead_move_to_stage
 from scoring import bulk, engine
 from scoring.models import LeadScoreState, RescoreChunk, RescoreJob, ScoringModel, sum_field_name
@@ -81,7 +83,14 @@ def leads_mark_dirty(*, lead_ids: list[int]) -> list[int]:
     )
     missing = [LeadScoreState(lead_id=pk) for pk in lead_ids if pk not in existing]
     LeadScoreState.objects.bulk_create(missing, ignore_conflicts=True)
-    LeadScoreState.objects.filter(lead_id__in=lead_ids).update(pending_seq=F("pending_seq") + 1)
+    # enqueued_at on the database's clock, as the sweep compares it (Now()), on every backend.
+    LeadScoreState.objects.filter(lead_id__in=lead_ids).update(
+        pending_seq=F("pending_seq") + 1,
+        enqueued_at=Case(
+            When(Q(pending_seq=F("scored_seq")) | Q(enqueued_at__isnull=True), then=Now()),
+            default="enqueued_at",
+        ),
+    )
     # Read after the update: our row locks make this exact even while a rescore commits.
     return list(
         LeadScoreState.objects.filter(
@@ -98,15 +107,18 @@ def leads_mark_dirty_sql() -> str:
     table = quote(opts.db_table)
     column = {
         name: quote(opts.get_field(name).column)
-        for name in ("lead", "pending_seq", "scored_seq", "epoch_day", "as_of_day")
+        for name in ("lead", "pending_seq", "scored_seq", "epoch_day", "as_of_day", "enqueued_at")
     }
     # Ids in order, so concurrent batches lock rows in the same order (no deadlock).
     return (
         f"INSERT INTO {table} ({column['lead']}, {column['pending_seq']}, "
-        f"{column['scored_seq']}, {column['epoch_day']}, {column['as_of_day']}) "
-        "SELECT DISTINCT id, 1, 0, 0, 0 FROM unnest(%s::bigint[]) AS ids(id) ORDER BY id "
+        f"{column['scored_seq']}, {column['epoch_day']}, {column['as_of_day']}, "
+        f"{column['enqueued_at']}) "
+        "SELECT DISTINCT id, 1, 0, 0, 0, now() FROM unnest(%s::bigint[]) AS ids(id) ORDER BY id "
         f"ON CONFLICT ({column['lead']}) DO UPDATE SET {column['pending_seq']} = "
-        f"{table}.{column['pending_seq']} + 1 "
+        f"{table}.{column['pending_seq']} + 1, {column['enqueued_at']} = CASE WHEN "
+        f"{table}.{column['pending_seq']} = {table}.{column['scored_seq']} THEN now() "
+        f"ELSE {table}.{column['enqueued_at']} END "
         f"RETURNING {column['lead']}, {column['pending_seq']} = {column['scored_seq']} + 1"
     )
 
@@ -123,7 +135,8 @@ def _leads_mark_dirty_upsert(lead_ids: list[int]) -> list[int]:
 
 
 def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreResult | None:
-    """Rescore one lead with the engine from all its events, then apply stage thresholds."""
+    """Rescore one lead with the engine from all its events, then move it if its score says so.
+    The reference path (and the lead page's explanation); workers rescore set-based."""
     at = at or timezone.now()
     with transaction.atomic():
         lock_bucket(lead_id)
@@ -164,8 +177,75 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
         if lead.tier != result.tier:
             lead.tier = result.tier
             lead.save(update_fields=["tier", "updated_at"])
-        lead_apply_thresholds(lead=lead, state=state, model=model, at=at)
+    threshold_moves_apply(lead_ids=[lead_id], at=at)
     return result
+
+
+def _lock_buckets(lead_ids: list[int]) -> None:
+    """The advisory locks of every bucket of these leads, in bucket order (as a full rescore
+    takes them one at a time), so a chunk never writes a score computed before ours."""
+    if connection.vendor != "postgresql":
+        return
+    buckets = sorted({lead_id // BUCKET_SIZE for lead_id in lead_ids})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, b) FROM "
+            "(SELECT b FROM unnest(%s::integer[]) AS b ORDER BY b) ordered",
+            [ADVISORY_NAMESPACE, buckets],
+        )
+
+
+def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> list[int]:
+    """The incremental path, set-based: rescore those of ``lead_ids`` that are still dirty, a
+    few SQL statements for the whole batch (the same bulk SQL a full rescore runs, held to the
+    engine by a property test). Returns the leads rescored; the caller applies stage moves."""
+    at = at or timezone.now()
+    ids = sorted(set(lead_ids))
+    model = scoring_model_in_force(at=at)
+    icp_version = icp_in_force(at=at)
+    if not ids or model is None or icp_version is None:
+        return []
+    icp, spec = icp_spec(icp_version), scoring_spec(model)
+    with transaction.atomic():
+        _lock_buckets(ids)
+        # Row locks until commit: events recorded meanwhile wait to bump pending_seq, so the
+        # seq we mark as scored is exactly the one whose events we read.
+        dirty = list(
+            LeadScoreState.objects.select_for_update()
+            .filter(lead_id__in=ids, pending_seq__gt=F("scored_seq"))
+            .order_by("lead_id")
+            .values_list("lead_id", flat=True)
+        )
+        if not dirty:
+            return []
+        bulk.rescore_exactly(
+            dirty,
+            icp=icp,
+            icp_version_id=icp_version.pk,
+            spec=spec,
+            model_id=model.pk,
+            as_of_day=engine.day_number(at),
+        )
+        LeadScoreState.objects.filter(lead_id__in=dirty).update(
+            scored_seq=F("pending_seq"), scored_at=at
+        )
+    return dirty
+
+
+def dirty_leads_to_requeue(*, older_than_seconds: int, limit: int) -> list[int]:
+    """Dirty leads whose rescore was sent longer ago than ``older_than_seconds`` (its message was
+    lost: a broker outage, a purged queue): stamped as sent again now, so a lead waiting in a
+    long queue is re-sent at most once per period instead of every sweep."""
+    cutoff = Now() - timezone.timedelta(seconds=older_than_seconds)
+    ids = list(
+        LeadScoreState.objects.filter(pending_seq__gt=F("scored_seq"))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
+        .order_by("lead_id")
+        .values_list("lead_id", flat=True)[:limit]
+    )
+    if ids:
+        LeadScoreState.objects.filter(lead_id__in=ids).update(enqueued_at=Now())
+    return ids
 
 
 def dirty_lead_ids(*, limit: int) -> list[int]:
@@ -176,108 +256,203 @@ def dirty_lead_ids(*, limit: int) -> list[int]:
     )
 
 
-# --- Thresholds --------------------------------------------------------------------------
+# --- Threshold moves ---------------------------------------------------------------------
+# Which leads must move is a query over stored scores, stages and handoffs, never a list a
+# worker keeps in memory: a chunk applies it to its range after each bucket, the incremental
+# path to the leads it rescored, and the sweep to everything, so after any crash the next sweep
+# moves exactly the leads that should have moved, once.
+
+MOVE_BATCH = 500
 
 
-def score_target_stage(
-    *, lead: Lead, state: LeadScoreState, stages: list[LifecycleStage]
-) -> tuple[LifecycleStage, int] | None:
-    """The furthest score-triggered stage the lead's total reaches, if the lead may move there:
-    not a poor fit, and now in an earlier marketing stage or in nurture. Leads in sales stages,
-    disqualified, won or lost never move on score (they do not fall back either)."""
-    if state.fit_excluded:
-        return None
-    by_key = {stage.key: stage for stage in stages}
-    current = by_key.get(lead.stage)
-    if current is None:
-        return None
-    in_marketing = current.team == Team.MARKETING and current.kind == StageKind.OPEN
-    if not (in_marketing or current.kind == StageKind.NURTURE):
-        return None
-    reached = [
-        stage
-        for stage in stages
-        if stage.trigger_type == TriggerType.SCORE_THRESHOLD
-        and stage.kind == StageKind.OPEN
-        and stage.trigger_score is not None
-        and state.total >= stage.trigger_score
-        and (current.kind == StageKind.NURTURE or stage.order > current.order)
-        and stage.key != lead.stage
-    ]
-    if not reached:
-        return None
-    target = max(reached, key=lambda stage: stage.order)
-    return target, target.trigger_score
+def _qualifying_kinds(model: ScoringModel) -> list[str]:
+    """Event kinds worth points under ``model``: engagement that can re-qualify a lead."""
+    return list(model.weights.filter(points__gt=0).values_list("kind", flat=True))
 
 
-def lead_apply_thresholds(
-    *, lead: Lead, state: LeadScoreState, model: ScoringModel, at: datetime
+def latest_rejections(lead_ids: list[int]) -> dict[int, Rejection]:
+    """Each lead's latest rejection at a handoff (the one that decides re-qualification)."""
+    rejected = Handoff.objects.filter(
+        lead_id__in=lead_ids, outcome=HandoffOutcome.REJECTED, rejected_at__isnull=False
+    )
+    latest = {}
+    for lead_id, stage, rejected_at in rejected.order_by("lead_id", "-rejected_at").values_list(
+        "lead_id", "stage", "rejected_at"
+    ):
+        latest.setdefault(lead_id, Rejection(stage_key=stage, rejected_at=rejected_at))
+    return latest
+
+
+def last_qualifying_engagement(
+    rejections: dict[int, Rejection], *, lifecycle: Lifecycle, kinds: list[str]
+) -> dict[int, object]:
+    """For rejected leads: their latest qualifying event at or after the moment engagement
+    counts again (rejection + cool-down), one grouped query."""
+    if not rejections or not kinds:
+        return {}
+    since = Q()
+    for lead_id, rejection in rejections.items():
+        since |= Q(lead_id=lead_id, occurred_at__gte=lifecycle.requalify_counts_from(rejection))
+    return dict(
+        EngagementEvent.objects.filter(since, kind__in=kinds)
+        .values("lead_id")
+        .annotate(last=Max("occurred_at"))
+        .values_list("lead_id", "last")
+    )
+
+
+def leads_due_to_move(
+    *,
+    at: datetime | None = None,
+    lead_ids: list[int] | None = None,
+    lo: int | None = None,
+    hi: int | None = None,
+    after: int = 0,
+    batch: int = MOVE_BATCH,
+) -> tuple[list[tuple[int, str]], int | None]:
+    """One batch (by lead id, from ``after``) of leads whose stored score should move them now:
+    total ≥ a score stage's threshold, in a stage a score may move, not a poor fit, no pending
+    handoff, and not held back by a rejection (``Lifecycle.requalification``). Returns
+    ``[(lead id, target stage key)]`` and the id to continue after (None when done)."""
+    at = at or timezone.now()
+    lifecycle = lifecycle_at(at)
+    model = scoring_model_in_force(at=at)
+    threshold = lifecycle.min_score_threshold
+    if threshold is None or model is None:
+        return [], None
+    rows = LeadScoreState.objects.filter(
+        fit_excluded=False,
+        total__gte=threshold,
+        lead__stage__in=lifecycle.score_movable_keys,
+        lead_id__gt=after,
+    )
+    if lead_ids is not None:
+        rows = rows.filter(lead_id__in=lead_ids)
+    if lo is not None and hi is not None:
+        rows = rows.filter(lead_id__gte=lo, lead_id__lte=hi)
+    pending = Handoff.objects.filter(lead_id=OuterRef("lead_id"), outcome=HandoffOutcome.PENDING)
+    candidates = list(
+        rows.exclude(Exists(pending))
+        .order_by("lead_id")
+        .values_list("lead_id", "lead__stage", "total")[:batch]
+    )
+    if not candidates:
+        return [], None
+    rejections = latest_rejections([lead_id for lead_id, _, _ in candidates])
+    engaged = last_qualifying_engagement(
+        rejections, lifecycle=lifecycle, kinds=_qualifying_kinds(model)
+    )
+    due = []
+    for lead_id, stage, total in candidates:
+        rule = lifecycle.requalification(rejections.get(lead_id), engaged.get(lead_id))
+        if rule.blocked:
+            continue
+        target = lifecycle.score_target(stage, total, excluded=False)
+        if target is not None:
+            due.append((lead_id, target.key))
+    more = candidates[-1][0] if len(candidates) == batch else None
+    return due, more
+
+
+def _lead_move_on_score(
+    *, lead_id: int, lifecycle: Lifecycle, model: ScoringModel, at: datetime
 ) -> bool:
-    """Move the lead to the stage its score reached (and open the handoff that stage starts)."""
-    target = score_target_stage(lead=lead, state=state, stages=stages_in_force(at=at))
-    if target is None:
-        return False
-    stage, threshold = target
+    """Move one due lead, checked again under its row lock (a concurrent move, handoff or
+    rescore may have changed it since the batch was read): a stage transition by "scoring" and,
+    for a stage that hands leads to sales, a handoff."""
     with transaction.atomic():
+        lead = (
+            Lead.objects.select_related("account", "score_state")
+            .select_for_update(of=("self",))
+            .filter(pk=lead_id)
+            .first()
+        )
+        state = getattr(lead, "score_state", None) if lead is not None else None
+        if state is None:
+            return False
+        target = lifecycle.score_target(lead.stage, state.total, excluded=state.fit_excluded)
+        if target is None or lead.handoffs.filter(outcome=HandoffOutcome.PENDING).exists():
+            return False
+        rejection = latest_rejections([lead_id]).get(lead_id)
+        if rejection is not None:
+            engaged = last_qualifying_engagement(
+                {lead_id: rejection}, lifecycle=lifecycle, kinds=_qualifying_kinds(model)
+            )
+            if lifecycle.requalification(rejection, engaged.get(lead_id)).blocked:
+                return False
+        reason = (
+            f"score {state.total:g} ≥ {target.trigger_score} under scoring model v{model.number}"
+        )
+        if rejection is not None:
+            reason += " (re-qualified by engagement after a rejection)"
         lead_move_to_stage(
             lead=lead,
-            to_stage=stage.key,
+            to_stage=target.key,
             actor_type=ActorType.SCORING,
-            reason=f"score {state.total:g} ≥ {threshold} under scoring model v{model.number}",
+            reason=reason,
             at=at,
         )
-        if stage.opens_handoff:
-            handoff_open(lead=lead, stage_key=stage.key, at=at)
+        if target.opens_handoff:
+            handoff_open(lead=lead, stage_key=target.key, at=at)
     return True
 
 
-def leads_apply_thresholds(*, lead_ids: list[int]) -> int:
-    """For leads rescored in bulk: move each one whose score reached a stage. Returns moves."""
-    at = timezone.now()
+def _retrying_deadlocks(work, attempts: int = 3):
+    """Run ``work`` (one short transaction) again when PostgreSQL broke a deadlock by aborting
+    it: concurrent moves, rescores and event triggers lock leads, reps and handoffs."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except OperationalError as error:
+            if "deadlock" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            logger.info("Deadlock on a stage move; retrying (%s)", attempt + 1)
+    return None
+
+
+def threshold_moves_apply(
+    *,
+    lead_ids: list[int] | None = None,
+    lo: int | None = None,
+    hi: int | None = None,
+    at: datetime | None = None,
+    max_moves: int | None = None,
+) -> int:
+    """Move every lead (of ``lead_ids``, of ``lo``–``hi``, or all) whose stored score should move
+    it, in batches, each lead in a short transaction of its own. Idempotent: a moved lead is no
+    longer due. Returns how many moved."""
+    at = at or timezone.now()
+    lifecycle = lifecycle_at(at)
     model = scoring_model_in_force(at=at)
-    if model is None:
+    if model is None or lifecycle.min_score_threshold is None:
         return 0
-    moved = 0
-    for lead_id in lead_ids:
-        with transaction.atomic():
-            lock_bucket(lead_id)
-            lead = (
-                Lead.objects.select_related("account", "score_state")
-                .select_for_update(of=("self",))
-                .filter(pk=lead_id)
-                .first()
-            )
-            if lead is None or not hasattr(lead, "score_state"):
-                continue
-            if lead_apply_thresholds(lead=lead, state=lead.score_state, model=model, at=at):
+    moved, after = 0, 0
+    while after is not None:
+        due, after = leads_due_to_move(at=at, lead_ids=lead_ids, lo=lo, hi=hi, after=after)
+        for lead_id, _target in due:
+            if _retrying_deadlocks(
+                lambda lead_id=lead_id: _lead_move_on_score(
+                    lead_id=lead_id, lifecycle=lifecycle, model=model, at=at
+                )
+            ):
                 moved += 1
+            if max_moves is not None and moved >= max_moves:
+                return moved
     return moved
 
 
-def threshold_candidates(*, lo: int, hi: int, at: datetime) -> list[int]:
-    """Leads of a range whose score may move them (checked again, lead by lead, when applied)."""
-    stages = stages_in_force(at=at)
-    thresholds = [
-        s.trigger_score
-        for s in stages
-        if s.trigger_type == TriggerType.SCORE_THRESHOLD and s.trigger_score is not None
-    ]
-    if not thresholds:
-        return []
-    movable = [
-        s.key
-        for s in stages
-        if (s.team == Team.MARKETING and s.kind == StageKind.OPEN) or s.kind == StageKind.NURTURE
-    ]
-    return list(
-        LeadScoreState.objects.filter(
-            pk__gte=lo,
-            pk__lte=hi,
-            fit_excluded=False,
-            total__gte=min(thresholds),
-            lead__stage__in=movable,
-        ).values_list("lead_id", flat=True)
-    )
+def lead_requalification(lead: Lead, *, at: datetime | None = None):
+    """For the lead page: whether a rejection holds the lead back, and in words when it will
+    re-qualify (``Lifecycle.requalification``)."""
+    at = at or timezone.now()
+    rejection = latest_rejections([lead.pk]).get(lead.pk)
+    if rejection is None:
+        return None
+    lifecycle = lifecycle_at(at)
+    model = scoring_model_in_force(at=at)
+    kinds = _qualifying_kinds(model) if model is not None else []
+    engaged = last_qualifying_engagement({lead.pk: rejection}, lifecycle=lifecycle, kinds=kinds)
+    return lifecycle.requalification(rejection, engaged.get(lead.pk))
 
 
 # --- Full recompute ----------------------------------------------------------------------
@@ -305,10 +480,10 @@ def rescore_job_create(*, reason: str, note: str = "") -> RescoreJob:
     return job
 
 
-def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
-    """Bring a chunk's leads up to date, bucket by bucket from its watermark. Returns the ids
-    of leads whose new score may move them to another stage."""
-    candidates: list[int] = []
+def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = True) -> int:
+    """Bring a chunk's leads up to date, bucket by bucket from its watermark, and after each
+    bucket move the leads of that bucket whose new score says so. Returns the moves made."""
+    moved = 0
     # Published versions never change, so what is derived from them is built once per run; the
     # versions in force are still read every batch, so a publish mid-chunk takes effect.
     derived: dict[tuple[int, int], tuple] = {}
@@ -343,7 +518,6 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
                 keep_sums_of=keep_sums_of,
                 as_of_day=engine.day_number(at),
             )
-            candidates += threshold_candidates(lo=lo, hi=hi, at=at)
             chunk.processed += Lead.objects.filter(pk__range=(lo, hi)).count()
             chunk.next_lead_id = hi + 1
             if chunk.next_lead_id > chunk.last_lead_id:
@@ -351,9 +525,13 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None) -> list[int]:
             chunk.save(update_fields=["processed", "next_lead_id", "finished_at", "updated_at"])
             if chunk.finished_at is not None:
                 _finish_job_if_complete(chunk.job_id)
+        # After the bucket's commit: a crash here leaves the moves to the sweep, which derives
+        # them from the stored scores just written.
+        if apply_moves:
+            moved += threshold_moves_apply(lo=lo, hi=hi, at=at)
         if on_progress is not None:
             on_progress(chunk)
-    return candidates
+    return moved
 
 
 def _finish_job_if_complete(job_id: int) -> None:
@@ -445,6 +623,6 @@ def rescore_all_now(*, note: str = "") -> RescoreJob:
     with transaction.atomic():
         job = rescore_job_create(reason=RescoreJob.Reason.MANUAL, note=note)
     for chunk_id in job.chunks.values_list("pk", flat=True):
-        rescore_chunk_run(chunk_id=chunk_id)
+        rescore_chunk_run(chunk_id=chunk_id, apply_moves=False)
     job.refresh_from_db()
     return job

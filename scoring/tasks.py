@@ -3,13 +3,17 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from scoring import services
 from scoring.models import RescoreChunk
 
 logger = logging.getLogger(__name__)
 
-THRESHOLD_BATCH = 500
+# Leads per incremental rescore: one message, a handful of statements for the whole batch.
+INCREMENTAL_BATCH = 1_000
+SWEEP_REQUEUE_LIMIT = 20_000
+SWEEP_MAX_MOVES = 5_000
 
 
 def _safely(send, what: str) -> None:
@@ -24,7 +28,9 @@ def _safely(send, what: str) -> None:
 
 
 def enqueue_rescores(lead_ids: list[int]) -> None:
-    _safely(lambda: rescore_leads.delay(lead_ids), f"rescore of {len(lead_ids)} leads")
+    for start in range(0, len(lead_ids), INCREMENTAL_BATCH):
+        batch = lead_ids[start : start + INCREMENTAL_BATCH]
+        _safely(lambda batch=batch: rescore_leads.delay(batch), f"rescore of {len(batch)} leads")
 
 
 def enqueue_job(job_id: int) -> None:
@@ -46,15 +52,21 @@ def vacuum_score_states() -> bool:
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def rescore_leads(lead_ids: list[int]) -> int:
-    """Incremental path: rescore each lead from its events (coalesced by the dirty flag)."""
-    for lead_id in lead_ids:
-        services.lead_rescore(lead_id=lead_id)
-    return len(lead_ids)
+    """Incremental path: rescore the still-dirty ones of these leads set-based, then move those
+    whose score says so. A duplicate or late message finds them clean and does nothing."""
+    rescored = 0
+    for start in range(0, len(lead_ids), INCREMENTAL_BATCH):
+        done = services.leads_rescore(lead_ids=lead_ids[start : start + INCREMENTAL_BATCH])
+        if done:
+            services.threshold_moves_apply(lead_ids=done)
+        rescored += len(done)
+    return rescored
 
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=600, time_limit=660)
 def run_rescore_chunk(self, chunk_id: int) -> int:
-    """Full path: one chunk of a rescore job, resumable from its watermark."""
+    """Full path: one chunk of a rescore job, resumable from its watermark; moves the leads of
+    each finished bucket. Returns the moves made."""
 
     def report(chunk):
         self.update_state(
@@ -66,28 +78,24 @@ def run_rescore_chunk(self, chunk_id: int) -> int:
             },
         )
 
-    candidates = services.rescore_chunk_run(chunk_id=chunk_id, on_progress=report)
-    for start in range(0, len(candidates), THRESHOLD_BATCH):
-        batch = candidates[start : start + THRESHOLD_BATCH]
-        _safely(lambda batch=batch: apply_score_thresholds.delay(batch), "threshold moves")
-    return len(candidates)
-
-
-@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
-def apply_score_thresholds(lead_ids: list[int]) -> int:
-    return services.leads_apply_thresholds(lead_ids=lead_ids)
+    return services.rescore_chunk_run(chunk_id=chunk_id, on_progress=report)
 
 
 @shared_task(soft_time_limit=120, time_limit=150)
 def sweep_scoring() -> dict:
-    """Beat, every minute: rescore dirty leads whose message was lost; restart stalled chunks."""
-    dirty = services.dirty_lead_ids(limit=5000)
-    for start in range(0, len(dirty), 200):
-        enqueue_rescores(dirty[start : start + 200])
+    """Beat, every minute: re-send rescores whose message was lost (sent longer ago than
+    SCORING_REQUEUE_AFTER_SECONDS and still dirty), restart stalled chunks, and move every lead
+    whose stored score should have moved it (a worker that died between a rescore and its
+    moves)."""
+    lost = services.dirty_leads_to_requeue(
+        older_than_seconds=settings.SCORING_REQUEUE_AFTER_SECONDS, limit=SWEEP_REQUEUE_LIMIT
+    )
+    enqueue_rescores(lost)
     stalled = services.stalled_chunk_ids(older_than_seconds=120)
     for chunk_id in stalled:
         _safely(lambda chunk_id=chunk_id: run_rescore_chunk.delay(chunk_id), f"chunk {chunk_id}")
-    return {"dirty": len(dirty), "stalled_chunks": len(stalled)}
+    moved = services.threshold_moves_apply(max_moves=SWEEP_MAX_MOVES)
+    return {"requeued": len(lost), "stalled_chunks": len(stalled), "moved": moved}
 
 
 @shared_task(soft_time_limit=60, time_limit=90)

@@ -241,6 +241,9 @@ CELERY_TASK_ROUTES = {
     "metrics.tasks.*": {"queue": PIPELINE_QUEUE},
 }
 ALL_QUEUES = ",".join([SCORING_QUEUE, PIPELINE_QUEUE, DEFAULT_QUEUE])
+# The scoring sweep re-sends a dirty lead's rescore only when it was sent longer ago than this
+# (its message was lost); a lead merely waiting in the queue is left alone.
+SCORING_REQUEUE_AFTER_SECONDS = env.int("SCORING_REQUEUE_AFTER_SECONDS", default=120)
 CELERY_BEAT_SCHEDULE = {
     # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},

@@ -6,6 +6,7 @@ from unittest import mock
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from leads.models import EngagementEvent, Handoff, IcpVersion, Lead, SalesRep, StageTransition
@@ -297,7 +298,7 @@ def test_publishing_an_icp_refits_every_lead_and_running_it_twice_changes_nothin
     # A second delivery of the same chunk message finds the watermark at the end; a second job
     # finds every row current and writes nothing.
     before = LeadScoreState.objects.filter(lead=lead).values().get()
-    assert services.rescore_chunk_run(chunk_id=chunk.pk) == []
+    assert services.rescore_chunk_run(chunk_id=chunk.pk) == 0
     again = services.rescore_job_create(reason="manual")
     with mock.patch.object(services.bulk, "refit_in_sql") as refit:
         services.rescore_chunk_run(chunk_id=again.chunks.get().pk)
@@ -347,11 +348,23 @@ def test_sweep_rescores_leads_whose_message_was_lost(
         stored, _ = record(lead, "demo_request", 1)
     assert stored  # the event was kept although the broker was down
     assert LeadScoreState.objects.get(lead=lead).is_dirty
-    # The broker is back: the periodic sweep finds the dirty lead (eager in unit tests).
-    assert tasks.sweep_scoring() == {"dirty": 1, "stalled_chunks": 0}
+    # While its message may still be queued, the sweep leaves it alone (no duplicate work).
+    assert tasks.sweep_scoring()["requeued"] == 0
+    assert LeadScoreState.objects.get(lead=lead).is_dirty
+    # Sent longer ago than the re-send period: the message was lost; the sweep sends it again.
+    age_enqueued_at(lead, seconds=settings.SCORING_REQUEUE_AFTER_SECONDS + 1)
+    assert tasks.sweep_scoring() == {"requeued": 1, "stalled_chunks": 0, "moved": 0}
     state = LeadScoreState.objects.get(lead=lead)
     assert not state.is_dirty
     assert score(lead).engagement == 30.0
+    # Once rescored, the next sweep has nothing to re-send.
+    assert tasks.sweep_scoring()["requeued"] == 0
+
+
+def age_enqueued_at(lead, *, seconds: int) -> None:
+    LeadScoreState.objects.filter(lead=lead).update(
+        enqueued_at=Now() - timedelta(seconds=seconds)
+    )
 
 
 def test_day_number_is_the_utc_date():
@@ -359,7 +372,7 @@ def test_day_number_is_the_utc_date():
 
 
 def test_events_arriving_during_a_full_rescore_end_with_the_right_score(
-    db, frozen_now, monkeypatch
+    db, frozen_now, monkeypatch, settings
 ):
     """One event lands in a bucket the job already finished, one in a bucket still ahead:
     after the job and the incremental rescores, every lead scores exactly as the engine says."""
@@ -383,7 +396,11 @@ def test_events_arriving_during_a_full_rescore_end_with_the_right_score(
     for chunk in job.chunks.all():
         services.rescore_chunk_run(chunk_id=chunk.pk)
     assert len(calls) >= 3
-    tasks.sweep_scoring()  # the incremental rescores those events enqueued
+    # Their rescore messages (never sent here: on-commit callbacks do not run in this test) are
+    # lost; once that is long ago, the sweep sends them again.
+    for lead in leads:
+        age_enqueued_at(lead, seconds=settings.SCORING_REQUEUE_AFTER_SECONDS + 1)
+    tasks.sweep_scoring()
     assert (
         not LeadScoreState.objects.filter(lead__in=leads, pending_seq__gt=0)
         .exclude(scored_seq__gte=models.F("pending_seq"))

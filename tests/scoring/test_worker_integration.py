@@ -5,8 +5,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from leads.models import EngagementEvent, Handoff, Lead, SalesRep
@@ -106,7 +108,7 @@ def test_event_is_rescored_by_a_worker_and_opens_an_assigned_handoff(
     queue = QUEUE
     broker = os.environ["CELERY_BROKER_URL"]
     publishing(broker, queue)
-    with celery_worker({**worker_env, "CELERY_BROKER_URL": broker}, queue=queue):
+    with celery_worker({**worker_env, "CELERY_BROKER_URL": broker}, queue=f"{queue},scoring"):
         demo_request(lead, "worker-1")
         wait_for(lambda: Lead.objects.get(pk=lead.pk).stage == "mql")
     lead.refresh_from_db()
@@ -132,10 +134,15 @@ def test_lead_is_rescored_after_the_broker_comes_back(real_services, worker_env,
 
     with (
         private_redis(port) as broker_url,
-        celery_worker({**worker_env, "CELERY_BROKER_URL": broker_url}, queue=queue),
+        celery_worker({**worker_env, "CELERY_BROKER_URL": broker_url}, queue=f"{queue},scoring"),
     ):
         reset_broker_connections()
-        assert tasks.sweep_scoring()["dirty"] == 1
+        # Its rescore was never sent; once that is longer ago than the re-send period, the
+        # sweep sends it.
+        LeadScoreState.objects.filter(lead=lead).update(
+            enqueued_at=Now() - timedelta(seconds=settings.SCORING_REQUEUE_AFTER_SECONDS + 1)
+        )
+        assert tasks.sweep_scoring()["requeued"] == 1
         wait_for(lambda: not LeadScoreState.objects.get(lead=lead).is_dirty)
     lead.refresh_from_db()
     assert lead.stage == "mql"
