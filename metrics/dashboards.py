@@ -159,6 +159,7 @@ def handoff_page(period: Period, filters: KpiFilters) -> dict:
         ),
         "sla_by_source": queries.sla_compliance_by_source(period, filters),
         "feedback": queries.feedback_loop_completion(period, filters),
+        "requalification": queries.requalification(period, filters),
     }
 
 
@@ -227,6 +228,11 @@ DRILLS: dict[str, Drill] = {
     "feedback": Drill(
         "Rejected handoffs",
         lambda p, f, q: queries.feedback_handoffs(p, f, complete=_flag(q.get("complete"))),
+        "handoffs",
+    ),
+    "requalified": Drill(
+        "Re-qualified handoffs: handed over again after a rejection at the same stage",
+        lambda p, f, q: queries.requalified_handoffs(p, f),
         "handoffs",
     ),
     "cohort": Drill(

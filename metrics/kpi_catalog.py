@@ -30,6 +30,11 @@ KPIS: dict[str, tuple[Callable[[Period, KpiFilters], Any], str]] = {
         queries.feedback_loop_completion,
         "Rejections with a reason (and a note where needed) ÷ rejections.",
     ),
+    "requalification": (
+        queries.requalification,
+        "Handoffs opened for a lead already rejected at the same stage, and their share of the "
+        "handoffs opened.",
+    ),
     "conversion_by_source": (
         queries.conversion_by_source,
         "Cohort funnel of the leads created in the period, overall and per source.",

@@ -488,6 +488,50 @@ def feedback_loop_completion(period: Period, filters: KpiFilters = NO_FILTERS) -
     )
 
 
+# --- Re-qualification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requalification:
+    """Handoffs assigned in the period that re-qualify a lead: one handed to sales again at a
+    stage where an earlier handoff of the same lead had been rejected. ``rate`` = re-qualified ÷
+    handoffs opened; a high rate says the rejection or the scoring is off."""
+
+    opened: int
+    requalified: int
+    rate: float | None
+
+
+def _rejected_before() -> Exists:
+    """An earlier handoff of the same lead at the same stage, rejected no later than this one
+    was opened (the rejection may be outside the period and under any assignee)."""
+    return Exists(
+        Handoff.objects.filter(
+            lead_id=OuterRef("lead_id"),
+            stage=OuterRef("stage"),
+            outcome=HandoffOutcome.REJECTED,
+            rejected_at__lte=OuterRef("assigned_at"),
+        ).exclude(pk=OuterRef("pk"))
+    )
+
+
+def requalified_handoffs(period: Period, filters: KpiFilters = NO_FILTERS) -> QuerySet[Handoff]:
+    """Drill-down: the re-qualified handoffs assigned in the period."""
+    return acceptance_handoffs(period, filters).filter(_rejected_before())
+
+
+def requalification(period: Period, filters: KpiFilters = NO_FILTERS) -> Requalification:
+    row = _grouped(
+        acceptance_handoffs(period, filters),
+        (),
+        opened=Count("pk"),
+        requalified=Count("pk", filter=Q(_rejected_before())),
+    )[()]
+    return Requalification(
+        row["opened"], row["requalified"], kpis.rate(row["requalified"], row["opened"])
+    )
+
+
 # --- Cohort funnel ---------------------------------------------------------------------------
 
 

@@ -83,6 +83,20 @@ def test_handoff_page_drills_down_to_the_rejected_handoffs(admin_client, march):
     assert rows[0][1][4] == "Rejected" and str(rows[0][1][6]) == "No budget"
 
 
+def test_handoff_page_shows_requalified_handoffs_and_drills_down_to_them(admin_client, march):
+    # The Ads lead rejected on 4 March is handed over again on 20 March.
+    bounced = march["ads"].leads.get(handoffs__outcome="rejected")
+    HandoffFactory(lead=bounced, assigned_at=utc(3, 20))
+    page = admin_client.get(reverse("metrics:handoffs"), MARCH)
+    assert page.context["data"]["requalification"].requalified == 1
+    url = reverse("metrics:drill", args=["requalified"])
+    assert f"{url}?preset=custom&amp;start=2026-03-01&amp;end=2026-03-31" in page.content.decode()
+    assert "1 of 6 handoffs re-qualified" in page.content.decode()
+
+    rows = admin_client.get(url, MARCH).context["rows"]
+    assert [row[1][0] for row in rows] == [bounced]
+
+
 def test_drill_down_exports_csv(admin_client, march):
     response = admin_client.get(
         reverse("metrics:drill", args=["closed"]), {**MARCH, "format": "csv"}

@@ -12,6 +12,8 @@ from metrics.queries import (
     feedback_loop_completion,
     lead_acceptance,
     lead_acceptance_by_source,
+    requalification,
+    requalified_handoffs,
     response_time,
     response_time_handoffs,
     sla_compliance,
@@ -306,3 +308,73 @@ def test_feedback_loop_without_rejections_is_none():
     accepted(at=utc(3, 3))
     feedback = feedback_loop_completion(MARCH)
     assert (feedback.rejected, feedback.rate) == (0, None)
+
+
+# --- Re-qualification ------------------------------------------------------------------------
+
+
+def _requalification_world() -> dict:
+    """Ten handoffs assigned in March, two of them re-qualified (hand-counted):
+
+    - bounced: rejected in February as MQL, handed over again on 10 March → re-qualified;
+    - twice: rejected on 3 March, handed over again on 15 March → the second is re-qualified;
+    - kept: accepted on 2 March, handed over again on 20 March → not (nothing was rejected);
+    - other_stage: rejected as SQL, handed over as MQL → not (another stage);
+    - overlapping: handed over on 10 March while an earlier handoff was still open, that one
+      rejected on 12 March → not (no rejection before it opened);
+    - single: one pending handoff → not.
+    """
+    ada = UserFactory(username="ada")
+    bounced, twice, kept = MetricLeadFactory(), MetricLeadFactory(), MetricLeadFactory()
+    other_stage, overlapping = MetricLeadFactory(), MetricLeadFactory()
+    rejected(at=utc(2, 20), assigned_at=utc(2, 18), lead=bounced)
+    world = {
+        "bounced": HandoffFactory(assigned_at=utc(3, 10), lead=bounced),
+        "twice_first": rejected(at=utc(3, 3), assigned_at=utc(3, 2), lead=twice),
+        "twice": accepted(at=utc(3, 16), assigned_at=utc(3, 15), lead=twice, assignee=ada),
+        "ada": ada,
+    }
+    accepted(at=utc(3, 3), assigned_at=utc(3, 2), lead=kept)
+    HandoffFactory(assigned_at=utc(3, 20), lead=kept)
+    rejected(at=utc(3, 3), assigned_at=utc(3, 2), lead=other_stage, stage="sql")
+    HandoffFactory(assigned_at=utc(3, 10), lead=other_stage)
+    rejected(at=utc(3, 12), assigned_at=utc(3, 8), lead=overlapping)
+    HandoffFactory(assigned_at=utc(3, 10), lead=overlapping)
+    HandoffFactory(assigned_at=utc(3, 21))
+    return world
+
+
+def test_requalification_counts_handoffs_after_a_rejection_at_the_same_stage(
+    django_assert_num_queries,
+):
+    _requalification_world()
+    with django_assert_num_queries(1):
+        found = requalification(MARCH)
+    assert (found.opened, found.requalified) == (10, 2)
+    assert found.rate == 2 / 10
+
+
+def test_requalification_drill_down_lists_the_requalified_handoffs():
+    world = _requalification_world()
+    assert list(requalified_handoffs(MARCH)) == [world["twice"], world["bounced"]]
+
+
+def test_requalification_filters_describe_the_new_handoff_not_the_rejection():
+    # The first handoff of "twice" was someone else's; the re-qualified one is Ada's.
+    world = _requalification_world()
+    found = requalification(MARCH, KpiFilters(owner_ids=(world["ada"].pk,)))
+    assert (found.opened, found.requalified, found.rate) == (1, 1, 1.0)
+
+
+def test_requalification_counts_a_handoff_in_the_period_it_was_assigned():
+    # Rejected and handed over again in February: February's re-qualification, not March's.
+    lead = MetricLeadFactory()
+    rejected(at=utc(2, 5), assigned_at=utc(2, 4), lead=lead)
+    HandoffFactory(assigned_at=utc(2, 20), lead=lead)
+    assert requalification(MARCH.previous()).requalified == 1
+    assert requalification(MARCH).opened == 0
+
+
+def test_requalification_without_handoffs_is_none():
+    found = requalification(MARCH)
+    assert (found.opened, found.requalified, found.rate) == (0, 0, None)
