@@ -238,6 +238,17 @@ class Lifecycle:
                 triggered.setdefault(stage.trigger_event_kind, []).append((before.key, stage))
         return triggered
 
+    # --- Handoffs --------------------------------------------------------------------------
+
+    def accept_target(self, stage_key: str) -> str | None:
+        """Where a lead accepted at ``stage_key``'s handoff goes: the next open stage (e.g.
+        MQL → SAL); None when ``stage_key`` is not an open stage or the last one."""
+        keys = self.open_keys
+        if stage_key not in keys:
+            return None
+        position = keys.index(stage_key)
+        return keys[position + 1] if position + 1 < len(keys) else None
+
     # --- Rejection -------------------------------------------------------------------------
 
     def reject_target(self, stage_key: str) -> str | None:
