@@ -236,7 +236,8 @@ def rescore_from_sums(
             grade = {STATE_TABLE}.tier || {band}, scoring_model_id = %s, as_of_day = %s
         FROM (
             SELECT s.lead_id, {engagement} AS engagement
-            FROM {STATE_TABLE} s JOIN {LEAD_TABLE} l ON l.id = s.lead_id
+            FROM {STATE_TABLE} s
+            JOIN {LEAD_TABLE} l ON l.id = s.lead_id AND l.id BETWEEN %s AND %s
             WHERE s.lead_id BETWEEN %s AND %s {stale} {state_ids}
         ) x
         WHERE {STATE_TABLE}.lead_id = x.lead_id
@@ -249,6 +250,8 @@ def rescore_from_sums(
                 model_id,
                 as_of_day,
                 *params,
+                lo,
+                hi,
                 lo,
                 hi,
                 *stale_params,
@@ -428,7 +431,7 @@ def refit_in_sql(
             SELECT s.lead_id, {points} AS points,
                    CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
             FROM {STATE_TABLE} s
-            JOIN {LEAD_TABLE} l ON l.id = s.lead_id
+            JOIN {LEAD_TABLE} l ON l.id = s.lead_id AND l.id BETWEEN %s AND %s
             LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
             WHERE s.lead_id BETWEEN %s AND %s {chosen}
         ) x
@@ -441,6 +444,8 @@ def refit_in_sql(
         icp_version_id,
         *points_params,
         *excluded_params,
+        lo,
+        hi,
         lo,
         hi,
         *chosen_params,
