@@ -1,0 +1,269 @@
+"""Lead cohort KPIs: the cohort funnel by source and time in stage (docs/kpis.md, "Funnel")."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import (
+    Case,
+    Count,
+    Expression,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
+from leads.models import (
+    Lead,
+    StageTransition,
+)
+from leads.selectors import lifecycle_at
+from metrics import kpis
+from metrics.expressions import SecondsBetween
+from metrics.kpis import NO_FILTERS, CohortFunnel, KpiFilters, Period
+from metrics.queries.common import (
+    SECONDS_PER_DAY,
+    SourceRef,
+    _grouped,
+    _in,
+    _lead_q,
+    _leads,
+    _owner_q,
+    _percentiles,
+    _scaled,
+    _source_order,
+    _source_ref,
+)
+
+# --- Cohort funnel ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelStageRef:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class FunnelDefinition:
+    """The funnel's stages in order, and which of them are "opportunity" and "won"."""
+
+    stages: tuple[FunnelStageRef, ...]
+    opportunity_key: str | None
+    won_key: str | None
+
+    @property
+    def keys(self) -> list[str]:
+        return [stage.key for stage in self.stages]
+
+
+def funnel_definition(*, at: datetime | None = None) -> FunnelDefinition:
+    """The lifecycle in force at ``at``: its open stages and its won stage, in order (nurture,
+    disqualified and lost are exits, not funnel steps). Falls back to the default stages."""
+    lifecycle = lifecycle_at(at)
+    if not lifecycle.funnel:
+        names = {row[0]: row[1] for row in DEFAULT_STAGES}
+        refs = tuple(FunnelStageRef(key, names[key]) for key in FUNNEL_STAGE_KEYS)
+        return FunnelDefinition(refs, "opportunity", FUNNEL_STAGE_KEYS[-1])
+    refs = tuple(FunnelStageRef(key, lifecycle.names[key]) for key in lifecycle.funnel)
+    return FunnelDefinition(refs, lifecycle.opportunity_key, lifecycle.won_key)
+
+
+def _position_of(field: str, keys: Sequence[str]) -> Case:
+    """The funnel position (0 = first stage) of the stage key in ``field``; NULL off-funnel."""
+    return Case(
+        *(When(**{field: key}, then=Value(index)) for index, key in enumerate(keys)),
+        default=None,
+        output_field=IntegerField(),
+    )
+
+
+def _furthest_position(keys: Sequence[str]) -> Expression:
+    """How far down the funnel a lead ever got: the highest position among the stages its
+    history entered or left, and its current stage. Later moves to nurture, disqualified or
+    lost change nothing, and a lead that jumped a stage is past it all the same."""
+    history = (
+        StageTransition.objects.filter(lead=OuterRef("pk"))
+        .order_by()
+        .values("lead")
+        .annotate(
+            furthest=Greatest(
+                Coalesce(Max(_position_of("to_stage", keys)), 0),
+                Coalesce(Max(_position_of("from_stage", keys)), 0),
+            )
+        )
+        .values("furthest")
+    )
+    return Greatest(
+        Coalesce(Subquery(history, output_field=IntegerField()), 0),
+        Coalesce(_position_of("stage", keys), 0),
+    )
+
+
+def _funnel_as_of(period: Period) -> datetime:
+    return min(period.end, timezone.now())
+
+
+def cohort_leads(
+    period: Period,
+    filters: KpiFilters = NO_FILTERS,
+    *,
+    reached: str | None = None,
+    stopped_at: str | None = None,
+    definition: FunnelDefinition | None = None,
+) -> QuerySet[Lead]:
+    """Drill-down: leads created in the period, annotated with ``furthest_position``; narrowed
+    to those that ``reached`` a stage (or went further), or whose furthest stage is
+    ``stopped_at``."""
+    definition = definition or funnel_definition(at=_funnel_as_of(period))
+    keys = definition.keys
+    leads = (
+        _leads(filters)
+        .filter(_in("created_at", period))
+        .annotate(furthest_position=_furthest_position(keys))
+    )
+    if reached is not None:
+        leads = leads.filter(furthest_position__gte=keys.index(reached))
+    if stopped_at is not None:
+        leads = leads.filter(furthest_position=keys.index(stopped_at))
+    return leads.select_related("source", "campaign", "owner").order_by("-created_at", "-pk")
+
+
+@dataclass(frozen=True)
+class SourceFunnel:
+    source: SourceRef
+    funnel: CohortFunnel
+    lead_to_opportunity_rate: float | None
+    opportunity_to_won_rate: float | None
+
+
+@dataclass(frozen=True)
+class ConversionBySource:
+    stages: tuple[FunnelStageRef, ...]
+    overall: SourceFunnel
+    by_source: tuple[SourceFunnel, ...]
+
+
+def _source_funnel(
+    source: SourceRef, definition: FunnelDefinition, counts: dict[str, int]
+) -> SourceFunnel:
+    funnel = kpis.cohort_funnel(definition.keys, counts)
+    first, opportunity, won = definition.keys[0], definition.opportunity_key, definition.won_key
+    return SourceFunnel(
+        source=source,
+        funnel=funnel,
+        lead_to_opportunity_rate=funnel.rate_between(first, opportunity) if opportunity else None,
+        opportunity_to_won_rate=(
+            funnel.rate_between(opportunity, won) if opportunity and won else None
+        ),
+    )
+
+
+def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> ConversionBySource:
+    """The cohort funnel of leads created in the period, overall and per source (also gives
+    lead → opportunity and opportunity → won rates of that cohort)."""
+    definition = funnel_definition(at=_funnel_as_of(period))
+    keys = definition.keys
+    rows = (
+        cohort_leads(period, filters, definition=definition)
+        .order_by()
+        .values("source_id", "source__name", "furthest_position")
+        .annotate(leads=Count("pk"))
+    )
+    per_source: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    overall: dict[str, int] = defaultdict(int)
+    for row in rows:  # at most sources × stages rows
+        key = keys[row["furthest_position"]]
+        per_source[(row["source_id"], row["source__name"])][key] += row["leads"]
+        overall[key] += row["leads"]
+    by_source = sorted(
+        (
+            _source_funnel(_source_ref(*source), definition, counts)
+            for source, counts in per_source.items()
+        ),
+        key=lambda row: _source_order(row.source),
+    )
+    return ConversionBySource(
+        stages=definition.stages,
+        overall=_source_funnel(SourceRef(None, "All sources"), definition, overall),
+        by_source=tuple(by_source),
+    )
+
+
+# --- Time in stage ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageDuration:
+    """Days between entering a stage and leaving it, over the exits in the period."""
+
+    stage: str
+    exits: int
+    median_days: float | None
+
+
+def stage_exits(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, stage: str | None = None
+) -> QuerySet[StageTransition]:
+    """Drill-down: transitions in the period that left a stage whose entry is on record,
+    annotated with ``entered_at`` (the latest earlier transition of the lead into that stage)."""
+    entry = (
+        StageTransition.objects.filter(lead=OuterRef("lead_id"), to_stage=OuterRef("from_stage"))
+        .filter(
+            Q(transitioned_at__lt=OuterRef("transitioned_at"))
+            | Q(transitioned_at=OuterRef("transitioned_at"), pk__lt=OuterRef("pk"))
+        )
+        .order_by("-transitioned_at", "-pk")
+        .values("transitioned_at")[:1]
+    )
+    exits = (
+        StageTransition.objects.filter(
+            _in("transitioned_at", period),
+            _lead_q(filters, "lead__"),
+            _owner_q(filters, "lead__owner"),
+        )
+        .exclude(from_stage="")
+        .annotate(entered_at=Subquery(entry))
+        .filter(entered_at__isnull=False)
+    )
+    if stage is not None:
+        exits = exits.filter(from_stage=stage)
+    return exits.select_related("lead").order_by("-transitioned_at", "-pk")
+
+
+def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[StageDuration]:
+    """Median days per stage, stages in lifecycle order (unknown keys last)."""
+    exits = stage_exits(period, filters)
+    counts = _grouped(exits, ("from_stage",), exits=Count("pk"))
+    medians = _percentiles(
+        exits, SecondsBetween(F("entered_at"), F("transitioned_at")), (0.5,), ("from_stage",)
+    )
+    lifecycle = lifecycle_at(_funnel_as_of(period))
+    rows = [
+        StageDuration(
+            stage=key,
+            exits=row["exits"],
+            median_days=_scaled(medians.get((key,), (None,))[0], SECONDS_PER_DAY),
+        )
+        for (key,), row in counts.items()
+    ]
+    return sorted(
+        rows,
+        key=lambda row: (
+            row.stage not in lifecycle.by_key,
+            lifecycle.order_of(row.stage, 0),
+            row.stage,
+        ),
+    )

@@ -1,0 +1,380 @@
+"""Handoff and SLA KPIs: lead acceptance, response time, SLA compliance, the feedback loop and
+re-qualification (docs/kpis.md, "Handoff and SLA")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Trim
+from django.utils import timezone
+
+from leads.choices import HandoffOutcome
+from leads.models import (
+    Handoff,
+)
+from metrics import kpis
+from metrics.kpis import NO_FILTERS, KpiFilters, Period
+from metrics.queries.common import (
+    SECONDS_PER_HOUR,
+    SourceRef,
+    _grouped,
+    _handoffs,
+    _in,
+    _percentiles,
+    _scaled,
+    _source_order,
+    _source_ref,
+)
+
+# --- Lead acceptance -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Accepted ÷ (accepted + rejected) over handoffs assigned in the period; the pending ones
+    are shown beside the rate, not counted in it."""
+
+    accepted: int
+    rejected: int
+    pending: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class SourceAcceptance:
+    source: SourceRef
+    acceptance: Acceptance
+
+
+_ACCEPTANCE_COUNTS = {
+    "accepted": Count("pk", filter=Q(outcome=HandoffOutcome.ACCEPTED)),
+    "rejected": Count("pk", filter=Q(outcome=HandoffOutcome.REJECTED)),
+    "pending": Count("pk", filter=Q(outcome=HandoffOutcome.PENDING)),
+}
+
+
+def _acceptance(row: dict) -> Acceptance:
+    accepted, rejected = row["accepted"], row["rejected"]
+    return Acceptance(accepted, rejected, row["pending"], kpis.rate(accepted, accepted + rejected))
+
+
+def acceptance_handoffs(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, outcome: str | None = None
+) -> QuerySet[Handoff]:
+    """Drill-down: the handoffs assigned in the period (optionally of one outcome)."""
+    handoffs = _handoffs(filters).filter(_in("assigned_at", period))
+    if outcome is not None:
+        handoffs = handoffs.filter(outcome=outcome)
+    return handoffs.select_related("lead__source", "assignee", "reject_reason").order_by(
+        "-assigned_at", "-pk"
+    )
+
+
+def lead_acceptance(period: Period, filters: KpiFilters = NO_FILTERS) -> Acceptance:
+    found = _grouped(acceptance_handoffs(period, filters), (), **_ACCEPTANCE_COUNTS)
+    return _acceptance(found[()])
+
+
+def lead_acceptance_by_source(
+    period: Period, filters: KpiFilters = NO_FILTERS
+) -> list[SourceAcceptance]:
+    found = _grouped(
+        acceptance_handoffs(period, filters),
+        ("lead__source_id", "lead__source__name"),
+        **_ACCEPTANCE_COUNTS,
+    )
+    rows = [SourceAcceptance(_source_ref(*key), _acceptance(row)) for key, row in found.items()]
+    return sorted(rows, key=lambda row: _source_order(row.source))
+
+
+# --- Lead response time ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResponseTime:
+    """First response − assignment in business hours of the handoff's SLA calendar, over the
+    handoffs assigned in the period that have a response; ``unanswered``: those without one."""
+
+    answered: int
+    unanswered: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+def response_time_handoffs(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, answered: bool | None = None
+) -> QuerySet[Handoff]:
+    """Drill-down: handoffs assigned in the period; ``answered`` narrows to those with a timed
+    response (True) or with no response yet (False)."""
+    handoffs = acceptance_handoffs(period, filters)
+    if answered is True:
+        handoffs = handoffs.filter(response_business_seconds__isnull=False)
+    elif answered is False:
+        handoffs = handoffs.filter(first_response_at__isnull=True)
+    return handoffs
+
+
+def response_time(period: Period, filters: KpiFilters = NO_FILTERS) -> ResponseTime:
+    handoffs = acceptance_handoffs(period, filters)
+    counts = handoffs.order_by().aggregate(
+        answered=Count("pk", filter=Q(response_business_seconds__isnull=False)),
+        unanswered=Count("pk", filter=Q(first_response_at__isnull=True)),
+    )
+    median, p90 = _percentiles(
+        handoffs.filter(response_business_seconds__isnull=False),
+        F("response_business_seconds"),
+        (0.5, 0.9),
+    )[()]
+    return ResponseTime(
+        answered=counts["answered"],
+        unanswered=counts["unanswered"],
+        median_hours=_scaled(median, SECONDS_PER_HOUR),
+        p90_hours=_scaled(p90, SECONDS_PER_HOUR),
+    )
+
+
+# --- SLA compliance --------------------------------------------------------------------------
+
+
+class SlaClock:
+    RESPONSE = "response"
+    ACCEPTANCE = "acceptance"
+
+
+class SlaStatus:
+    MET = "met"
+    MISSED = "missed"
+    OPEN = "open"
+
+
+@dataclass(frozen=True)
+class SlaResult:
+    """One clock over the handoffs whose due time falls in the period: ``met`` on time,
+    ``missed`` late or still not done past due, ``open`` not done and not yet due (left out of
+    the rate until it resolves). Rate = met ÷ (met + missed)."""
+
+    met: int
+    missed: int
+    open: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class SlaCompliance:
+    response: SlaResult
+    acceptance: SlaResult
+
+
+@dataclass(frozen=True)
+class RepSlaCompliance:
+    rep_id: int | None
+    rep_name: str
+    compliance: SlaCompliance
+
+
+@dataclass(frozen=True)
+class SourceSlaCompliance:
+    source: SourceRef
+    compliance: SlaCompliance
+
+
+def _sla_conditions(now: datetime) -> dict[str, dict[str, Q]]:
+    decided_on_time = Q(accepted_at__lte=F("accept_due_at")) | Q(
+        rejected_at__lte=F("accept_due_at")
+    )
+    decided_late = Q(accepted_at__gt=F("accept_due_at")) | Q(rejected_at__gt=F("accept_due_at"))
+    undecided = Q(outcome=HandoffOutcome.PENDING)
+    return {
+        SlaClock.RESPONSE: {
+            SlaStatus.MET: Q(first_response_at__lte=F("response_due_at")),
+            SlaStatus.MISSED: Q(first_response_at__gt=F("response_due_at"))
+            | Q(first_response_at__isnull=True, response_due_at__lt=now),
+            SlaStatus.OPEN: Q(first_response_at__isnull=True, response_due_at__gte=now),
+        },
+        SlaClock.ACCEPTANCE: {
+            SlaStatus.MET: decided_on_time,
+            SlaStatus.MISSED: decided_late | (undecided & Q(accept_due_at__lt=now)),
+            SlaStatus.OPEN: undecided & Q(accept_due_at__gte=now),
+        },
+    }
+
+
+_DUE_FIELDS = {SlaClock.RESPONSE: "response_due_at", SlaClock.ACCEPTANCE: "accept_due_at"}
+
+
+def sla_handoffs(
+    period: Period,
+    filters: KpiFilters = NO_FILTERS,
+    *,
+    clock: str = SlaClock.RESPONSE,
+    status: str | None = None,
+    now: datetime | None = None,
+) -> QuerySet[Handoff]:
+    """Drill-down: handoffs whose ``clock`` was due in the period (optionally met / missed /
+    open as of ``now``)."""
+    handoffs = _handoffs(filters).filter(_in(_DUE_FIELDS[clock], period))
+    if status is not None:
+        handoffs = handoffs.filter(_sla_conditions(now or timezone.now())[clock][status])
+    return handoffs.select_related("lead__source", "assignee").order_by(_DUE_FIELDS[clock], "pk")
+
+
+def _sla_by(
+    period: Period, filters: KpiFilters, group_by: Sequence[str], now: datetime | None
+) -> dict[tuple, SlaCompliance]:
+    conditions = _sla_conditions(now or timezone.now())
+    aggregates = {}
+    for clock, due_field in _DUE_FIELDS.items():
+        due_in_period = _in(due_field, period)
+        for status, condition in conditions[clock].items():
+            aggregates[f"{clock}_{status}"] = Count("pk", filter=due_in_period & condition)
+    handoffs = _handoffs(filters).filter(
+        _in("response_due_at", period) | _in("accept_due_at", period)
+    )
+
+    def result(row: dict, clock: str) -> SlaResult:
+        met, missed = row[f"{clock}_{SlaStatus.MET}"], row[f"{clock}_{SlaStatus.MISSED}"]
+        return SlaResult(
+            met, missed, row[f"{clock}_{SlaStatus.OPEN}"], kpis.rate(met, met + missed)
+        )
+
+    return {
+        key: SlaCompliance(result(row, SlaClock.RESPONSE), result(row, SlaClock.ACCEPTANCE))
+        for key, row in _grouped(handoffs, group_by, **aggregates).items()
+    }
+
+
+def sla_compliance(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> SlaCompliance:
+    return _sla_by(period, filters, (), now)[()]
+
+
+def sla_compliance_by_rep(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> list[RepSlaCompliance]:
+    found = _sla_by(
+        period,
+        filters,
+        ("assignee_id", "assignee__first_name", "assignee__last_name", "assignee__username"),
+        now,
+    )
+    rows = [
+        RepSlaCompliance(
+            rep_id=rep_id,
+            rep_name=f"{first or ''} {last or ''}".strip() or username or "Unassigned",
+            compliance=compliance,
+        )
+        for (rep_id, first, last, username), compliance in found.items()
+    ]
+    return sorted(rows, key=lambda row: (row.rep_id is None, row.rep_name.lower()))
+
+
+def sla_compliance_by_source(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> list[SourceSlaCompliance]:
+    found = _sla_by(period, filters, ("lead__source_id", "lead__source__name"), now)
+    rows = [SourceSlaCompliance(_source_ref(*key), value) for key, value in found.items()]
+    return sorted(rows, key=lambda row: _source_order(row.source))
+
+
+# --- Feedback loop ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedbackLoop:
+    """Rejected handoffs that tell marketing why (a reason, plus a note where the reason asks
+    for one) ÷ handoffs rejected in the period."""
+
+    rejected: int
+    complete: int
+    rate: float | None
+
+
+def _feedback_complete() -> Q:
+    return Q(reject_reason__isnull=False) & (
+        Q(reject_reason__requires_note=False) | ~Q(trimmed_note="")
+    )
+
+
+def feedback_handoffs(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, complete: bool | None = None
+) -> QuerySet[Handoff]:
+    """Drill-down: handoffs rejected in the period (optionally only complete / incomplete)."""
+    handoffs = (
+        _handoffs(filters)
+        .filter(_in("rejected_at", period), outcome=HandoffOutcome.REJECTED)
+        .annotate(trimmed_note=Trim("reject_note"))
+    )
+    if complete is True:
+        handoffs = handoffs.filter(_feedback_complete())
+    elif complete is False:
+        handoffs = handoffs.exclude(_feedback_complete())
+    return handoffs.select_related("lead__source", "assignee", "reject_reason").order_by(
+        "-rejected_at", "-pk"
+    )
+
+
+def feedback_loop_completion(period: Period, filters: KpiFilters = NO_FILTERS) -> FeedbackLoop:
+    row = _grouped(
+        feedback_handoffs(period, filters),
+        (),
+        rejected=Count("pk"),
+        complete=Count("pk", filter=_feedback_complete()),
+    )[()]
+    return FeedbackLoop(
+        row["rejected"], row["complete"], kpis.rate(row["complete"], row["rejected"])
+    )
+
+
+# --- Re-qualification ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requalification:
+    """Handoffs assigned in the period that re-qualify a lead: one handed to sales again at a
+    stage where an earlier handoff of the same lead had been rejected. ``rate`` = re-qualified ÷
+    handoffs opened; a high rate says the rejection or the scoring is off."""
+
+    opened: int
+    requalified: int
+    rate: float | None
+
+
+def _rejected_before() -> Exists:
+    """An earlier handoff of the same lead at the same stage, rejected no later than this one
+    was opened (the rejection may be outside the period and under any assignee)."""
+    return Exists(
+        Handoff.objects.filter(
+            lead_id=OuterRef("lead_id"),
+            stage=OuterRef("stage"),
+            outcome=HandoffOutcome.REJECTED,
+            rejected_at__lte=OuterRef("assigned_at"),
+        ).exclude(pk=OuterRef("pk"))
+    )
+
+
+def requalified_handoffs(period: Period, filters: KpiFilters = NO_FILTERS) -> QuerySet[Handoff]:
+    """Drill-down: the re-qualified handoffs assigned in the period."""
+    return acceptance_handoffs(period, filters).filter(_rejected_before())
+
+
+def requalification(period: Period, filters: KpiFilters = NO_FILTERS) -> Requalification:
+    row = _grouped(
+        acceptance_handoffs(period, filters),
+        (),
+        opened=Count("pk"),
+        requalified=Count("pk", filter=Q(_rejected_before())),
+    )[()]
+    return Requalification(
+        row["opened"], row["requalified"], kpis.rate(row["requalified"], row["opened"])
+    )

@@ -1,0 +1,440 @@
+"""Opportunity and revenue KPIs: win rate, deal size, cycles, pipeline, velocity and lead
+economics (docs/kpis.md, "Opportunities and revenue")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import (
+    Avg,
+    Count,
+    DateField,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Greatest, Least
+from django.utils import timezone
+
+from leads.choices import OpportunityStatus
+from leads.models import (
+    Campaign,
+    Lead,
+    Opportunity,
+)
+from metrics import kpis
+from metrics.expressions import DaysBetween, SecondsBetween
+from metrics.kpis import NO_FILTERS, KpiFilters, Period
+from metrics.queries.common import (
+    SECONDS_PER_DAY,
+    ZERO,
+    SourceRef,
+    _campaign_q,
+    _grouped,
+    _in,
+    _leads,
+    _opportunities,
+    _percentiles,
+    _scaled,
+    _source_order,
+    _source_ref,
+)
+
+# --- Opportunities: win rate, deal size, sales cycle -----------------------------------------
+
+
+@dataclass(frozen=True)
+class OpportunityResults:
+    """Opportunities closed in the period: win rate = won ÷ (won + lost); deal size = mean
+    amount won; sales cycle = days from the lead's creation to the win."""
+
+    won: int
+    lost: int
+    win_rate: float | None
+    won_amount: Decimal
+    average_deal_size: Decimal | None
+    median_cycle_days: float | None
+    average_cycle_days: float | None
+
+
+@dataclass(frozen=True)
+class SourceOpportunityResults:
+    source: SourceRef
+    results: OpportunityResults
+
+
+def closed_opportunities(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, status: str | None = None
+) -> QuerySet[Opportunity]:
+    """Drill-down: opportunities closed (won or lost) in the period, optionally one status."""
+    opportunities = _opportunities(filters).filter(
+        _in("closed_at", period), status__in=[OpportunityStatus.WON, OpportunityStatus.LOST]
+    )
+    if status is not None:
+        opportunities = opportunities.filter(status=status)
+    return opportunities.select_related("lead__source", "owner").order_by("-closed_at", "-pk")
+
+
+def _cycle_seconds() -> SecondsBetween:
+    return SecondsBetween(F("lead__created_at"), F("closed_at"))
+
+
+def _opportunity_results_by(
+    period: Period, filters: KpiFilters, group_by: Sequence[str]
+) -> dict[tuple, OpportunityResults]:
+    closed = closed_opportunities(period, filters)
+    won = Q(status=OpportunityStatus.WON)
+    won_with_lead = won & Q(lead__isnull=False)
+    found = _grouped(
+        closed,
+        group_by,
+        won=Count("pk", filter=won),
+        lost=Count("pk", filter=Q(status=OpportunityStatus.LOST)),
+        won_amount=Sum("amount", filter=won),
+        average_deal_size=Avg("amount", filter=won),
+        average_cycle_seconds=Avg(_cycle_seconds(), filter=won_with_lead),
+    )
+    medians = _percentiles(closed.filter(won_with_lead), _cycle_seconds(), (0.5,), group_by)
+    return {
+        key: OpportunityResults(
+            won=row["won"],
+            lost=row["lost"],
+            win_rate=kpis.rate(row["won"], row["won"] + row["lost"]),
+            won_amount=kpis.money(row["won_amount"]) or ZERO,
+            average_deal_size=kpis.money(row["average_deal_size"]),
+            median_cycle_days=_scaled(medians.get(key, (None,))[0], SECONDS_PER_DAY),
+            average_cycle_days=_scaled(row["average_cycle_seconds"], SECONDS_PER_DAY),
+        )
+        for key, row in found.items()
+    }
+
+
+def opportunity_results(period: Period, filters: KpiFilters = NO_FILTERS) -> OpportunityResults:
+    return _opportunity_results_by(period, filters, ())[()]
+
+
+def opportunity_results_by_source(
+    period: Period, filters: KpiFilters = NO_FILTERS
+) -> list[SourceOpportunityResults]:
+    found = _opportunity_results_by(period, filters, ("lead__source_id", "lead__source__name"))
+    rows = [SourceOpportunityResults(_source_ref(*key), value) for key, value in found.items()]
+    return sorted(rows, key=lambda row: _source_order(row.source))
+
+
+# --- Pipeline and revenue --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PipelineRevenue:
+    """Opportunities open at the period's end (now, for a period still running) and their
+    amount; opportunities won in the period and theirs."""
+
+    open_count: int
+    open_amount: Decimal
+    won_count: int
+    won_amount: Decimal
+
+
+EMPTY_PIPELINE = PipelineRevenue(0, ZERO, 0, ZERO)
+
+
+@dataclass(frozen=True)
+class SourcePipelineRevenue:
+    source: SourceRef
+    origin: str | None
+    pipeline: PipelineRevenue
+
+
+@dataclass(frozen=True)
+class PipelineRevenueReport:
+    as_of: datetime
+    total: PipelineRevenue
+    by_source: tuple[SourcePipelineRevenue, ...]
+    # Keyed by Source.origin ("marketing", "sales"); None gathers leads without a source.
+    by_origin: dict[str | None, PipelineRevenue]
+
+
+def _pipeline_as_of(period: Period, now: datetime | None) -> datetime:
+    return min(period.end, now or timezone.now())
+
+
+def _open_at(as_of: datetime) -> Q:
+    # Open at that instant: created before it, and not closed yet then. For a running period
+    # this is simply "open now"; for a past one it is the pipeline as it stood at its end.
+    return Q(created_at__lt=as_of) & (Q(closed_at__isnull=True) | Q(closed_at__gte=as_of))
+
+
+def _won_in(period: Period) -> Q:
+    return Q(status=OpportunityStatus.WON) & _in("closed_at", period)
+
+
+def open_opportunities(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> QuerySet[Opportunity]:
+    """Drill-down: the opportunities open at the period's end (or now)."""
+    return (
+        _opportunities(filters)
+        .filter(_open_at(_pipeline_as_of(period, now)))
+        .select_related("lead__source", "owner")
+        .order_by("-amount", "-pk")
+    )
+
+
+def _add(first: PipelineRevenue, second: PipelineRevenue) -> PipelineRevenue:
+    return PipelineRevenue(
+        first.open_count + second.open_count,
+        first.open_amount + second.open_amount,
+        first.won_count + second.won_count,
+        first.won_amount + second.won_amount,
+    )
+
+
+def pipeline_and_revenue(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> PipelineRevenueReport:
+    as_of = _pipeline_as_of(period, now)
+    open_at, won_in = _open_at(as_of), _won_in(period)
+    found = _grouped(
+        _opportunities(filters).filter(open_at | won_in),
+        ("lead__source_id", "lead__source__name", "lead__source__origin"),
+        open_count=Count("pk", filter=open_at),
+        open_amount=Sum("amount", filter=open_at),
+        won_count=Count("pk", filter=won_in),
+        won_amount=Sum("amount", filter=won_in),
+    )
+    by_source = []
+    by_origin: dict[str | None, PipelineRevenue] = {}
+    total = EMPTY_PIPELINE
+    # One row per source: totals and origins are sums of these few rows.
+    for (source_id, name, origin), row in found.items():
+        pipeline = PipelineRevenue(
+            row["open_count"],
+            kpis.money(row["open_amount"]) or ZERO,
+            row["won_count"],
+            kpis.money(row["won_amount"]) or ZERO,
+        )
+        by_source.append(SourcePipelineRevenue(_source_ref(source_id, name), origin, pipeline))
+        by_origin[origin] = _add(by_origin.get(origin, EMPTY_PIPELINE), pipeline)
+        total = _add(total, pipeline)
+    by_source.sort(key=lambda row: _source_order(row.source))
+    return PipelineRevenueReport(as_of, total, tuple(by_source), by_origin)
+
+
+# --- Pipeline velocity -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PipelineVelocity:
+    """(open opportunities × win rate × average deal size) ÷ average sales cycle days: the
+    revenue the pipeline is expected to bring per day."""
+
+    open_opportunities: int
+    win_rate: float | None
+    average_deal_size: Decimal | None
+    average_cycle_days: float | None
+    per_day: float | None
+
+
+def _velocity(open_count: int, results: OpportunityResults) -> PipelineVelocity:
+    return PipelineVelocity(
+        open_opportunities=open_count,
+        win_rate=results.win_rate,
+        average_deal_size=results.average_deal_size,
+        average_cycle_days=results.average_cycle_days,
+        per_day=kpis.pipeline_velocity(
+            open_opportunities=open_count,
+            win_rate=results.win_rate,
+            average_deal_size=results.average_deal_size,
+            average_cycle_days=results.average_cycle_days,
+        ),
+    )
+
+
+def pipeline_velocity(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> PipelineVelocity:
+    open_count = (
+        _opportunities(filters).filter(_open_at(_pipeline_as_of(period, now))).order_by().count()
+    )
+    return _velocity(open_count, opportunity_results(period, filters))
+
+
+@dataclass(frozen=True)
+class SourcePipelineVelocity:
+    source: SourceRef
+    velocity: PipelineVelocity
+
+
+def pipeline_velocity_by_source(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> list[SourcePipelineVelocity]:
+    pipeline = {
+        row.source: row.pipeline for row in pipeline_and_revenue(period, filters, now=now).by_source
+    }
+    results = {row.source: row.results for row in opportunity_results_by_source(period, filters)}
+    no_results = OpportunityResults(0, 0, None, ZERO, None, None, None)
+    rows = [
+        SourcePipelineVelocity(
+            source,
+            _velocity(
+                pipeline.get(source, EMPTY_PIPELINE).open_count, results.get(source, no_results)
+            ),
+        )
+        for source in pipeline.keys() | results.keys()
+    ]
+    return sorted(rows, key=lambda row: _source_order(row.source))
+
+
+# --- Revenue per lead, cost per lead, CAC ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeadEconomics:
+    """Per period: revenue won ÷ leads created; and, from campaigns with a known cost and known
+    dates, their cost for the period (spread evenly over the campaign's days) ÷ their leads
+    created in the period (cost per lead) and ÷ their leads won as customers in the period
+    (CAC). The cost fields are None under tier or owner filters, which cost cannot follow."""
+
+    leads: int
+    won_amount: Decimal
+    revenue_per_lead: Decimal | None
+    campaign_cost: Decimal | None
+    costed_leads: int | None
+    new_customers: int | None
+    cost_per_lead: Decimal | None
+    customer_acquisition_cost: Decimal | None
+
+
+@dataclass(frozen=True)
+class SourceLeadEconomics:
+    source: SourceRef
+    economics: LeadEconomics
+
+
+def _costed_campaign_q(campaign: str = "") -> Q:
+    return Q(
+        **{
+            f"{campaign}cost__isnull": False,
+            f"{campaign}starts_on__isnull": False,
+            f"{campaign}ends_on__isnull": False,
+        }
+    )
+
+
+def costed_campaign_leads(period: Period, filters: KpiFilters = NO_FILTERS) -> QuerySet[Lead]:
+    """Drill-down: leads created in the period from campaigns whose cost and dates are known."""
+    return (
+        Lead.objects.filter(
+            _in("created_at", period),
+            _costed_campaign_q("campaign__"),
+            _campaign_q(filters, "campaign__"),
+        )
+        .select_related("source", "campaign")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def _economics(
+    leads: int,
+    won_amount: Decimal,
+    cost: Decimal | None,
+    costed_leads: int | None,
+    customers: int | None,
+) -> LeadEconomics:
+    return LeadEconomics(
+        leads=leads,
+        won_amount=won_amount,
+        revenue_per_lead=kpis.money_per(won_amount, leads),
+        campaign_cost=cost,
+        costed_leads=costed_leads,
+        new_customers=customers,
+        cost_per_lead=None if cost is None else kpis.money_per(cost, costed_leads or 0),
+        customer_acquisition_cost=None if cost is None else kpis.money_per(cost, customers or 0),
+    )
+
+
+def lead_economics_by_source(
+    period: Period, filters: KpiFilters = NO_FILTERS
+) -> list[SourceLeadEconomics]:
+    """Revenue per lead by the lead's source; cost per lead and CAC by the campaign's source."""
+    by_source = ("source_id", "source__name")
+    leads = _grouped(_leads(filters).filter(_in("created_at", period)), by_source, n=Count("pk"))
+    won = _grouped(
+        _opportunities(filters).filter(_won_in(period)),
+        ("lead__source_id", "lead__source__name"),
+        amount=Sum("amount"),
+    )
+    costs, costed_leads, customers = {}, {}, {}
+    if not filters.splits_campaign_cost:
+        first_day = Value(period.first_day, output_field=DateField())
+        last_day = Value(period.last_day, output_field=DateField())
+        overlap_days = DaysBetween(Greatest("starts_on", first_day), Least("ends_on", last_day)) + 1
+        campaign_days = DaysBetween("starts_on", "ends_on") + 1
+        costs = _grouped(
+            Campaign.objects.filter(
+                _costed_campaign_q(),
+                _campaign_q(filters),
+                starts_on__lte=period.last_day,
+                ends_on__gte=period.first_day,
+            ),
+            by_source,
+            # Floats for the share of days: SQLite would divide integers as integers.
+            cost=Sum(
+                Cast("cost", FloatField())
+                * Cast(overlap_days, FloatField())
+                / Cast(campaign_days, FloatField())
+            ),
+        )
+        costed_leads = _grouped(
+            costed_campaign_leads(period, filters),
+            ("campaign__source_id", "campaign__source__name"),
+            n=Count("pk"),
+        )
+        customers = _grouped(
+            Opportunity.objects.filter(
+                _won_in(period),
+                _costed_campaign_q("lead__campaign__"),
+                _campaign_q(filters, "lead__campaign__"),
+            ),
+            ("lead__campaign__source_id", "lead__campaign__source__name"),
+            n=Count("lead", distinct=True),
+        )
+    cost_known = not filters.splits_campaign_cost
+
+    def count(found: dict[tuple, dict], key: tuple) -> int:
+        return found[key]["n"] if key in found else 0
+
+    rows = []
+    for key in leads.keys() | won.keys() | costs.keys() | costed_leads.keys() | customers.keys():
+        cost = kpis.money(costs[key]["cost"]) if key in costs else ZERO
+        economics = _economics(
+            leads=count(leads, key),
+            won_amount=kpis.money(won[key]["amount"]) if key in won else ZERO,
+            cost=cost if cost_known else None,
+            costed_leads=count(costed_leads, key) if cost_known else None,
+            customers=count(customers, key) if cost_known else None,
+        )
+        rows.append(SourceLeadEconomics(_source_ref(*key), economics))
+    return sorted(rows, key=lambda row: _source_order(row.source))
+
+
+def lead_economics(period: Period, filters: KpiFilters = NO_FILTERS) -> LeadEconomics:
+    """The whole of ``lead_economics_by_source``: its counts and amounts add up."""
+    rows = [row.economics for row in lead_economics_by_source(period, filters)]
+    leads = sum(row.leads for row in rows)
+    won_amount = sum((row.won_amount for row in rows), ZERO)
+    if filters.splits_campaign_cost:
+        return _economics(leads, won_amount, cost=None, costed_leads=None, customers=None)
+    return _economics(
+        leads,
+        won_amount,
+        cost=sum((row.campaign_cost for row in rows), ZERO),
+        costed_leads=sum(row.costed_leads for row in rows),
+        customers=sum(row.new_customers for row in rows),
+    )
