@@ -51,11 +51,12 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Permission  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
 
 from leads.api.events import parse_batch  # noqa: E402
 from leads.api.serializers import EngagementEventInSerializer  # noqa: E402
 from leads.choices import EventKind  # noqa: E402
+from revops.api_tokens.selectors import api_tokens_of  # noqa: E402
+from revops.api_tokens.services import api_token_create, api_token_revoke  # noqa: E402
 
 BATCH = 1_000
 TARGET = 10_000
@@ -76,8 +77,9 @@ def bench_token() -> str:
     user.user_permissions.add(
         Permission.objects.get(content_type__app_label="leads", codename="add_engagementevent")
     )
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    for old in api_tokens_of(user=user):  # a fresh key per run, within the per-user limit
+        api_token_revoke(token=old, actor=user)
+    return api_token_create(user=user, name="api ingest bench").key
 
 
 def sample_lead_ids(count: int) -> list[int]:
@@ -233,7 +235,7 @@ def main() -> None:
     if connection.vendor != "postgresql":
         raise SystemExit("The benchmark needs PostgreSQL (DATABASE_URL).")
 
-    call_command("migrate", "authtoken", verbosity=0)
+    call_command("migrate", "api_tokens", verbosity=0)
     token = bench_token()
     leads = sample_lead_ids(args.active_leads)
     print(f"database: {connection.settings_dict['NAME']}, {len(leads):,} sampled leads")

@@ -42,7 +42,8 @@ LONG_SESSION = "metrics.long_session"
 # Apps whose every permission a RevOps admin holds, except the ones listed below.
 REVOPS_ADMIN_APPS = ("leads", "scoring", "backtest", "metrics")
 REVOPS_ADMIN_EXCLUDED = frozenset({WORK_HANDOFFS, MANAGE_HANDOFFS, LONG_SESSION})
-# Managing users (never superusers: see revops.user_admin), revoking their API tokens, lifting
+# Managing users (never superusers: see revops.user_admin), listing and revoking their API
+# tokens (metadata only: keys are stored hashed and never shown again, revops.api_tokens), lifting
 # a login lockout early, and reading the audit trail's raw entries in the admin.
 REVOPS_ADMIN_EXTRA = frozenset(
     {
@@ -53,8 +54,8 @@ REVOPS_ADMIN_EXTRA = frozenset(
         "auth.change_user",
         "auth.view_user",
         "auth.view_group",
-        "authtoken.view_tokenproxy",
-        "authtoken.delete_tokenproxy",
+        "api_tokens.view_apitoken",
+        "api_tokens.delete_apitoken",
     }
 )
 

@@ -11,8 +11,8 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from leads.api import definitions, views
-from leads.api.tokens import TokenView
 from metrics.api import KpiIndexView, KpiView
+from revops.api_tokens.api import ApiTokenViewSet
 from scoring.api import ScoringModelViewSet
 
 app_name = "api"
@@ -41,6 +41,7 @@ router.register(
 )
 router.register("definitions/sla", definitions.SlaVersionViewSet, basename="sla-version")
 router.register("definitions/scoring-models", ScoringModelViewSet, basename="scoring-model")
+router.register("tokens", ApiTokenViewSet, basename="api-token")
 
 
 class DocsView(SpectacularSwaggerSplitView):
@@ -70,7 +71,6 @@ class NotFoundView(APIView):
 
 urlpatterns = [
     path("", include(router.urls)),
-    re_path(r"^token/?$", TokenView.as_view(), name="token"),
     re_path(r"^kpis/?$", KpiIndexView.as_view(), name="kpis"),
     re_path(r"^kpis/(?P<name>[^/]+)/?$", KpiView.as_view(), name="kpi"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),

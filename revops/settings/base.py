@@ -25,7 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "scoring",
     "scoring.backtest",
     "metrics",
+    "revops.api_tokens",
 ]
 
 MIDDLEWARE = [
@@ -281,7 +282,7 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # header instead of 403; the browser (and the docs page) use the session.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "revops.api_tokens.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -294,13 +295,27 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
 }
+# API tokens (django-rest-knox, ADR 9): only a SHA-512 digest of each key is stored; the key is
+# shown once, when its owner creates it. Clients send "Authorization: Token <key>" as they did
+# with DRF's tokens. Keys start with "revops_" so secret scanners and people recognise them.
+KNOX_TOKEN_MODEL = "api_tokens.ApiToken"
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)  # 0: tokens never expire
+API_TOKEN_LIMIT_PER_USER = env.int("API_TOKEN_LIMIT_PER_USER", default=10)
+REST_KNOX = {
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_PREFIX": "revops_",
+    "AUTH_TOKEN_CHARACTER_LENGTH": 64,
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS) if API_TOKEN_TTL_DAYS else None,
+    "AUTO_REFRESH": False,
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "RevOps dashboard API",
     "DESCRIPTION": (
         "Leads, accounts, sources, campaigns, engagement events, opportunities, handoffs, the "
         "shared definitions and every dashboard KPI. Authenticate with a session (browser) or "
-        "`Authorization: Token <key>` (get one at /api/v1/token/). Every 4xx answers "
-        '`{"errors": [{"field", "code", "message"}]}`.'
+        "`Authorization: Token <key>` (create one at /api/v1/tokens/; its key is shown once). "
+        'Every 4xx answers `{"errors": [{"field", "code", "message"}]}`.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -4,10 +4,10 @@ the model permissions the API checks."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from leads.roles import SALES_REP
+from revops.api_tokens.services import api_token_create
 from tests.factories import UserFactory
 
 
@@ -22,9 +22,9 @@ def grant(user, *perms: str):
 
 
 def token_client(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
+    """A client sending a new API token of ``user`` (``Authorization: Token <key>``)."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user).key}")
     return client
 
 

@@ -13,8 +13,8 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, Phase, settings
-from rest_framework.authtoken.models import Token
 
+from revops.api_tokens.services import api_token_create
 from revops.wsgi import application
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "4"))
@@ -38,7 +38,7 @@ def wsgi_in_test_transaction():
 @pytest.fixture
 def ops_token(db, django_user_model, wsgi_in_test_transaction) -> str:
     user = django_user_model.objects.create_superuser("fuzz", "fuzz@example.com", "pw")
-    return Token.objects.create(user=user).key
+    return api_token_create(user=user).key
 
 
 @schema.parametrize()

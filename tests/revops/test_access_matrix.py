@@ -29,7 +29,6 @@ from django.db import transaction
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from leads.roles import MARKETING, REVOPS_ADMIN, SALES_MANAGER, SALES_REP, VIEWER
 
@@ -338,8 +337,13 @@ EXPECTED: dict[str, Access] = {
     **definition_api("lifecycle-version", "lifecycle_draft"),
     **definition_api("sla-version", "sla_draft"),
     **definition_api("scoring-model", "scoring_draft"),
-    # One's own API token (a credential, not the app's data): every signed-in user.
-    "api:token": api({"GET": EVERYONE, "POST": EVERYONE, "DELETE": EVERYONE}),
+    # One's own API tokens (credentials, not the app's data): every signed-in user lists and
+    # creates theirs. Revoking names a token by id: the world's is the Viewer's, so the Viewer
+    # revokes it (204) and everyone else is told it does not exist (404, never someone else's).
+    "api:api-token-list": api({"GET": EVERYONE, "POST": EVERYONE}),
+    "api:api-token-detail": api(
+        {"DELETE": EVERYONE}, kwargs=by_pk("api_token"), ok=frozenset({204, 404})
+    ),
     "api:kpis": api({"GET": EVERYONE}),
     "api:kpi": api({"GET": EVERYONE}, kwargs=lambda w: {"name": "lead_acceptance"}),
     "api:schema": api({"GET": EVERYONE}),
@@ -449,6 +453,7 @@ def build_world():
     from leads.selectors import version_in_force
     from leads.services import definition_create_draft
     from metrics.models import ActionItem, Meeting
+    from revops.api_tokens.services import api_token_create
     from scoring.backtest.services import backtest_start
     from scoring.models import RescoreJob, ScoringModel
     from tests.factories import (
@@ -486,7 +491,7 @@ def build_world():
     saved_mapping = SavedMapping.objects.create(
         name="Matrix", kind="leads", mapping=import_job.mapping, created_by=users[MARKETING]
     )
-    Token.objects.create(user=users[VIEWER])
+    api_token = api_token_create(user=users[VIEWER], name="matrix").token
     drafts = {
         f"{name}_draft": definition_create_draft(
             model=model, actor=admin_user, copy_from=version_in_force(model)
@@ -511,6 +516,7 @@ def build_world():
         action_item=action_item,
         import_job=import_job,
         saved_mapping=saved_mapping,
+        api_token=api_token,
         rescore_job=RescoreJob.objects.create(reason="publish", note="matrix"),
         account=lead.account,
         source=lead.source,
@@ -725,7 +731,7 @@ def test_admin_model_page(world, key, method, role):
         ok = frozenset({200})
     assert_outcome(response, kind=PAGE, allowed=allowed, anonymous=False, ok=ok, where=where)
     if method == "POST" and not allowed and obj is not None:
-        key_field = model._meta.pk.attname  # not .pk: the token proxy's pk is its user's
+        key_field = model._meta.pk.attname
         still_there = model._default_manager.filter(**{key_field: getattr(obj, key_field)})
         assert still_there.exists(), f"{where} deleted the row"
 

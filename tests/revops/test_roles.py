@@ -94,8 +94,8 @@ def test_revops_admin_holds_every_app_permission_but_the_sales_workflow_and_long
         "auth.change_user",
         "auth.view_user",
         "auth.view_group",
-        "authtoken.view_tokenproxy",
-        "authtoken.delete_tokenproxy",
+        "api_tokens.view_apitoken",
+        "api_tokens.delete_apitoken",
     }
     permissions = held(REVOPS_ADMIN)
     assert permissions == expected
