@@ -198,21 +198,21 @@ def per_lead_baseline(sample: int) -> float:
     return len(ids) / (time.perf_counter() - started)
 
 
-def set_based_in_process(count: int) -> float:
-    """The workers' code path (``scoring.tasks.rescore_leads``), in this process."""
+def set_based_in_process(count: int, batch: int) -> float:
+    """The workers' code path (``scoring.tasks.rescore_leads``) on batches of ``batch`` leads,
+    in this process."""
     from django.db import transaction
 
     from leads.models import Lead
     from scoring import services
-    from scoring.tasks import INCREMENTAL_BATCH
 
     ids = sorted(Lead.objects.order_by("?").values_list("pk", flat=True)[:count])
     with transaction.atomic():
         services.leads_mark_dirty(lead_ids=ids)
     started = time.perf_counter()
     rescored = 0
-    for start in range(0, len(ids), INCREMENTAL_BATCH):
-        done = services.leads_rescore(lead_ids=ids[start : start + INCREMENTAL_BATCH])
+    for start in range(0, len(ids), batch):
+        done = services.leads_rescore(lead_ids=ids[start : start + batch])
         services.threshold_moves_apply(lead_ids=done)
         rescored += len(done)
     return rescored / (time.perf_counter() - started)
@@ -261,6 +261,20 @@ def incremental_task_rate(since: datetime, until: datetime | None = None) -> tup
         busy += (done - started).total_seconds()
         tasks += 1
     return leads, busy, tasks
+
+
+def scoring_sweeps_requeued(task_ids: list[str]) -> list[int | None]:
+    from django_celery_results.models import TaskResult
+
+    found = dict(
+        TaskResult.objects.filter(task_id__in=task_ids, status="SUCCESS").values_list(
+            "task_id", "result"
+        )
+    )
+    return [
+        json.loads(found[task_id]).get("requeued") if task_id in found else None
+        for task_id in task_ids
+    ]
 
 
 def sweep_delays(sweeps: list[tuple[str, float]]) -> list[tuple[float | None, float | None]]:
@@ -316,6 +330,7 @@ def run_bench(args) -> None:
     from bench.api_ingest_bench import bench_token, start_gunicorn
     from leads.models import EngagementEvent, Lead
     from leads.services import engagement_events_record
+    from scoring.tasks import INCREMENTAL_BATCH
 
     if connection.vendor != "postgresql":
         raise SystemExit("The benchmark needs PostgreSQL (DATABASE_URL).")
@@ -330,11 +345,13 @@ def run_bench(args) -> None:
     )
 
     per_lead = per_lead_baseline(args.sample)
-    in_process = set_based_in_process(args.sample * 20)
+    in_process = set_based_in_process(args.sample * 20, INCREMENTAL_BATCH)
+    small_batches = set_based_in_process(args.sample * 10, 50)
     print(
         f"baseline, this process: per-lead path lead_rescore {per_lead:,.0f} leads/s "
         f"({args.sample} leads); set-based path of the workers {in_process:,.0f} leads/s "
-        f"({args.sample * 20:,} leads) = {in_process / per_lead:.0f} ×"
+        f"({args.sample * 20:,} leads in batches of {INCREMENTAL_BATCH:,}) = "
+        f"{in_process / per_lead:.0f} ×; in batches of 50: {small_batches:,.0f} leads/s"
     )
 
     token = bench_token()
@@ -381,11 +398,13 @@ def run_bench(args) -> None:
             beat.stop.set()
             beat.join()
             breach_sweeps = list(beat.breach_sweeps)
+            scoring_sweeps = list(beat.scoring_sweeps)
             deadline = time.monotonic() + args.drain_timeout
             while dirty_among(list(touched)) and time.monotonic() < deadline:
                 time.sleep(1)
             still_dirty = dirty_among(list(touched))
             drained_at = timezone.now()
+            clean_after = (drained_at - last_event).total_seconds()
             scored_at = dict(
                 Lead.objects.filter(pk__in=list(touched)).values_list(
                     "pk", "score_state__scored_at"
@@ -444,9 +463,12 @@ def run_bench(args) -> None:
         f"lag last event → rescore, {len(lags):,} leads: p50 {percentile(lags, 0.5):.1f} s, "
         f"p95 {percentile(lags, 0.95):.1f} s, max {max(lags):.1f} s; "
         f"{late:,} leads over {TARGET_LAG_SECONDS} s; still stale 60 s after the last event: "
-        f"{stale_after_60:,}; still stale at the end of the drain wait: {still_dirty:,} "
+        f"{stale_after_60:,}; all clean {clean_after:.0f} s after the last event "
+        f"({still_dirty:,} still stale then) "
         f"({'meets' if stale_after_60 == 0 and late == 0 else 'MISSES'} the 60 s target)"
     )
+    requeued = scoring_sweeps_requeued(scoring_sweeps)
+    print(f"scoring sweeps during the load: {len(scoring_sweeps)}, leads re-sent: {requeued}")
     load_rate = load_rescored / load_busy * 2 if load_busy else 0.0
     print(
         f"incremental path during the load: {load_rescored:,} lead rescores by the 2 scoring "
