@@ -199,15 +199,20 @@ def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> list[in
     """The incremental path, set-based: rescore those of ``lead_ids`` that are still dirty, a
     few SQL statements for the whole batch (the same bulk SQL a full rescore runs, held to the
     engine by a property test). Returns the leads rescored; the caller applies stage moves."""
-    at = at or timezone.now()
     ids = sorted(set(lead_ids))
-    model = scoring_model_in_force(at=at)
-    icp_version = icp_in_force(at=at)
-    if not ids or model is None or icp_version is None:
+    if not ids:
         return []
-    icp, spec = icp_spec(icp_version), scoring_spec(model)
     with transaction.atomic():
         _lock_buckets(ids)
+        # The versions in force are read under the bucket locks: a publish whose full rescore
+        # passed these buckets while we waited is seen, never overwritten with the old rules
+        # (one that commits after this read finds our rows stale and redoes them).
+        at = at or timezone.now()
+        model = scoring_model_in_force(at=at)
+        icp_version = icp_in_force(at=at)
+        if model is None or icp_version is None:
+            return []
+        icp, spec = icp_spec(icp_version), scoring_spec(model)
         # Row locks until commit: events recorded meanwhile wait to bump pending_seq, so the
         # seq we mark as scored is exactly the one whose events we read.
         dirty = list(

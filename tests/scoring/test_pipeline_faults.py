@@ -619,15 +619,6 @@ def test_ingestion_during_an_icp_publish_on_two_workers_leaves_no_wrong_score_or
 # --- (d) the interleaving behind (c), made deterministic ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 13: leads_rescore reads the ICP and model in force (at its own `at`) before it "
-        "takes the bucket locks; a publish and its full rescore of the bucket committing in "
-        "between are overwritten with the old version, and the rows are marked clean, so no "
-        "sweep repairs them"
-    ),
-)
 def test_an_incremental_rescore_started_before_a_publish_does_not_undo_its_full_rescore(
     fault_services, monkeypatch
 ):
