@@ -95,6 +95,12 @@ def _is_local_midnight(instant: datetime) -> bool:
 # --- Filters ---------------------------------------------------------------------------------
 
 
+# A filter value meaning "the rows that have none": no source, no campaign, no tier (an
+# opportunity without a lead), no owner, an owner on no team. In URLs: ``?source=none``.
+NONE = "none"
+WITHOUT_DIMENSIONS = ("source", "campaign", "tier", "owner", "team")
+
+
 @dataclass(frozen=True)
 class KpiFilters:
     """Optional narrowing of every KPI. Values within one field are alternatives (OR); fields
@@ -104,6 +110,11 @@ class KpiFilters:
     responsible for the rows a KPI counts: the handoff's assignee, the opportunity's owner, the
     lead's owner for lead cohorts. A team is the sales reps whose manager is
     ``team_manager_id``.
+
+    ``without`` names the dimensions whose *missing* value is one of the alternatives: with
+    ``without=("source",)`` the rows without a source are counted (alone, or beside
+    ``source_ids``). This is what a "No source" / "No owner" / "No team" row of a table stands
+    for, so its drill-down lists exactly the rows it counts.
     """
 
     source_ids: tuple[int, ...] = ()
@@ -112,22 +123,42 @@ class KpiFilters:
     tiers: tuple[str, ...] = ()
     owner_ids: tuple[int, ...] = ()
     team_manager_id: int | None = None
+    without: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept any iterable from a form or a URL but keep the value hashable and canonical,
         # so equal filters compare (and cache) equal.
-        for name in ("source_ids", "channel_groups", "campaign_ids", "tiers", "owner_ids"):
+        for name in (
+            "source_ids",
+            "channel_groups",
+            "campaign_ids",
+            "tiers",
+            "owner_ids",
+            "without",
+        ):
             object.__setattr__(self, name, tuple(sorted(set(getattr(self, name)))))
+        unknown = set(self.without) - set(WITHOUT_DIMENSIONS)
+        if unknown:
+            raise ValueError(f"No 'without' filter for {sorted(unknown)}.")
+
+    def lacks(self, dimension: str) -> bool:
+        """Whether the rows without a value of ``dimension`` are selected."""
+        return dimension in self.without
 
     @property
     def narrows_by_owner(self) -> bool:
-        return bool(self.owner_ids) or self.team_manager_id is not None
+        return (
+            bool(self.owner_ids)
+            or self.team_manager_id is not None
+            or self.lacks("owner")
+            or self.lacks("team")
+        )
 
     @property
     def splits_campaign_cost(self) -> bool:
         """Campaign cost is known per campaign only: it cannot be shared out to a tier or an
         owner, so cost-based KPIs are not computed under those filters."""
-        return bool(self.tiers) or self.narrows_by_owner
+        return bool(self.tiers) or self.lacks("tier") or self.narrows_by_owner
 
 
 NO_FILTERS = KpiFilters()

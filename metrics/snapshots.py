@@ -12,6 +12,7 @@ never taken from a request.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import pickle
@@ -50,12 +51,10 @@ def _params(page: str, period: Period, filters: KpiFilters) -> dict:
         "last_day": period.last_day.isoformat(),
         "time_zone": str(period.start.tzinfo),
         "filters": {
-            "source_ids": list(filters.source_ids),
-            "channel_groups": list(filters.channel_groups),
-            "campaign_ids": list(filters.campaign_ids),
-            "tiers": list(filters.tiers),
-            "owner_ids": list(filters.owner_ids),
-            "team_manager_id": filters.team_manager_id,
+            field.name: (
+                list(value) if isinstance(value := getattr(filters, field.name), tuple) else value
+            )
+            for field in dataclasses.fields(filters)
         },
     }
 

@@ -1,4 +1,5 @@
-"""Lead cohort KPIs: the cohort funnel by source and time in stage (docs/kpis.md, "Funnel")."""
+"""Lead cohort KPIs: the cohort funnel by source, the cohort's wins and days to win, and time in
+stage (docs/kpis.md, "Funnel")."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from datetime import datetime
 from django.db.models import (
     Case,
     Count,
+    DateTimeField,
     Expression,
     F,
+    FloatField,
     IntegerField,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -21,25 +25,32 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Cast, Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
+from leads.choices import OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import (
     Lead,
+    Opportunity,
     StageTransition,
 )
 from leads.selectors import lifecycle_at
 from metrics import kpis
-from metrics.expressions import SecondsBetween
+from metrics.expressions import DaysBetween, SecondsBetween
 from metrics.kpis import NO_FILTERS, CohortFunnel, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_DAY,
+    FactPaths,
+    GroupRef,
     SourceRef,
+    _group_order,
     _grouped,
+    _grouped_by,
     _in,
     _lead_q,
     _leads,
+    _medians,
     _owner_q,
     _percentiles,
     _scaled,
@@ -200,6 +211,126 @@ def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> Co
         overall=_source_funnel(SourceRef(None, "All sources"), definition, overall),
         by_source=tuple(by_source),
     )
+
+
+# --- Lead cohort: wins so far and days to win ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeadCohort:
+    """The leads **created** in the period (the cohort) and how many of them have won so far
+    (``as_of``): a lead wins with its first opportunity won. Days to win run from the lead's
+    creation to that first win, two ways:
+
+    - **elapsed days** = elapsed time ÷ 24 hours (36 hours → 1.5);
+    - **calendar days** = the win's date − the creation's date, both dates local to
+      ``time_zone`` (created 23:30 on 31 March, won 09:00 on 1 April → 1).
+
+    A young cohort has had less time to win: compare cohorts of the same age.
+    """
+
+    leads: int
+    won: int
+    win_rate: float | None
+    median_elapsed_days_to_win: float | None
+    median_calendar_days_to_win: float | None
+    as_of: datetime
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class GroupLeadCohort:
+    group: GroupRef
+    cohort: LeadCohort
+
+
+LEAD_PATHS = FactPaths(lead="", owner="owner", instant="created_at")
+
+
+def _first_win(as_of: datetime) -> Subquery:
+    """When the lead's first opportunity was won (closed won by ``as_of``); NULL if none."""
+    wins = (
+        Opportunity.objects.filter(
+            lead=OuterRef("pk"), status=OpportunityStatus.WON, closed_at__lte=as_of
+        )
+        .order_by()
+        .values("lead")
+        .annotate(first=Min("closed_at"))
+        .values("first")
+    )
+    return Subquery(wins, output_field=DateTimeField())
+
+
+def _cohort(period: Period, filters: KpiFilters, now: datetime | None) -> QuerySet[Lead]:
+    return (
+        _leads(filters)
+        .filter(_in("created_at", period))
+        .annotate(won_at=_first_win(now or timezone.now()))
+    )
+
+
+def cohort_won_leads(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> QuerySet[Lead]:
+    """Drill-down: the leads created in the period that have won so far, with ``won_at``."""
+    return (
+        _cohort(period, filters, now)
+        .filter(won_at__isnull=False)
+        .select_related("source", "campaign", "owner")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def _lead_cohort_grouped(
+    leads: QuerySet[Lead], group_by: Sequence[str], as_of: datetime, zone
+) -> dict[tuple, LeadCohort]:
+    found = _grouped(
+        leads, group_by, leads=Count("pk"), won=Count("pk", filter=Q(won_at__isnull=False))
+    )
+    medians = _medians(
+        leads,
+        {
+            "elapsed": SecondsBetween(F("created_at"), F("won_at")),
+            "calendar": Cast(
+                DaysBetween(TruncDate("created_at", tzinfo=zone), TruncDate("won_at", tzinfo=zone)),
+                FloatField(),
+            ),
+        },
+        group_by,
+    )
+    results = {}
+    for key, row in found.items():
+        median = medians.get(key, {"elapsed": None, "calendar": None})
+        results[key] = LeadCohort(
+            leads=row["leads"],
+            won=row["won"],
+            win_rate=kpis.rate(row["won"], row["leads"]),
+            median_elapsed_days_to_win=_scaled(median["elapsed"], SECONDS_PER_DAY),
+            median_calendar_days_to_win=median["calendar"],
+            as_of=as_of,
+            time_zone=str(zone),
+        )
+    return results
+
+
+def lead_cohort(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> LeadCohort:
+    """The period's lead cohort: leads created, won so far, win rate, median days to win."""
+    as_of, zone = now or timezone.now(), period.start.tzinfo
+    return _lead_cohort_grouped(_cohort(period, filters, as_of), (), as_of, zone)[()]
+
+
+def lead_cohort_by(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, by: str, now: datetime | None = None
+) -> list[GroupLeadCohort]:
+    """The lead cohort broken down ``by`` owner (the lead's), team, source, campaign, tier or
+    month (of the lead's creation): one GROUP BY."""
+    as_of, zone = now or timezone.now(), period.start.tzinfo
+    leads, columns, ref = _grouped_by(_cohort(period, filters, as_of), by, LEAD_PATHS, period)
+    found = _lead_cohort_grouped(leads, columns, as_of, zone)
+    rows = [GroupLeadCohort(ref(key), value) for key, value in found.items()]
+    return sorted(rows, key=lambda row: _group_order(row.group))
 
 
 # --- Time in stage ---------------------------------------------------------------------------

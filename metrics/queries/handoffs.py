@@ -26,8 +26,12 @@ from metrics import kpis
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_HOUR,
+    FactPaths,
+    GroupRef,
     SourceRef,
+    _group_order,
     _grouped,
+    _grouped_by,
     _handoffs,
     _in,
     _percentiles,
@@ -97,6 +101,28 @@ def lead_acceptance_by_source(
     return sorted(rows, key=lambda row: _source_order(row.source))
 
 
+@dataclass(frozen=True)
+class GroupAcceptance:
+    group: GroupRef
+    acceptance: Acceptance
+
+
+HANDOFF_PATHS = FactPaths(lead="lead__", owner="assignee", instant="assigned_at")
+
+
+def lead_acceptance_by(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, by: str
+) -> list[GroupAcceptance]:
+    """Lead acceptance broken down ``by`` owner (the assignee), team, source, campaign, tier or
+    month (of the assignment): one GROUP BY."""
+    handoffs, columns, ref = _grouped_by(
+        acceptance_handoffs(period, filters), by, HANDOFF_PATHS, period
+    )
+    found = _grouped(handoffs, columns, **_ACCEPTANCE_COUNTS)
+    rows = [GroupAcceptance(ref(key), _acceptance(row)) for key, row in found.items()]
+    return sorted(rows, key=lambda row: _group_order(row.group))
+
+
 # --- Lead response time ----------------------------------------------------------------------
 
 
@@ -124,23 +150,59 @@ def response_time_handoffs(
     return handoffs
 
 
+_RESPONSE_COUNTS = {
+    "answered": Count("pk", filter=Q(response_business_seconds__isnull=False)),
+    "unanswered": Count("pk", filter=Q(first_response_at__isnull=True)),
+}
+
+
+def _response(row: dict, percentiles: tuple[float | None, float | None]) -> ResponseTime:
+    median, p90 = percentiles
+    return ResponseTime(
+        answered=row["answered"],
+        unanswered=row["unanswered"],
+        median_hours=_scaled(median, SECONDS_PER_HOUR),
+        p90_hours=_scaled(p90, SECONDS_PER_HOUR),
+    )
+
+
 def response_time(period: Period, filters: KpiFilters = NO_FILTERS) -> ResponseTime:
     handoffs = acceptance_handoffs(period, filters)
-    counts = handoffs.order_by().aggregate(
-        answered=Count("pk", filter=Q(response_business_seconds__isnull=False)),
-        unanswered=Count("pk", filter=Q(first_response_at__isnull=True)),
-    )
-    median, p90 = _percentiles(
+    counts = _grouped(handoffs, (), **_RESPONSE_COUNTS)[()]
+    percentiles = _percentiles(
         handoffs.filter(response_business_seconds__isnull=False),
         F("response_business_seconds"),
         (0.5, 0.9),
     )[()]
-    return ResponseTime(
-        answered=counts["answered"],
-        unanswered=counts["unanswered"],
-        median_hours=_scaled(median, SECONDS_PER_HOUR),
-        p90_hours=_scaled(p90, SECONDS_PER_HOUR),
+    return _response(counts, percentiles)
+
+
+@dataclass(frozen=True)
+class GroupResponseTime:
+    group: GroupRef
+    response: ResponseTime
+
+
+def response_time_by(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, by: str
+) -> list[GroupResponseTime]:
+    """Response time broken down ``by`` owner (the assignee), team, source, campaign, tier or
+    month (of the assignment): one GROUP BY for the counts, one for the percentiles."""
+    handoffs, columns, ref = _grouped_by(
+        acceptance_handoffs(period, filters), by, HANDOFF_PATHS, period
     )
+    counts = _grouped(handoffs, columns, **_RESPONSE_COUNTS)
+    percentiles = _percentiles(
+        handoffs.filter(response_business_seconds__isnull=False),
+        F("response_business_seconds"),
+        (0.5, 0.9),
+        columns,
+    )
+    rows = [
+        GroupResponseTime(ref(key), _response(row, percentiles.get(key, (None, None))))
+        for key, row in counts.items()
+    ]
+    return sorted(rows, key=lambda row: _group_order(row.group))
 
 
 # --- SLA compliance --------------------------------------------------------------------------

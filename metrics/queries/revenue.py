@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.db.models import (
     Avg,
+    Case,
     Count,
     DateField,
     F,
@@ -18,6 +19,7 @@ from django.db.models import (
     QuerySet,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Greatest, Least
 from django.utils import timezone
@@ -34,13 +36,17 @@ from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_DAY,
     ZERO,
+    FactPaths,
+    GroupRef,
     SourceRef,
     _campaign_q,
+    _group_order,
     _grouped,
+    _grouped_by,
     _in,
     _leads,
+    _medians,
     _opportunities,
-    _percentiles,
     _scaled,
     _source_order,
     _source_ref,
@@ -52,7 +58,15 @@ from metrics.queries.common import (
 @dataclass(frozen=True)
 class OpportunityResults:
     """Opportunities closed in the period: win rate = won ÷ (won + lost); deal size = mean
-    amount won; sales cycle = days from the lead's creation to the win."""
+    amount won; two cycles, in elapsed days:
+
+    - the **lead cycle** (``median_cycle_days``, ``average_cycle_days``): from the lead's
+      creation to the win, over won deals that have a lead (velocity uses its mean);
+    - the **opportunity cycle**: from the opportunity's creation to its close, over every deal
+      closed in the period, won or lost, with or without a lead
+      (``median_opportunity_cycle_days``, ``average_opportunity_cycle_days``), and over the won
+      ones alone (``median_won_opportunity_cycle_days``).
+    """
 
     won: int
     lost: int
@@ -61,12 +75,24 @@ class OpportunityResults:
     average_deal_size: Decimal | None
     median_cycle_days: float | None
     average_cycle_days: float | None
+    median_opportunity_cycle_days: float | None = None
+    average_opportunity_cycle_days: float | None = None
+    median_won_opportunity_cycle_days: float | None = None
 
 
 @dataclass(frozen=True)
 class SourceOpportunityResults:
     source: SourceRef
     results: OpportunityResults
+
+
+@dataclass(frozen=True)
+class GroupOpportunityResults:
+    group: GroupRef
+    results: OpportunityResults
+
+
+OPPORTUNITY_PATHS = FactPaths(lead="lead__", owner="owner", instant="closed_at")
 
 
 def closed_opportunities(
@@ -82,13 +108,25 @@ def closed_opportunities(
 
 
 def _cycle_seconds() -> SecondsBetween:
+    """The lead cycle: the lead's creation to the close."""
     return SecondsBetween(F("lead__created_at"), F("closed_at"))
 
 
-def _opportunity_results_by(
-    period: Period, filters: KpiFilters, group_by: Sequence[str]
+def _opportunity_cycle_seconds() -> SecondsBetween:
+    """The opportunity cycle: the opportunity's creation to its close."""
+    return SecondsBetween(F("created_at"), F("closed_at"))
+
+
+def _only(condition: Q, value) -> Case:
+    """``value`` on the rows meeting ``condition``, NULL elsewhere (medians skip NULLs)."""
+    return Case(When(condition, then=value), default=None, output_field=FloatField())
+
+
+def _opportunity_results_grouped(
+    closed: QuerySet[Opportunity], group_by: Sequence[str]
 ) -> dict[tuple, OpportunityResults]:
-    closed = closed_opportunities(period, filters)
+    """Opportunity results per group of ``closed``: one GROUP BY for the counts and sums, one
+    for the three medians."""
     won = Q(status=OpportunityStatus.WON)
     won_with_lead = won & Q(lead__isnull=False)
     found = _grouped(
@@ -99,32 +137,65 @@ def _opportunity_results_by(
         won_amount=Sum("amount", filter=won),
         average_deal_size=Avg("amount", filter=won),
         average_cycle_seconds=Avg(_cycle_seconds(), filter=won_with_lead),
+        average_opportunity_cycle_seconds=Avg(_opportunity_cycle_seconds()),
     )
-    medians = _percentiles(closed.filter(won_with_lead), _cycle_seconds(), (0.5,), group_by)
-    return {
-        key: OpportunityResults(
+    medians = _medians(
+        closed,
+        {
+            "lead_cycle": _only(won_with_lead, _cycle_seconds()),
+            "opportunity_cycle": _opportunity_cycle_seconds(),
+            "won_opportunity_cycle": _only(won, _opportunity_cycle_seconds()),
+        },
+        group_by,
+    )
+    no_medians = dict.fromkeys(("lead_cycle", "opportunity_cycle", "won_opportunity_cycle"))
+
+    def days(value: float | None) -> float | None:
+        return _scaled(value, SECONDS_PER_DAY)
+
+    results = {}
+    for key, row in found.items():
+        median = medians.get(key, no_medians)
+        results[key] = OpportunityResults(
             won=row["won"],
             lost=row["lost"],
             win_rate=kpis.rate(row["won"], row["won"] + row["lost"]),
             won_amount=kpis.money(row["won_amount"]) or ZERO,
             average_deal_size=kpis.money(row["average_deal_size"]),
-            median_cycle_days=_scaled(medians.get(key, (None,))[0], SECONDS_PER_DAY),
-            average_cycle_days=_scaled(row["average_cycle_seconds"], SECONDS_PER_DAY),
+            median_cycle_days=days(median["lead_cycle"]),
+            average_cycle_days=days(row["average_cycle_seconds"]),
+            median_opportunity_cycle_days=days(median["opportunity_cycle"]),
+            average_opportunity_cycle_days=days(row["average_opportunity_cycle_seconds"]),
+            median_won_opportunity_cycle_days=days(median["won_opportunity_cycle"]),
         )
-        for key, row in found.items()
-    }
+    return results
 
 
 def opportunity_results(period: Period, filters: KpiFilters = NO_FILTERS) -> OpportunityResults:
-    return _opportunity_results_by(period, filters, ())[()]
+    return _opportunity_results_grouped(closed_opportunities(period, filters), ())[()]
 
 
 def opportunity_results_by_source(
     period: Period, filters: KpiFilters = NO_FILTERS
 ) -> list[SourceOpportunityResults]:
-    found = _opportunity_results_by(period, filters, ("lead__source_id", "lead__source__name"))
+    found = _opportunity_results_grouped(
+        closed_opportunities(period, filters), ("lead__source_id", "lead__source__name")
+    )
     rows = [SourceOpportunityResults(_source_ref(*key), value) for key, value in found.items()]
     return sorted(rows, key=lambda row: _source_order(row.source))
+
+
+def opportunity_results_by(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, by: str
+) -> list[GroupOpportunityResults]:
+    """Opportunity results broken down ``by`` owner, team, source, campaign, tier or month (of
+    the close, in the period's time zone): one GROUP BY, groups without closed deals absent."""
+    closed, columns, ref = _grouped_by(
+        closed_opportunities(period, filters), by, OPPORTUNITY_PATHS, period
+    )
+    found = _opportunity_results_grouped(closed, columns)
+    rows = [GroupOpportunityResults(ref(key), value) for key, value in found.items()]
+    return sorted(rows, key=lambda row: _group_order(row.group))
 
 
 # --- Pipeline and revenue --------------------------------------------------------------------
