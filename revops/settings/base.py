@@ -124,8 +124,11 @@ LOGOUT_REDIRECT_URL = "login"
 # Login rate limiting (django-axes): after AXES_FAILURE_LIMIT failed log-ins for one username
 # from one address, that pair is locked out for AXES_COOLOFF_MINUTES (a successful log-in
 # resets the count). Keyed on the pair, so an attacker guessing passwords cannot lock a user
-# out everywhere, and one office behind a NAT does not lock out everyone. The first backend
-# only refuses locked-out attempts; the model backend does the authenticating.
+# out everywhere, and one office behind a NAT does not lock out everyone. Password spraying
+# (a guess or two at many usernames) is stopped per address: AXES_ADDRESS_FAILURE_LIMIT
+# failures from one address, over any usernames, lock all log-ins from it (revops.login_limits;
+# 0 turns it off). The first backend only refuses locked-out attempts; the model backend does
+# the authenticating.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -134,6 +137,8 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "revops.login_limits.AddressLimitedAxesHandler"
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The client address comes from REMOTE_ADDR only, unless the deployment's proxy is trusted to

@@ -81,6 +81,41 @@ def test_a_successful_log_in_resets_the_count(client, member):
         assert log_in(client, "lena", "wrong").status_code == 200
 
 
+@override_settings(AXES_ENABLED=True, AXES_FAILURE_LIMIT=3, AXES_ADDRESS_FAILURE_LIMIT=4)
+def test_spraying_many_usernames_from_one_address_locks_that_address(client, member):
+    # One guess at each of four usernames: no username reaches its own limit of three, the
+    # address reaches its limit of four (the guess that reaches it is refused, as for a pair).
+    for name in ("amy", "ben", "cal"):
+        assert log_in(client, name, "Summer2026!").status_code == 200
+    assert log_in(client, "dee", "Summer2026!").status_code == 429
+
+    here = log_in(Client(), "lena", PASSWORD)
+    elsewhere = log_in(Client(), "lena", PASSWORD, address="10.0.0.2")
+
+    # Even a real user with the right password is refused from that address, for now.
+    assert here.status_code == 429
+    assert "from your address, for several usernames" in here.content.decode()
+    assert elsewhere.status_code == 302
+
+
+@override_settings(AXES_ENABLED=True, AXES_FAILURE_LIMIT=3, AXES_ADDRESS_FAILURE_LIMIT=4)
+def test_a_successful_log_in_does_not_clear_the_addresss_count(client, member):
+    for name in ("amy", "ben", "cal"):
+        log_in(client, name, "Summer2026!")
+    assert log_in(client, "lena", PASSWORD).status_code == 302  # the sprayer's own account
+    client.logout()
+
+    assert log_in(client, "dee", "Summer2026!").status_code == 429
+    assert log_in(client, "lena", PASSWORD).status_code == 429
+
+
+@override_settings(AXES_ENABLED=True, AXES_FAILURE_LIMIT=3, AXES_ADDRESS_FAILURE_LIMIT=0)
+def test_the_address_limit_can_be_turned_off(client, member):
+    for name in ("amy", "ben", "cal", "dee", "eve", "fay"):
+        log_in(client, name, "Summer2026!")
+    assert log_in(client, "lena", PASSWORD).status_code == 302
+
+
 # --- CSRF -------------------------------------------------------------------------------------
 
 
