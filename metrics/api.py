@@ -1,6 +1,9 @@
 """Every dashboard KPI as JSON, for BI tools and spreadsheets: ``/api/v1/kpis/<name>/`` with the
 dashboards' own filters (``preset`` or ``start``/``end``, ``source``, ``channel``, ``campaign``,
-``tier``, ``owner``, ``team``; repeat a parameter for several values).
+``tier``, ``owner``, ``team``; repeat a parameter for several values; ``none`` selects the rows
+without one, e.g. ``?source=none``) and, for the KPIs that can be broken down, ``group_by``
+(``owner``, ``team``, ``source``, ``campaign``, ``tier``, ``month``): then ``data`` is a list of
+``{"group": {"by", "id", "name"}, …}`` rows, one GROUP BY.
 
 The figures are those of ``metrics.queries`` (the dashboards' definitions, docs/kpis.md),
 served like the dashboards from a snapshot at most a minute old (``computed_at`` says when;
@@ -30,8 +33,9 @@ from leads.api.common import UtcMixin
 from leads.choices import ChannelGroup, FitTier
 from metrics import snapshots
 from metrics.filters import DashboardFilterForm, Preset
-from metrics.kpi_catalog import KPIS, snapshot_page
-from metrics.kpis import KpiFilters, Period
+from metrics.kpi_catalog import GROUPED, KPIS, snapshot_page
+from metrics.kpis import NONE, KpiFilters, Period
+from metrics.queries import GroupBy
 
 # Dates a period may start or end on (a year 9999 end would overflow the day after it).
 EARLIEST = date(1900, 1, 1)
@@ -69,17 +73,25 @@ MAX_ID = 2**63 - 1
 
 
 def _id_errors(query) -> dict[str, list[str]]:
-    """Ids must be whole numbers that fit a bigint before the form asks the database."""
+    """Ids must be whole numbers that fit a bigint (or "none") before the form asks the
+    database."""
     errors = {}
     for name in ID_PARAMETERS:
         for value in query.getlist(name):
-            if value and not (value.isdigit() and int(value) <= MAX_ID):
-                errors[name] = [f"{value!r} is not an id (a whole number)."]
+            if value and value != NONE and not (value.isdigit() and int(value) <= MAX_ID):
+                errors[name] = [f"{value!r} is not an id (a whole number) nor {NONE!r}."]
     return errors
 
 
 def parse_filters(query) -> tuple[Period, KpiFilters]:
     """The dashboards' filter form, strictly: an invalid value is a 400, not a dropped filter."""
+    period, filters, _ = parse_query(query)
+    return period, filters
+
+
+def parse_query(query) -> tuple[Period, KpiFilters, str | None]:
+    """The period, the filters and the breakdown (``group_by``) of a KPI request; 400 on any
+    invalid value."""
     # "This week" and friends end today where the dashboards are read, as on the pages.
     today = timezone.localdate(timezone=ZoneInfo(settings.DISPLAY_TIME_ZONE))
     errors = _id_errors(query)
@@ -105,7 +117,7 @@ def parse_filters(query) -> tuple[Period, KpiFilters]:
                 for name, messages in errors.items()
             }
         )
-    return form.period(), form.kpi_filters()
+    return form.period(), form.kpi_filters(), form.breakdown()
 
 
 def _list_parameter(name: str, kind, description: str, enum=None) -> OpenApiParameter:
@@ -121,12 +133,30 @@ FILTER_PARAMETERS = [
     ),
     OpenApiParameter("start", OpenApiTypes.DATE, description="First day (preset=custom)."),
     OpenApiParameter("end", OpenApiTypes.DATE, description="Last day (preset=custom)."),
-    _list_parameter("source", int, "Source ids."),
+    _list_parameter("source", str, "Source ids; `none`: leads (or deals) without a source."),
     _list_parameter("channel", str, "Channel groups.", enum=ChannelGroup.values),
-    _list_parameter("campaign", int, "Campaign ids."),
-    _list_parameter("tier", str, "ICP fit tiers.", enum=FitTier.values),
-    _list_parameter("owner", int, "Sales reps' user ids."),
-    OpenApiParameter("team", int, description="User id of a sales manager: their team."),
+    _list_parameter("campaign", str, "Campaign ids; `none`: without a campaign."),
+    _list_parameter(
+        "tier", str, "ICP fit tiers; `none`: deals without a lead.", enum=[*FitTier.values, NONE]
+    ),
+    _list_parameter(
+        "owner",
+        str,
+        "User ids of whoever owns the rows (any user who owns a lead, an opportunity or a "
+        "handoff, active or not, rep or not); `none`: rows without an owner.",
+    ),
+    OpenApiParameter(
+        "team", str, description="User id of a sales manager: their team; `none`: on no team."
+    ),
+    OpenApiParameter(
+        "group_by",
+        str,
+        enum=list(GroupBy.VALUES),
+        description=(
+            "Break the KPI down (one row per group, `id` null for the rows without one; "
+            f"months in the display time zone). For: {', '.join(GROUPED)}."
+        ),
+    ),
 ]
 
 
@@ -144,6 +174,7 @@ class KpiIndexView(UtcMixin, APIView):
                         "name": name,
                         "description": description,
                         "url": reverse("api:kpi", args=[name], request=request),
+                        "group_by": list(GroupBy.VALUES) if name in GROUPED else [],
                     }
                     for name, (_, description) in KPIS.items()
                 ]
@@ -164,15 +195,20 @@ class KpiView(UtcMixin, APIView):
     def get(self, request, name: str):
         if name not in KPIS:
             raise NotFound(f"No KPI named {name!r}; known: {', '.join(KPIS)}.")
-        period, filters = parse_filters(request.query_params)
+        period, filters, group_by = parse_query(request.query_params)
+        if group_by and name not in GROUPED:
+            raise ValidationError(
+                {"group_by": [f"{name} cannot be broken down; these can: {', '.join(GROUPED)}."]}
+            )
         _, description = KPIS[name]
-        data, computed_at = snapshots.page_data(snapshot_page(name), period, filters)
+        data, computed_at = snapshots.page_data(snapshot_page(name, group_by), period, filters)
         return Response(
             {
                 "kpi": name,
                 "description": description,
                 "period": period_json(period),
                 "filters": to_json(filters),
+                "group_by": group_by,
                 "computed_at": computed_at.isoformat(),
                 "data": to_json(data),
             }

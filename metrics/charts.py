@@ -15,10 +15,11 @@ Conventions every builder follows:
   **narrowing)``: ``kpi`` is a key of ``DRILL_DOWNS`` (which names the drill-down function of
   ``metrics.queries`` behind it), the other keywords are that function's keywords (``outcome``,
   ``status``, ``reached``…) plus the filter a bar stands for: ``source_id`` (None is the
-  "No source" bucket, which ``KpiFilters`` cannot express: ``drill_url`` may return None there,
-  and the point is then simply not clickable), ``source_ids`` (several sources, for origins) or
-  ``owner_id`` (a rep: the assignee's user id, ``KpiFilters.owner_ids``). A keyword that is not
-  passed does not narrow.
+  "No source" bucket: ``KpiFilters.without``), ``source_ids`` (several sources, for origins;
+  None among them for "no source") or ``owner_id`` (a rep: the assignee's user id,
+  ``KpiFilters.owner_ids``; None: unassigned). A keyword that is not passed does not narrow.
+  ``drill_url`` may return None, and the point is then simply not clickable. Where a point's
+  rows can be counted, the trace's ``meta`` holds, per point, how many rows its link lists.
 - **Text is text.** Plotly renders a subset of HTML in labels, legends and hover text, so every
   name from the data goes through ``escape_label``; the markup in hover text is ours only.
 - **Readable.** 14 px type, axis titles with units, rates on 0–100 % axes, amounts with
@@ -307,9 +308,11 @@ def _bar(
     colour: str | None = None,
     horizontal: bool = True,
     textposition: str = "auto",
+    rows: Sequence[int] | None = None,
 ) -> go.Bar:
     """One bar trace: values on the value axis, ``labels`` on the category axis. ``name``,
-    ``labels`` and ``hovers`` must be escaped already (``escape_label``)."""
+    ``labels`` and ``hovers`` must be escaped already (``escape_label``). ``rows``: how many
+    rows each bar's link lists (``meta``)."""
     categories, amounts = list(labels), list(values)
     position = {"y": categories, "x": amounts} if horizontal else {"x": categories, "y": amounts}
     return go.Bar(
@@ -326,6 +329,7 @@ def _bar(
         hovertext=list(hovers),
         hoverinfo="text",
         customdata=list(urls),
+        meta=list(rows) if rows is not None else None,
         marker={"color": colour} if colour else None,
         cliponaxis=False,
     )
@@ -384,6 +388,7 @@ def conversion_funnel_chart(
                 ],
                 horizontal=False,
                 textposition="none",
+                rows=[step.reached for step in steps],
             )
         )
     return _figure(
@@ -491,6 +496,7 @@ def acceptance_by_source_chart(
                 ],
                 colour=colour,
                 textposition="inside",
+                rows=counts,
             )
         )
     return _figure(
@@ -543,6 +549,7 @@ def response_time_chart(
             hovers=hovers,
             urls=urls,
             colour=colour,
+            rows=[response.answered for _, _, response in rows],
         )
         for field, label, colour in (
             ("median_hours", "Median", colours.series[0]),
@@ -609,6 +616,7 @@ def _sla_chart(
                 hovers=hovers,
                 urls=[drill_url(kpi="sla", clock=clock, **narrowing) for narrowing, _, _ in groups],
                 colour=colour,
+                rows=[_due(getattr(compliance, clock)) for _, _, compliance in groups],
             )
         )
     return _figure(
@@ -620,6 +628,10 @@ def _sla_chart(
         },
         dark=dark,
     )
+
+
+def _due(result: SlaResult) -> int:
+    return result.met + result.missed + result.open
 
 
 def sla_by_rep_chart(
@@ -674,6 +686,10 @@ def _by_source_chart(
         hovers=[_hover(label, *hover(row.results)) for label, row in zip(names, rows, strict=True)],
         urls=[drill_url(kpi="opportunities", source_id=row.source.id, **narrowing) for row in rows],
         colour=palette(dark).series[0],
+        rows=[
+            row.results.won if status == "won" else row.results.won + row.results.lost
+            for row in rows
+        ],
     )
     return _figure([trace], {"xaxis": axis, "yaxis": _category_axis(), **NO_LEGEND}, dark=dark)
 
@@ -763,9 +779,9 @@ def _pipeline_traces(
         for label, pipeline in zip(labels, pipelines, strict=True)
     ]
     traces = []
-    for field, name, colour, urls in (
-        ("open_amount", "Open pipeline", colours.series[0], open_urls),
-        ("won_amount", "Won in the period", colours.good, won_urls),
+    for field, count, name, colour, urls in (
+        ("open_amount", "open_count", "Open pipeline", colours.series[0], open_urls),
+        ("won_amount", "won_count", "Won in the period", colours.good, won_urls),
     ):
         amounts = [_number(getattr(pipeline, field)) for pipeline in pipelines]
         traces.append(
@@ -777,6 +793,7 @@ def _pipeline_traces(
                 hovers=hovers,
                 urls=urls,
                 colour=colour,
+                rows=[getattr(pipeline, count) for pipeline in pipelines],
             )
         )
     return traces
@@ -896,6 +913,7 @@ def time_in_stage_chart(
         urls=[drill_url(kpi="time_in_stage", stage=row.stage) for row in rows],
         colour=palette(dark).series[0],
         horizontal=False,
+        rows=[row.exits for row in rows],
     )
     return _figure(
         [trace],
@@ -949,6 +967,7 @@ def asset_usage_chart(
                 ],
                 urls=[drill_url(kpi="asset_shares", asset_id=asset.asset_id) for asset in assets],
                 colour=colours.series[index % len(colours.series)],
+                rows=[asset.shares for asset in assets],
             )
         )
     return _figure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
@@ -25,10 +26,34 @@ class Headline:
     definition: str
     drill: dict[str, str]
     higher_is_better: bool = True
+    rows: int | None = None  # how many rows its drill-down lists
 
 
-# key, label, unit, value (from the period's KPI reads), definition, drill-down, higher is better
-HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
+def _handoffs_assigned(once, period: Period) -> int:
+    acceptance = once(queries.lead_acceptance, period)
+    return acceptance.accepted + acceptance.rejected + acceptance.pending
+
+
+def _responses_due(once, period: Period) -> int:
+    response = once(queries.sla_compliance, period).response
+    return response.met + response.missed + response.open
+
+
+def _cohort_reached_opportunity(once, period: Period) -> int | None:
+    try:
+        return once(queries.conversion_by_source, period).overall.funnel.reached("opportunity")
+    except KeyError:  # a lifecycle without an "opportunity" stage
+        return None
+
+
+def _closed(once, period: Period) -> int:
+    results = once(queries.opportunity_results, period)
+    return results.won + results.lost
+
+
+# key, label, unit, value (from the period's KPI reads), definition, drill-down, higher is
+# better, and the number of rows the drill-down lists (from the same reads)
+HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool, Callable[..., Any]]] = [
     (
         "acceptance",
         "Lead acceptance rate",
@@ -38,6 +63,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "handoffs are not counted.",
         {"kind": "acceptance"},
         True,
+        _handoffs_assigned,
     ),
     (
         "response",
@@ -48,6 +74,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "handoffs assigned in the period that have a response.",
         {"kind": "response", "answered": "yes"},
         False,
+        lambda once, p: once(queries.response_time, p).answered,
     ),
     (
         "sla",
@@ -58,6 +85,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "period (unanswered past due count as missed).",
         {"kind": "sla", "clock": "response"},
         True,
+        _responses_due,
     ),
     (
         "lead_to_opportunity",
@@ -68,6 +96,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "stage history).",
         {"kind": "cohort", "reached": "opportunity"},
         True,
+        _cohort_reached_opportunity,
     ),
     (
         "win_rate",
@@ -77,6 +106,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "Won ÷ (won + lost), over opportunities closed in the period.",
         {"kind": "closed"},
         True,
+        _closed,
     ),
     (
         "deal_size",
@@ -86,6 +116,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "Mean amount of the opportunities won in the period.",
         {"kind": "closed", "status": "won"},
         True,
+        lambda once, p: once(queries.opportunity_results, p).won,
     ),
     (
         "pipeline",
@@ -95,6 +126,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "Amount of the opportunities open at the end of the period (now, for a running one).",
         {"kind": "pipeline"},
         True,
+        lambda once, p: once(queries.pipeline_and_revenue, p).total.open_count,
     ),
     (
         "velocity",
@@ -104,6 +136,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "(Open opportunities × win rate × average deal size) ÷ average sales cycle in days.",
         {"kind": "pipeline"},
         True,
+        lambda once, p: once(queries.pipeline_and_revenue, p).total.open_count,
     ),
     (
         "feedback",
@@ -114,6 +147,7 @@ HEADLINES: list[tuple[str, str, str, Callable[..., Any], str, dict, bool]] = [
         "period.",
         {"kind": "feedback"},
         True,
+        lambda once, p: once(queries.feedback_loop_completion, p).rejected,
     ),
 ]
 
@@ -137,13 +171,17 @@ def overview(period: Period, filters: KpiFilters) -> list[Headline]:
             definition=definition,
             drill=drill,
             higher_is_better=better,
+            rows=rows(once, period),
         )
-        for key, label, unit, compute, definition, drill, better in HEADLINES
+        for key, label, unit, compute, definition, drill, better, rows in HEADLINES
     ]
 
 
 def funnel_page(period: Period, filters: KpiFilters) -> dict:
-    return {"conversion": queries.conversion_by_source(period, filters)}
+    return {
+        "conversion": queries.conversion_by_source(period, filters),
+        "cohort": queries.lead_cohort(period, filters),
+    }
 
 
 def handoff_page(period: Period, filters: KpiFilters) -> dict:
@@ -172,6 +210,7 @@ def pipeline_page(period: Period, filters: KpiFilters) -> dict:
         "pipeline": queries.pipeline_and_revenue(period, filters),
         "results": queries.opportunity_results(period, filters),
         "results_by_source": queries.opportunity_results_by_source(period, filters),
+        "cohort": queries.lead_cohort(period, filters),
         "velocity": queries.pipeline_velocity(period, filters),
         "economics": queries.lead_economics(period, filters),
         "economics_by_source": queries.lead_economics_by_source(period, filters),
@@ -184,6 +223,42 @@ def content_page(period: Period, filters: KpiFilters) -> dict:
         "utilization": queries.content_utilization(period, filters),
         "usage": queries.asset_usage(period, filters, top=5),
     }
+
+
+# --- Breakdowns ------------------------------------------------------------------------------
+
+# The breakdown a page shows until another is chosen.
+DEFAULT_BREAKDOWN = queries.GroupBy.OWNER
+
+
+@dataclass(frozen=True)
+class HandoffBreakdownRow:
+    """One group of the handoffs assigned in the period: its acceptance and response time."""
+
+    group: queries.GroupRef
+    acceptance: queries.Acceptance
+    response: queries.ResponseTime | None
+
+
+def handoff_breakdown(period: Period, filters: KpiFilters, *, by: str) -> list:
+    """Acceptance and response time per group (two reads of the same handoffs, one GROUP BY
+    each, joined on the group)."""
+    response = {row.group: row.response for row in queries.response_time_by(period, filters, by=by)}
+    return [
+        HandoffBreakdownRow(row.group, row.acceptance, response.get(row.group))
+        for row in queries.lead_acceptance_by(period, filters, by=by)
+    ]
+
+
+# page -> the breakdown it shows, read(period, filters, *, by)
+BREAKDOWNS: dict[str, Callable[..., list]] = {
+    "pipeline": queries.opportunity_results_by,
+    "handoffs": handoff_breakdown,
+}
+
+
+def breakdown_page(page: str, by: str) -> str:
+    return f"breakdown:{page}:{by}"
 
 
 # --- Drill-downs ---------------------------------------------------------------------------
@@ -234,6 +309,11 @@ DRILLS: dict[str, Drill] = {
         "Re-qualified handoffs: handed over again after a rejection at the same stage",
         lambda p, f, q: queries.requalified_handoffs(p, f),
         "handoffs",
+    ),
+    "cohort_won": Drill(
+        "Leads created in the period that have won so far",
+        lambda p, f, q: queries.cohort_won_leads(p, f),
+        "leads",
     ),
     "cohort": Drill(
         "Leads created in the period",
@@ -299,3 +379,6 @@ for _page, _build in (
     ("content", content_page),
 ):
     snapshots.register(_page, _build)
+for _page, _read in BREAKDOWNS.items():
+    for _by in queries.GroupBy.VALUES:
+        snapshots.register(breakdown_page(_page, _by), partial(_read, by=_by))

@@ -2,15 +2,18 @@
 so a link shows the same view."""
 
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from leads.choices import ChannelGroup, FitTier
 from leads.models import Campaign, Source
-from metrics.kpis import KpiFilters, Period
+from metrics.kpis import NONE, KpiFilters, Period
+from metrics.queries import GroupBy
 
 
 class Preset:
@@ -46,31 +49,71 @@ def preset_days(preset: str, today: date) -> tuple[date, date]:
     return today - timedelta(days=27), today
 
 
+def owner_choices() -> QuerySet:
+    """Who can be chosen as an owner: every user who is a sales rep or is responsible for a
+    lead, an opportunity or a handoff, active or not. Imported owners are often inactive users
+    without a rep record, and their rows must be reachable all the same."""
+    from leads.models import Handoff, Lead, Opportunity
+
+    user = OuterRef("pk")
+    return get_user_model().objects.filter(
+        Q(sales_rep__isnull=False)
+        | Exists(Lead.objects.filter(owner=user))
+        | Exists(Opportunity.objects.filter(owner=user))
+        | Exists(Handoff.objects.filter(assignee=user))
+    )
+
+
+class ModelMultipleChoiceOrNoneField(forms.ModelMultipleChoiceField):
+    """Ids of the queryset's rows, or ``none`` (``metrics.kpis.NONE``): the rows without one.
+    Cleans to the chosen objects, with ``NONE`` appended when it was chosen."""
+
+    def clean(self, value):
+        values = [value] if isinstance(value, str) else list(value or [])
+        wants_none = NONE in values
+        chosen = [item for item in values if item != NONE]
+        found = list(super().clean(chosen)) if chosen else []
+        return [*found, NONE] if wants_none else found
+
+
+class ModelChoiceOrNoneField(forms.ModelChoiceField):
+    """One row of the queryset, or ``none`` (cleans to ``NONE``)."""
+
+    def clean(self, value):
+        return NONE if value == NONE else super().clean(value)
+
+
 class DashboardFilterForm(forms.Form):
     preset = forms.ChoiceField(choices=Preset.CHOICES, required=False, label="Period")
     start = forms.DateField(required=False, label="From")
     end = forms.DateField(required=False, label="To")
-    source = forms.ModelMultipleChoiceField(queryset=Source.objects.all(), required=False)
+    source = ModelMultipleChoiceOrNoneField(queryset=Source.objects.all(), required=False)
     channel = forms.MultipleChoiceField(
         choices=ChannelGroup.choices, required=False, label="Channel group"
     )
-    campaign = forms.ModelMultipleChoiceField(queryset=Campaign.objects.all(), required=False)
-    tier = forms.MultipleChoiceField(choices=FitTier.choices, required=False, label="ICP tier")
-    owner = forms.ModelMultipleChoiceField(
-        queryset=get_user_model().objects.filter(sales_rep__isnull=False), required=False
+    campaign = ModelMultipleChoiceOrNoneField(queryset=Campaign.objects.all(), required=False)
+    tier = forms.MultipleChoiceField(
+        choices=[*FitTier.choices, (NONE, "No tier (no lead)")], required=False, label="ICP tier"
     )
-    team = forms.ModelChoiceField(
+    owner = ModelMultipleChoiceOrNoneField(queryset=get_user_model().objects.none(), required=False)
+    team = ModelChoiceOrNoneField(
         queryset=get_user_model().objects.filter(team_members__isnull=False).distinct(),
         required=False,
         label="Team of",
         empty_label="Any team",
+    )
+    group_by = forms.ChoiceField(
+        choices=[("", "No breakdown"), *GroupBy.CHOICES], required=False, label="Breakdown"
     )
 
     MAX_DAYS = 3 * 366
 
     def __init__(self, data=None, *, today: date | None = None):
         super().__init__(data)
-        self.today = today or timezone.localdate()
+        # Today where the dashboards are read, whatever time zone is active (the API answers
+        # in UTC; a worker has none): "this week" must not start at UTC midnight.
+        self.today = today or timezone.localdate(timezone=ZoneInfo(settings.DISPLAY_TIME_ZONE))
+        self.fields["owner"].queryset = owner_choices()
         self.fields["owner"].label_from_instance = _person
         self.fields["team"].label_from_instance = _person
 
@@ -105,22 +148,31 @@ class DashboardFilterForm(forms.Form):
             )
         return Period.from_dates(first, last, settings.DISPLAY_TIME_ZONE)
 
+    def breakdown(self) -> str | None:
+        """The dimension chosen to break the KPIs down by, if any."""
+        return self._valid_data().get("group_by") or None
+
     def kpi_filters(self) -> KpiFilters:
         data = self._valid_data()
         team = data.get("team")
+        chosen = {name: data.get(name) or [] for name in ("source", "campaign", "tier", "owner")}
+        without = [name for name, values in chosen.items() if NONE in values]
+        if team == NONE:
+            without.append("team")
         return KpiFilters(
-            source_ids=[source.pk for source in data.get("source") or []],
+            source_ids=[source.pk for source in chosen["source"] if source != NONE],
             channel_groups=data.get("channel") or [],
-            campaign_ids=[campaign.pk for campaign in data.get("campaign") or []],
-            tiers=data.get("tier") or [],
-            owner_ids=[user.pk for user in data.get("owner") or []],
-            team_manager_id=team.pk if team else None,
+            campaign_ids=[campaign.pk for campaign in chosen["campaign"] if campaign != NONE],
+            tiers=[tier for tier in chosen["tier"] if tier != NONE],
+            owner_ids=[user.pk for user in chosen["owner"] if user != NONE],
+            team_manager_id=team.pk if team and team != NONE else None,
+            without=without,
         )
 
     def options(self) -> dict[str, list[tuple[str, str, bool]]]:
-        """(value, label, selected) per multiple-choice filter. Rendered by a plain template
-        loop: Django's widgets render each option through a template, which for hundreds of
-        reps cost more than the rest of the page."""
+        """(value, label, selected) per choice filter, "none" first where a row can lack the
+        value. Rendered by a plain template loop: Django's widgets render each option through
+        a template, which for hundreds of reps cost more than the rest of the page."""
         raw = self.data if self.is_bound else {}
         chosen = {name: set(raw.getlist(name)) if raw else set() for name in self.fields}
         people = [
@@ -129,14 +181,26 @@ class DashboardFilterForm(forms.Form):
             .queryset.values_list("pk", "first_name", "last_name", "username")
             .order_by("first_name", "username")
         ]
+        managers = [
+            (str(pk), f"{first} {last}".strip() or username)
+            for pk, first, last, username in self.fields["team"]
+            .queryset.values_list("pk", "first_name", "last_name", "username")
+            .order_by("first_name", "username")
+        ]
         lists = {
-            "source": [(str(pk), name) for pk, name in Source.objects.values_list("pk", "name")],
-            "campaign": [
-                (str(pk), name) for pk, name in Campaign.objects.values_list("pk", "name")
+            "source": [
+                (NONE, NONE_LABELS["source"]),
+                *((str(pk), name) for pk, name in Source.objects.values_list("pk", "name")),
             ],
-            "owner": people,
+            "campaign": [
+                (NONE, NONE_LABELS["campaign"]),
+                *((str(pk), name) for pk, name in Campaign.objects.values_list("pk", "name")),
+            ],
+            "owner": [(NONE, NONE_LABELS["owner"]), *people],
+            "team": [(NONE, NONE_LABELS["team"]), *managers],
             "channel": [(value, label) for value, label in ChannelGroup.choices],
-            "tier": [(value, label) for value, label in FitTier.choices],
+            "tier": [(value, label) for value, label in self.fields["tier"].choices],
+            "group_by": list(self.fields["group_by"].choices),
         }
         return {
             name: [(value, label, value in chosen[name]) for value, label in values]
@@ -149,15 +213,31 @@ class DashboardFilterForm(forms.Form):
         parts = []
         for name in ("source", "campaign", "owner"):
             if data.get(name):
-                parts.append(", ".join(str(item) for item in data[name]))
+                parts.append(
+                    ", ".join(
+                        NONE_LABELS[name] if item == NONE else str(item) for item in data[name]
+                    )
+                )
         if data.get("channel"):
             labels = dict(ChannelGroup.choices)
             parts.append(", ".join(labels[value] for value in data["channel"]))
         if data.get("tier"):
-            parts.append("tier " + "/".join(data["tier"]))
-        if data.get("team"):
+            parts.append(
+                "tier " + "/".join("none" if tier == NONE else tier for tier in data["tier"])
+            )
+        if data.get("team") == NONE:
+            parts.append(NONE_LABELS["team"].lower())
+        elif data.get("team"):
             parts.append(f"team of {_person(data['team'])}")
         return " · ".join(parts)
+
+
+NONE_LABELS = {
+    "source": "No source",
+    "campaign": "No campaign",
+    "owner": "No owner",
+    "team": "On no team",
+}
 
 
 def _person(user) -> str:

@@ -8,6 +8,7 @@ beat task as the dashboards, instead of re-running seconds of SQL on every call.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from metrics import dashboards, queries, snapshots
@@ -41,11 +42,19 @@ KPIS: dict[str, tuple[Callable[[Period, KpiFilters], Any], str]] = {
     ),
     "opportunity_results": (
         queries.opportunity_results,
-        "Won / lost, win rate, deal size and cycle length of opportunities closed.",
+        "Won / lost, win rate and deal size of opportunities closed; the lead cycle (lead "
+        "created → won, wins with a lead) and the opportunity cycle (opportunity created → "
+        "closed, every closed deal; and won deals alone), in elapsed days.",
     ),
     "opportunity_results_by_source": (
         queries.opportunity_results_by_source,
         "Opportunity results per source.",
+    ),
+    "lead_cohort": (
+        queries.lead_cohort,
+        "Leads created in the period, how many have won so far (first opportunity won) and "
+        "their median days to win: elapsed days (hours ÷ 24) and calendar days (win date − "
+        "creation date, local to time_zone). The figure for a funnel review.",
     ),
     "pipeline_and_revenue": (
         queries.pipeline_and_revenue,
@@ -70,10 +79,24 @@ KPIS: dict[str, tuple[Callable[[Period, KpiFilters], Any], str]] = {
 }
 
 
-def snapshot_page(name: str) -> str:
+# The KPIs that can be broken down (``group_by``): name -> read(period, filters, *, by).
+GROUPED: dict[str, Callable[..., list]] = {
+    "lead_acceptance": queries.lead_acceptance_by,
+    "response_time": queries.response_time_by,
+    "opportunity_results": queries.opportunity_results_by,
+    "lead_cohort": queries.lead_cohort_by,
+}
+
+
+def snapshot_page(name: str, group_by: str | None = None) -> str:
+    if group_by:
+        return f"kpi:{name}:by:{group_by}"
     return "overview" if name == "overview" else f"kpi:{name}"
 
 
 for _name, (_read, _) in KPIS.items():
     if _name != "overview":  # registered by metrics.dashboards as the overview page
         snapshots.register(snapshot_page(_name), _read)
+for _name, _read in GROUPED.items():
+    for _by in queries.GroupBy.VALUES:
+        snapshots.register(snapshot_page(_name, _by), partial(_read, by=_by))

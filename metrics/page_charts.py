@@ -23,25 +23,30 @@ _KINDS = {
 
 
 def _adapt(drill_url: Callable[..., str]) -> Callable[..., str | None]:
-    """The builders' ``drill_url(kpi=…, source_id=…, owner_id=…, **narrowing)`` as links."""
+    """The builders' ``drill_url(kpi=…, source_id=…, source_ids=…, owner_id=…, **narrowing)``
+    as links; a None id is the "no source" / "unassigned" bucket, kept as such."""
 
     def link(*, kpi: str, **kwargs) -> str | None:
         kind = _KINDS.get(kpi)
         if kind is None:
             return None
-        if "source_id" in kwargs and kwargs["source_id"] is None:
-            return None  # the "no source" bucket cannot be expressed as a filter
         params = {}
         for name, value in kwargs.items():
-            if value is None or name in ("source_id", "source_ids"):
-                continue
-            if name == "owner_id":
+            if name == "source_id":
+                params["source"] = value
+            elif name == "source_ids":
+                params["source"] = tuple(value)
+            elif name == "owner_id":
                 params["owner"] = value
+            elif name == "asset_id":
+                params["asset"] = value
+            elif value is None:
+                continue
             elif isinstance(value, bool):
                 params[name] = "yes" if value else "no"
             else:
                 params[name] = value
-        return drill_url(kind=kind, source_id=kwargs.get("source_id"), **params)
+        return drill_url(kind=kind, **params)
 
     return link
 

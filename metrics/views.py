@@ -2,6 +2,7 @@
 with every figure one click from the rows behind it and every table exportable."""
 
 from collections.abc import Callable, Iterable
+from datetime import date, timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -11,7 +12,9 @@ from django.urls import reverse
 
 from leads.csv_export import csv_response
 from metrics import dashboards, page_charts, snapshots
-from metrics.filters import DashboardFilterForm
+from metrics.filters import DashboardFilterForm, Preset
+from metrics.kpis import NONE, Period
+from metrics.queries import GroupBy, GroupRef
 
 PAGE_SIZE = 50
 PAGES = [
@@ -31,20 +34,36 @@ def _filter_query(request, drop: Iterable[str] = ()) -> str:
     return query.urlencode()
 
 
-def _drill_url_factory(request) -> Callable[..., str]:
-    base_query = _filter_query(request)
+# The filters a row of a table stands for: a drill link replaces the page's value with the
+# row's own (None: the rows without one, "none" in the URL).
+NARROWING = ("source", "campaign", "owner", "team", "tier")
 
-    def drill_url(*, kind: str, source_id: int | None = None, **params) -> str:
+
+def _drill_url_factory(request, period: Period) -> Callable[..., str]:
+    def drill_url(*, kind: str, group: GroupRef | None = None, **params) -> str:
+        """The rows behind a figure: the drill-down ``kind`` under the page's period and
+        filters, narrowed to what the figure counts. ``source``, ``campaign``, ``owner``,
+        ``team`` and ``tier`` (a value, several in a tuple, or None for "none") replace that
+        filter; ``group`` (a breakdown row) does the same for its dimension, and a month
+        narrows the period to that month's days in it; any other parameter is the drill's own
+        (``status``, ``outcome``…; None: not set)."""
         query = request.GET.copy()
-        for name in ("page", "format", *dashboards.DRILL_PARAMETERS):
+        for name in ("page", "format", "group_by", *dashboards.DRILL_PARAMETERS):
             query.pop(name, None)
-        if source_id is not None:
-            query.setlist("source", [str(source_id)])
+        if group is not None and group.by == GroupBy.MONTH:
+            month_end = date(group.id.year + group.id.month // 12, group.id.month % 12 + 1, 1)
+            query["preset"] = Preset.CUSTOM
+            query["start"] = max(period.first_day, group.id).isoformat()
+            query["end"] = min(period.last_day, month_end - timedelta(days=1)).isoformat()
+        elif group is not None:
+            params[group.by] = group.id
         for name, value in params.items():
-            if value is not None:
+            if name in NARROWING:
+                values = value if isinstance(value, tuple) else (value,)
+                query.setlist(name, [NONE if item is None else str(item) for item in values])
+            elif value is not None:
                 query[name] = str(value)
-        encoded = query.urlencode() if (source_id is not None or params) else base_query
-        return f"{reverse('metrics:drill', args=[kind])}?{encoded}"
+        return f"{reverse('metrics:drill', args=[kind])}?{query.urlencode()}"
 
     return drill_url
 
@@ -56,7 +75,12 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
     if request.GET.get("format") == "csv":
         header, rows = export(data)
         return csv_response(f"{page}-{period.first_day}-{period.last_day}.csv", header, rows)
-    drill_url = _drill_url_factory(request)
+    breakdown = None
+    if page in dashboards.BREAKDOWNS:
+        by = form.breakdown() or dashboards.DEFAULT_BREAKDOWN
+        rows, _ = snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)
+        breakdown = {"by": by, "label": dict(GroupBy.CHOICES)[by], "rows": rows}
+    drill_url = _drill_url_factory(request, period)
     context = {
         "form": form,
         "options": form.options(),
@@ -67,6 +91,7 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
         "filters_text": form.describe(),
         "query": _filter_query(request),
         "data": data,
+        "breakdown": breakdown,
         "charts": chart_builders(data, drill_url) if chart_builders else {},
         "drill_url": drill_url,
         "empty": is_empty(data),
