@@ -43,9 +43,7 @@ def cohort():
     return {"late": late, "dst": dst, "twice": twice, "webinar": webinar}
 
 
-def test_the_cohort_counts_wins_so_far_and_times_them_two_ways(
-    cohort, django_assert_num_queries
-):
+def test_the_cohort_counts_wins_so_far_and_times_them_two_ways(cohort, django_assert_num_queries):
     with django_assert_num_queries(2):
         result = lead_cohort(MARCH, now=NOW)
     assert (result.leads, result.won, result.win_rate) == (6, 3, 0.5)
@@ -64,9 +62,7 @@ def test_a_win_after_now_is_not_counted_yet(cohort):
 def test_the_drill_down_lists_the_cohort_leads_that_won(cohort):
     leads = cohort_won_leads(MARCH, now=NOW)
     assert {lead.pk for lead in leads} == {cohort[k].pk for k in ("late", "dst", "twice")}
-    assert {lead.won_at for lead in leads if lead.pk == cohort["twice"].pk} == {
-        new_york(3, 15, 12)
-    }
+    assert {lead.won_at for lead in leads if lead.pk == cohort["twice"].pk} == {new_york(3, 15, 12)}
 
 
 def test_the_cohort_by_source_and_its_no_source_row(cohort, django_assert_num_queries):
