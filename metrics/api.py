@@ -131,8 +131,16 @@ FILTER_PARAMETERS = [
         enum=[value for value, _ in Preset.CHOICES],
         description=f"Period (default {Preset.DEFAULT}); custom needs start and end.",
     ),
-    OpenApiParameter("start", OpenApiTypes.DATE, description="First day (preset=custom)."),
-    OpenApiParameter("end", OpenApiTypes.DATE, description="Last day (preset=custom)."),
+    OpenApiParameter(
+        "start",
+        OpenApiTypes.DATE,
+        description="First day (preset=custom): from 00:00 that day in the display time zone.",
+    ),
+    OpenApiParameter(
+        "end",
+        OpenApiTypes.DATE,
+        description="Last day (preset=custom): up to the next midnight, display time zone.",
+    ),
     _list_parameter("source", str, "Source ids; `none`: leads (or deals) without a source."),
     _list_parameter("channel", str, "Channel groups.", enum=ChannelGroup.values),
     _list_parameter("campaign", str, "Campaign ids; `none`: without a campaign."),
