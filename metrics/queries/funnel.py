@@ -219,7 +219,8 @@ def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> Co
 @dataclass(frozen=True)
 class LeadCohort:
     """The leads **created** in the period (the cohort) and how many of them have won so far
-    (``as_of``): a lead wins with its first opportunity won. Days to win run from the lead's
+    (when it was computed: a snapshot's ``computed_at``): a lead wins with its first
+    opportunity won. Days to win run from the lead's
     creation to that first win, two ways:
 
     - **elapsed days** = elapsed time ÷ 24 hours (36 hours → 1.5);
@@ -234,7 +235,6 @@ class LeadCohort:
     win_rate: float | None
     median_elapsed_days_to_win: float | None
     median_calendar_days_to_win: float | None
-    as_of: datetime
     time_zone: str
 
 
@@ -282,7 +282,7 @@ def cohort_won_leads(
 
 
 def _lead_cohort_grouped(
-    leads: QuerySet[Lead], group_by: Sequence[str], as_of: datetime, zone
+    leads: QuerySet[Lead], group_by: Sequence[str], zone
 ) -> dict[tuple, LeadCohort]:
     found = _grouped(
         leads, group_by, leads=Count("pk"), won=Count("pk", filter=Q(won_at__isnull=False))
@@ -307,7 +307,6 @@ def _lead_cohort_grouped(
             win_rate=kpis.rate(row["won"], row["leads"]),
             median_elapsed_days_to_win=_scaled(median["elapsed"], SECONDS_PER_DAY),
             median_calendar_days_to_win=median["calendar"],
-            as_of=as_of,
             time_zone=str(zone),
         )
     return results
@@ -317,8 +316,7 @@ def lead_cohort(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> LeadCohort:
     """The period's lead cohort: leads created, won so far, win rate, median days to win."""
-    as_of, zone = now or timezone.now(), period.start.tzinfo
-    return _lead_cohort_grouped(_cohort(period, filters, as_of), (), as_of, zone)[()]
+    return _lead_cohort_grouped(_cohort(period, filters, now), (), period.start.tzinfo)[()]
 
 
 def lead_cohort_by(
@@ -326,9 +324,8 @@ def lead_cohort_by(
 ) -> list[GroupLeadCohort]:
     """The lead cohort broken down ``by`` owner (the lead's), team, source, campaign, tier or
     month (of the lead's creation): one GROUP BY."""
-    as_of, zone = now or timezone.now(), period.start.tzinfo
-    leads, columns, ref = _grouped_by(_cohort(period, filters, as_of), by, LEAD_PATHS, period)
-    found = _lead_cohort_grouped(leads, columns, as_of, zone)
+    leads, columns, ref = _grouped_by(_cohort(period, filters, now), by, LEAD_PATHS, period)
+    found = _lead_cohort_grouped(leads, columns, period.start.tzinfo)
     rows = [GroupLeadCohort(ref(key), value) for key, value in found.items()]
     return sorted(rows, key=lambda row: _group_order(row.group))
 
