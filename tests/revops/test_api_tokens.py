@@ -131,6 +131,16 @@ def test_the_migration_does_nothing_without_drf_tokens():
     assert not ApiToken.objects.exists()
 
 
+def test_an_empty_knox_table_left_by_knoxs_own_migrations_is_dropped():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE knox_authtoken (digest varchar(128) PRIMARY KEY)")
+    migration = importlib.import_module("revops.api_tokens.migrations.0003_drop_unused_knox_table")
+
+    migration.drop_unused_knox_table(apps, connection.schema_editor())
+
+    assert "knox_authtoken" not in connection.introspection.table_names()
+
+
 def test_authenticating_a_token_costs_one_query_and_a_last_used_write_a_minute(
     django_assert_num_queries,
 ):
