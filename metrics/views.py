@@ -229,7 +229,8 @@ def _pipeline_export(data):
         "win rate",
         "won amount",
         "average deal size",
-        "median cycle days",
+        "median lead cycle days",
+        "median opportunity cycle days",
     ]
     pipeline = {row.source: row.pipeline for row in data["pipeline"].by_source}
     rows = []
@@ -246,6 +247,7 @@ def _pipeline_export(data):
                 r.won_amount,
                 r.average_deal_size,
                 r.median_cycle_days,
+                r.median_opportunity_cycle_days,
             ]
         )
     return header, rows

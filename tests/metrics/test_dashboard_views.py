@@ -190,3 +190,24 @@ def test_charts_link_each_bar_to_its_rows(admin_client, march):
     body = response.content.decode()
     assert 'data-chart="chart-acceptance"' in body and 'id="chart-acceptance"' in body
     assert "/static/vendor/plotly.min.js" in body
+
+
+def test_an_imported_owner_and_none_are_valid_owner_filters(db):
+    """Imported owners are often inactive users without a sales-rep record: still owners."""
+    from tests.factories import UserFactory
+
+    imported = UserFactory(username="imported", is_active=False)
+    won(closed_at=utc(3, 20), owner=imported, lead=None)
+    UserFactory(username="bystander")  # owns nothing: not offered
+    from urllib.parse import urlencode
+
+    from django.http import QueryDict
+
+    query = urlencode({**MARCH, "owner": [imported.pk, "none"], "team": "none"}, doseq=True)
+    form = DashboardFilterForm(QueryDict(query))
+    assert form.is_valid(), form.errors
+    filters = form.kpi_filters()
+    assert (filters.owner_ids, filters.without) == ((imported.pk,), ("owner", "team"))
+    offered = [value for value, _, _ in form.options()["owner"]]
+    assert offered == ["none", str(imported.pk)]
+    assert "No owner" in form.describe()
