@@ -29,6 +29,8 @@ PIPELINE_READ = frozenset(
         "leads.view_opportunity",
         "leads.view_rejectionreason",
         "leads.view_objectiontag",
+        # Who works the leads, and in which team (API sales-reps/ and teams/).
+        "leads.view_salesrep",
     }
 )
 # Freeze the meeting's figures, add and complete its action items.

@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
-from leads.api import definitions, views
+from leads.api import definitions, team, views
 from metrics.api import KpiIndexView, KpiView
 from revops.api_tokens.api import ApiTokenViewSet
 from scoring.api import ScoringModelViewSet
@@ -34,6 +34,8 @@ router.register("sources", views.SourceViewSet, basename="source")
 router.register("campaigns", views.CampaignViewSet, basename="campaign")
 router.register("events", views.EngagementEventViewSet, basename="event")
 router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
+router.register("sales-reps", team.SalesRepViewSet, basename="sales-rep")
+router.register("teams", team.TeamViewSet, basename="team")
 router.register("handoffs", views.HandoffViewSet, basename="handoff")
 router.register("definitions/icp", definitions.IcpVersionViewSet, basename="icp-version")
 router.register(

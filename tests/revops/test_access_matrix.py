@@ -298,6 +298,28 @@ EXPECTED: dict[str, Access] = {
         lambda w: {"name": "Api deal", "lead": w.lead.pk, "amount": "100", "status": "open"},
         lambda w: {"amount": "200"},
     ),
+    # Sales reps and teams: read like the facts (view_salesrep), written by the RevOps admin.
+    "api:sales-rep-list": api(
+        {"GET": PIPELINE, "POST": ADMINS},
+        data={"POST": lambda w: {"user": w.users[MARKETING].pk, "tiers": ["A"]}},
+    ),
+    "api:sales-rep-detail": api(
+        {"GET": PIPELINE, "PUT": ADMINS, "PATCH": ADMINS},
+        kwargs=lambda w: {"pk": w.users[SALES_REP].sales_rep.pk},
+        data={
+            "PUT": lambda w: {"user": w.users[SALES_REP].pk, "capacity": 30},
+            "PATCH": lambda w: {"capacity": 30},
+        },
+    ),
+    "api:team-list": api(
+        {"GET": PIPELINE, "POST": ADMINS},
+        data={"POST": lambda w: {"manager": w.users[REVOPS_ADMIN].pk, "members": [w.other_rep.pk]}},
+    ),
+    "api:team-detail": api(
+        {"GET": PIPELINE, "PUT": ADMINS},
+        kwargs=lambda w: {"pk": w.users[SALES_MANAGER].pk},
+        data={"PUT": lambda w: {"members": [w.users[SALES_REP].pk]}},
+    ),
     "api:event-list": api(
         {"GET": PIPELINE, "POST": ADMINS},
         data={

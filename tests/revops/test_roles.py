@@ -39,6 +39,7 @@ PIPELINE_READ = {
     "leads.view_opportunity",
     "leads.view_rejectionreason",
     "leads.view_objectiontag",
+    "leads.view_salesrep",
 }
 # POLICY.md, written out: what each group holds after migrate.
 EXPECTED = {
