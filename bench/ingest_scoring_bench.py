@@ -212,7 +212,7 @@ def set_based_in_process(count: int, batch: int) -> float:
     started = time.perf_counter()
     rescored = 0
     for start in range(0, len(ids), batch):
-        done = services.leads_rescore(lead_ids=ids[start : start + batch])
+        done = services.leads_rescore(lead_ids=ids[start : start + batch]).leads
         services.threshold_moves_apply(lead_ids=done)
         rescored += len(done)
     return rescored / (time.perf_counter() - started)

@@ -1,22 +1,30 @@
-"""Scoring workflows: mark leads for a rescore, rescore one lead, run a full rescore, and move
-leads whose score crosses a stage threshold.
+"""Scoring workflows: mark leads for a rescore, rescore them, run a full rescore, and move
+leads whose stored score says so.
 
-Concurrency, in one place:
+Concurrency, in one place (ADR 8):
 
-* Recording events bumps ``pending_seq`` of the leads' score states in the same transaction;
-  the lead is dirty while ``pending_seq > scored_seq``. Only a clean → dirty change enqueues a
-  task (a burst of 100 events ⇒ one task); a sweep re-enqueues dirty leads whose message was lost.
-* A rescore (one lead, or a batch of a full recompute) takes a transaction-level advisory lock
-  on the lead's *bucket* (``lead_id // BUCKET_SIZE``) on PostgreSQL, so a batch and an
-  incremental rescore of the same lead never interleave; SQLite serializes writers anyway.
+* Recording facts bumps ``pending_seq`` of the leads' score states in the same transaction;
+  the lead is dirty while ``pending_seq > scored_seq``. Only a clean → dirty change stamps
+  ``enqueued_at`` and enqueues the lead (a burst of 100 events ⇒ one rescore); the sweep
+  re-sends dirty leads whose message is older than SCORING_REQUEUE_AFTER_SECONDS (lost), or was
+  never sent.
+* Every writer of score rows locks them in lead-id order before writing: the mark-dirty upsert,
+  a full-rescore bucket (``lock_state_rows``), an incremental batch (``_claim_dirty``, with
+  SKIP LOCKED: it never waits, and sends busy leads again). No two of them deadlock, and each
+  statement after the lock sees the rows' latest committed versions. The rules in force are
+  read after the locks, so a publish that commits meanwhile is never overwritten.
 * A batch writes only rows that are stale (other ICP, model or day), so running a batch or a
-  task twice changes nothing the second time.
+  task twice changes nothing the second time; a rescore marks ``scored_seq`` only for the seq
+  whose events it read.
+* Stage moves are a query over stored state (``leads_due_to_move``), applied by the chunk, the
+  incremental task and the sweep alike: nothing a worker decides is lost when it dies.
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Case, Exists, F, Max, Min, OuterRef, Q, When
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -48,6 +56,19 @@ def lock_bucket(lead_id: int) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_NAMESPACE, lead_id // BUCKET_SIZE]
+            )
+
+
+def lock_state_rows(lo: int, hi: int) -> None:
+    """Lock a bucket's score rows in id order before rewriting them: event writes lock the same
+    rows in id order (the mark-dirty upsert), so the two queue up instead of deadlocking, and the
+    bucket's UPDATE statements then see every row's latest committed version."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {LeadScoreState._meta.db_table} WHERE lead_id BETWEEN %s AND %s "
+                "ORDER BY lead_id FOR UPDATE",
+                [lo, hi],
             )
 
 
@@ -137,19 +158,19 @@ def _leads_mark_dirty_upsert(lead_ids: list[int]) -> list[int]:
 def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreResult | None:
     """Rescore one lead with the engine from all its events, then move it if its score says so.
     The reference path (and the lead page's explanation); workers rescore set-based."""
-    at = at or timezone.now()
     with transaction.atomic():
-        lock_bucket(lead_id)
-        model = scoring_model_in_force(at=at)
-        icp_version = icp_in_force(at=at)
-        if model is None or icp_version is None:
-            return None
         try:
             lead = Lead.objects.select_related("account").get(pk=lead_id)
         except Lead.DoesNotExist:
             return None
         LeadScoreState.objects.get_or_create(lead_id=lead_id)
         state = LeadScoreState.objects.select_for_update().get(lead_id=lead_id)
+        # The rules in force are read under the row lock (see leads_rescore).
+        at = at or timezone.now()
+        model = scoring_model_in_force(at=at)
+        icp_version = icp_in_force(at=at)
+        if model is None or icp_version is None:
+            return None
         spec = scoring_spec(model)
         result = engine.score_lead(
             icp_spec(icp_version),
@@ -181,60 +202,79 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
     return result
 
 
-def _lock_buckets(lead_ids: list[int]) -> None:
-    """The advisory locks of every bucket of these leads, in bucket order (as a full rescore
-    takes them one at a time), so a chunk never writes a score computed before ours."""
-    if connection.vendor != "postgresql":
-        return
-    buckets = sorted({lead_id // BUCKET_SIZE for lead_id in lead_ids})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, b) FROM "
-            "(SELECT b FROM unnest(%s::integer[]) AS b ORDER BY b) ordered",
-            [ADVISORY_NAMESPACE, buckets],
-        )
+@dataclass(frozen=True)
+class Claim:
+    """The dirty leads a rescore holds (row-locked until it commits), and those of its own that
+    another transaction held (a chunk, an event write): they are sent again shortly."""
+
+    leads: list[int]
+    busy: list[int]
 
 
-def leads_rescore(*, lead_ids: list[int], at: datetime | None = None) -> list[int]:
-    """The incremental path, set-based: rescore those of ``lead_ids`` that are still dirty, a
-    few SQL statements for the whole batch (the same bulk SQL a full rescore runs, held to the
-    engine by a property test). Returns the leads rescored; the caller applies stage moves."""
+def _claim_dirty(ids: list[int], *, fill_to: int) -> Claim:
+    """Lock the still-dirty rows of ``ids`` and, up to ``fill_to`` leads, other dirty rows: one
+    statement for many small messages' worth of work. SKIP LOCKED, so a rescore never waits for
+    (nor deadlocks with) a full-rescore bucket, another rescore or an event write; every rescore
+    statement after this sees the rows' latest committed versions, and nobody changes them until
+    we commit."""
+    dirty = LeadScoreState.objects.filter(pending_seq__gt=F("scored_seq"))
+    locked = dirty.select_for_update(skip_locked=True).order_by("lead_id")
+    claimed = list(locked.filter(lead_id__in=ids).values_list("lead_id", flat=True))
+    busy = sorted(
+        set(dirty.filter(lead_id__in=ids).values_list("lead_id", flat=True)) - set(claimed)
+    )
+    room = fill_to - len(claimed)
+    if room > 0:
+        claimed += locked.exclude(lead_id__in=ids + busy).values_list("lead_id", flat=True)[:room]
+    return Claim(leads=sorted(claimed), busy=busy)
+
+
+def leads_rescore(
+    *, lead_ids: list[int], at: datetime | None = None, fill_to: int = 0
+) -> Claim:
+    """The incremental path, set-based: rescore those of ``lead_ids`` that are still dirty (and,
+    with ``fill_to``, other dirty leads up to that many) in a few SQL statements for the whole
+    batch — the bulk SQL a full rescore runs, held to the engine by a property test. Returns the
+    claim: the leads rescored (the caller applies stage moves) and the busy ones to send again.
+    """
     ids = sorted(set(lead_ids))
-    if not ids:
-        return []
+    if not ids and fill_to <= 0:
+        return Claim([], [])
     with transaction.atomic():
-        _lock_buckets(ids)
-        # The versions in force are read under the bucket locks: a publish whose full rescore
-        # passed these buckets while we waited is seen, never overwritten with the old rules
-        # (one that commits after this read finds our rows stale and redoes them).
+        claim = _claim_dirty(ids, fill_to=fill_to)
+        if not claim.leads:
+            return claim
+        # The versions in force are read under the row locks: a publish whose full rescore
+        # passed these rows meanwhile is seen, never overwritten with the old rules (one that
+        # commits after this read finds our rows stale and redoes them).
         at = at or timezone.now()
         model = scoring_model_in_force(at=at)
         icp_version = icp_in_force(at=at)
         if model is None or icp_version is None:
-            return []
-        icp, spec = icp_spec(icp_version), scoring_spec(model)
-        # Row locks until commit: events recorded meanwhile wait to bump pending_seq, so the
-        # seq we mark as scored is exactly the one whose events we read.
-        dirty = list(
-            LeadScoreState.objects.select_for_update()
-            .filter(lead_id__in=ids, pending_seq__gt=F("scored_seq"))
-            .order_by("lead_id")
-            .values_list("lead_id", flat=True)
-        )
-        if not dirty:
-            return []
+            return Claim([], claim.busy)
         bulk.rescore_exactly(
-            dirty,
-            icp=icp,
+            claim.leads,
+            icp=icp_spec(icp_version),
             icp_version_id=icp_version.pk,
-            spec=spec,
+            spec=scoring_spec(model),
             model_id=model.pk,
             as_of_day=engine.day_number(at),
         )
-        LeadScoreState.objects.filter(lead_id__in=dirty).update(
+        # The rows are locked: events recorded meanwhile wait to bump pending_seq, so the seq
+        # marked as scored is exactly the one whose events were read.
+        LeadScoreState.objects.filter(lead_id__in=claim.leads).update(
             scored_seq=F("pending_seq"), scored_at=at
         )
-    return dirty
+    return claim
+
+
+def rescores_unsent(*, lead_ids: list[int]) -> None:
+    """Their rescore could not be sent (broker down): due for the sweep's next run."""
+    try:
+        LeadScoreState.objects.filter(lead_id__in=lead_ids).update(enqueued_at=None)
+    except DatabaseError:
+        # Only a shortcut: without it the sweep still re-sends them a period later.
+        logger.warning("Could not mark %s unsent rescores", len(lead_ids), exc_info=True)
 
 
 def dirty_leads_to_requeue(*, older_than_seconds: int, limit: int) -> list[int]:
@@ -493,7 +533,6 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
     # versions in force are still read every batch, so a publish mid-chunk takes effect.
     derived: dict[tuple[int, int], tuple] = {}
     while True:
-        at = timezone.now()
         with transaction.atomic():
             chunk = RescoreChunk.objects.select_for_update().filter(pk=chunk_id).first()
             if chunk is None or chunk.finished_at is not None:
@@ -501,6 +540,9 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
             lo = chunk.next_lead_id
             hi = min(lo - lo % BUCKET_SIZE + BUCKET_SIZE - 1, chunk.last_lead_id)
             lock_bucket(lo)
+            lock_state_rows(lo, hi)
+            # Read after the locks: the rules in force now, as the rows are now.
+            at = timezone.now()
             icp_version = icp_in_force(at=at)
             model = scoring_model_in_force(at=at)
             if icp_version is None or model is None:

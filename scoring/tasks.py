@@ -16,7 +16,7 @@ SWEEP_REQUEUE_LIMIT = 20_000
 SWEEP_MAX_MOVES = 5_000
 
 
-def _safely(send, what: str) -> None:
+def _safely(send, what: str) -> bool:
     # A broker outage must not fail the request that recorded the work: the work is marked in
     # the database, and the sweep enqueues it again once the broker is back.
     try:
@@ -25,12 +25,19 @@ def _safely(send, what: str) -> None:
         logger.warning(
             "Could not enqueue %s; the scoring sweep will pick it up", what, exc_info=True
         )
+        return False
+    return True
 
 
 def enqueue_rescores(lead_ids: list[int]) -> None:
     for start in range(0, len(lead_ids), INCREMENTAL_BATCH):
         batch = lead_ids[start : start + INCREMENTAL_BATCH]
-        _safely(lambda batch=batch: rescore_leads.delay(batch), f"rescore of {len(batch)} leads")
+        sent = _safely(
+            lambda batch=batch: rescore_leads.delay(batch), f"rescore of {len(batch)} leads"
+        )
+        if not sent:
+            # Never sent: the next sweep re-sends it at once, not a re-send period later.
+            services.rescores_unsent(lead_ids=batch)
 
 
 def enqueue_job(job_id: int) -> None:
@@ -52,14 +59,21 @@ def vacuum_score_states() -> bool:
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def rescore_leads(lead_ids: list[int]) -> int:
-    """Incremental path: rescore the still-dirty ones of these leads set-based, then move those
-    whose score says so. A duplicate or late message finds them clean and does nothing."""
-    rescored = 0
-    for start in range(0, len(lead_ids), INCREMENTAL_BATCH):
-        done = services.leads_rescore(lead_ids=lead_ids[start : start + INCREMENTAL_BATCH])
-        if done:
-            services.threshold_moves_apply(lead_ids=done)
-        rescored += len(done)
+    """Incremental path: rescore the still-dirty ones of these leads set-based — topped up with
+    other dirty leads to a full batch, so many small messages cost one batch — then move those
+    whose score says so. A duplicate or late message finds them clean and does nothing; leads
+    another transaction holds are sent again a second later."""
+    rescored, busy = 0, []
+    for start in range(0, max(len(lead_ids), 1), INCREMENTAL_BATCH):
+        claim = services.leads_rescore(
+            lead_ids=lead_ids[start : start + INCREMENTAL_BATCH], fill_to=INCREMENTAL_BATCH
+        )
+        if claim.leads:
+            services.threshold_moves_apply(lead_ids=claim.leads)
+        rescored += len(claim.leads)
+        busy += claim.busy
+    if busy:
+        _safely(lambda: rescore_leads.apply_async((busy,), countdown=1), "busy leads")
     return rescored
 
 

@@ -98,7 +98,7 @@ def test_a_batch_rescore_gives_each_lead_what_the_engine_gives_it(db, clock):
         for day, kind in enumerate(kinds[: n + 1]):
             record(lead, kind, at=NOW - timedelta(days=day * 7), tag=f"{lead.pk}-{day}")
     rescored = services.leads_rescore(lead_ids=[lead.pk for lead in leads])
-    assert rescored == sorted(lead.pk for lead in leads)
+    assert rescored.leads == sorted(lead.pk for lead in leads)
     batch = {
         s.lead_id: (s.fit_points, s.fit_excluded, s.tier, s.engagement, s.total, s.grade)
         for s in LeadScoreState.objects.filter(lead__in=leads)
@@ -120,10 +120,10 @@ def test_a_batch_rescore_gives_each_lead_what_the_engine_gives_it(db, clock):
 def test_a_batch_rescores_only_leads_still_dirty(db, clock):
     lead, other = icp_lead(), icp_lead()
     record(lead, "webinar_attended", at=NOW, tag="w1")
-    assert services.leads_rescore(lead_ids=[lead.pk, other.pk]) == [lead.pk]
+    assert services.leads_rescore(lead_ids=[lead.pk, other.pk]).leads == [lead.pk]
     # A duplicate or late message: nothing is dirty, nothing is written.
     before = LeadScoreState.objects.filter(lead=lead).values().get()
-    assert services.leads_rescore(lead_ids=[lead.pk]) == []
+    assert services.leads_rescore(lead_ids=[lead.pk]).leads == []
     assert LeadScoreState.objects.filter(lead=lead).values().get() == before
 
 

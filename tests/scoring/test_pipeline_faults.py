@@ -627,9 +627,9 @@ def test_an_incremental_rescore_started_before_a_publish_does_not_undo_its_full_
     with transaction.atomic():
         services.leads_mark_dirty(lead_ids=good)  # events arrived: these wait for a rescore
     transitions_after, handoffs_after = watermarks()
-    lock_buckets = services._lock_buckets
+    claim_dirty = services._claim_dirty
 
-    def publish_first(lead_ids):
+    def publish_first(lead_ids, **kwargs):
         # Between the incremental path's reads and its locks, another process publishes a new
         # ICP and its full rescore goes through every bucket (eagerly, in this test).
         def publish():
@@ -641,10 +641,10 @@ def test_an_incremental_rescore_started_before_a_publish_does_not_undo_its_full_
         thread = threading.Thread(target=publish)
         thread.start()
         thread.join()
-        monkeypatch.setattr(services, "_lock_buckets", lock_buckets)
-        lock_buckets(lead_ids)
+        monkeypatch.setattr(services, "_claim_dirty", claim_dirty)
+        return claim_dirty(lead_ids, **kwargs)
 
-    monkeypatch.setattr(services, "_lock_buckets", publish_first)
+    monkeypatch.setattr(services, "_claim_dirty", publish_first)
     services.leads_rescore(lead_ids=good)
     assert RescoreJob.objects.filter(status=RescoreJob.Status.RUNNING).count() == 0
     tasks.sweep_scoring()

@@ -348,17 +348,34 @@ def test_sweep_rescores_leads_whose_message_was_lost(
         stored, _ = record(lead, "demo_request", 1)
     assert stored  # the event was kept although the broker was down
     assert LeadScoreState.objects.get(lead=lead).is_dirty
-    # While its message may still be queued, the sweep leaves it alone (no duplicate work).
-    assert tasks.sweep_scoring()["requeued"] == 0
-    assert LeadScoreState.objects.get(lead=lead).is_dirty
-    # Sent longer ago than the re-send period: the message was lost; the sweep sends it again.
-    age_enqueued_at(lead, seconds=settings.SCORING_REQUEUE_AFTER_SECONDS + 1)
+    # The send failed, so the next sweep (the broker is back) sends it at once.
     assert tasks.sweep_scoring() == {"requeued": 1, "stalled_chunks": 0, "moved": 0}
     state = LeadScoreState.objects.get(lead=lead)
     assert not state.is_dirty
     assert score(lead).engagement == 30.0
     # Once rescored, the next sweep has nothing to re-send.
     assert tasks.sweep_scoring()["requeued"] == 0
+
+
+def test_sweep_leaves_queued_rescores_alone_and_resends_lost_ones(
+    db, frozen_now, django_capture_on_commit_callbacks, settings
+):
+    lead = icp_lead()
+    with (
+        mock.patch.object(tasks.rescore_leads, "delay") as sent,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        record(lead, "demo_request", 1)
+    sent.assert_called_once_with([lead.pk])
+    # Sent, and still waiting in the queue: the sweep sends nothing twice.
+    assert tasks.sweep_scoring()["requeued"] == 0
+    assert LeadScoreState.objects.get(lead=lead).is_dirty
+    # Sent longer ago than the re-send period and still dirty: lost; sent again, once.
+    age_enqueued_at(lead, seconds=settings.SCORING_REQUEUE_AFTER_SECONDS + 1)
+    with mock.patch.object(tasks.rescore_leads, "delay") as resent:
+        assert tasks.sweep_scoring()["requeued"] == 1
+        assert tasks.sweep_scoring()["requeued"] == 0
+    resent.assert_called_once_with([lead.pk])
 
 
 def age_enqueued_at(lead, *, seconds: int) -> None:
