@@ -1,5 +1,6 @@
 """Query-string filters of the list endpoints (django-filter): a bad value is a 400 naming the
-parameter, never an ignored filter."""
+parameter, never an ignored filter. Instants (``created_*``, ``occurred_*``, ``assigned_*``,
+``closed_*``) are read by ``revops.datetimes``: an offset PostgreSQL cannot store is a 400 too."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from leads.models import (
     Opportunity,
     Source,
 )
+from revops.api_fields import InstantFilter
 
 
 class StageKeysField(forms.MultipleChoiceField):
@@ -87,10 +89,10 @@ class LeadFilter(filters.FilterSet):
     campaign = IdsFilter(queryset=Campaign.objects.all())
     owner = IdsFilter(queryset=_users())
     account = IdFilter(field_name="account_id")
-    created_after = filters.IsoDateTimeFilter(
+    created_after = InstantFilter(
         field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)"
     )
-    created_before = filters.IsoDateTimeFilter(
+    created_before = InstantFilter(
         field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601)"
     )
     email = filters.CharFilter(method="filter_email")
@@ -152,8 +154,8 @@ class EventFilter(filters.FilterSet):
     kind = filters.MultipleChoiceFilter(choices=EventKind.choices)
     source_system = filters.CharFilter()
     external_id = filters.CharFilter()
-    occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = InstantFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = InstantFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = EngagementEvent
@@ -167,10 +169,10 @@ class OpportunityFilter(filters.FilterSet):
     lead = IdFilter(field_name="lead_id")
     account = IdFilter(field_name="account_id")
     external_id = filters.CharFilter()
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    closed_after = filters.IsoDateTimeFilter(field_name="closed_at", lookup_expr="gte")
-    closed_before = filters.IsoDateTimeFilter(field_name="closed_at", lookup_expr="lt")
+    created_after = InstantFilter(field_name="created_at", lookup_expr="gte")
+    created_before = InstantFilter(field_name="created_at", lookup_expr="lt")
+    closed_after = InstantFilter(field_name="closed_at", lookup_expr="gte")
+    closed_before = InstantFilter(field_name="closed_at", lookup_expr="lt")
 
     class Meta:
         model = Opportunity
@@ -183,8 +185,8 @@ class HandoffFilter(filters.FilterSet):
     unassigned = filters.BooleanFilter(field_name="assignee", lookup_expr="isnull")
     lead = IdFilter(field_name="lead_id")
     stage = StageFilter(label="Lifecycle stage keys, e.g. mql (repeat for several)")
-    assigned_after = filters.IsoDateTimeFilter(field_name="assigned_at", lookup_expr="gte")
-    assigned_before = filters.IsoDateTimeFilter(field_name="assigned_at", lookup_expr="lt")
+    assigned_after = InstantFilter(field_name="assigned_at", lookup_expr="gte")
+    assigned_before = InstantFilter(field_name="assigned_at", lookup_expr="lt")
 
     class Meta:
         model = Handoff
