@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from revops import views
+from revops import playbook, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,7 @@ urlpatterns = [
     path("meeting/", include("metrics.meeting_urls")),
     path("dashboards/", include("metrics.urls")),
     path("definitions/", include("leads.audit.urls")),
+    path("playbook/", playbook.playbook, name="playbook"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("revops.api_urls")),
 ]

@@ -143,6 +143,7 @@ EXPECTED: dict[str, Access] = {
     "home": page({"GET": EVERYONE}),
     "password_change": page({"GET": EVERYONE}),
     "password_change_done": page({"GET": EVERYONE}),
+    "playbook": page({"GET": EVERYONE}),
     # --- Leads ------------------------------------------------------------------------------
     "leads:list": page({"GET": PIPELINE}),
     "leads:export": page({"GET": PIPELINE}),
