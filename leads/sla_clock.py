@@ -265,6 +265,9 @@ class Countdown:
     seconds_left: float
     running: bool
     changes_at: datetime | None
+    # The due time and the instant the countdown was taken, for the calendar time beside it.
+    due: datetime | None = None
+    at: datetime | None = None
 
     @property
     def overdue(self) -> bool:
@@ -278,8 +281,8 @@ def countdown(calendar: BusinessCalendarSpec, due: datetime, now: datetime) -> C
         seconds_left = -business_seconds_between(calendar, due, now)
     stops_at = clock_stops_at(calendar, now)
     if stops_at is not None:
-        return Countdown(seconds_left, True, stops_at)
-    return Countdown(seconds_left, False, next_opening(calendar, now))
+        return Countdown(seconds_left, True, stops_at, due, now)
+    return Countdown(seconds_left, False, next_opening(calendar, now), due, now)
 
 
 # --- The walkers -------------------------------------------------------------------------------

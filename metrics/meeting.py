@@ -38,7 +38,7 @@ from django.utils import timezone
 from leads.choices import FitTier, HandoffOutcome, OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import Handoff, Lead, ObjectionTag, Opportunity, StageTransition
-from leads.selectors import lifecycle_at
+from leads.selectors import handoff_clocks, lifecycle_at
 from metrics import kpis, queries, snapshots
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.models import FIGURES_VERSION, ActionItem, Meeting, MeetingSnapshot
@@ -387,8 +387,15 @@ def follow_up_section(period: Period, previous: Period, now: datetime, *, top: i
         acceptance=Count("pk", filter=~response_late),
     )
     oldest = []
-    for handoff in breaches[:top]:
+    shown = list(breaches[:top])
+    # How late in business hours of each handoff's SLA calendar (what the clock counts); the
+    # calendar time stays beside it for the hover title.
+    clocks = handoff_clocks(shown, now=now)
+    for handoff in shown:
         late = now - handoff.late_since
+        clock = clocks.get(handoff.pk, {}).get(
+            "response" if handoff.clock == queries.SlaClock.RESPONSE else "accept"
+        )
         oldest.append(
             {
                 "handoff_id": handoff.pk,
@@ -399,6 +406,7 @@ def follow_up_section(period: Period, previous: Period, now: datetime, *, top: i
                 "clock": handoff.clock,
                 "due_at": _iso_at(handoff.late_since),
                 "late_hours": round(late.total_seconds() / 3600, 1),
+                "late_business_seconds": round(-clock.seconds_left) if clock else None,
             }
         )
     return {

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.choices import ActivityAction, ActorType
-from leads.models import LeadActivity, ObjectionTag
+from leads.models import LeadActivity, ObjectionTag, SlaPolicy
 from leads.roles import SALES_MANAGER
 from metrics import services
 from metrics.meeting import (
@@ -225,6 +225,31 @@ def test_follow_up_sla_this_week_vs_last_by_rep_and_breaches_still_open():
         (never.pk, "response"),
     ]
     assert breaches["oldest"][1]["late_hours"] == (4 * 24) - 2  # 12 Mar 12:00 → 16 Mar 10:00
+
+
+def test_breaches_still_open_say_how_late_in_business_hours_of_their_sla_calendar(
+    signed_in, meeting, frozen_now
+):
+    # The default "All other MQLs" policy: New York, Mon–Fri 09:00–17:00. Due Thursday 12 Mar
+    # 12:00; the meeting is Monday 16 Mar 10:00: Thu 5 h + Fri 8 h + Mon 1 h = 14 business
+    # hours late, though 3 days 22 hours have passed on the calendar.
+    policy = SlaPolicy.objects.get(version__number=1, tier="")
+    HandoffFactory(
+        assignee=UserFactory(username="cy", first_name="Cy", last_name="Park"),
+        assigned_at=ny(3, 12, 8),
+        response_due_at=ny(3, 12, 12),
+        accept_due_at=ny(3, 13, 12),
+        sla_policy=policy,
+    )
+
+    late = follow_up_section(THIS_WEEK, LAST_WEEK, NOW)["open_breaches"]["oldest"][0]
+    body = signed_in.get(detail_url()).content.decode()
+
+    assert late["late_business_seconds"] == 14 * 3600
+    assert late["late_hours"] == 94
+    assert "14 business hours overdue" in body
+    assert "due 3 days 22 hours ago (calendar time)" in body
+    assert "days late" not in body
 
 
 # --- (c) Moved forward and stalled -----------------------------------------------------------
