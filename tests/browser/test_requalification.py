@@ -93,7 +93,7 @@ def test_a_rejected_mql_stays_in_nurture_until_it_engages_again(
     page.screenshot(path=str(artifacts / "lead-rejected-requalifies-when.png"), full_page=True)
 
     # New qualifying engagement after the rejection re-qualifies it, to the same queue.
-    engage(lead, "pricing_page", "pricing-after")
+    engage(lead, "pricing_page", "pricing-after", at=timezone.now())
     lead.refresh_from_db()
     assert lead.stage == "mql"
     move = StageTransition.objects.filter(lead=lead, to_stage="mql").latest("transitioned_at")
