@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Count
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
@@ -329,6 +329,13 @@ class AccountAdmin(FactAdmin):
     list_filter = ("region", "industry")
     search_fields = ("name", "domain", "external_id")
 
+    def save_model(self, request, obj, form, change):
+        # A changed account changes its leads' fit: the service has them rescored.
+        if change:
+            services.account_update(account=obj, fields=form.changed_data)
+        else:
+            services.account_create(account=obj)
+
 
 class StageTransitionInline(admin.TabularInline):
     model = StageTransition
@@ -364,6 +371,14 @@ class LeadAdmin(FactAdmin):
     date_hierarchy = "created_at"
     inlines = [StageTransitionInline]
 
+    def save_model(self, request, obj, form, change):
+        # Through the write layer: a new lead gets its first stage's history row, and scoring
+        # hears of new and changed leads.
+        if change:
+            services.lead_update(lead=obj, fields=form.changed_data, actor=request.user)
+        else:
+            services.lead_create(lead=obj, actor=request.user, reason="Created in the admin")
+
     @admin.display(description="Score (grade)", ordering="score_state__total")
     def score(self, obj) -> str:
         state = getattr(obj, "score_state", None)
@@ -378,6 +393,13 @@ class EngagementEventAdmin(FactAdmin):
     raw_id_fields = ("lead", "content_asset")
     search_fields = ("lead__email", "external_id")
     date_hierarchy = "occurred_at"
+
+    def save_model(self, request, obj, form, change):
+        # Recorded like any event (stage triggers, rescoring); a correction rescores the lead.
+        if change:
+            services.engagement_event_update(event=obj, fields=form.changed_data)
+        else:
+            services.engagement_events_record(events=[obj])
 
 
 @admin.register(StageTransition)
@@ -446,9 +468,9 @@ class OpportunityAdmin(FactAdmin):
 
     def save_model(self, request, obj, form, change):
         # Opening, winning or losing a deal moves its lead to the matching stage, with history.
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            services.lead_follow_opportunity(opportunity=obj, actor=request.user)
+        services.opportunity_save(
+            opportunity=obj, actor=request.user, update_fields=form.changed_data if change else None
+        )
 
     date_hierarchy = "created_at"
 

@@ -8,14 +8,26 @@ class ScoringConfig(AppConfig):
 
     def ready(self) -> None:
         from leads.models import IcpVersion
-        from leads.services import on_definition_published, on_events_recorded
+        from leads.panels import register_lead_panel
+        from leads.services import (
+            on_definition_published,
+            on_lead_facts_changed,
+            on_score_all_requested,
+        )
         from scoring import services
         from scoring.models import ScoringModel
+        from scoring.predictive.selectors import lead_prediction_context
+        from scoring.selectors import explain_lead_score
 
         rescoring = ("Every lead is being rescored", "scoring:latest-job")
         on_definition_published(IcpVersion, services.definition_published, follow_up=rescoring)
         on_definition_published(ScoringModel, services.definition_published, follow_up=rescoring)
-        on_events_recorded(services.events_recorded)
+        on_lead_facts_changed(services.events_recorded)
+        on_score_all_requested(lambda *, note: services.rescore_all_now(note=note).total_leads)
+        register_lead_panel("explanation", explain_lead_score)
+        # "Re-qualifies when …" for a lead held back by a rejection (None otherwise).
+        register_lead_panel("requalification", services.lead_requalification)
+        register_lead_panel("predicted", lambda lead: lead_prediction_context(lead.pk))
         connection_created.connect(_register_sqlite_functions)
 
 

@@ -18,7 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from leads.choices import EventKind
-from leads.models import ContentAsset, EngagementEvent, Lead
+from leads.models import ContentAsset, Lead
+from leads.services.facts import EventRow
 from revops.api_errors import error
 
 MAX_BATCH = 1_000
@@ -38,7 +39,7 @@ MAX_LENGTHS = {"source_system": 40, "external_id": 100, "lead_external_id": 100}
 
 @dataclass
 class EventBatch:
-    events: list[EngagementEvent] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
     indexes: list[int] = field(default_factory=list)  # each event's position in the request
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -296,7 +297,7 @@ def parse_batch(items: list, *, now: datetime | None = None) -> EventBatch:
                 )
             )
             continue
-        batch.events.append(EngagementEvent(lead_id=lead_id, **fields))
+        batch.events.append(EventRow(lead_id=lead_id, **fields))
         batch.indexes.append(index)
     errors.sort(key=lambda entry: entry["index"])
     return batch

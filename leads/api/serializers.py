@@ -13,6 +13,7 @@ from django.db import IntegrityError, models, transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from leads import services
 from leads.api.events import MAX_ID
 from leads.choices import EventKind, TouchChannel
 from leads.models import (
@@ -65,19 +66,35 @@ class ModelCleanSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        with _conflicts_as_errors(), transaction.atomic():
-            self._cleaned.save(force_insert=True)
-        return self._cleaned
+        with _conflicts_as_errors():
+            return self.save_new(self._cleaned)
 
     def update(self, instance, validated_data):
+        with _conflicts_as_errors():
+            return self.save_changes(self._cleaned, list(validated_data))
+
+    def save_new(self, instance):
+        """Write a validated new row; facts override this to call their service."""
+        with transaction.atomic():
+            instance.save(force_insert=True)
+        return instance
+
+    def save_changes(self, instance, fields: list[str]):
+        """Write the given fields of a validated row; facts override this to call their
+        service."""
         auto_now = [
             field.name
             for field in instance._meta.concrete_fields
             if getattr(field, "auto_now", False)
         ]
-        with _conflicts_as_errors(), transaction.atomic():
-            self._cleaned.save(update_fields=[*validated_data, *auto_now])
-        return self._cleaned
+        with transaction.atomic():
+            instance.save(update_fields=[*fields, *auto_now])
+        return instance
+
+    @property
+    def actor(self):
+        request = self.context.get("request")
+        return request.user if request is not None else None
 
 
 @contextmanager
@@ -125,6 +142,12 @@ def _tags_field(help_text: str) -> serializers.ListField:
 class AccountSerializer(ModelCleanSerializer):
     technologies = _tags_field('Technologies used, e.g. ["salesforce"]; stored lower-case.')
     signals = _tags_field('Behavioural signals, e.g. ["funding_round"]; stored lower-case.')
+
+    def save_new(self, instance):
+        return services.account_create(account=instance)
+
+    def save_changes(self, instance, fields):
+        return services.account_update(account=instance, fields=fields)
 
     class Meta(ModelCleanSerializer.Meta):
         model = Account
@@ -243,6 +266,14 @@ class LeadSerializer(ModelCleanSerializer):
             "updated_at",
         ]
 
+    def save_new(self, instance):
+        return services.lead_create(
+            lead=instance, actor=self.actor, reason="Created through the API"
+        )
+
+    def save_changes(self, instance, fields):
+        return services.lead_update(lead=instance, fields=fields, actor=self.actor)
+
     @extend_schema_field(LeadScoreSerializer(allow_null=True))
     def get_score(self, lead: Lead):
         try:
@@ -261,7 +292,17 @@ class LeadSerializer(ModelCleanSerializer):
 
 
 class OpportunitySerializer(ModelCleanSerializer):
+    """Opening, winning or losing a deal moves its lead to the matching stage, with history."""
+
     owner = IdField(queryset=get_user_model().objects.all(), allow_null=True, required=False)
+
+    def save_new(self, instance):
+        services.opportunity_save(opportunity=instance, actor=self.actor)
+        return instance
+
+    def save_changes(self, instance, fields):
+        services.opportunity_save(opportunity=instance, actor=self.actor, update_fields=fields)
+        return instance
 
     class Meta(ModelCleanSerializer.Meta):
         model = Opportunity

@@ -4,7 +4,6 @@ PermissionDenied) become 400 / 403 in ``revops.api_errors``."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, OperationalError, transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -25,9 +24,6 @@ from leads.models import Account, Campaign, EngagementEvent, Handoff, Lead, Oppo
 from leads.roles import MANAGE_HANDOFFS, WORK_HANDOFFS
 from revops.api_errors import ErrorList, PayloadTooLarge
 
-# Events handed to the service at once (see EngagementEventViewSet._record).
-RECORD_CHUNK = 1_000
-RECORD_ATTEMPTS = 3
 # A row id in a URL: digits that fit a bigint (anything else is the API's 404).
 ID_PATTERN = "[0-9]{1,18}"
 ERRORS = OpenApiResponse(serializers.ErrorsSerializer, description="Invalid input or refused.")
@@ -84,16 +80,6 @@ class OpportunityViewSet(FactViewSet):
     queryset = Opportunity.objects.all()
     serializer_class = serializers.OpportunitySerializer
     filterset_class = filters.OpportunityFilter
-
-    def perform_create(self, serializer):
-        with transaction.atomic():
-            opportunity = serializer.save()
-            services.lead_follow_opportunity(opportunity=opportunity, actor=self.request.user)
-
-    def perform_update(self, serializer):
-        with transaction.atomic():
-            opportunity = serializer.save()
-            services.lead_follow_opportunity(opportunity=opportunity, actor=self.request.user)
 
 
 # --- Engagement events --------------------------------------------------------------------------
@@ -177,59 +163,25 @@ class EngagementEventViewSet(
         batch = event_batches.parse_batch(items)
         if batch.errors and not skip_invalid:
             raise ErrorList(batch.errors)
-        stored = self._record(batch.events)
-        stored_ids = {id(event) for event in stored}
+        result = services.engagement_events_ingest(events=batch.events)
         duplicates = [
-            {"index": index, "source_system": event.source_system, "external_id": event.external_id}
-            for index, event in zip(batch.indexes, batch.events, strict=True)
-            if id(event) not in stored_ids
+            {
+                "index": batch.indexes[position],
+                "source_system": batch.events[position].source_system,
+                "external_id": batch.events[position].external_id,
+            }
+            for position in result.duplicates
         ]
         body = {
             "received": len(items),
-            "created": len(stored),
+            "created": len(result.stored),
             "duplicate_count": len(duplicates),
             "invalid_count": len(batch.invalid_indexes),
             "duplicates": duplicates,
             "errors": batch.errors,
         }
-        return Response(body, status=status.HTTP_201_CREATED if stored else status.HTTP_200_OK)
-
-    @staticmethod
-    def _record(events: list[EngagementEvent]) -> list[EngagementEvent]:
-        """Store the batch in one transaction (all or nothing), through the service, in
-        chunks of ``RECORD_CHUNK`` events ordered by lead.
-
-        Chunks: the service's duplicate check reads the partial unique index on
-        (source_system, external_id) WHERE external_id <> '', and PostgreSQL proves that
-        predicate from ``external_id IN (…)`` only for lists of at most 100 values; with 1,000
-        it scans the whole table (about 1 s on 10M events), with 100 it takes a millisecond.
-        Ordered by lead: scoring marks the leads dirty (row locks) chunk by chunk, so two
-        concurrent batches take their locks in the same order instead of deadlocking; a
-        deadlock or a concurrent insert of the same events is retried (the transaction rolled
-        back whole, the retry finds the other request's events as duplicates)."""
-        if not events:
-            return []
-        ordered = sorted(events, key=lambda event: event.lead_id)
-        for attempt in range(1, RECORD_ATTEMPTS + 1):
-            try:
-                stored: list[EngagementEvent] = []
-                with transaction.atomic():
-                    for start in range(0, len(ordered), RECORD_CHUNK):
-                        chunk = ordered[start : start + RECORD_CHUNK]
-                        stored += services.engagement_events_record(events=chunk)[0]
-                return stored
-            except (IntegrityError, OperationalError) as exc:
-                retryable = isinstance(exc, IntegrityError) or _is_deadlock(exc)
-                if not retryable or attempt == RECORD_ATTEMPTS:
-                    raise
-                for event in events:
-                    event.pk = None
-                    event._state.adding = True
-        return []
-
-
-def _is_deadlock(exc: OperationalError) -> bool:
-    return getattr(exc.__cause__, "pgcode", None) == "40P01"
+        status_code = status.HTTP_201_CREATED if result.stored else status.HTTP_200_OK
+        return Response(body, status=status_code)
 
 
 def _flag(value: str | None, name: str) -> bool:

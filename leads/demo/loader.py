@@ -10,11 +10,7 @@ next chunk is being generated, so Python and the database work at the same time.
 
 from __future__ import annotations
 
-import csv
-import io
 import operator
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,11 +40,11 @@ from leads.demo.generator import (
 )
 from leads.models import RejectionReason
 from leads.selectors import sla_policy_for
+from leads.services.bulk import constraints_per_statement, writer_for
 
 # The fact tables a reset empties, children first (users are handled apart: only demo users go).
 FACT_KEYS = ("opportunity", "handoff", "transition", "event", "lead", "account", "content_asset",
              "campaign", "source")  # fmt: skip
-QUEUE_DEPTH = 2  # chunks waiting for the COPY thread (bounds memory)
 
 
 class DemoDataError(Exception):
@@ -256,10 +252,7 @@ def demo_data_seed(
             reasons=_reasons(),
         )
         report = SeedReport(plan=plan, deleted=deleted, reset_seconds=reset_seconds)
-        writer_class = _CopyWriter if connection.vendor == "postgresql" else _InsertWriter
-        with writer_class(connection, report, progress) as writer:
-            for chunk in generate(plan):
-                writer.write(chunk)
+        _Loader(report, progress).load(generate(plan))
         _reset_sequences(connection, [model_for(spec) for spec in TABLES])
         report.activities = demo_activities_create(seed=seed)
         _analyze(connection, [model_for(spec) for spec in TABLES])
@@ -285,41 +278,37 @@ def _reset_sequences(connection, model_list: Iterable[type[models.Model]]) -> No
 
 
 class _Table:
-    """Where a TableSpec's rows go: the table, its columns and which generator columns to keep."""
+    """Where a TableSpec's rows go: the model, the fields it has and which generator columns to
+    keep."""
 
-    def __init__(self, connection, spec: TableSpec) -> None:
-        model = model_for(spec)
-        opts = model._meta
-        fields, keep = [], []
+    def __init__(self, spec: TableSpec) -> None:
+        self.model = model_for(spec)
+        opts = self.model._meta
+        self.fields, keep = [], []
         for index, name in enumerate(spec.columns):
             try:
-                fields.append(opts.get_field(name))
+                opts.get_field(name)
             except FieldDoesNotExist:
                 if name in spec.optional:
                     continue
                 raise
+            self.fields.append(name)
             keep.append(index)
-        quote = connection.ops.quote_name
-        self.table = quote(opts.db_table)
-        self.columns = [quote(f.column) for f in fields]
-        self.not_null = [quote(f.column) for f in fields if not f.null]
         self.project = None if len(keep) == len(spec.columns) else operator.itemgetter(*keep)
 
-    def rows(self, rows: list[tuple]) -> Iterable[tuple]:
-        return rows if self.project is None else map(self.project, rows)
+    def rows(self, rows: list[tuple]) -> list[tuple]:
+        return rows if self.project is None else [self.project(row) for row in rows]
 
 
-class _Writer:
-    def __init__(self, connection, report: SeedReport, progress: Progress | None) -> None:
-        self.connection = connection
+class _Loader:
+    """Streams the generated chunks through the write layer's bulk writer (COPY on a thread of
+    its own on PostgreSQL, so the next chunk is generated meanwhile; chunks keep their order),
+    timing each table's writes for the report."""
+
+    def __init__(self, report: SeedReport, progress: Progress | None) -> None:
         self.report = report
         self.progress = progress
         self.tables: dict[str, _Table] = {}
-
-    def table(self, spec: TableSpec) -> _Table:
-        if spec.key not in self.tables:
-            self.tables[spec.key] = _Table(self.connection, spec)
-        return self.tables[spec.key]
 
     def record(self, key: str, rows: int, seconds: float) -> None:
         load = self.report.tables.setdefault(key, TableLoad(key))
@@ -328,99 +317,19 @@ class _Writer:
         if self.progress:
             self.progress(load)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-class _InsertWriter(_Writer):
-    """SQLite and others: one executemany per chunk, with explicit ids."""
-
-    def __enter__(self):
-        self.cursor = self.connection.cursor()
-        return self
-
-    def write(self, chunk: Chunk) -> None:
-        started = time.perf_counter()
-        table = self.table(chunk.table)
-        placeholders = ", ".join(["%s"] * len(table.columns))
-        sql = f"INSERT INTO {table.table} ({', '.join(table.columns)}) VALUES ({placeholders})"
-        self.cursor.executemany(sql, list(table.rows(chunk.rows)))
-        self.record(chunk.table.key, len(chunk.rows), time.perf_counter() - started)
-
-    def __exit__(self, *exc) -> None:
-        self.cursor.close()
-
-
-class _CopyWriter(_Writer):
-    """PostgreSQL: each chunk becomes CSV in memory and goes in with COPY, on a thread of its
-    own so the next chunk is generated meanwhile. Chunks keep their order (one thread, a FIFO)."""
-
-    def __enter__(self):
-        self.cursor = self.connection.cursor()
-        self.cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        # The raw driver cursor: Django's wrapper refuses use from another thread.
-        self.raw = self.cursor.cursor
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._copy_loop, name="demo-copy", daemon=True)
-        self.thread.start()
-        return self
-
-    def write(self, chunk: Chunk) -> None:
-        table = self.table(chunk.table)
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(table.rows(chunk.rows))
-        buffer.seek(0)
-        options = "FORMAT csv"
-        if table.not_null:
-            # Unquoted empty fields are NULL in CSV; in NOT NULL columns they are empty text.
-            options += f", FORCE_NOT_NULL ({', '.join(table.not_null)})"
-        sql = f"COPY {table.table} ({', '.join(table.columns)}) FROM STDIN WITH ({options})"
-        self._put((chunk.table.key, len(chunk.rows), sql, buffer))
-
-    def _put(self, item) -> None:
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                self.queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def _copy_loop(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is not None:
-                continue  # drain after a failure
-            key, rows, sql, buffer = item
-            try:
-                started = time.perf_counter()
-                if hasattr(self.raw, "copy_expert"):  # psycopg2
-                    self.raw.copy_expert(sql, buffer, size=1 << 18)
-                else:  # psycopg 3
-                    with self.raw.copy(sql) as copy:
-                        copy.write(buffer.getvalue())
-                self.record(key, rows, time.perf_counter() - started)
-            except BaseException as exc:  # re-raised in the main thread
-                self.error = exc
-
-    def __exit__(self, exc_type, *exc) -> None:
-        self._finish()
-        self.cursor.close()
-        if exc_type is None and self.error is not None:
-            raise self.error
-
-    def _finish(self) -> None:
-        while self.thread.is_alive():
-            try:
-                self.queue.put(None, timeout=0.5)
-                break
-            except queue.Full:
-                continue
-        self.thread.join()
+    def load(self, chunks: Iterable[Chunk]) -> None:
+        constraints_per_statement(connection)
+        writer = writer_for(connection, on_written=self.record)
+        try:
+            for chunk in chunks:
+                spec = chunk.table
+                if spec.key not in self.tables:
+                    self.tables[spec.key] = _Table(spec)
+                table = self.tables[spec.key]
+                writer.insert(
+                    table.model, table.fields, table.rows(chunk.rows), prepared=True,
+                    label=spec.key,
+                )  # fmt: skip
+            writer.flush()
+        finally:
+            writer.close()

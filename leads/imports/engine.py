@@ -1,6 +1,8 @@
 """Running an import: the file streams through the pure row parser in chunks, references are
-resolved in bulk (a few queries per chunk), and rows are written with COPY on PostgreSQL
-(bulk INSERTs elsewhere) — in one transaction, so a rejected import writes nothing.
+resolved in bulk (a few queries per chunk), and rows are written through the set-based write
+layer (``leads.services.facts``, COPY on PostgreSQL, bulk INSERTs elsewhere) — in one
+transaction, so a rejected import writes nothing. The import itself parses, maps, validates and
+reports; every fact is written as the API and the admin write it.
 
 Per kind, a handler turns parsed rows into writes:
 
@@ -12,8 +14,8 @@ Per kind, a handler turns parsed rows into writes:
 * opportunities — linked to leads and accounts; their lead reaches Opportunity at the creation
   and Customer / Closed lost at the close.
 
-Leads whose facts changed are marked for rescoring in the same transaction and rescored by
-workers after the commit. Every problem is a ``RowError`` naming the row and the field.
+The write layer announces the leads whose facts changed (scoring marks them for a rescore in
+the same transaction). Every problem is a ``RowError`` naming the row and the field.
 """
 
 from __future__ import annotations
@@ -28,23 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from leads.choices import (
     ActorType,
-    FitTier,
     OpportunityStage,
     OpportunityStatus,
     Seniority,
     SourceOrigin,
-    StageKind,
-    TriggerType,
 )
-from leads.defaults import DEFAULT_STAGES
 from leads.imports import csvfile, history
 from leads.imports.countries import REGION_OF
-from leads.imports.history import HistoryProblem, Lifecycle, StageRef
+from leads.imports.history import HistoryProblem
 from leads.imports.mapping import (
     ACCOUNTS,
     EVENTS,
@@ -57,23 +55,14 @@ from leads.imports.mapping import (
     RowError,
     compile_mapping,
 )
-from leads.imports.writer import Writer, writer_for
-from leads.models import (
-    Account,
-    Campaign,
-    EngagementEvent,
-    Lead,
-    Opportunity,
-    Source,
-    StageTransition,
-)
-from leads.selectors import stages_in_force
+from leads.models import Account, Campaign, Lead, Opportunity, Source
+from leads.selectors import lifecycle_at
+from leads.services import facts
+from leads.services.bulk import Writer, constraints_per_statement, rows_matching, writer_for
 
 CHUNK_ROWS = 5_000
 MAX_STORED_ERRORS = 20_000
 PREVIEW_ROWS = 20
-DIRTY_BATCH = 20_000
-RESCORE_TASK_LEADS = 500
 DEFAULT_SOURCE_SYSTEM = "import"
 
 COMMITTED, REJECTED, DRY_RUN, FAILED = "committed", "rejected", "dry_run", "failed"
@@ -169,21 +158,8 @@ class ImportReport:
         }
 
 
-def lifecycle_now() -> Lifecycle:
-    """The lifecycle stages in force (the defaults when none is published)."""
-    stages = [
-        StageRef(s.key, s.name, s.buyer_label, s.kind, s.team, s.order) for s in stages_in_force()
-    ]
-    if not stages:
-        stages = [
-            StageRef(row[0], row[1], row[2], row[4], row[3], order)
-            for order, row in enumerate(DEFAULT_STAGES)
-        ]
-    return Lifecycle(tuple(stages))
-
-
 def mapping_context() -> MappingContext:
-    return MappingContext(lifecycle=lifecycle_now())
+    return MappingContext(lifecycle=lifecycle_at())
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -217,10 +193,7 @@ class ImportRun:
         self.preview_actions: dict[int, str] | None = {} if preview else None
         self.columns = {name: spec.source_label for name, spec in mapping.fields}
         self._error_rows: set[int] = set()
-        self.dirty_lead_ids: set[int] = set()
-        self.born_dirty: list[int] = []
-        self.marked: set[int] = set()  # marked already, in the COPY stream
-        self.became_dirty: list[int] = []
+        self.announced: set[int] = set()  # leads the write layer announced (to be rescored)
         self.refs = Refs(self)
 
     @property
@@ -255,93 +228,17 @@ class ImportRun:
         if self.preview_actions is not None:
             self.preview_actions[row] = action
 
-    def leads_created(self, lead_ids: list[int]) -> None:
-        """New leads are dirty from birth: on PostgreSQL their score states go into the COPY
-        stream (``pending_seq`` 1, as ``leads_mark_dirty`` would create them); elsewhere
-        ``leads_mark_dirty`` marks them at the end."""
-        if connection.vendor != "postgresql":
-            self.dirty_lead_ids.update(lead_ids)
-            return
-        from scoring.models import LeadScoreState
-
-        self.writer.insert(LeadScoreState, SCORE_STATE_FIELDS, [(i, 1, 0, 0, 0) for i in lead_ids])
-        self.born_dirty.extend(lead_ids)
-
-    def leads_changed(self, lead_ids) -> None:
-        """Facts of these leads changed: mark them for rescoring, once per import. On
-        PostgreSQL the marking joins the COPY stream (overlapping the parsing); elsewhere it
-        happens at the end."""
-        fresh = [lead_id for lead_id in lead_ids if lead_id not in self.dirty_lead_ids]
-        if not fresh:
-            return
-        self.dirty_lead_ids.update(fresh)
-        if connection.vendor != "postgresql":
-            return
-        became = self.became_dirty
-
-        def mark(cursor) -> None:
-            from scoring.services import leads_mark_dirty_sql
-
-            cursor.execute(leads_mark_dirty_sql(), [sorted(set(fresh))])
-            became.extend(lead_id for lead_id, dirty in cursor.fetchall() if dirty)
-
-        self.marked.update(fresh)
-        self.writer.defer(mark)
-
     def count_ref(self, kind: str) -> None:
         self.report.created_refs[kind] = self.report.created_refs.get(kind, 0) + 1
 
-    def transition(self, lead_id: int, from_stage: str, to_stage: str, at: datetime, reason=""):
-        return (lead_id, from_stage, to_stage, at, IMPORT_ACTOR, self.actor_id,
-                reason or self.reason)  # fmt: skip
+    def move(self, lead_id: int, to_stage: str, at: datetime, reason: str = "") -> facts.StageMove:
+        return facts.StageMove(lead_id=lead_id, to_stage=to_stage, at=at,
+                               actor_type=IMPORT_ACTOR, actor_id=self.actor_id,
+                               reason=reason or self.reason)  # fmt: skip
 
 
 IMPORT_ACTOR = ActorType.IMPORT.value
 UNKNOWN_SENIORITY = Seniority.UNKNOWN.value
-NEW_TIER = FitTier.D.value
-SCORE_STATE_FIELDS = ["lead", "pending_seq", "scored_seq", "epoch_day", "as_of_day"]
-TRANSITION_FIELDS = ["lead", "from_stage", "to_stage", "transitioned_at", "actor_type", "actor",
-                     "reason"]  # fmt: skip
-
-
-def _write_transitions(run: ImportRun, rows: list[tuple]) -> None:
-    if rows:
-        run.writer.insert(StageTransition, TRANSITION_FIELDS, rows)
-        run.report.transitions += len(rows)
-
-
-def rows_matching(
-    model, column: str, keys, fields: list[str], *, where: dict | None = None
-) -> list[dict]:
-    """Rows whose (non-blank) ``column`` is one of ``keys``, as dicts of ``fields`` ("pk" or
-    field names; foreign keys as ``<name>_id``). On PostgreSQL one ``= ANY(%s)`` parameter
-    whatever the count, which the partial unique indexes (``<> ''``) serve; ``IN`` elsewhere."""
-    keys = list(keys)
-    if not keys:
-        return []
-    if connection.vendor != "postgresql":
-        found = model.objects.filter(**{f"{column}__in": keys, **(where or {})})
-        return list(found.exclude(**{column: ""}).values(*fields))
-    opts, quote = model._meta, connection.ops.quote_name
-
-    def column_of(name: str) -> str:
-        if name == "pk":
-            return quote(opts.pk.column)
-        return quote(opts.get_field(name).column)  # names and attnames (account_id) both
-
-    target = column_of(column)
-    conditions = [f"{target} = ANY(%s)", f"{target} <> ''"]
-    params: list = [keys]
-    for name, value in (where or {}).items():
-        conditions.append(f"{column_of(name)} = %s")
-        params.append(value)
-    sql = (
-        f"SELECT {', '.join(column_of(name) for name in fields)} "
-        f"FROM {quote(opts.db_table)} WHERE {' AND '.join(conditions)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [dict(zip(fields, row, strict=True)) for row in cursor.fetchall()]
 
 
 # --- References: sources, campaigns, owners, accounts ----------------------------------------
@@ -510,8 +407,8 @@ class Refs:
         return None
 
     def accounts_create(self, rows: list[dict]) -> None:
-        """Create the accounts these rows name and the database lacks (one bulk insert)."""
-        new: dict[str, Account] = {}
+        """Create the accounts these rows name and the database lacks (one bulk write)."""
+        new: dict[str, facts.NewAccount] = {}
         for values in rows:
             if self.account(values) is not None:
                 continue
@@ -519,21 +416,21 @@ class Refs:
             name = values.get("account_name") or domain
             key = domain or name.lower()
             if key and key not in new:
-                new[key] = Account(
+                new[key] = facts.NewAccount(
                     name=name, domain=domain, external_id=values.get("account_external_id", "")
                 )
         if not new:
             return
-        created = Account.objects.bulk_create(new.values())
-        for account in created:
+        created = facts.accounts_upsert(new=list(new.values()), writer=self.run.writer)
+        for account, pk in zip(new.values(), created.created_ids, strict=True):
             if account.domain:
-                self.account_by_domain[account.domain] = account.pk
+                self.account_by_domain[account.domain] = pk
             if account.external_id:
-                self.account_by_ext[account.external_id] = account.pk
-            self.account_names().setdefault(account.name.lower(), account.pk)
+                self.account_by_ext[account.external_id] = pk
+            self.account_names().setdefault(account.name.lower(), pk)
         self.run.report.created_refs["accounts"] = self.run.report.created_refs.get(
             "accounts", 0
-        ) + len(created)
+        ) + len(created.created_ids)
 
 
 def _account_keys(rows: list[tuple[int, dict]]) -> tuple[set[str], set[str]]:
@@ -712,7 +609,6 @@ class AccountImport(KindImport):
     def __init__(self, run: ImportRun) -> None:
         super().__init__(run)
         self.seen: dict = {}
-        self.changed_account_ids: set[int] = set()
 
     def process(self, rows):
         run, refs = self.run, self.run.refs
@@ -767,7 +663,10 @@ class AccountImport(KindImport):
                 region = values.get("region", values.get("region_derived", ""))
                 record = {**ACCOUNT_DEFAULTS, **values, "region": region}
                 new_rows.append(
-                    (*(record[name] for name in ACCOUNT_FIELDS), values.get("created_at", run.now))
+                    facts.NewAccount(
+                        **{name: record[name] for name in ACCOUNT_FIELDS},
+                        created_at=values.get("created_at", run.now),
+                    )
                 )
                 run.note(row, "create")
                 continue
@@ -780,8 +679,7 @@ class AccountImport(KindImport):
             if "region_derived" in values and not existing["region"] and "region" not in changes:
                 changes["region"] = values["region_derived"]
             if changes:
-                updates.append((match, changes))
-                self.changed_account_ids.add(match)
+                updates.append(facts.AccountChange(account_id=match, fields=changes))
                 run.note(row, f"update account #{match}")
             else:
                 run.note(row, f"unchanged account #{match}")
@@ -790,29 +688,13 @@ class AccountImport(KindImport):
         run.report.unchanged += sum(1 for m in matches.values() if m) - len(updates)
         if not run.writing:
             return
-        run.writer.insert(Account, [*ACCOUNT_FIELDS, "created_at"], new_rows)
-        for names, grouped in _group_updates(updates).items():
-            run.writer.update(Account, names, grouped)
-
-    def finish(self):
-        # A changed account changes its leads' fit: they are rescored.
-        if self.changed_account_ids and self.run.writing:
-            self.run.writer.flush()
-            ids = list(self.changed_account_ids)
-            for start in range(0, len(ids), 5_000):
-                self.run.dirty_lead_ids.update(
-                    Lead.objects.filter(account_id__in=ids[start : start + 5_000]).values_list(
-                        "pk", flat=True
-                    )
-                )
+        # A changed account changes its leads' fit: the layer announces them.
+        written = facts.accounts_upsert(new=new_rows, changed=updates, writer=run.writer)
+        run.announced.update(written.lead_ids)
 
 
 # leads ------------------------------------------------------------------------------------------
 
-LEAD_INSERT_FIELDS = ["id", "first_name", "last_name", "email", "phone", "title", "seniority",
-                      "country", "account", "source", "campaign", "owner", "stage",
-                      "stage_entered_at", "tier", "in_marketing_nurture", "external_id",
-                      "created_at", "updated_at"]  # fmt: skip
 LEAD_CURRENT = ["pk", "first_name", "last_name", "email", "phone", "title", "seniority",
                 "country", "account_id", "source_id", "campaign_id", "owner_id", "stage",
                 "stage_entered_at", "in_marketing_nurture", "external_id",
@@ -876,42 +758,33 @@ class LeadImport(KindImport):
             self._count(plans)
             return
         self.refs.create_missing([(row, values) for row, values, _, _ in plans])
-        new_rows, transitions, updates, created_ids, changed_ids = [], [], [], [], []
-        new_ids = iter(run.writer.allocate_ids(Lead, sum(1 for p in plans if p[2] is None)))
+        new, changed, current_stages = [], [], {}
         for row, values, current, steps in plans:
             ids = self.refs.ids(values)
             if current is None:
-                lead_id = next(new_ids)
-                new_rows.append(self._new_lead(lead_id, values, ids, steps))
-                previous = ""
-                for index, (key, at) in enumerate(steps):
-                    reason = "" if index == 0 else f"Stage implied by the import ({run.reason})"
-                    transitions.append(run.transition(lead_id, previous, key, at, reason[:300]))
-                    previous = key
-                created_ids.append(lead_id)
+                new.append(self._new_lead(values, ids, steps))
                 run.note(row, "create")
                 continue
-            changes = self._changes(values, ids, current, steps)
-            if changes:
-                changes["updated_at"] = run.now
-                updates.append((current["pk"], changes))
-                previous = current["stage"]
-                for key, at in steps:
-                    transitions.append(run.transition(current["pk"], previous, key, at))
-                    previous = key
-                changed_ids.append(current["pk"])
+            change = self._change(values, ids, current, steps)
+            if change is not None:
+                changed.append(change)
+                current_stages[current["pk"]] = facts.LeadStage(
+                    stage=current["stage"],
+                    entered_at=current["stage_entered_at"],
+                    in_nurture=current["in_marketing_nurture"],
+                )
                 run.note(row, f"update lead #{current['pk']}")
             else:
                 run.note(row, f"unchanged lead #{current['pk']}")
-        run.report.created += len(new_rows)
-        run.report.updated += len(updates)
-        run.report.unchanged += sum(1 for p in plans if p[2] is not None) - len(updates)
-        run.writer.insert(Lead, LEAD_INSERT_FIELDS, new_rows)
-        for names, grouped in _group_updates(updates).items():
-            run.writer.update(Lead, names, grouped)
-        _write_transitions(run, transitions)
-        run.leads_created(created_ids)
-        run.leads_changed(changed_ids)
+        run.report.created += len(new)
+        run.report.updated += len(changed)
+        run.report.unchanged += sum(1 for p in plans if p[2] is not None) - len(changed)
+        written = facts.leads_upsert(
+            new=new, changed=changed, lifecycle=run.lifecycle, current=current_stages,
+            writer=run.writer,
+        )  # fmt: skip
+        run.report.transitions += written.transitions
+        run.announced.update(written.lead_ids)
 
     def _count(self, plans) -> None:
         """Counts while validating only (all or nothing, after a bad row): what would happen."""
@@ -967,60 +840,59 @@ class LeadImport(KindImport):
             undated_at=run.now,
         )
 
-    def _new_lead(self, lead_id, values, ids, steps) -> tuple:
+    def _new_lead(self, values, ids, steps) -> facts.NewLead:
         run = self.run
-        stage, entered_at = steps[-1]
-        nurture = values.get("in_marketing_nurture")
-        if nurture is None:
-            nurture = True
-            for key, _ in steps:
-                nurture = run.lifecycle.in_nurture(key, nurture)
-        return (
-            lead_id,
-            values.get("first_name", ""),
-            values.get("last_name", ""),
-            values.get("email", ""),
-            values.get("phone", ""),
-            values.get("title", ""),
-            values.get("seniority", UNKNOWN_SENIORITY),
-            values.get("country", ""),
-            ids.get("account"),
-            ids.get("source"),
-            ids.get("campaign"),
-            ids.get("owner"),
-            stage,
-            entered_at,
-            NEW_TIER,  # scoring sets the tier when it rescores the lead
-            nurture,
-            values.get("external_id", ""),
-            values.get("created_at", run.now),
-            run.now,
+        implied = f"Stage implied by the import ({run.reason})"
+        return facts.NewLead(
+            first_name=values.get("first_name", ""),
+            last_name=values.get("last_name", ""),
+            email=values.get("email", ""),
+            phone=values.get("phone", ""),
+            title=values.get("title", ""),
+            seniority=values.get("seniority", UNKNOWN_SENIORITY),
+            country=values.get("country", ""),
+            account_id=ids.get("account"),
+            source_id=ids.get("source"),
+            campaign_id=ids.get("campaign"),
+            owner_id=ids.get("owner"),
+            external_id=values.get("external_id", ""),
+            created_at=values.get("created_at", run.now),
+            in_marketing_nurture=values.get("in_marketing_nurture"),
+            path=tuple(
+                facts.StageStep(stage=key, at=at, reason=run.reason if index == 0 else implied)
+                for index, (key, at) in enumerate(steps)
+            ),
+            actor_type=IMPORT_ACTOR,
+            actor_id=run.actor_id,
         )
 
-    def _changes(self, values, ids, current, steps) -> dict:
-        changes = {
+    def _change(self, values, ids, current, steps) -> facts.LeadChange | None:
+        """The lead's changes (None when the row changes nothing): fields that differ, and the
+        stage path to the row's stage. A nurture flag in the file wins over the one the path
+        implies."""
+        fields = {
             name: values[name]
             for name in LEAD_PLAIN
             if name in values and values[name] != current[name]
         }
         for name, value in ids.items():
             if value != current[f"{name}_id"]:
-                changes[name] = value
-        if steps:
-            changes["stage"], changes["stage_entered_at"] = steps[-1]
-            if "in_marketing_nurture" not in values:
-                nurture = current["in_marketing_nurture"]
-                for key, _ in steps:
-                    nurture = self.run.lifecycle.in_nurture(key, nurture)
-                if nurture != current["in_marketing_nurture"]:
-                    changes["in_marketing_nurture"] = nurture
-        return changes
+                fields[name] = value
+        if not fields and not steps:
+            return None
+        if steps and "in_marketing_nurture" in values:
+            fields["in_marketing_nurture"] = values["in_marketing_nurture"]
+        run = self.run
+        return facts.LeadChange(
+            lead_id=current["pk"],
+            fields=fields,
+            path=tuple(facts.StageStep(stage=key, at=at, reason=run.reason) for key, at in steps),
+            actor_type=IMPORT_ACTOR,
+            actor_id=run.actor_id,
+        )
 
 
 # events -----------------------------------------------------------------------------------------
-
-EVENT_FIELDS = ["lead", "kind", "occurred_at", "properties", "source_system", "external_id",
-                "received_at"]  # fmt: skip
 
 
 class LeadKeys:
@@ -1062,9 +934,8 @@ class LeadKeys:
 
 class EventImport(KindImport):
     """Events already received (same source system and external id) are counted, never
-    stored twice. On PostgreSQL the first import of new events skips looking for them: each
-    batch is written under a savepoint, and only a batch the unique index refuses is undone,
-    checked and written again; after that, every batch is checked first."""
+    stored twice (the write layer skips them). Stage triggers apply once the whole file is
+    stored, in the order the events occurred."""
 
     kind = EVENTS
 
@@ -1072,14 +943,9 @@ class EventImport(KindImport):
         super().__init__(run)
         self.leads = LeadKeys()
         self.seen: dict = {}
-        self.optimistic = connection.vendor == "postgresql" and run.preview_actions is None
         # The kinds that move a lead (e.g. meeting_booked: SAL → SQL), as in the live path.
-        self.trigger_kinds = {
-            s.trigger_event_kind
-            for s in stages_in_force()
-            if s.trigger_type == TriggerType.EVENT and s.kind == StageKind.OPEN
-        }
-        self.triggers: list[list[EngagementEvent]] = []  # per batch
+        self.trigger_kinds = set(run.lifecycle.event_triggers)
+        self.triggers: list = []  # stored events of those kinds
 
     def process(self, rows):
         run = self.run
@@ -1097,75 +963,55 @@ class EventImport(KindImport):
             fresh.append((row, values))
         run.writer.flush()
         self.leads.load(fresh)
-        received = set()
-        if not self.optimistic:
-            received = self._received([v for _, v in fresh if "external_id" in v])
-        new_rows, rows_of = [], []
+        events, rows_of = [], []
         for row, values in fresh:
             lead_id = self.leads.lead_id(run, row, values, required=True)
             if run.is_invalid(row) or lead_id is None:
                 continue
-            if (values["source_system"], values.get("external_id")) in received:
+            events.append(
+                facts.EventRow(
+                    lead_id=lead_id,
+                    kind=values["kind"],
+                    occurred_at=values["occurred_at"],
+                    properties=values.get("properties", {}),
+                    source_system=values["source_system"],
+                    external_id=values.get("external_id", ""),
+                    received_at=run.now,
+                )
+            )
+            rows_of.append(row)
+        if run.writing:
+            written = facts.events_record(
+                events=events, lifecycle=run.lifecycle, apply_triggers=False, writer=run.writer
+            )
+            duplicates = set(written.duplicates)
+            run.announced.update(written.lead_ids)
+            self.triggers += [e for e in written.events if e.kind in self.trigger_kinds]
+        else:
+            received = facts.events_received((e.source_system, e.external_id) for e in events)
+            duplicates = {
+                position
+                for position, e in enumerate(events)
+                if (e.source_system, e.external_id) in received
+            }
+        for position, row in enumerate(rows_of):
+            if position in duplicates:
                 run.report.duplicates += 1
                 run.note(row, "already received")
-                continue
-            new_rows.append(
-                (lead_id, values["kind"], values["occurred_at"], values.get("properties", {}),
-                 values["source_system"], values.get("external_id", ""), run.now)
-            )  # fmt: skip
-            rows_of.append(row)
-            run.note(row, "create")
-        run.report.created += len(new_rows)
-        if not run.writing:
-            return
-        self._write(new_rows, rows_of, optimistic=self.optimistic)
-
-    def _write(self, new_rows: list[tuple], rows_of: list[int], *, optimistic: bool) -> None:
-        run = self.run
-        run.leads_changed({r[0] for r in new_rows})  # a redone batch's leads: harmless
-        moves = [EngagementEvent(lead_id=r[0], kind=r[1], occurred_at=r[2])
-                 for r in new_rows if r[1] in self.trigger_kinds]  # fmt: skip
-        self.triggers.append(moves)
-
-        def conflict() -> None:  # some were received before: check this batch, write again
-            self.optimistic = False
-            moves.clear()  # the rewrite adds its own
-            keyed = [{"source_system": r[4], "external_id": r[5]} for r in new_rows if r[5]]
-            received = self._received(keyed)
-            kept, kept_rows = [], []
-            for event, row in zip(new_rows, rows_of, strict=True):
-                if (event[4], event[5]) in received:
-                    run.report.created -= 1
-                    run.report.duplicates += 1
-                    run.note(row, "already received")
-                else:
-                    kept.append(event)
-                    kept_rows.append(row)
-            self._write(kept, kept_rows, optimistic=False)
-
-        run.writer.insert(EngagementEvent, EVENT_FIELDS, new_rows,
-                          on_conflict=conflict if optimistic else None)  # fmt: skip
+            else:
+                run.report.created += 1
+                run.note(row, "create")
 
     def finish(self) -> None:
         run = self.run
-        run.writer.flush()  # settles refused batches
-        events = sorted((e for moves in self.triggers for e in moves), key=lambda e: e.occurred_at)
+        events = sorted(self.triggers, key=lambda e: e.occurred_at)
         if events and run.writing:
-            from leads.services import leads_apply_event_triggers
-
             for start in range(0, len(events), CHUNK_ROWS):
-                leads_apply_event_triggers(events=events[start : start + CHUNK_ROWS])
-
-    def _received(self, values: list[dict]) -> set[tuple[str, str]]:
-        by_system: dict[str, set[str]] = defaultdict(set)
-        for v in values:
-            by_system[v["source_system"]].add(v["external_id"])
-        received = set()
-        for system, external_ids in by_system.items():
-            found = rows_matching(EngagementEvent, "external_id", external_ids, ["external_id"],
-                                  where={"source_system": system})  # fmt: skip
-            received.update((system, row["external_id"]) for row in found)
-        return received
+                facts.event_triggers_apply(
+                    events=events[start : start + CHUNK_ROWS],
+                    lifecycle=run.lifecycle,
+                    writer=run.writer,
+                )
 
 
 # opportunities ----------------------------------------------------------------------------------
@@ -1298,40 +1144,28 @@ class OpportunityImport(KindImport):
         return record
 
     def finish(self) -> None:
-        """Move each lead with imported opportunities as its deals say, with history."""
+        """Move each lead with imported opportunities as its deals say, with the history an
+        import implies (``history.deal_moves``: through the funnel stages it skipped)."""
         run = self.run
         if not self.deals or not run.writing:
             return
         run.writer.flush()
         lead_ids = list(self.deals)
+        reason = f"Opportunity imported ({run.reason})"[:300]
         for start in range(0, len(lead_ids), CHUNK_ROWS):
             batch = lead_ids[start : start + CHUNK_ROWS]
-            transitions, updates = [], []
-            leads = Lead.objects.filter(pk__in=batch).values(
-                "pk", "stage", "stage_entered_at", "in_marketing_nurture"
-            )
-            for lead in leads:
-                deal = history.deal_milestones(self.deals[lead["pk"]])
-                moves = history.deal_moves(
-                    run.lifecycle,
-                    current=lead["stage"],
-                    entered_at=lead["stage_entered_at"],
-                    deal=deal,
+            current = facts.lead_stages_locked(batch, writer=run.writer)
+            moves = []
+            for lead_id, state in current.items():
+                deal = history.deal_milestones(self.deals[lead_id])
+                path = history.deal_moves(
+                    run.lifecycle, current=state.stage, entered_at=state.entered_at, deal=deal
                 )
-                if not moves:
-                    continue
-                previous, nurture = lead["stage"], lead["in_marketing_nurture"]
-                reason = f"Opportunity imported ({run.reason})"[:300]
-                for key, at in moves:
-                    transitions.append(run.transition(lead["pk"], previous, key, at, reason))
-                    nurture = run.lifecycle.in_nurture(key, nurture)
-                    previous = key
-                stage, entered_at = moves[-1]
-                updates.append((lead["pk"], stage, entered_at, nurture, run.now))
-            _write_transitions(run, transitions)
-            run.writer.update(
-                Lead, ["stage", "stage_entered_at", "in_marketing_nurture", "updated_at"], updates
+                moves += [run.move(lead_id, key, at, reason) for key, at in path]
+            written = facts.stage_moves_record(
+                moves=moves, lifecycle=run.lifecycle, current=current, writer=run.writer
             )
+            run.report.transitions += len(written.transitions)
 
 
 HANDLERS: dict[str, type[KindImport]] = {
@@ -1340,27 +1174,6 @@ HANDLERS: dict[str, type[KindImport]] = {
     EVENTS: EventImport,
     OPPORTUNITIES: OpportunityImport,
 }
-
-
-# --- Marking leads for rescoring ---------------------------------------------------------------
-
-
-def leads_mark_dirty_in_bulk(lead_ids: list[int]) -> list[int]:
-    """Mark leads for rescoring in the import's transaction; returns those that just became
-    dirty (to enqueue after the commit)."""
-    from scoring.services import leads_mark_dirty
-
-    became_dirty: list[int] = []
-    for start in range(0, len(lead_ids), DIRTY_BATCH):
-        became_dirty += leads_mark_dirty(lead_ids=lead_ids[start : start + DIRTY_BATCH])
-    return became_dirty
-
-
-def _enqueue_rescores(lead_ids: list[int]) -> None:
-    from scoring.tasks import enqueue_rescores
-
-    for start in range(0, len(lead_ids), RESCORE_TASK_LEADS):
-        enqueue_rescores(lead_ids[start : start + RESCORE_TASK_LEADS])
 
 
 # --- Entry point ------------------------------------------------------------------------------
@@ -1451,12 +1264,8 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
          actor_id, label, progress) -> None:  # fmt: skip
     preview_rows: list[dict] | None = [] if preview else None
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Check foreign keys per statement, not at commit: the server's queue of deferred
-            # checks stays small on a million-row import, and the time is spent here.
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        writer = writer_for(connection)
+        constraints_per_statement()
+        writer = writer_for()
         run = ImportRun(report=report, mapping=mapping, context=context, writer=writer,
                         skip_invalid=skip_invalid, actor_id=actor_id, label=label,
                         preview=preview)  # fmt: skip
@@ -1468,13 +1277,8 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
                 if progress is not None:
                     progress(csv_rows.fraction_read, report.rows)
             handler.finish()
-            writer.flush()
-            if run.writing and (run.dirty_lead_ids or run.born_dirty):
-                unmarked = sorted(run.dirty_lead_ids - run.marked)
-                dirty = run.born_dirty + run.became_dirty + leads_mark_dirty_in_bulk(unmarked)
-                report.rescore_leads = len(run.dirty_lead_ids) + len(run.born_dirty)
-                if dirty:
-                    transaction.on_commit(lambda: _enqueue_rescores(dirty))
+            writer.flush()  # the layer's last announcements run here, inside the transaction
+            report.rescore_leads = len(run.announced) if run.writing else 0
         except csvfile.CsvFileError as problem:
             report.problems = [str(problem)]
         except DatabaseError as problem:

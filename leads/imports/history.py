@@ -12,16 +12,17 @@ lead must carry the history a lead moving through the app would have:
 
 Opportunities move their lead the same way: open ⇒ Opportunity at the opportunity's creation,
 won ⇒ Customer at its close, lost ⇒ Closed lost at its close.
+
+The lifecycle's shape (funnel, positions, won / lost / opportunity stages) is the shared
+``leads.lifecycle.Lifecycle`` value; these functions only add the paths an import implies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 
-OPEN, WON, LOST, NURTURE, DISQUALIFIED = "open", "won", "lost", "nurture", "disqualified"
-SALES = "sales"
+from leads.lifecycle import LOST, OPEN, WON, Lifecycle
 
 
 class HistoryProblem(ValueError):
@@ -30,81 +31,6 @@ class HistoryProblem(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-@dataclass(frozen=True)
-class StageRef:
-    key: str
-    name: str
-    label: str  # the buyer-language label, e.g. "Engaged"
-    kind: str  # open, won, lost, nurture, disqualified
-    team: str  # marketing, sales
-    order: int
-
-
-@dataclass(frozen=True)
-class Lifecycle:
-    """The lifecycle stages in force, in order."""
-
-    stages: tuple[StageRef, ...]
-
-    @cached_property
-    def by_key(self) -> dict[str, StageRef]:
-        return {stage.key: stage for stage in self.stages}
-
-    @cached_property
-    def funnel(self) -> list[str]:
-        """Open stages then the won stage: the way to revenue."""
-        return [s.key for s in self.stages if s.kind == OPEN] + [
-            s.key for s in self.stages if s.kind == WON
-        ][:1]
-
-    @cached_property
-    def open_keys(self) -> list[str]:
-        return [s.key for s in self.stages if s.kind == OPEN]
-
-    @cached_property
-    def first(self) -> str:
-        return self.funnel[0] if self.funnel else "lead"
-
-    @cached_property
-    def won_key(self) -> str | None:
-        return next((s.key for s in self.stages if s.kind == WON), None)
-
-    @cached_property
-    def lost_key(self) -> str | None:
-        return next((s.key for s in self.stages if s.kind == LOST), None)
-
-    @cached_property
-    def opportunity_key(self) -> str | None:
-        """The last open stage (where a deal is being decided)."""
-        keys = self.open_keys
-        if "opportunity" in keys:
-            return "opportunity"
-        return keys[-1] if keys else None
-
-    def position(self, key: str) -> int | None:
-        """Funnel position (0 = first stage); lost counts as just past the last open stage;
-        nurture and disqualified are off the funnel (None)."""
-        funnel = self.funnel
-        if key in funnel:
-            return funnel.index(key)
-        stage = self.by_key.get(key)
-        if stage is not None and stage.kind == LOST:
-            return len(self.open_keys)
-        return None
-
-    def in_nurture(self, key: str, current: bool) -> bool:
-        """The marketing-nurture flag after entering ``key`` (as ``lead_move_to_stage`` sets
-        it): a sales stage clears it, a nurture stage sets it, other stages keep it."""
-        stage = self.by_key.get(key)
-        if stage is None:
-            return current
-        if stage.team == SALES:
-            return False
-        if stage.kind == NURTURE:
-            return True
-        return current
 
 
 def creation_path(lifecycle: Lifecycle, stage: str, dated: set[str] | frozenset = frozenset()):

@@ -51,7 +51,7 @@ from leads.choices import (
     Seniority,
 )
 from leads.imports.countries import COUNTRY_CODES
-from leads.imports.history import Lifecycle
+from leads.lifecycle import Lifecycle
 
 FORMAT_TAG = "revops.import-mapping/1"
 ACCOUNTS, LEADS, EVENTS, OPPORTUNITIES = "accounts", "leads", "events", "opportunities"

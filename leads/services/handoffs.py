@@ -38,7 +38,7 @@ from leads.models import (
     SalesRep,
     SlaPolicy,
 )
-from leads.selectors import stages_in_force
+from leads.selectors import lifecycle_at
 from leads.services.pipeline import engagement_events_record, lead_move_to_stage, sales_rep_pick
 from leads.sla_clock import business_seconds_between
 
@@ -140,27 +140,6 @@ def _record(handoff: Handoff, action: str, actor, at: datetime, **fields) -> Lea
     )
 
 
-# --- Stage helpers ---------------------------------------------------------------------------
-
-
-def accepted_stage_key(handoff_stage: str, *, at: datetime) -> str | None:
-    """Where an accepted lead goes: the next open stage after the handoff's stage (e.g. SAL)."""
-    open_stages = [s for s in stages_in_force(at=at) if s.kind == StageKind.OPEN]
-    keys = [s.key for s in open_stages]
-    if handoff_stage not in keys:
-        return None
-    position = keys.index(handoff_stage)
-    return keys[position + 1] if position + 1 < len(keys) else None
-
-
-def rejected_stage_key(handoff_stage: str, *, at: datetime) -> str | None:
-    """Where a rejected lead goes: the handoff stage's on-reject target (nurture/disqualified)."""
-    for stage in stages_in_force(at=at):
-        if stage.key == handoff_stage:
-            return stage.on_reject_key or None
-    return None
-
-
 # --- Actions ---------------------------------------------------------------------------------
 
 
@@ -254,7 +233,7 @@ def handoff_accept(
             fields += _set_first_response(locked, at)
         _save(locked, *fields)
         _record(locked, ActivityAction.ACCEPTED, actor, at, note=note.strip())
-        target = accepted_stage_key(locked.stage, at=at)
+        target = lifecycle_at(at).accept_target(locked.stage)
         if target and locked.lead.stage == locked.stage:
             lead_move_to_stage(
                 lead=locked.lead, to_stage=target, actor=actor, reason="handoff accepted", at=at
@@ -296,7 +275,7 @@ def handoff_reject(
         _record(
             locked, ActivityAction.REJECTED, actor, at, note=note, details={"reason": reason.key}
         )
-        target = rejected_stage_key(locked.stage, at=at)
+        target = lifecycle_at(at).reject_target(locked.stage)
         if target and locked.lead.stage == locked.stage:
             lead_move_to_stage(
                 lead=locked.lead,
@@ -373,13 +352,13 @@ def lead_recycle(
     with transaction.atomic():
         pk = lead.pk if isinstance(lead, Lead) else lead
         locked = Lead.objects.select_for_update().get(pk=pk)
-        stages = stages_in_force(at=at)
-        kinds = {stage.key: stage.kind for stage in stages}
-        if kinds.get(locked.stage) != StageKind.DISQUALIFIED:
+        lifecycle = lifecycle_at(at)
+        current = lifecycle.by_key.get(locked.stage)
+        if current is None or current.kind != StageKind.DISQUALIFIED:
             raise ValidationError(
                 f"Only a disqualified lead can be recycled; {locked} is in {locked.stage!r}."
             )
-        nurture = next((s.key for s in stages if s.kind == StageKind.NURTURE), None)
+        nurture = lifecycle.nurture_key
         if nurture is None:
             raise ValidationError("The lifecycle in force has no nurture stage to recycle into.")
         lead_move_to_stage(

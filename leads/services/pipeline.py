@@ -1,21 +1,44 @@
-"""Writes on the pipeline's facts: stage moves, engagement events, opening handoffs."""
+"""Per-row writes on the pipeline's facts, as thin calls into the set-based write layer
+(``leads.services.facts``), and opening handoffs. Each write is defined once, in the layer:
+these services adapt model instances to its rows and back."""
 
-import itertools
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from leads.calendars import calendar_spec
-from leads.choices import ActorType, StageKind, TriggerType
-from leads.models import EngagementEvent, Handoff, Lead, SalesRep, StageTransition
-from leads.selectors import sla_policy_for, stages_in_force
+from leads.choices import ActorType
+from leads.models import (
+    Account,
+    EngagementEvent,
+    Handoff,
+    Lead,
+    Opportunity,
+    SalesRep,
+    StageTransition,
+)
+from leads.selectors import lifecycle_at, sla_policy_for
+from leads.services import facts
+from leads.services.hooks import lead_facts_changed
 from leads.sla_clock import add_business_hours
+
+# Events of one ingestion batch written at once (see engagement_events_ingest).
+INGEST_CHUNK = 1_000
+INGEST_ATTEMPTS = 3
+
+
+def _actor(actor: AbstractBaseUser | None) -> tuple[str, int | None]:
+    if actor is not None and actor.is_authenticated:
+        return ActorType.USER, actor.pk
+    return ActorType.SYSTEM, None
+
+
+# --- Stage moves ---------------------------------------------------------------------------
 
 
 def lead_move_to_stage(
@@ -29,172 +52,269 @@ def lead_move_to_stage(
 ) -> StageTransition:
     """Move a lead to a stage and record the transition in the same transaction."""
     at = at or timezone.now()
-    stages = {stage.key: stage for stage in stages_in_force(at=at)}
-    target = stages.get(to_stage)
+    lifecycle = lifecycle_at(at)
+    target = lifecycle.by_key.get(to_stage)
     if target is None:
         raise ValidationError(
-            {"to_stage": f"Unknown stage {to_stage!r}; stages in force: {', '.join(stages)}."}
+            {
+                "to_stage": f"Unknown stage {to_stage!r}; stages in force: "
+                f"{', '.join(lifecycle.keys)}."
+            }
         )
     if lead.stage == to_stage:
         raise ValidationError({"to_stage": f"{lead} is already in {target.name}."})
-    with transaction.atomic():
-        transition = StageTransition.objects.create(
-            lead=lead,
-            from_stage=lead.stage,
-            to_stage=to_stage,
-            transitioned_at=at,
-            actor_type=actor_type,
-            actor=actor,
-            reason=reason,
-        )
-        lead.stage = to_stage
-        lead.stage_entered_at = at
-        update_fields = ["stage", "stage_entered_at", "updated_at"]
-        if target.team == "sales" and lead.in_marketing_nurture:
-            # A lead in a sales conversation must leave automated marketing sequences.
-            lead.in_marketing_nurture = False
-            update_fields.append("in_marketing_nurture")
-        elif target.kind == "nurture" and not lead.in_marketing_nurture:
-            lead.in_marketing_nurture = True
-            update_fields.append("in_marketing_nurture")
-        lead.save(update_fields=update_fields)
+    recorded = facts.stage_moves_record(
+        moves=[
+            facts.StageMove(
+                lead_id=lead.pk,
+                to_stage=to_stage,
+                at=at,
+                actor_type=actor_type,
+                actor_id=actor.pk if actor is not None else None,
+                reason=reason,
+            )
+        ],
+        lifecycle=lifecycle,
+        current={
+            lead.pk: facts.LeadStage(
+                stage=lead.stage,
+                entered_at=lead.stage_entered_at,
+                in_nurture=lead.in_marketing_nurture,
+            )
+        },
+    )
+    _stage_fields_set(lead, recorded.stages[lead.pk])
+    [transition] = recorded.transitions
     return transition
 
 
+def _stage_fields_set(lead: Lead, state: facts.LeadStage) -> None:
+    lead.stage = state.stage
+    lead.stage_entered_at = state.entered_at
+    lead.in_marketing_nurture = state.in_nurture
+
+
 def lead_follow_opportunity(
-    *, opportunity, actor: AbstractBaseUser | None = None
+    *, opportunity: Opportunity, actor: AbstractBaseUser | None = None
 ) -> StageTransition | None:
     """Keep the lead's stage in step with its opportunity, with the history a person moving it
-    would write: an open deal moves the lead forward to the last open sales stage (Opportunity),
-    a won one to the won stage (Customer), a lost one to the lost stage. A lead is never moved
-    backwards by an open deal, and nothing happens when it is already there (re-saves are no-ops).
+    would write (``Lifecycle.deal_target``): an open deal moves the lead forward to the last
+    open sales stage (Opportunity), a won one to the won stage (Customer), a lost one to the
+    lost stage. A lead is never moved backwards by an open deal, and nothing happens when it is
+    already there (re-saves are no-ops).
     """
     if opportunity.lead_id is None:
         return None
     at = opportunity.closed_at or opportunity.created_at or timezone.now()
-    stages = stages_in_force(at=at)
-    if opportunity.status == "open":
-        candidates = [s for s in stages if s.kind == StageKind.OPEN and s.team == "sales"]
-        target = candidates[-1] if candidates else None
-    else:
-        target = next((s for s in stages if s.kind == opportunity.status), None)
-    if target is None:
-        return None
+    actor_type, actor_id = _actor(actor)
+    recorded = facts.leads_follow_deals(
+        deals=[
+            facts.DealFact(
+                lead_id=opportunity.lead_id,
+                name=opportunity.name,
+                status=opportunity.status,
+                at=at,
+                actor_type=actor_type,
+                actor_id=actor_id,
+            )
+        ],
+        lifecycle=lifecycle_at(at),
+    )
+    return recorded.transitions[0] if recorded.transitions else None
+
+
+def opportunity_save(
+    *,
+    opportunity: Opportunity,
+    actor: AbstractBaseUser | None = None,
+    update_fields: Iterable[str] | None = None,
+) -> StageTransition | None:
+    """Save a deal (created or changed) and move its lead as the deal says, in one transaction.
+    Returns the lead's stage transition, if it moved."""
     with transaction.atomic():
-        lead = Lead.objects.select_for_update().get(pk=opportunity.lead_id)
-        if lead.stage == target.key:
-            return None
-        if opportunity.status == "open":
-            order = {stage.key: stage.order for stage in stages}
-            current = next((s for s in stages if s.key == lead.stage), None)
-            closed = current is not None and current.kind in (StageKind.WON, StageKind.LOST)
-            if closed or order.get(lead.stage, -1) >= target.order:
-                return None
-        verb = {"open": "opened", "won": "won", "lost": "lost"}[opportunity.status]
-        return lead_move_to_stage(
-            lead=lead,
-            to_stage=target.key,
-            actor_type=ActorType.USER if actor is not None else ActorType.SYSTEM,
-            actor=actor,
-            reason=f"Opportunity {opportunity.name!r} {verb}"[:300],
-            at=max(at, lead.stage_entered_at) if lead.stage_entered_at else at,
+        if opportunity._state.adding:
+            opportunity.save(force_insert=True)
+        else:
+            opportunity.save(update_fields=list(update_fields) if update_fields else None)
+        return lead_follow_opportunity(opportunity=opportunity, actor=actor)
+
+
+# --- Leads and accounts ----------------------------------------------------------------------
+
+LEAD_CHANGEABLE = ("first_name", "last_name", "email", "phone", "title", "seniority", "country",
+                   "account", "source", "campaign", "owner", "in_marketing_nurture",
+                   "external_id", "created_at")  # fmt: skip
+
+
+def lead_create(*, lead: Lead, actor: AbstractBaseUser | None = None, reason: str = "") -> Lead:
+    """Create a (validated) lead through the write layer: it starts in the first stage of the
+    lifecycle at its creation, with that history row, and scoring hears of it. ``lead`` gets
+    its id and the fields the layer set."""
+    actor_type, actor_id = _actor(actor)
+    created_at = lead.created_at or timezone.now()
+    lifecycle = lifecycle_at(created_at)
+    result = facts.leads_upsert(
+        new=[
+            facts.NewLead(
+                first_name=lead.first_name,
+                last_name=lead.last_name,
+                email=lead.email,
+                phone=lead.phone,
+                title=lead.title,
+                seniority=lead.seniority,
+                country=lead.country,
+                account_id=lead.account_id,
+                source_id=lead.source_id,
+                campaign_id=lead.campaign_id,
+                owner_id=lead.owner_id,
+                external_id=lead.external_id,
+                created_at=created_at,
+                path=(facts.StageStep(stage=lifecycle.first, at=created_at, reason=reason),),
+                actor_type=actor_type,
+                actor_id=actor_id,
+            )
+        ],
+        lifecycle=lifecycle,
+    )
+    [lead.pk] = result.created_ids
+    lead._state.adding = False
+    lead.refresh_from_db(
+        fields=["stage", "stage_entered_at", "in_marketing_nurture", "tier", "created_at",
+                "updated_at"]
+    )  # fmt: skip
+    return lead
+
+
+def lead_update(
+    *, lead: Lead, fields: Iterable[str], actor: AbstractBaseUser | None = None
+) -> Lead:
+    """Write the named fields of a (validated) lead through the write layer; its stage moves
+    only through the pipeline. Scoring hears of the change."""
+    names = [name for name in fields if name in LEAD_CHANGEABLE]
+    if not names:
+        return lead
+    actor_type, actor_id = _actor(actor)
+    facts.leads_upsert(
+        changed=[
+            facts.LeadChange(
+                lead_id=lead.pk,
+                fields={name: getattr(lead, Lead._meta.get_field(name).attname) for name in names},
+                actor_type=actor_type,
+                actor_id=actor_id,
+            )
+        ],
+    )
+    lead.refresh_from_db(fields=["updated_at"])
+    return lead
+
+
+ACCOUNT_CHANGEABLE = ("name", "domain", "industry", "employees", "annual_revenue", "country",
+                      "region", "technologies", "signals", "external_id",
+                      "created_at")  # fmt: skip
+
+
+def account_create(*, account: Account) -> Account:
+    """Create a (validated) account through the write layer."""
+    result = facts.accounts_upsert(
+        new=[
+            facts.NewAccount(
+                **{name: getattr(account, name) for name in ACCOUNT_CHANGEABLE},
+            )
+        ]
+    )
+    [account.pk] = result.created_ids
+    account._state.adding = False
+    account.refresh_from_db()
+    return account
+
+
+def account_update(*, account: Account, fields: Iterable[str]) -> Account:
+    """Write the named fields of a (validated) account; its leads' fit changes with it, so
+    scoring hears of them."""
+    names = [name for name in fields if name in ACCOUNT_CHANGEABLE]
+    if names:
+        facts.accounts_upsert(
+            changed=[
+                facts.AccountChange(
+                    account_id=account.pk,
+                    fields={name: getattr(account, name) for name in names},
+                )
+            ]
         )
+        account.refresh_from_db(fields=["technologies", "signals"])
+    return account
 
 
 # --- Engagement events --------------------------------------------------------------------
-
-_EVENTS_RECORDED_HOOKS: list[Callable[..., None]] = []
-
-
-def on_events_recorded(hook: Callable[..., None]) -> None:
-    """Register ``hook(lead_ids=…)``; it runs inside the recording transaction."""
-    if hook not in _EVENTS_RECORDED_HOOKS:
-        _EVENTS_RECORDED_HOOKS.append(hook)
 
 
 def engagement_events_record(*, events: list[EngagementEvent]) -> tuple[list[EngagementEvent], int]:
     """Store new events, skipping any already received (same source system and external id).
 
-    Returns the stored events and how many were duplicates. Scoring learns about the leads in the
-    same transaction (it marks them for a rescore), so a lost broker message loses nothing.
+    Returns the stored events (they get their ids) and how many were duplicates. Scoring
+    learns about the leads in the same transaction (it marks them for a rescore), so a lost
+    broker message loses nothing.
     """
-    keyed = {(e.source_system, e.external_id) for e in events if e.external_id}
-    seen: set[tuple[str, str]] = set()
-    if keyed:
-        # By source system, so the lookup uses the (source_system, external_id) unique index.
-        by_system: dict[str, set[str]] = defaultdict(set)
-        for system, external_id in keyed:
-            by_system[system].add(external_id)
-        already = Q()
-        for system, external_ids in by_system.items():
-            already |= Q(source_system=system, external_id__in=external_ids)
-        seen = set(
-            # The condition of the partial unique index, repeated, so PostgreSQL uses it for
-            # long id lists too instead of scanning every event.
-            EngagementEvent.objects.filter(already)
-            .exclude(external_id="")
-            .order_by()
-            .values_list("source_system", "external_id")
-        )
-    fresh = []
-    for event in events:
-        key = (event.source_system, event.external_id)
-        if event.external_id:
-            if key in seen:
-                continue
-            seen.add(key)
-        fresh.append(event)
+    result = facts.events_record(events=[facts.EventRow.of(event) for event in events])
+    stored = []
+    for position, saved in zip(result.stored, result.events, strict=True):
+        event = events[position]
+        event.pk, event.received_at = saved.pk, saved.received_at
+        event._state.adding = False
+        stored.append(event)
+    return stored, len(result.duplicates)
+
+
+def engagement_events_ingest(*, events: Sequence[facts.EventRow]) -> facts.EventsRecorded:
+    """Record a batch of events from an integration in one transaction (all or nothing), in
+    chunks of ``INGEST_CHUNK`` ordered by lead; positions in the result are the batch's.
+
+    Ordered by lead: scoring marks the leads dirty (row locks) chunk by chunk, so two
+    concurrent batches take their locks in the same order instead of deadlocking; a deadlock
+    or a concurrent insert of the same events is retried (the transaction rolled back whole,
+    the retry finds the other request's events as duplicates)."""
+    order = sorted(range(len(events)), key=lambda position: events[position].lead_id)
+    for attempt in range(1, INGEST_ATTEMPTS + 1):
+        try:
+            stored, duplicates, saved, lead_ids, moved = [], [], [], set(), 0
+            with transaction.atomic():
+                for start in range(0, len(order), INGEST_CHUNK):
+                    positions = order[start : start + INGEST_CHUNK]
+                    result = facts.events_record(events=[events[p] for p in positions])
+                    stored += [positions[p] for p in result.stored]
+                    duplicates += [positions[p] for p in result.duplicates]
+                    saved += result.events
+                    lead_ids.update(result.lead_ids)
+                    moved += result.moved
+            return facts.EventsRecorded(stored, sorted(duplicates), saved, sorted(lead_ids), moved)
+        except (IntegrityError, OperationalError) as exc:
+            retryable = isinstance(exc, IntegrityError) or _is_deadlock(exc)
+            if not retryable or attempt == INGEST_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "pgcode", None) == "40P01"
+
+
+def engagement_event_update(*, event: EngagementEvent, fields: Iterable[str]) -> EngagementEvent:
+    """Save a changed event (the admin's correction); its lead, and the lead it was on before,
+    are rescored."""
+    names = list(fields)
     with transaction.atomic():
-        EngagementEvent.objects.bulk_create(fresh)
-        leads_apply_event_triggers(events=fresh)
-        lead_ids = sorted({event.lead_id for event in fresh})
-        for hook in _EVENTS_RECORDED_HOOKS:
-            hook(lead_ids=lead_ids)
-    return fresh, len(events) - len(fresh)
+        before = EngagementEvent.objects.filter(pk=event.pk).values_list("lead_id", flat=True)
+        lead_ids = {*before, event.lead_id}
+        event.save(update_fields=names or None)
+        lead_facts_changed(lead_ids=lead_ids)
+    return event
 
 
 def leads_apply_event_triggers(*, events: list[EngagementEvent]) -> int:
     """Move leads whose new event triggers the stage right after theirs (e.g. a booked meeting
     takes a SAL to SQL). Only the next open stage: skipping a stage with an open handoff would
     leave that handoff behind. Returns how many leads moved."""
-    open_stages = [stage for stage in stages_in_force() if stage.kind == StageKind.OPEN]
-    triggered = {}  # event kind -> [(stage the lead must be in, stage it moves to)]
-    for before, stage in itertools.pairwise(open_stages):
-        if stage.trigger_type == TriggerType.EVENT:
-            triggered.setdefault(stage.trigger_event_kind, []).append((before.key, stage))
-    relevant = sorted(
-        (event for event in events if event.kind in triggered), key=lambda e: e.occurred_at
-    )
-    if not relevant:
-        return 0
-    from_keys = {before for moves in triggered.values() for before, _ in moves}
-    leads = {
-        lead.pk: lead
-        for lead in Lead.objects.select_for_update().filter(
-            pk__in={event.lead_id for event in relevant}, stage__in=from_keys
-        )
-    }
-    moved = 0
-    for event in relevant:
-        lead = leads.get(event.lead_id)
-        if lead is None:
-            continue
-        for before, stage in triggered[event.kind]:
-            if lead.stage != before:
-                continue
-            at = max(event.occurred_at, lead.stage_entered_at)
-            lead_move_to_stage(
-                lead=lead,
-                to_stage=stage.key,
-                actor_type=ActorType.SYSTEM,
-                reason=f"{event.get_kind_display()} recorded",
-                at=at,
-            )
-            if stage.opens_handoff:
-                handoff_open(lead=lead, stage_key=stage.key, at=at)
-            moved += 1
-            break
-    return moved
+    return facts.event_triggers_apply(events=events)
 
 
 # --- Handoffs ------------------------------------------------------------------------------

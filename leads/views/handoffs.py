@@ -26,6 +26,7 @@ from leads.forms import (
     TouchForm,
 )
 from leads.models import Campaign, Handoff, Lead
+from leads.panels import lead_panels
 from leads.roles import MANAGE_HANDOFFS, WORK_HANDOFFS
 from leads.selectors import (
     QueueScope,
@@ -40,7 +41,6 @@ from leads.selectors import (
     stage_names_in_force,
 )
 from revops.access import page_permission_required
-from scoring.selectors import explain_lead_score
 
 PAGE_SIZE = 50
 VIEW_LEAD = "leads.view_lead"
@@ -91,7 +91,6 @@ def _render_handoff(request, handoff: Handoff, *, forms=None, status: int = 200)
         "handoff": handoff,
         "lead": handoff.lead,
         "clock": handoff_clocks([handoff])[handoff.pk],
-        "explanation": explain_lead_score(handoff.lead),
         "events": handoff.lead.events.select_related("content_asset").order_by("-occurred_at")[:50],
         "earlier_handoffs": lead_handoffs(handoff.lead_id).exclude(pk=handoff.pk),
         "stage_names": stage_names_in_force(),
@@ -102,6 +101,7 @@ def _render_handoff(request, handoff: Handoff, *, forms=None, status: int = 200)
         "reject_form": RejectForm(initial=initial),
         "reassign_form": ReassignForm(initial=initial, candidates=candidates) if manages else None,
     }
+    context.update(lead_panels(handoff.lead, names=["explanation"]))
     context.update(forms or {})
     return render(request, "leads/handoff.html", context, status=status)
 

@@ -2,10 +2,11 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
-from leads.choices import FitTier
+from leads.choices import FitTier, StageKind
 from leads.csv_export import csv_response
 from leads.forms import RecycleForm
 from leads.models import Lead, Source
+from leads.panels import lead_panels
 from leads.selectors import (
     lead_detail,
     lead_export_rows,
@@ -13,11 +14,9 @@ from leads.selectors import (
     lead_history_rows,
     lead_list,
     lead_recent_events,
-    stages_in_force,
+    lifecycle_at,
 )
 from revops.access import page_permission_required
-from scoring.predictive.selectors import lead_prediction_context
-from scoring.selectors import explain_lead_score
 
 VIEW_LEAD = "leads.view_lead"
 
@@ -51,7 +50,7 @@ def lead_index(request):
             "page": page,
             "filters": filters,
             "query": query.urlencode(),
-            "stages": stages_in_force(),
+            "stages": lifecycle_at().stages,
             "tiers": FitTier.choices,
             "sources": Source.objects.order_by("name"),
         },
@@ -75,19 +74,19 @@ def lead_page(request, pk: int):
         lead = lead_detail(pk)
     except Lead.DoesNotExist as missing:
         raise Http404("No such lead") from missing
-    stage_kinds = {stage.key: stage.kind for stage in stages_in_force()}
+    stage = lifecycle_at().by_key.get(lead.stage)
     history_page = Paginator(lead_history(pk), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "leads/lead_detail.html",
         {
             "lead": lead,
-            "explanation": explain_lead_score(lead),
-            "predicted": lead_prediction_context(pk),
+            **lead_panels(lead),  # what other apps show about a lead (scoring: its score)
             "events": lead_recent_events(pk),
             "history_page": history_page,
             "history": lead_history_rows(history_page.object_list),
-            "can_recycle": stage_kinds.get(lead.stage) == "disqualified"
+            "can_recycle": stage is not None
+            and stage.kind == StageKind.DISQUALIFIED
             and request.user.has_perm("leads.recycle_lead"),
             "recycle_form": RecycleForm(),
         },

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from leads.api.views import RECORD_CHUNK
 from leads.models import EngagementEvent
+from leads.services.pipeline import INGEST_CHUNK
 from scoring.models import LeadScoreState
 from tests.api.conftest import errors_of, grant, token_client
 from tests.factories import EventFactory, LeadFactory, UserFactory
@@ -201,7 +201,7 @@ def test_exactly_1000_events_are_fine(sender, django_assert_max_num_queries):
     # Validation and the lead lookup once, then per chunk of 100: duplicates, insert, stage
     # triggers, scoring's dirty flags. Never a query per event.
     per_chunk = 11 if connection.vendor == "postgresql" else 18  # SQLite splits 1,000-row inserts
-    with django_assert_max_num_queries(6 + per_chunk * 1000 // RECORD_CHUNK):
+    with django_assert_max_num_queries(6 + per_chunk * 1000 // INGEST_CHUNK):
         response = sender.post(URL, batch, format="json")
     assert response.status_code == 201
     assert EngagementEvent.objects.count() == 1000

@@ -8,7 +8,7 @@ import pytest
 
 from leads.defaults import DEFAULT_STAGES
 from leads.imports import history
-from leads.imports.history import HistoryProblem, Lifecycle, StageRef
+from leads.imports.history import HistoryProblem
 from leads.imports.mapping import (
     FORMAT_TAG,
     FieldSpec,
@@ -21,9 +21,13 @@ from leads.imports.mapping import (
     normalize_domain,
     target_fields,
 )
+from leads.lifecycle import Lifecycle, Stage
 
 LIFECYCLE = Lifecycle(
-    tuple(StageRef(r[0], r[1], r[2], r[4], r[3], i) for i, r in enumerate(DEFAULT_STAGES))
+    tuple(
+        Stage(key=r[0], name=r[1], label=r[2], team=r[3], kind=r[4], order=i)
+        for i, r in enumerate(DEFAULT_STAGES)
+    )
 )
 CONTEXT = MappingContext(lifecycle=LIFECYCLE)
 NAMES = {stage.key: stage.name for stage in LIFECYCLE.stages}

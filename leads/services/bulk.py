@@ -1,10 +1,12 @@
-"""Bulk writes for imports: ``COPY … FROM STDIN`` on PostgreSQL, ``executemany`` elsewhere.
+"""Bulk writes of fact rows: ``COPY … FROM STDIN`` on PostgreSQL, ``executemany`` elsewhere.
 
-Rows are tuples in the order of the fields named; ids are handed out before the write (from
-the table's sequence on PostgreSQL, after the highest id in use on SQLite, whose writer lock the
-import's transaction holds), so history rows can point at new leads without reading anything
-back. Nothing here validates: the import validated every row before it reaches a writer, so a
-database error here is a bug or a concurrent change, and fails the whole import.
+The one place rows go into the database in bulk: the write layer (``leads.services.facts``)
+streams the CSV import's rows through it, and the demo loader its generated tables. Rows are
+tuples in the order of the fields named; ids are handed out before the write (from the table's
+sequence on PostgreSQL, after the highest id in use on SQLite, whose writer lock the caller's
+transaction holds), so history rows can point at new leads without reading anything back.
+Nothing here validates: callers validated every row before it reaches a writer, so a database
+error here is a bug or a concurrent change, and fails the whole transaction.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ import io
 import json
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 
+from django.db import connection as default_connection
 from django.db import models
-from psycopg2.errors import UniqueViolation
 
 COPY_BUFFER = 1 << 18
 QUEUE_DEPTH = 4  # batches waiting for the COPY thread (bounds memory)
+
+# (label, rows, seconds): called once a batch is in the database (from the COPY thread).
+Written = Callable[[str, int, float], None]
 
 
 def _json_text(value):
@@ -29,6 +35,54 @@ def _json_text(value):
     if not value:
         return "{}" if isinstance(value, dict) else "[]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def constraints_per_statement(connection=default_connection) -> None:
+    """Check foreign keys per statement, not at commit (PostgreSQL): the server's queue of
+    deferred checks stays small on a million-row write, and the time is spent where it is due."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def rows_matching(
+    model, column: str, keys, fields: list[str], *, where: dict | None = None
+) -> list[dict]:
+    """Rows whose (non-blank) ``column`` is one of ``keys``, as dicts of ``fields`` ("pk" or
+    field names; foreign keys as ``<name>_id``). On PostgreSQL one ``= ANY(%s)`` parameter
+    whatever the count, which the partial unique indexes (``<> ''``) serve; ``IN`` elsewhere."""
+    keys = list(keys)
+    if not keys:
+        return []
+    connection = default_connection
+    if connection.vendor != "postgresql":
+        found = []
+        for start in range(0, len(keys), 10_000):  # below SQLite's variable limit
+            queryset = model.objects.filter(
+                **{f"{column}__in": keys[start : start + 10_000], **(where or {})}
+            )
+            found += queryset.exclude(**{column: ""}).values(*fields)
+        return found
+    opts, quote = model._meta, connection.ops.quote_name
+
+    def column_of(name: str) -> str:
+        if name == "pk":
+            return quote(opts.pk.column)
+        return quote(opts.get_field(name).column)  # names and attnames (account_id) both
+
+    target = column_of(column)
+    conditions = [f"{target} = ANY(%s)", f"{target} <> ''"]
+    params: list = [keys]
+    for name, value in (where or {}).items():
+        conditions.append(f"{column_of(name)} = %s")
+        params.append(value)
+    sql = (
+        f"SELECT {', '.join(column_of(name) for name in fields)} "
+        f"FROM {quote(opts.db_table)} WHERE {' AND '.join(conditions)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [dict(zip(fields, row, strict=True)) for row in cursor.fetchall()]
 
 
 class _Columns:
@@ -47,10 +101,16 @@ class _Columns:
 
 
 class Writer:
-    """Base: the database-independent bookkeeping."""
+    """Base: the database-independent bookkeeping.
 
-    def __init__(self, connection) -> None:
+    ``insert(…, prepared=True)`` takes rows already in database form (JSON as text), as the
+    demo generator makes them; otherwise values are Python values of the model's fields.
+    ``after_flush(callback)`` runs ``callback`` once everything queued so far is written (at
+    once when nothing is queued): the write layer announces changed leads that way."""
+
+    def __init__(self, connection, *, on_written: Written | None = None) -> None:
         self.connection = connection
+        self.on_written = on_written
         self._columns: dict[tuple, _Columns] = {}
         self.rows_written = 0
 
@@ -59,6 +119,14 @@ class Writer:
         if key not in self._columns:
             self._columns[key] = _Columns(self.connection, model, fields)
         return self._columns[key]
+
+    def _written(self, label: str, rows: int, seconds: float) -> None:
+        self.rows_written += rows
+        if self.on_written is not None:
+            self.on_written(label, rows, seconds)
+
+    def after_flush(self, callback: Callable[[], None]) -> None:
+        callback()
 
     def flush(self) -> None:
         """Wait for writes in flight; call before reading what was written."""
@@ -70,8 +138,8 @@ class Writer:
 class InsertWriter(Writer):
     """SQLite and others: parameterized ``executemany``, values prepared by the model fields."""
 
-    def __init__(self, connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection, **kwargs) -> None:
+        super().__init__(connection, **kwargs)
         self._next_id: dict[type, int] = {}
 
     def allocate_ids(self, model: type[models.Model], count: int) -> list[int]:
@@ -92,10 +160,6 @@ class InsertWriter(Writer):
         self._next_id[model] = first + count
         return list(range(first, first + count))
 
-    def defer(self, statement) -> None:
-        with self.connection.cursor() as cursor:
-            statement(cursor)
-
     def _prepared(self, spec: _Columns, rows):
         connection = self.connection
         fields = spec.fields
@@ -105,15 +169,26 @@ class InsertWriter(Writer):
                 for f, value in zip(fields, row, strict=True)
             ]
 
-    def insert(self, model, fields: Sequence[str], rows: list[tuple], on_conflict=None) -> None:
+    def insert(
+        self,
+        model,
+        fields: Sequence[str],
+        rows: Iterable[tuple],
+        *,
+        prepared: bool = False,
+        label: str = "",
+    ) -> None:
+        rows = list(rows)
         if not rows:
             return
+        started = time.perf_counter()
         spec = self.columns(model, fields)
         placeholders = ", ".join(["%s"] * len(spec.columns))
         sql = f"INSERT INTO {spec.table} ({', '.join(spec.columns)}) VALUES ({placeholders})"
+        params = rows if prepared else list(self._prepared(spec, rows))
         with self.connection.cursor() as cursor:
-            cursor.executemany(sql, list(self._prepared(spec, rows)))
-        self.rows_written += len(rows)
+            cursor.executemany(sql, params)
+        self._written(label or model._meta.label_lower, len(rows), time.perf_counter() - started)
 
     def update(self, model, fields: Sequence[str], rows: list[tuple]) -> None:
         """``rows`` are ``(pk, *values)``."""
@@ -134,19 +209,20 @@ class InsertWriter(Writer):
 
 class CopyWriter(Writer):
     """PostgreSQL: batches go in with COPY, as CSV built in memory, on a thread of their own
-    fed by a short queue (as the demo loader does), so the importing thread goes on parsing
-    while the database writes. ``flush`` waits until the queue is empty; the import calls it
-    before it reads from the database again (one connection: one statement at a time).
-    Updates go through a temporary table: ``COPY`` into it, then one ``UPDATE … FROM``."""
+    fed by a short queue, so the caller goes on parsing or generating while the database
+    writes. ``flush`` waits until the queue is empty; callers flush before they read from the
+    database again (one connection: one statement at a time). Updates go through a temporary
+    table: ``COPY`` into it, then one ``UPDATE … FROM``."""
 
-    def __init__(self, connection) -> None:
-        super().__init__(connection)
+    def __init__(self, connection, **kwargs) -> None:
+        super().__init__(connection, **kwargs)
         # The raw driver cursor: Django's wrapper refuses use from another thread.
         self.raw = connection.connection.cursor()
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.conflicts: list = []
+        self.pending: list[Callable[[], None]] = []  # after_flush callbacks
+        self._queued = 0
         self._temp_tables = 0
 
     def allocate_ids(self, model: type[models.Model], count: int) -> list[int]:
@@ -161,10 +237,10 @@ class CopyWriter(Writer):
             return [row[0] for row in cursor.fetchall()]
 
     @staticmethod
-    def _buffer(spec: _Columns, rows) -> io.StringIO:
+    def _buffer(spec: _Columns, rows, *, prepared: bool = False) -> io.StringIO:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        if spec.json_positions:
+        if spec.json_positions and not prepared:
             positions = spec.json_positions
             rows = [list(row) for row in rows]
             for row in rows:
@@ -182,17 +258,25 @@ class CopyWriter(Writer):
             options += f", FORCE_NOT_NULL ({', '.join(spec.not_null)})"
         return f"COPY {table} ({', '.join(spec.columns)}) FROM STDIN WITH ({options})"
 
-    def insert(self, model, fields: Sequence[str], rows: list[tuple], on_conflict=None) -> None:
-        """Queue a COPY. With ``on_conflict``, the COPY runs under a savepoint: should a row
-        break a unique constraint, the batch is undone and ``on_conflict()`` is called (by
-        ``flush``, in the importing thread) to write it again after checking."""
+    def insert(
+        self,
+        model,
+        fields: Sequence[str],
+        rows: Iterable[tuple],
+        *,
+        prepared: bool = False,
+        label: str = "",
+    ) -> None:
+        """Queue a COPY (the CSV is built here, the COPY runs on the writer's thread)."""
+        rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
             return
         spec = self.columns(model, fields)
+        buffer = self._buffer(spec, rows, prepared=prepared)
         self._start()
         self._raise_error()
-        self.queue.put((spec, rows, on_conflict))
-        self.rows_written += len(rows)
+        self._queued += 1
+        self.queue.put((label or model._meta.label_lower, len(rows), spec, buffer))
 
     def _copy_loop(self) -> None:
         while True:
@@ -201,57 +285,42 @@ class CopyWriter(Writer):
                 if item is None:
                     return
                 if self.error is None:  # after a failure, drain without writing
-                    if callable(item):
-                        item(self.raw)
-                    else:
-                        self._copy(*item)
-            except BaseException as problem:  # re-raised in the importing thread
+                    label, count, spec, buffer = item
+                    started = time.perf_counter()
+                    self.raw.copy_expert(self._copy_sql(spec.table, spec), buffer, COPY_BUFFER)
+                    self._written(label, count, time.perf_counter() - started)
+            except BaseException as problem:  # re-raised in the caller's thread
                 self.error = problem
             finally:
                 self.queue.task_done()
 
-    def defer(self, statement) -> None:
-        """Queue ``statement(cursor)`` to run in order with the COPYs (on the raw cursor)."""
-        self._start()
-        self._raise_error()
-        self.queue.put(statement)
-
     def _start(self) -> None:
         if self.thread is None:
-            self.thread = threading.Thread(target=self._copy_loop, name="import-copy",
+            self.thread = threading.Thread(target=self._copy_loop, name="bulk-copy",
                                            daemon=True)  # fmt: skip
             self.thread.start()
-
-    def _copy(self, spec: _Columns, rows, on_conflict) -> None:
-        buffer = self._buffer(spec, rows)
-        sql = self._copy_sql(spec.table, spec)
-        if on_conflict is None:
-            self.raw.copy_expert(sql, buffer, size=COPY_BUFFER)
-            return
-        self.raw.execute("SAVEPOINT import_copy")
-        try:
-            self.raw.copy_expert(sql, buffer, size=COPY_BUFFER)
-        except UniqueViolation:
-            self.raw.execute("ROLLBACK TO SAVEPOINT import_copy")
-            self.conflicts.append(on_conflict)
-            self.rows_written -= len(rows)
-        self.raw.execute("RELEASE SAVEPOINT import_copy")
 
     def _raise_error(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
 
+    def after_flush(self, callback: Callable[[], None]) -> None:
+        if self._queued:
+            self.pending.append(callback)
+        else:
+            callback()
+
     def flush(self) -> None:
-        while True:
-            if self.thread is not None:
-                self.queue.join()
-            self._raise_error()
-            if not self.conflicts:
-                return
-            self.conflicts.pop(0)()  # may queue the batch again
+        if self.thread is not None:
+            self.queue.join()
+        self._raise_error()
+        self._queued = 0
+        while self.pending:
+            self.pending.pop(0)()
 
     def update(self, model, fields: Sequence[str], rows: list[tuple]) -> None:
+        """``rows`` are ``(pk, *values)``."""
         if not rows:
             return
         self.flush()
@@ -259,7 +328,7 @@ class CopyWriter(Writer):
         spec = self.columns(model, [opts.pk.name, *fields])
         quote = self.connection.ops.quote_name
         self._temp_tables += 1
-        temp = quote(f"import_update_{self._temp_tables}")
+        temp = quote(f"bulk_update_{self._temp_tables}")
         pk = quote(opts.pk.column)
         assignments = ", ".join(f"{column} = u.{column}" for column in spec.columns[1:])
         with self.connection.cursor() as cursor:
@@ -275,6 +344,8 @@ class CopyWriter(Writer):
         self.rows_written += len(rows)
 
     def close(self) -> None:
+        """Stop the thread; raises a write's error. Pending ``after_flush`` callbacks are
+        dropped: a caller that meant them flushed before closing."""
         try:
             if self.thread is not None:
                 self.queue.put(None)
@@ -282,11 +353,12 @@ class CopyWriter(Writer):
                 self.thread = None
             self._raise_error()
         finally:
+            self.pending.clear()
             self.raw.close()
 
 
-def writer_for(connection) -> Writer:
+def writer_for(connection=default_connection, *, on_written: Written | None = None) -> Writer:
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        return CopyWriter(connection)
-    return InsertWriter(connection)
+        return CopyWriter(connection, on_written=on_written)
+    return InsertWriter(connection, on_written=on_written)
