@@ -121,15 +121,21 @@ LIGHT = Palette(
     background="#ffffff",
     text="#1d2433",
     grid="#e3e6ee",
+    # Twelve qualitative colours, told apart by hue and lightness; a thirteenth series reuses
+    # the first colour with a hatch pattern (``series_style``), so no two sources look alike.
     series=(
         "#2f5bea",  # blue, the app's accent
         "#c2410c",  # orange
         "#15803d",  # green
         "#7e22ce",  # purple
-        "#be123c",  # rose
+        "#be123c",  # crimson
         "#0f766e",  # teal
         "#a16207",  # ochre
         "#475569",  # slate
+        "#db2777",  # pink
+        "#0e7490",  # cyan
+        "#4d7c0f",  # olive
+        "#7c2d12",  # brown
     ),
     good="#15803d",
     bad="#b42318",
@@ -150,6 +156,10 @@ DARK = Palette(
         "#2dd4bf",
         "#facc15",
         "#cbd5e1",
+        "#f472b6",
+        "#22d3ee",
+        "#a3e635",
+        "#d6a77a",
     ),
     good="#4ade80",
     bad="#f87171",
@@ -159,6 +169,17 @@ DARK = Palette(
 
 def palette(dark: bool = False) -> Palette:
     return DARK if dark else LIGHT
+
+
+# Hatches for series beyond the palette's colours: series 13–24 are hatched "/", and so on.
+PATTERNS = ("", "/", ".", "x", "-", "+", "\\", "|")
+
+
+def series_style(index: int, colours: Palette) -> tuple[str, str]:
+    """The colour and hatch pattern of the ``index``-th series: each of the first 12 has its
+    own colour; later ones repeat a colour with a pattern, so no two series look the same."""
+    count = len(colours.series)
+    return colours.series[index % count], PATTERNS[(index // count) % len(PATTERNS)]
 
 
 def _template(colours: Palette) -> dict:
@@ -262,6 +283,18 @@ def _hover(title: str, *lines: str) -> str:
 
 PERCENT_AXIS = {"tickformat": ".0%", "range": [0, 1], "rangemode": "nonnegative"}
 COUNT_AXIS = {"tickformat": ",d", "rangemode": "tozero"}
+# Below this, Plotly would put ticks between whole numbers ("0 1 1 2 2 3" once rounded).
+SMALL_COUNT = 10
+
+
+def count_axis(largest: float) -> dict:
+    """An axis of whole counts with whole ticks only: a tick per unit up to ``SMALL_COUNT``,
+    Plotly's own (whole) steps above, never a fraction."""
+    if largest <= SMALL_COUNT:
+        return {**COUNT_AXIS, "tick0": 0, "dtick": 1, "range": [0, max(largest, 1) * 1.05]}
+    return {**COUNT_AXIS, "tick0": 0}
+
+
 # One series needs no legend, nor the room kept above the plot for one.
 NO_LEGEND = {"showlegend": False, "margin": {"t": 16}}
 
@@ -272,7 +305,8 @@ def _money_axis(title: str, currency: str) -> dict:
 
 def _category_axis() -> dict:
     # Reversed, so the first row (alphabetical, as the KPI returns them) is on top.
-    return {"autorange": "reversed", "type": "category"}
+    # Long names get the margin they need (automargin), not an ellipsis.
+    return {"autorange": "reversed", "type": "category", "automargin": True}
 
 
 def _no_data_notes(labels: Sequence[str], values: Sequence[Any], dark: bool) -> list[dict]:
@@ -306,6 +340,7 @@ def _bar(
     hovers: Sequence[str],
     urls: Sequence[str | None],
     colour: str | None = None,
+    pattern: str = "",
     horizontal: bool = True,
     textposition: str = "auto",
     rows: Sequence[int] | None = None,
@@ -330,7 +365,11 @@ def _bar(
         hoverinfo="text",
         customdata=list(urls),
         meta=list(rows) if rows is not None else None,
-        marker={"color": colour} if colour else None,
+        marker=(
+            {"color": colour, **({"pattern": {"shape": pattern}} if pattern else {})}
+            if colour
+            else None
+        ),
         cliponaxis=False,
     )
 
@@ -364,14 +403,23 @@ def conversion_funnel_chart(
     hover. A bar opens the source's cohort leads that reached the stage."""
     if not _has_cohort(conversion.by_source):
         return None
-    stage_names = _unique([escape_label(stage.name) for stage in conversion.stages])
+    all_names = _unique([escape_label(stage.name) for stage in conversion.stages])
+    # Every lead is in the first stage: its bar would be 100 % for every source. The stages
+    # after it carry the information (the cohort size is in each hover).
+    stages, stage_names = conversion.stages[1:], all_names[1:]
+    previous_names = all_names[:-1]
+    if not stages:
+        return None
     source_names = _source_names([row.source for row in conversion.by_source])
+    colours = palette(dark)
     traces = []
-    for source_name, row in zip(source_names, conversion.by_source, strict=True):
+    for index, (source_name, row) in enumerate(
+        zip(source_names, conversion.by_source, strict=True)
+    ):
         if not row.funnel.cohort:
             continue
-        steps = [row.funnel.step(stage.key) for stage in conversion.stages]
-        previous_names = [None, *stage_names[:-1]]
+        steps = [row.funnel.step(stage.key) for stage in stages]
+        colour, pattern = series_style(index, colours)
         traces.append(
             _bar(
                 source_name,
@@ -384,8 +432,10 @@ def conversion_funnel_chart(
                 ],
                 urls=[
                     drill_url(kpi="funnel", source_id=row.source.id, reached=stage.key)
-                    for stage in conversion.stages
+                    for stage in stages
                 ],
+                colour=colour,
+                pattern=pattern,
                 horizontal=False,
                 textposition="none",
                 rows=[step.reached for step in steps],
@@ -505,7 +555,15 @@ def acceptance_by_source_chart(
             "barmode": "stack",
             # Plotly lists stacked traces last-first (for vertical stacks); ours run left to right.
             "legend": {"traceorder": "normal"},
-            "xaxis": {"title": {"text": "Handoffs assigned (count)"}, **COUNT_AXIS},
+            "xaxis": {
+                "title": {"text": "Handoffs assigned (count)"},
+                **count_axis(
+                    max(
+                        row.acceptance.accepted + row.acceptance.rejected + row.acceptance.pending
+                        for row in rows
+                    )
+                ),
+            },
             "yaxis": _category_axis(),
         },
         dark=dark,
@@ -966,14 +1024,20 @@ def asset_usage_chart(
                     for title, asset in zip(titles, assets, strict=True)
                 ],
                 urls=[drill_url(kpi="asset_shares", asset_id=asset.asset_id) for asset in assets],
-                colour=colours.series[index % len(colours.series)],
+                colour=series_style(index, colours)[0],
+                pattern=series_style(index, colours)[1],
                 rows=[asset.shares for asset in assets],
             )
         )
     return _figure(
         traces,
         {
-            "xaxis": {"title": {"text": "Times shared by sales"}, **COUNT_AXIS},
+            "xaxis": {
+                "title": {"text": "Times shared by sales"},
+                **count_axis(
+                    max(asset.shares for stage in order for asset in usage.most_used[stage])
+                ),
+            },
             "yaxis": {"autorange": "reversed", "type": "multicategory"},
         },
         dark=dark,

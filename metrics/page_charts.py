@@ -6,6 +6,7 @@ turns those names into the dashboards' drill-down links (``metrics.dashboards.DR
 from collections.abc import Callable
 
 from metrics import charts, dashboards
+from metrics.templatetags.kpi_format import CURRENCY
 
 # chart drill name → dashboard drill kind
 _KINDS = {
@@ -71,7 +72,9 @@ def handoffs(data: dict, drill_url) -> dict:
 def pipeline(data: dict, drill_url) -> dict:
     link = _adapt(drill_url)
     return {
-        "revenue": charts.pipeline_revenue_by_source_chart(data["pipeline"], drill_url=link),
+        "revenue": charts.pipeline_revenue_by_source_chart(
+            data["pipeline"], drill_url=link, currency=CURRENCY
+        ),
         "time_in_stage": charts.time_in_stage_chart(data["time_in_stage"], drill_url=link),
     }
 

@@ -18,11 +18,18 @@ def percent(value, digits: int = 1):
     return f"{float(value) * 100:.{digits}f} %"
 
 
+# Amounts are in US dollars (``Opportunity.currency`` defaults to USD): every page and slide
+# shows them with the sign, never as a bare number.
+CURRENCY = "$"
+
+
 @register.filter
 def money(value):
-    if value is None:
+    """1234567.8 → "$1,234,568"; -1200 → "-$1,200"."""
+    if value is None or value == "":
         return NO_DATA
-    return f"${Decimal(value):,.0f}"
+    amount = Decimal(str(value))
+    return f"{'-' if amount < 0 else ''}{CURRENCY}{abs(amount):,.0f}"
 
 
 @register.filter

@@ -75,6 +75,20 @@ def lift(rate: float | None, overall: float | None) -> float | None:
     return rate / overall
 
 
+def lift_direction(interval: tuple[float, float] | None, overall: float | None) -> str:
+    """ "higher" or "lower" when the segment's 95 % interval lies wholly above or below the
+    overall rate (a lift whose interval excludes 1×), "" when it overlaps it: a 0.97× or a
+    1.02× lift inside the noise is not evidence either way and is not coloured."""
+    if interval is None or overall is None:
+        return ""
+    low, high = interval
+    if low > overall:
+        return "higher"
+    if high < overall:
+        return "lower"
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One value of one attribute, with its closed deals and what the ICP gives it."""

@@ -10,6 +10,13 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from scoring.insights import selectors, services
+from scoring.insights.maths import lift_direction
+
+LIFT_TITLES = {
+    "higher": "Wins more than overall: the whole 95 % interval is above the overall rate",
+    "lower": "Wins less than overall: the whole 95 % interval is below the overall rate",
+    "": "Not a clear difference: the 95 % interval includes the overall rate",
+}
 
 
 def _percent(value) -> str:
@@ -20,6 +27,7 @@ def _segment_row(segment, *, overall, min_closed) -> dict:
     too_small = segment.closed < min_closed
     interval = segment.interval
     lift = segment.rate / overall if overall and segment.rate is not None else None
+    direction = lift_direction(interval, overall) if lift is not None else ""
     return {
         "segment": segment,
         "too_small": too_small,
@@ -28,7 +36,9 @@ def _segment_row(segment, *, overall, min_closed) -> dict:
         if interval is None
         else f"{_percent(interval[0])} – {_percent(interval[1])}",
         "lift": "—" if lift is None else f"{lift:.2f}×",
-        "lift_class": "" if lift is None else ("positive" if lift > 1 else "negative"),
+        # Coloured only when the interval excludes the overall rate (a significant lift).
+        "lift_class": {"higher": "positive", "lower": "negative"}.get(direction, ""),
+        "lift_title": LIFT_TITLES[direction] if lift is not None else "",
         "points": "—"
         if segment.points is None
         else ("excluded" if segment.excluded else segment.points),

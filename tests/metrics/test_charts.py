@@ -287,10 +287,10 @@ def test_every_chart_escapes_names_once(name):
 def test_conversion_funnel_shows_the_share_of_each_source_that_reached_each_stage():
     chart = charts.conversion_funnel_chart(conversion(), drill_url=drill_url)
     webinar = trace(chart, "Webinar")
-    assert webinar["x"] == ["Lead", "MQL", "SQL"]
-    assert webinar["y"] == [1.0, 0.75, 0.25]
+    # No "Lead" bar: every lead is a lead, so it would be 100 % for every source.
+    assert webinar["x"] == ["MQL", "SQL"]
+    assert webinar["y"] == [0.75, 0.25]
     assert webinar["customdata"] == [
-        "/drill/funnel/?reached=lead&source_id=3",
         "/drill/funnel/?reached=mql&source_id=3",
         "/drill/funnel/?reached=sql&source_id=3",
     ]
@@ -300,10 +300,62 @@ def test_conversion_funnel_shows_the_share_of_each_source_that_reached_each_stag
 
 def test_conversion_funnel_hover_gives_counts_stage_to_stage_rate_and_drop_off():
     webinar = trace(charts.conversion_funnel_chart(conversion(), drill_url=drill_url), "Webinar")
-    assert webinar["hovertext"][2] == (
+    assert webinar["hovertext"][0] == (
+        "<b>Webinar · MQL</b><br>3 of 4 leads reached it (75%)"
+        "<br>From Lead: 75%<br>Dropped after Lead: 1 (25%)"
+    )
+    assert webinar["hovertext"][1] == (
         "<b>Webinar · SQL</b><br>1 of 4 leads reached it (25%)"
         "<br>From MQL: 33.3%<br>Dropped after MQL: 2 (66.7%)"
     )
+
+
+def test_conversion_funnel_gives_up_to_twelve_sources_twelve_colours_and_hatches_the_rest():
+    sources = [source_funnel(SourceRef(n, f"Source {n}"), {"lead": 1, "mql": 1}) for n in range(14)]
+    chart = charts.conversion_funnel_chart(
+        ConversionBySource(STAGES, sources[0], tuple(sources)), drill_url=drill_url
+    )
+
+    styles = [
+        (bar["marker"]["color"], bar["marker"].get("pattern", {}).get("shape", ""))
+        for bar in chart["data"]
+    ]
+    assert len({colour for colour, _ in styles[:12]}) == 12
+    assert len(set(styles)) == 14  # the 13th and 14th repeat a colour, hatched
+    assert styles[12] == (charts.LIGHT.series[0], "/")
+
+
+def test_a_funnel_of_one_stage_has_nothing_to_compare():
+    single = ConversionBySource(
+        STAGES[:1], source_funnel(WEBINAR, {"lead": 1}), (source_funnel(WEBINAR, {"lead": 1}),)
+    )
+    assert charts.conversion_funnel_chart(single, drill_url=drill_url) is None
+
+
+@pytest.mark.parametrize("largest", [0, 1, 3, 10])
+def test_a_small_count_axis_ticks_whole_numbers_only(largest):
+    axis = charts.count_axis(largest)
+    assert (axis["tickformat"], axis["tick0"], axis["dtick"]) == (",d", 0, 1)
+    assert axis["range"][1] >= max(largest, 1)
+
+
+def test_a_large_count_axis_keeps_plotly_steps_but_whole_labels():
+    axis = charts.count_axis(250)
+    assert axis["tickformat"] == ",d" and "dtick" not in axis
+
+
+def test_count_charts_use_whole_ticks():
+    acceptance = charts.acceptance_by_source_chart(acceptance_rows(), drill_url=drill_url)
+    assets = charts.asset_usage_chart(asset_usage(), drill_url=drill_url)
+    assert acceptance["layout"]["xaxis"]["dtick"] == 1
+    assert assets["layout"]["xaxis"]["dtick"] == 1
+
+
+def test_long_category_names_get_the_margin_they_need():
+    rows = acceptance_rows(name="Google Ads — brand campaigns, North America")
+    chart = charts.acceptance_by_source_chart(rows, drill_url=drill_url)
+    assert chart["layout"]["yaxis"]["automargin"] is True
+    assert trace(chart, "Accepted")["y"][0] == "Google Ads — brand campaigns, North America"
 
 
 def test_cohort_funnel_draws_the_overall_cohort_without_narrowing_by_source():

@@ -578,6 +578,24 @@ def test_this_weeks_meeting_is_created_on_the_first_visit_and_found_after(
     assert Meeting.objects.count() == 2
 
 
+def test_money_on_the_slides_carries_its_currency(signed_in, meeting, frozen_now):
+    source = SourceFactory(name="Google Ads")
+    won(
+        closed_at=ny(3, 10),
+        amount=12500,
+        name="Acme",
+        lead=MetricLeadFactory(source=source),
+    )
+    won(closed_at=ny(3, 4), amount=20000, lead=MetricLeadFactory(source=source))
+
+    html = signed_in.get(detail_url()).content.decode()
+
+    assert '<td class="num strong">$12,500</td>' in html  # amount won by source
+    assert "<strong>$12,500</strong>" in html  # the biggest wins
+    assert "▼ -$7,500" in html  # the change from last week
+    assert '<td title="Google Ads">Google Ads</td>' in html
+
+
 def test_the_meeting_page_renders_every_section_as_a_slide(
     signed_in, meeting, frozen_now, django_assert_num_queries
 ):

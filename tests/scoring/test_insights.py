@@ -181,3 +181,15 @@ def test_the_page_takes_one_query_per_attribute(evidence, client, django_assert_
     # Totals, the working ICP and its criteria, one GROUP BY per attribute, session and user.
     with django_assert_max_num_queries(18):
         assert client.get(reverse("scoring:insights")).status_code == 200
+
+
+def test_only_significant_lifts_are_coloured():
+    from scoring.insights.maths import Segment
+    from scoring.insights.views import _segment_row
+
+    noise = _segment_row(Segment("industry", "a", "A", 200, 97), overall=0.5, min_closed=5)
+    strong = _segment_row(Segment("industry", "b", "B", 200, 150), overall=0.5, min_closed=5)
+
+    assert (noise["lift"], noise["lift_class"]) == ("0.97×", "")
+    assert noise["lift_title"].startswith("Not a clear difference")
+    assert (strong["lift"], strong["lift_class"]) == ("1.50×", "positive")

@@ -85,3 +85,20 @@ def test_icp_weight_of_value_and_band_segments():
     assert maths.icp_weight(CRITERIA, "industry", "software") == (10, ("Target industry",), False)
     assert maths.icp_weight(CRITERIA, "industry", "retail") == (0, (), False)
     assert maths.icp_weight(CRITERIA, "industry", "") == (0, (), False)
+
+
+@pytest.mark.parametrize(
+    ("won", "closed", "overall", "direction"),
+    [
+        (97, 200, 0.5, ""),  # 0.97× lift, interval 42–55 %: inside the noise, not coloured
+        (102, 200, 0.5, ""),  # 1.02×
+        (150, 200, 0.5, "higher"),  # 1.5×, interval 69–81 %: all above the overall rate
+        (50, 200, 0.5, "lower"),  # 0.5×
+        (0, 0, 0.5, ""),  # no deals, no interval
+    ],
+)
+def test_a_lift_is_a_direction_only_when_its_interval_excludes_the_overall_rate(
+    won, closed, overall, direction
+):
+    interval = maths.wilson_interval(won, closed)
+    assert maths.lift_direction(interval, overall) == direction
