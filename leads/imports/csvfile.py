@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from revops.text import control_character_problem
+
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1")
 SNIFF_BYTES = 64 * 1024
@@ -151,6 +153,7 @@ class CsvRows:
     rows: Iterator[tuple[int, list[str]]]
     counter: _CountingReader
     size: int
+    warnings: list[str]  # about the header (repeated names), for the preview and the report
 
     @property
     def fraction_read(self) -> float:
@@ -159,15 +162,41 @@ class CsvRows:
 
 def unique_header(cells: list[str]) -> list[str]:
     """Header names stripped; blank ones named after their position; repeats numbered."""
-    header, seen = [], {}
+    return _header(cells)[0]
+
+
+def _header(cells: list[str]) -> tuple[list[str], list[str]]:
+    """(names, warnings): a repeated name is numbered ("email (2)") and warned about, since a
+    mapping naming it takes the first column and the importer must say which one is meant. A
+    control character in a name refuses the file (it is not the encoding we guessed)."""
+    header, seen, columns = [], {}, {}
     for index, cell in enumerate(cells, start=1):
+        problem = control_character_problem(cell)
+        if problem:
+            raise CsvFileError(
+                f"The header's column {index} ({cell.strip()!r}) {problem}: is the file in "
+                "another encoding? Save it as UTF-8, or name its encoding in the mapping."
+            )
         name = cell.strip().lstrip("\ufeff") or f"Column {index}"
-        if name.lower() in seen:
-            seen[name.lower()] += 1
-            name = f"{name} ({seen[name.lower()]})"
+        key = name.lower()
+        columns.setdefault(key, []).append((index, name))
+        if key in seen:
+            seen[key] += 1
+            name = f"{name} ({seen[key]})"
         seen.setdefault(name.lower(), 1)
         header.append(name)
-    return header
+    warnings = []
+    for repeats in columns.values():
+        if len(repeats) < 2:
+            continue
+        positions = ", ".join(str(index) for index, _ in repeats)
+        names = ", ".join(f"“{header[index - 1]}”" for index, _ in repeats)
+        warnings.append(
+            f"The header names “{repeats[0][1]}” {len(repeats)} times (columns {positions}): "
+            f"they are read as {names}. A mapping naming “{repeats[0][1]}” takes column "
+            f"{repeats[0][0]}; check that it is the one you mean, or rename the others."
+        )
+    return header, warnings
 
 
 @contextmanager
@@ -188,7 +217,7 @@ def open_rows(path: Path, fmt: CsvFormat) -> Iterator[CsvRows]:
             raise CsvFileError(f"The header cannot be read: {problem}") from problem
         if first is None:
             raise CsvFileError("The file is empty: no header row.")
-        header = unique_header(first)
+        header, warnings = _header(first)
 
         def rows() -> Iterator[tuple[int, list[str]]]:
             row_number = 1
@@ -205,15 +234,34 @@ def open_rows(path: Path, fmt: CsvFormat) -> Iterator[CsvRows]:
                     f"Row {row_number + 1} cannot be decoded as {fmt.encoding}: {problem.reason}"
                 ) from None
 
-        yield CsvRows(header=header, rows=rows(), counter=counter, size=path.stat().st_size)
+        yield CsvRows(
+            header=header,
+            rows=rows(),
+            counter=counter,
+            size=path.stat().st_size,
+            warnings=warnings,
+        )
 
 
-def read_sample(path: Path, fmt: CsvFormat, *, rows: int = 20) -> tuple[list[str], list[list]]:
-    """The header and the first rows (for guessing a mapping and previewing it)."""
+@dataclass(frozen=True)
+class CsvSample:
+    header: list[str]
+    rows: list[list[str]]
+    warnings: list[str]
+
+
+def read_head(path: Path, fmt: CsvFormat, *, rows: int = 20) -> CsvSample:
+    """The header, its warnings and the first rows (for guessing a mapping and previewing it)."""
     sample = []
     with open_rows(path, fmt) as csv_rows:
         for _, cells in csv_rows.rows:
             sample.append(cells)
             if len(sample) >= rows:
                 break
-        return csv_rows.header, sample
+        return CsvSample(header=csv_rows.header, rows=sample, warnings=csv_rows.warnings)
+
+
+def read_sample(path: Path, fmt: CsvFormat, *, rows: int = 20) -> tuple[list[str], list[list]]:
+    """The header and the first rows."""
+    head = read_head(path, fmt, rows=rows)
+    return head.header, head.rows

@@ -119,18 +119,19 @@ def import_job_create(
     try:
         fmt = csvfile.sniff(path, encoding=mapping.encoding if mapping else "auto",
                             delimiter=mapping.delimiter if mapping else "auto")  # fmt: skip
-        header, sample = csvfile.read_sample(path, fmt, rows=SAMPLE_ROWS)
+        head = csvfile.read_head(path, fmt, rows=SAMPLE_ROWS)
     except csvfile.CsvFileError as problem:
         job.file.delete(save=False)
         raise ImportRefused(str(problem)) from problem
+    header = head.header
     if mapping is None:
-        mapping = guess_mapping(kind, header, sample, engine.mapping_context())
+        mapping = guess_mapping(kind, header, head.rows, engine.mapping_context())
     elif mapping.kind != kind:
         job.file.delete(save=False)
         raise ImportRefused(f"That mapping is for {mapping.kind}, not {kind}.")
     job.encoding, job.delimiter, job.header = fmt.encoding, fmt.delimiter, header
     job.mapping = mapping.to_json()
-    job.report = {"encoding_note": fmt.note}
+    job.report = {"encoding_note": fmt.note, "header_warnings": head.warnings}
     job.save()
     return job
 

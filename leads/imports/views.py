@@ -141,6 +141,7 @@ def import_job_page(request, pk: int):
             "preview_rows": preview_rows,
             "unmapped": unmapped_columns(mapping, job.header),
             "encoding_note": job.report.get("encoding_note", job.encoding),
+            "header_warnings": job.report.get("header_warnings", []),
         },
     )
 

@@ -4,7 +4,7 @@ import codecs
 
 import pytest
 
-from leads.imports.csvfile import CsvFileError, open_rows, read_sample, sniff
+from leads.imports.csvfile import CsvFileError, open_rows, read_head, read_sample, sniff
 
 HEADER = "Email,First Name,Company"
 
@@ -98,6 +98,26 @@ def test_row_numbers_are_the_spreadsheets_and_blank_lines_are_skipped(tmp_path):
 def test_header_names_are_trimmed_and_repeats_numbered(tmp_path):
     _, header, _ = rows_of(write(tmp_path, b" Email ,Name,,name\nx,y,z,w\n"))
     assert header == ["Email", "Name", "Column 3", "name (2)"]
+
+
+def test_a_repeated_header_name_is_warned_about_with_its_columns(tmp_path):
+    path = write(tmp_path, b"email,Name,Email,email\na@x.com,Ada,b@x.com,c@x.com\n")
+    with open_rows(path, sniff(path)) as csv_rows:
+        assert csv_rows.header == ["email", "Name", "Email (2)", "email (3)"]
+        assert csv_rows.warnings == [
+            "The header names “email” 3 times (columns 1, 3, 4): they are read as “email”, "
+            "“Email (2)”, “email (3)”. A mapping naming “email” takes column 1; check that it "
+            "is the one you mean, or rename the others."
+        ]
+    clean = write(tmp_path, b"Email,Name\nx,y\n", "clean.csv")
+    assert read_head(clean, sniff(clean)).warnings == []
+
+
+def test_a_control_character_in_the_header_refuses_the_file_naming_the_column(tmp_path):
+    # 0x81 is undefined in Windows-1252: the file falls back to Latin-1, U+0081 in the header.
+    path = write(tmp_path, b"Email,Na\x81me\nx@x.com,y\n")
+    with pytest.raises(CsvFileError, match=r"column 2 \('Na\\x81me'\) holds the control char"):
+        rows_of(path)
 
 
 def test_an_empty_file_or_a_broken_one_is_refused(tmp_path):

@@ -75,6 +75,13 @@ def test_upload_guesses_the_mapping_and_previews_without_writing(admin_client, m
     assert not Lead.objects.exists()
 
 
+def test_the_mapping_page_warns_about_a_repeated_header_name(admin_client):
+    text = "email,First Name,email\r\nada@example.com,Ada,ada@work.example\r\n"
+    page = admin_client.get(upload(admin_client, text).url)
+    assert page.status_code == 200
+    assert "The header names “email” 2 times (columns 1, 3)" in page.content.decode()
+
+
 def test_preview_shows_each_rows_problems(admin_client):
     bad = CSV + "not-an-email,Eve,Nowhere,Webinar,Hot,02/30/2026 10:00\r\n"
     job_url = upload(admin_client, bad).url
