@@ -6,6 +6,7 @@ parameter, never a 500)."""
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 from django.utils import timezone
 from django_filters import filters
 from rest_framework import serializers
@@ -43,3 +44,13 @@ class InstantFilter(filters.IsoDateTimeFilter):
     """django-filter's IsoDateTimeFilter (documented as a date-time) with the shared parser."""
 
     field_class = InstantFormField
+
+
+class InstantModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose date-time model fields become InstantFields: the base of every
+    model serializer of the API, so no write takes an instant the shared rule refuses."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: InstantField,
+    }

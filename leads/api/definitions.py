@@ -30,6 +30,7 @@ from leads.models import (
 from leads.selectors import version_in_force
 from leads.services import definition_create_draft, definition_publish
 from revops.api_errors import validation_error
+from revops.api_fields import InstantField, InstantModelSerializer
 
 VERSION_FIELDS = [
     "id",
@@ -46,7 +47,7 @@ VERSION_FIELDS = [
 VERSION_READ_ONLY = [f for f in VERSION_FIELDS if f not in ("note",)]
 
 
-class DefinitionSerializer(serializers.ModelSerializer):
+class DefinitionSerializer(InstantModelSerializer):
     """A version with its rows. On update (drafts only): its own fields, and, when the rows are
     given, the draft's whole set of rows replaced by them, each validated by the model."""
 
@@ -188,7 +189,7 @@ class DraftCreateSerializer(serializers.Serializer):
 
 
 class PublishSerializer(serializers.Serializer):
-    effective_from = serializers.DateTimeField(
+    effective_from = InstantField(
         required=False,
         help_text="When it takes force (default now); after the latest published version.",
     )

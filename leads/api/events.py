@@ -21,6 +21,7 @@ from leads.choices import EventKind
 from leads.models import ContentAsset, Lead
 from leads.services.facts import EventRow
 from revops.api_errors import error
+from revops.datetimes import ISO_HINT, InstantError, parse_instant
 
 MAX_BATCH = 1_000
 # A sender's clock slightly ahead of ours must not make a fresh event "in the future".
@@ -96,27 +97,20 @@ def _instant(value: Any, index: int, errors: list, now: datetime) -> datetime | 
             error("This field is required.", code="required", field="occurred_at", index=index)
         )
         return None
-    hint = "use ISO 8601 with a time, e.g. 2026-03-02T15:00:00Z"
     if not isinstance(value, str) or len(value) < 16:
         errors.append(
-            error(f"Not a date and time: {value!r}; {hint}.", field="occurred_at", index=index)
-        )
-        return None
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError as exc:
-        reason = str(exc)
-        detail = "" if reason.startswith("Invalid isoformat") else f" ({reason})"
-        errors.append(
             error(
-                f"Not a valid date and time: {value!r}{detail}; {hint}.",
+                f"Not a date and time: {value!r}; {ISO_HINT} (with a time).",
                 field="occurred_at",
                 index=index,
             )
         )
         return None
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
+    try:  # the API's one reading of an instant: no offset = UTC, none PostgreSQL cannot store
+        instant = parse_instant(value, zone=UTC)
+    except InstantError as problem:
+        errors.append(error(problem.message, code=problem.code, field="occurred_at", index=index))
+        return None
     if instant.year < EARLIEST_YEAR:
         errors.append(
             error(

@@ -29,6 +29,7 @@ from leads.models import (
     Source,
 )
 from revops.api_errors import validation_error
+from revops.api_fields import InstantField, InstantModelSerializer
 
 
 class IdField(serializers.PrimaryKeyRelatedField):
@@ -43,7 +44,7 @@ class IdField(serializers.PrimaryKeyRelatedField):
         return super().to_internal_value(data)
 
 
-class ModelCleanSerializer(serializers.ModelSerializer):
+class ModelCleanSerializer(InstantModelSerializer):
     """Create and update through ``full_clean()``: the model's own rules decide, and its
     normalization (lower-cased e-mail, bare domain…) is what gets saved. An update writes only
     the fields it was given, so it never overwrites a stage move or score made meanwhile."""
@@ -194,7 +195,7 @@ class LeadScoreSerializer(serializers.Serializer):
     engagement = serializers.FloatField()
     total = serializers.FloatField()
     grade = serializers.CharField()
-    scored_at = serializers.DateTimeField(allow_null=True)
+    scored_at = InstantField(allow_null=True)
 
 
 class PredictionReasonSerializer(serializers.Serializer):
@@ -207,7 +208,7 @@ class LeadPredictionSerializer(serializers.Serializer):
 
     probability = serializers.FloatField(help_text="Predicted chance of converting, 0–1.")
     model_version = serializers.IntegerField(source="model.version")
-    predicted_at = serializers.DateTimeField()
+    predicted_at = InstantField()
     up = serializers.SerializerMethodField(help_text="Features pushing the probability up.")
     down = serializers.SerializerMethodField(help_text="Features pushing it down.")
 
@@ -323,7 +324,7 @@ class OpportunitySerializer(ModelCleanSerializer):
         ]
 
 
-class EngagementEventSerializer(serializers.ModelSerializer):
+class EngagementEventSerializer(InstantModelSerializer):
     """An engagement event as stored (read only: events are written in bulk, see below)."""
 
     class Meta:
@@ -355,7 +356,7 @@ class EngagementEventInSerializer(serializers.Serializer):
     lead_external_id = serializers.CharField(required=False, max_length=100)
     lead_email = serializers.EmailField(required=False)
     kind = serializers.ChoiceField(choices=EventKind.choices)
-    occurred_at = serializers.DateTimeField(
+    occurred_at = InstantField(
         help_text="ISO 8601, e.g. 2026-03-02T15:00:00Z (no offset = UTC); not in the future."
     )
     source_system = serializers.CharField(max_length=40, help_text="e.g. hubspot, web")
@@ -397,8 +398,8 @@ class EventBatchResultSerializer(serializers.Serializer):
 # --- Handoffs ---------------------------------------------------------------------------------
 
 
-class HandoffSerializer(serializers.ModelSerializer):
-    reject_reason = serializers.SlugRelatedField(slug_field="key", read_only=True)
+class HandoffSerializer(InstantModelSerializer):
+    reject_reason = serializers.SlugRelatedField(slug_field="key", read_only=True, allow_null=True)
 
     class Meta:
         model = Handoff
@@ -427,7 +428,7 @@ class HandoffSerializer(serializers.ModelSerializer):
 
 class HandoffActionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
-    occurred_at = serializers.DateTimeField(
+    occurred_at = InstantField(
         required=False, help_text="When it happened (default now); not before the handoff."
     )
     revision = serializers.IntegerField(

@@ -25,6 +25,7 @@ from leads.choices import FitTier
 from leads.models import SalesRep
 from leads.services.team import REP_FIELDS, sales_rep_create, sales_rep_update, team_set
 from revops.api_errors import validation_error
+from revops.api_fields import InstantModelSerializer
 
 
 @extend_schema_field({"type": "string", "enum": FitTier.values})
@@ -39,7 +40,7 @@ def _name(user) -> str:
     return user.get_full_name() or user.get_username()
 
 
-class SalesRepSerializer(serializers.ModelSerializer):
+class SalesRepSerializer(InstantModelSerializer):
     """A sales rep: the user (any user, active or not: an owner imported from another CRM is
     typically inactive), their territory, tiers, capacity, manager and time off."""
 

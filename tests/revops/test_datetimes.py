@@ -105,3 +105,71 @@ def test_a_filter_with_a_real_offset_still_filters(ops_api):
     assert [row["id"] for row in listed.json()["results"]] == [lead.pk]
     listed = ops_api.get("/api/v1/leads/?created_after=2026-01-01T09:30:00-12:00")
     assert listed.json()["results"] == []
+
+
+# --- API bodies ---------------------------------------------------------------------------------
+
+
+def event(lead, n: int, occurred_at: str) -> dict:
+    return {
+        "lead": lead.pk,
+        "kind": "page_view",
+        "occurred_at": occurred_at,
+        "source_system": "hubspot",
+        "external_id": f"evt-{n}",
+    }
+
+
+@pytest.mark.django_db
+def test_an_event_with_an_offset_postgresql_cannot_store_is_a_400_naming_it(ops_api):
+    from leads.models import EngagementEvent
+
+    lead = LeadFactory()
+    batch = [event(lead, 0, "2026-01-01T10:00:00Z"), event(lead, 1, "2026-12-01T10:00:00+16:00")]
+    response = ops_api.post("/api/v1/events/", batch, format="json")
+    assert response.status_code == 400
+    [problem] = errors_of(response)
+    assert (problem["index"], problem["field"], problem["code"]) == (
+        1,
+        "occurred_at",
+        "offset_out_of_range",
+    )
+    assert "+16:00" in problem["message"]
+    assert not EngagementEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_skip_invalid_skips_only_the_event_with_the_offset(ops_api):
+    from leads.models import EngagementEvent
+
+    lead = LeadFactory()
+    batch = [
+        event(lead, 0, "2026-01-01T10:00:00+14:00"),
+        event(lead, 1, "2026-01-01T10:00:00-23:59"),
+        event(lead, 2, "2026-01-01T10:00:00Z"),
+    ]
+    response = ops_api.post("/api/v1/events/?skip_invalid=true", batch, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["created"], body["invalid_count"]) == (2, 1)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "occurred_at")]
+    stored = EngagementEvent.objects.order_by("external_id").values_list("occurred_at", flat=True)
+    assert list(stored) == [
+        datetime(2025, 12, 31, 20, tzinfo=UTC),
+        datetime(2026, 1, 1, 10, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_body_field_with_an_offset_postgresql_cannot_store_is_a_400_naming_it(ops_api):
+    lead = LeadFactory()
+    response = ops_api.patch(
+        f"/api/v1/leads/{lead.pk}/", {"created_at": "2026-01-01T00:00:00+22:45"}, format="json"
+    )
+    assert response.status_code == 400
+    assert fields_of(response) == {"created_at"}
+    assert errors_of(response)[0]["code"] == "offset_out_of_range"
+    created = ops_api.patch(
+        f"/api/v1/leads/{lead.pk}/", {"created_at": "2026-01-01T00:00:00+05:30"}, format="json"
+    )
+    assert created.json()["created_at"] == "2025-12-31T18:30:00Z"
