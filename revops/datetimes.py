@@ -20,13 +20,16 @@ ISO_HINT = f"use ISO 8601, e.g. {ISO_EXAMPLE} or 2026-03-02T10:00:00-05:00"
 
 
 class InstantError(ValueError):
-    """An instant we cannot store; ``message`` says why (for an API field, a filter or a CSV
-    cell), ``code`` is the API's error code."""
+    """An instant we cannot store. ``message`` is a sentence quoting the value (for an API
+    field or filter); ``detail`` the same without its subject (``has the UTC offset +16:00;
+    …``), for a CSV cell whose row error already names the value; ``code`` the API's error
+    code."""
 
-    def __init__(self, message: str, *, code: str = "invalid") -> None:
+    def __init__(self, message: str, *, code: str = "invalid", detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.detail = detail or message
 
 
 def format_offset(offset: timedelta) -> str:
@@ -39,26 +42,25 @@ def format_offset(offset: timedelta) -> str:
     return f"{text}:{seconds:02d}" if seconds else text
 
 
-def to_utc(value: datetime, *, zone: tzinfo = UTC) -> datetime:
+def to_utc(value: datetime, *, zone: tzinfo = UTC, text: str | None = None) -> datetime:
     """``value`` as an aware instant in UTC, ready for the database. A naive value is read in
     ``zone``. Raises InstantError for an offset PostgreSQL cannot store or an instant outside
-    the calendar."""
+    the calendar; ``text`` is the value as the client wrote it, for the message."""
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=zone)
+    shown = text if text is not None else value.isoformat()
     offset = value.utcoffset()
     if offset is not None and abs(offset) >= OFFSET_LIMIT:
-        raise InstantError(
-            f"The UTC offset {format_offset(offset)} is out of range: offsets run from -15:59 "
-            "to +15:59 (real time zones use -12:00 to +14:00).",
-            code="offset_out_of_range",
+        detail = (
+            f"has the UTC offset {format_offset(offset)}, out of range: offsets run from "
+            "-15:59 to +15:59 (real time zones use -12:00 to +14:00)"
         )
+        raise InstantError(f"{shown} {detail}.", code="offset_out_of_range", detail=detail)
     try:
         return value.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise InstantError(
-            f"{value.isoformat()} is outside the calendar once converted to UTC.",
-            code="out_of_range",
-        ) from None
+        detail = "is outside the calendar once converted to UTC"
+        raise InstantError(f"{shown} {detail}.", code="out_of_range", detail=detail) from None
 
 
 def parse_instant(text: str, *, zone: tzinfo = UTC) -> datetime:
@@ -73,4 +75,4 @@ def parse_instant(text: str, *, zone: tzinfo = UTC) -> datetime:
         reason = str(exc)
         detail = "" if reason.startswith("Invalid isoformat") else f" ({reason})"
         raise InstantError(f"Not a valid date and time: {text!r}{detail}; {ISO_HINT}.") from None
-    return to_utc(value, zone=zone)
+    return to_utc(value, zone=zone, text=text)

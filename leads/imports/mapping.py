@@ -52,6 +52,8 @@ from leads.choices import (
 )
 from leads.imports.countries import COUNTRY_CODES
 from leads.lifecycle import Lifecycle
+from revops.datetimes import InstantError, to_utc
+from revops.text import CONTROL_CHARACTERS, control_character_problem
 
 FORMAT_TAG = "revops.import-mapping/1"
 ACCOUNTS, LEADS, EVENTS, OPPORTUNITIES = "accounts", "leads", "events", "opportunities"
@@ -711,9 +713,10 @@ def parse_datetime(text: str, fmt: str | None, zone: ZoneInfo) -> datetime:
         raise FieldProblem(f"is not a valid date (expected {expected})") from None
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise FieldProblem(f"has the year {value.year}, out of range ({MIN_YEAR}–{MAX_YEAR})")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
+    try:  # the rule every instant from outside follows (an offset PostgreSQL can store)
+        return to_utc(value, zone=zone)
+    except InstantError as problem:
+        raise FieldProblem(problem.detail) from None
 
 
 def parse_decimal(text: str, *, decimal_mark: str = ".") -> Decimal:
@@ -730,6 +733,46 @@ def parse_decimal(text: str, *, decimal_mark: str = ".") -> Decimal:
     if not value.is_finite() or not cleaned:
         raise FieldProblem("is not a number")
     return -value if negative else value
+
+
+def parse_number(
+    text: str,
+    *,
+    decimal_mark: str = ".",
+    scale: Decimal | None = None,
+    whole: bool = False,
+    max_digits: int | None = None,
+    decimal_places: int = 0,
+) -> Decimal | int:
+    """A cell as a non-negative number that fits its field: a whole number up to ``INT_MAX``,
+    or a decimal of at most ``max_digits`` digits, ``decimal_places`` of them after the point
+    (rounded to those). Sizes are compared by exponent before any arithmetic, so ``1e30`` or
+    ``1e999999`` is "too large", never a decimal-context error."""
+    value = parse_decimal(text, decimal_mark=decimal_mark)
+    if value.is_zero():
+        return 0 if whole else Decimal(0).quantize(Decimal(1).scaleb(-decimal_places))
+    if value < 0:
+        raise FieldProblem("cannot be negative")
+    integer_digits = len(str(INT_MAX)) if whole else (max_digits or 28) - decimal_places
+    too_large = f"is too large (at most {integer_digits} digits)"
+    if whole:
+        too_large = f"is too large (at most {INT_MAX:,})"
+    if scale is not None:
+        if value.adjusted() + scale.adjusted() > integer_digits:
+            raise FieldProblem(too_large)
+        value *= scale
+    if value.adjusted() >= integer_digits:
+        raise FieldProblem(too_large)
+    if whole:
+        if value != value.to_integral_value():
+            raise FieldProblem("is not a whole number")
+        if value > INT_MAX:
+            raise FieldProblem(too_large)
+        return int(value)
+    value = value.quantize(Decimal(1).scaleb(-decimal_places))
+    if value.adjusted() >= integer_digits:  # 99.999 rounded up to 100.00
+        raise FieldProblem(too_large)
+    return value
 
 
 def parse_boolean(text: str) -> bool:
@@ -800,28 +843,14 @@ def _converter(target: TargetField, spec: FieldSpec, options: ImportOptions) -> 
 
         return email
     if kind in (INTEGER, DECIMAL):
-        scale = Decimal(spec.scale) if spec.scale else None
-        mark = spec.decimal
-        places = target.decimal_places
-
-        def number(raw: str):
-            value = parse_decimal(raw, decimal_mark=mark)
-            if scale is not None:
-                value *= scale
-            if value < 0:
-                raise FieldProblem("cannot be negative")
-            if kind == INTEGER:
-                if value != value.to_integral_value():
-                    raise FieldProblem("is not a whole number")
-                if value > INT_MAX:
-                    raise FieldProblem("is too large")
-                return int(value)
-            value = value.quantize(Decimal(1).scaleb(-places))
-            if value >= Decimal(10) ** (target.max_digits - places):
-                raise FieldProblem(f"is too large (at most {target.max_digits - places} digits)")
-            return value
-
-        return number
+        limits = {
+            "decimal_mark": spec.decimal,
+            "scale": Decimal(spec.scale) if spec.scale else None,
+            "whole": kind == INTEGER,
+            "max_digits": target.max_digits,
+            "decimal_places": target.decimal_places or 0,
+        }
+        return lambda raw: parse_number(raw, **limits)
     if kind == DATETIME:
         zone = ZoneInfo(spec.time_zone or options.time_zone)
         fmt = spec.format
@@ -865,10 +894,14 @@ def _converter(target: TargetField, spec: FieldSpec, options: ImportOptions) -> 
                 return raw
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 raise FieldProblem("is not a JSON object") from None
             if not isinstance(value, dict):
                 raise FieldProblem("is not a JSON object")
+            if "\\u" in raw:  # an escaped control character (PostgreSQL's JSON refuses \u0000)
+                for text in _json_texts(value):
+                    if problem := control_character_problem(text):
+                        raise FieldProblem(f"{problem} (escaped in the JSON)")
             return value
 
         return properties
@@ -914,10 +947,18 @@ class RowParser:
             ]
         values: dict[str, Any] = {}
         errors: list[RowError] = []
+        # One search over the whole row; only a hit looks for the mapped cells that hold it.
+        controls = CONTROL_CHARACTERS.search("".join(cells)) is not None
         for step in self.steps:
             raw = step.get(cells)
             if step.convert is None:
                 values[step.name] = raw
+                continue
+            if controls and (problem := _control_problem(raw)):
+                shown = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+                errors.append(
+                    RowError(row, step.name, step.column, shown[:ERROR_VALUE_LENGTH], problem)
+                )
                 continue
             if raw == "" or raw is None or raw == {}:
                 if step.required:
@@ -940,6 +981,32 @@ class RowParser:
                 why = f"{ONE_OF_WHY[self.kind]}, none given"
                 errors.append(RowError(row, group[0], "", "", why))
         return values, errors
+
+
+def _json_texts(value: Any) -> Iterable[str]:
+    """Every string of a parsed JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _json_texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_texts(item)
+
+
+def _control_problem(raw: Any) -> str | None:
+    """A cell's control character (or, for several columns, the first one's), as a row error
+    says it: invisible on every page, and usually a sign the file's encoding was misread."""
+    texts = raw.values() if isinstance(raw, dict) else [raw]
+    for text in texts:
+        if isinstance(text, str) and (problem := control_character_problem(text)):
+            return (
+                f"{problem}: a control character is not text (was the file saved in another "
+                "encoding? Save it as UTF-8, or name its encoding in the mapping)"
+            )
+    return None
 
 
 def _column_index(header: list[str]) -> dict[str, int]:

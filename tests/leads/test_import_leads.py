@@ -326,6 +326,24 @@ def test_a_windows_1252_semicolon_file_with_a_bom_less_header(tmp_path):
     assert (lead.first_name, lead.account.name) == ("René", "Café Crème SARL")
 
 
+def test_control_characters_of_the_latin1_fallback_are_row_errors_naming_the_column(tmp_path):
+    # 0x81 is undefined in Windows-1252, so the file is read as Latin-1 and 0x80 becomes U+0080,
+    # an invisible control character that was stored silently.
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"Email,First Name\r\nada@x.com,Caf\x80\r\ngrace@x.com,Fran\xe7ois\x81\r\n")
+    mapping = leads_mapping({"email": "Email", "first_name": "First Name"})
+    report = import_file(path=path, mapping=mapping)
+    assert (report.status, report.encoding) == (REJECTED, "latin-1")
+    assert [(e.row, e.column, e.value) for e in report.errors] == [
+        (2, "First Name", "Caf\x80"),
+        (3, "First Name", "Fran\xe7ois\x81"),
+    ]
+    assert "holds the control character U+0080" in report.errors[0].message
+    assert not Lead.objects.exists()
+    skipped = import_file(path=path, mapping=mapping, skip_invalid=True)
+    assert (skipped.status, skipped.created, skipped.skipped) == (COMMITTED, 0, 2)
+
+
 def test_a_file_with_a_bom_and_tabs(tmp_path):
     path = write_csv(tmp_path, [row()], encoding="utf-8-sig", delimiter="\t")
     report = import_file(path=path, mapping=leads_mapping())

@@ -82,6 +82,8 @@ def test_iso_dates_keep_their_offset_and_dates_alone_are_midnight():
 @pytest.mark.parametrize(
     ("text", "fmt", "message"),
     [
+        ("2026-12-01T10:00:00+16:00", None, "has the UTC offset +16:00, out of range"),
+        ("2026-12-01 10:00 -2359", "%Y-%m-%d %H:%M %z", "has the UTC offset -23:59, out of"),
         ("2026-02-30", None, "is not a valid date (expected like 2026-03-01"),
         ("31/04/2026", "%d/%m/%Y", "is not a valid date (expected %d/%m/%Y)"),
         ("13/45/2026", "%m/%d/%Y", "is not a valid date"),
@@ -129,6 +131,12 @@ def test_numbers(text, spec, expected):
         ("amount", "-5", "cannot be negative"),
         ("amount", "lots", "is not a number"),
         ("amount", "1e20", "is too large (at most 12 digits)"),
+        ("amount", "1e30", "is too large (at most 12 digits)"),  # was decimal.InvalidOperation
+        ("amount", "9" * 400, "is too large (at most 12 digits)"),
+        ("amount", "1e999999999", "is too large (at most 12 digits)"),
+        ("amount", "999999999999.999", "is too large (at most 12 digits)"),  # rounds up
+        ("amount", "NaN", "is not a number"),
+        ("amount", "-Infinity", "is not a number"),
     ],
 )
 def test_bad_numbers(field, text, message):
@@ -138,6 +146,32 @@ def test_bad_numbers(field, text, message):
     assert (error.field, error.message) == (field, message)
 
 
+@pytest.mark.parametrize(
+    ("fields", "text", "message"),
+    [
+        ({"annual_revenue": "V"}, "1e30", "is too large (at most 14 digits)"),
+        ({"annual_revenue": {"column": "V", "scale": "1000000"}}, "1e9", "is too large"),
+        ({"annual_revenue": {"column": "V", "scale": "1e6"}}, "1e999999", "is too large"),
+        ({"employees": "V"}, "1e30", "is too large (at most 2,147,483,647)"),
+        ({"employees": "V"}, "2147483648", "is too large (at most 2,147,483,647)"),
+        ({"employees": "V"}, "1e-999999999", "is not a whole number"),
+    ],
+)
+def test_a_number_beyond_its_field_is_a_row_error_not_a_crash(fields, text, message):
+    values, errors = parse_one("accounts", {"name": "N", **fields}, {"N": "Acme", "V": text})
+    [error] = errors
+    assert error.message.startswith(message)
+    assert (error.column, error.value) == ("V", text[:80])
+    assert set(values) == {"name"}
+
+
+def test_a_tiny_number_rounds_to_zero():
+    values, errors = parse_one(
+        "accounts", {"name": "N", "annual_revenue": "V"}, {"N": "Acme", "V": "1e-999999999"}
+    )
+    assert (values["annual_revenue"], errors) == (Decimal("0.00"), [])
+
+
 def test_whole_numbers():
     values, errors = parse_one(
         "accounts", {"name": "N", "employees": "E"}, {"N": "A", "E": "1,200"}
@@ -145,6 +179,37 @@ def test_whole_numbers():
     assert (values["employees"], errors) == (1200, [])
     _, [error] = parse_one("accounts", {"name": "N", "employees": "E"}, {"N": "A", "E": "12.5"})
     assert error.message == "is not a whole number"
+
+
+@pytest.mark.parametrize(
+    "text", ["Fran\u00e7ois\x81", "caf\x80", "a\x1b[31mred", "tab\x0bvertical"]
+)
+def test_a_control_character_in_a_mapped_cell_is_a_row_error_naming_it(text):
+    values, errors = parse_one(
+        "leads", {"email": "E", "first_name": "F"}, {"E": "a@x.com", "F": text, "Note": "\x85"}
+    )
+    [error] = errors
+    assert (error.field, error.column, error.value) == ("first_name", "F", text)
+    assert "holds the control character U+" in error.message
+    assert "Save it as UTF-8" in error.message
+    assert values == {"email": "a@x.com"}
+
+
+def test_tabs_and_line_breaks_in_a_cell_are_text():
+    values, errors = parse_one(
+        "leads", {"email": "E", "first_name": "F"}, {"E": "a@x.com", "F": "Ada\tB\r\nC"}
+    )
+    assert (errors, values["first_name"]) == ([], "Ada\tB\r\nC")
+
+
+def test_a_control_character_escaped_in_json_properties_is_a_row_error():
+    fields = {"lead_email": "E", "kind": "K", "occurred_at": "W", "properties": "P"}
+    cells = {"E": "a@x.com", "K": "page_view", "W": "2026-03-01"}
+    _, [error] = parse_one("events", fields, {**cells, "P": '{"url": "/x\\u0000"}'})
+    assert error.field == "properties"
+    assert "U+0000" in error.message
+    _, [deep] = parse_one("events", fields, {**cells, "P": '{"a": ' + "[" * 100_000 + "}"})
+    assert deep.message == "is not a JSON object"
 
 
 @pytest.mark.parametrize(

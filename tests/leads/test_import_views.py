@@ -170,6 +170,22 @@ def test_a_rejected_import_reports_every_problem_and_writes_nothing(admin_client
     assert "4,Email,email,not-an-email,is not a valid e-mail address" in problems
 
 
+def test_an_accounts_file_with_a_huge_revenue_previews_its_row_error(admin_client):
+    """1e30 in "annual revenue" raised decimal.InvalidOperation: the job's page was a 500 every
+    time it was opened."""
+    text = "Company,Website,Annual Revenue\r\nAcme,acme.example,1e30\r\nInitech,ini.example,5\r\n"
+    job_url = upload(admin_client, text, kind="accounts").url
+    page = admin_client.get(job_url)
+    assert page.status_code == 200
+    [bad, good] = page.context["preview"].preview
+    assert bad["errors"] == ["row 2, Annual Revenue: '1e30' is too large (at most 14 digits)"]
+    assert good["errors"] == []
+    data = form_data(page.context["form"])
+    admin_client.post(job_url, {**data, "action": "commit"})
+    assert ImportJob.objects.get().status == "rejected"
+    assert admin_client.get(job_url).status_code == 200
+
+
 def test_skip_invalid_rows_from_the_page(admin_client):
     bad = CSV + "not-an-email,Eve,Nowhere,Webinar,MQL,03/30/2026 10:00\r\n"
     job_url = upload(admin_client, bad).url
