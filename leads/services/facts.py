@@ -444,9 +444,11 @@ def events_record(
                     for e in fresh
                 ],
             )  # fmt: skip
+        # Announce before the triggers: scoring locks the leads' score rows, then the triggers
+        # their lead rows — the order a full rescore takes them in, so the two never deadlock.
+        lead_ids = _announce((e.lead_id for e in fresh), writer)
         if apply_triggers:
             moved = event_triggers_apply(events=fresh, lifecycle=lifecycle, writer=writer)
-        lead_ids = _announce((e.lead_id for e in fresh), writer)
     return EventsRecorded(stored, duplicates, fresh, lead_ids, moved)
 
 
