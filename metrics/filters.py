@@ -207,6 +207,9 @@ class DashboardFilterForm(forms.Form):
             for name, values in lists.items()
         }
 
+    def totals_label(self) -> str:
+        return totals_label(self._valid_data())
+
     def describe(self) -> str:
         """The filters in words, for headings and exported files."""
         data = self._valid_data()
@@ -230,6 +233,17 @@ class DashboardFilterForm(forms.Form):
         elif data.get("team"):
             parts.append(f"team of {_person(data['team'])}")
         return " · ".join(parts)
+
+
+def totals_label(data: dict) -> str:
+    """What a totals row adds up, in words: "3 sources" when sources are picked, "All sources
+    matching the filters" when other filters narrow them, "All sources" otherwise."""
+    sources = data.get("source") or []
+    if sources:
+        return f"{len(sources)} source{'' if len(sources) == 1 else 's'}"
+    if any(data.get(name) for name in ("channel", "campaign", "tier", "owner", "team")):
+        return "All sources matching the filters"
+    return "All sources"
 
 
 NONE_LABELS = {

@@ -89,6 +89,7 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
         "pages": PAGES,
         "page": page,
         "filters_text": form.describe(),
+        "totals_label": form.totals_label(),
         "query": _filter_query(request),
         "data": data,
         "breakdown": breakdown,

@@ -51,6 +51,47 @@ def chart_categories(page, name: str) -> list[str]:
     )
 
 
+def pick(page, field: str, option: str) -> None:
+    """Pick an option of a searchable multi-select: type part of it, Enter takes the match."""
+    search = page.get_by_label(field, exact=True)
+    search.fill(option[:3])
+    search.press("Enter")
+    expect(page.locator(".chip", has_text=option)).to_be_visible()
+    search.press("Escape")
+
+
+def test_filters_are_searchable_with_chips_and_a_one_click_clear(
+    page, live_server, handed_off_this_week, artifacts
+):
+    get_user_model().objects.create_user("marketing.filters", "f@example.com", PASSWORD)
+    log_in(page, live_server, "marketing.filters")
+    page.goto(f"{live_server.url}/dashboards/funnel/")
+
+    # No Ctrl-click: the select is replaced by a search box over checkboxes.
+    expect(page.locator("select[name=source]")).to_be_hidden()
+    pick(page, "Source", "Webinars")
+    search = page.get_by_label("Source", exact=True)
+    search.click()  # opens the list again
+    page.locator("#dashboard-filters .multi-options label", has_text="Ads").first.click()
+    expect(page.locator(".chip")).to_have_count(2)
+    page.screenshot(path=str(artifacts / "dashboard-filters.png"))
+    search.press("Escape")  # closes the list
+    expect(page.locator("#dashboard-filters .multi-options").first).to_be_hidden()
+    page.click("#dashboard-filters button[type=submit]")
+
+    # The totals row says what it adds up; the chips show the filter after the reload.
+    expect(page.locator("tr.total th")).to_have_text("2 sources")
+    expect(page.locator(".chip")).to_have_count(2)
+
+    # One click clears the field; one × removes one value.
+    page.get_by_role("button", name="Remove Ads").click()
+    expect(page.locator(".chip")).to_have_count(1)
+    page.get_by_role("button", name="Clear Source").click()
+    expect(page.locator(".chip")).to_have_count(0)
+    page.click("#dashboard-filters button[type=submit]")
+    expect(page.locator("tr.total th")).to_have_text("All sources")
+
+
 def test_overview_filters_charts_drill_down_and_export(page, live_server, handed_off_this_week,
                                                        artifacts):  # fmt: skip
     get_user_model().objects.create_user("marketing.dash", "m@example.com", PASSWORD)
@@ -65,7 +106,7 @@ def test_overview_filters_charts_drill_down_and_export(page, live_server, handed
     assert sorted(chart_categories(page, "acceptance")) == ["Ads", "Webinars"]
 
     # Filter to one source: the URL carries it, and the chart redraws with that source only.
-    page.select_option("select[name=source]", label="Ads")
+    pick(page, "Source", "Ads")
     page.click("#dashboard-filters button[type=submit]")
     page.wait_for_url(f"**source={handed_off_this_week['ads'].pk}**")
     assert chart_categories(page, "acceptance") == ["Ads"]
