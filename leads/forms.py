@@ -57,13 +57,18 @@ class ReassignForm(HandoffActionForm):
     note = forms.CharField(required=False)
 
     def __init__(self, *args, candidates=None, **kwargs):
+        """``candidates``: the reps one may choose (``selectors.RepLoad``), each shown with its
+        load ("Ana — 7 open / 10")."""
         super().__init__(*args, **kwargs)
         if candidates is not None:
-            self.fields["to_user"].queryset = get_user_model().objects.filter(
-                pk__in=[rep.user_id for rep in candidates]
+            labels = {rep.user_id: rep.label for rep in candidates}
+            self.fields["to_user"].queryset = (
+                get_user_model()
+                .objects.filter(pk__in=list(labels))
+                .order_by("first_name", "username")
             )
-            self.fields["to_user"].label_from_instance = lambda user: (
-                user.get_full_name() or user.get_username()
+            self.fields["to_user"].label_from_instance = lambda user: labels.get(
+                user.pk, user.get_full_name() or user.get_username()
             )
 
 

@@ -1,9 +1,12 @@
 """Reads of definitions and facts. Definitions are always read through here, so scoring, the
 SLA clock and the KPIs agree on which version was in force at a given instant."""
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import (
     Case,
     CharField,
@@ -22,6 +25,7 @@ from django.utils import timezone
 
 from leads.calendars import CALENDAR_PREFETCH, calendar_spec
 from leads.choices import ActivityAction, ActorType, DefinitionStatus, HandoffOutcome, TouchChannel
+from leads.lifecycle import Lifecycle, Stage
 from leads.models import (
     DefinitionVersion,
     EngagementEvent,
@@ -38,7 +42,6 @@ from leads.models import (
     SlaVersion,
     StageTransition,
 )
-from leads.lifecycle import Lifecycle, Stage
 from leads.sla_clock import countdown
 
 V = TypeVar("V", bound=DefinitionVersion)
@@ -203,10 +206,92 @@ class QueueScope:
     UNASSIGNED = "unassigned"
 
 
-def team_user_ids(manager) -> list[int]:
-    return list(
-        SalesRep.objects.filter(manager=manager, is_active=True).values_list("user_id", flat=True)
+def team_reps(manager):
+    """The active reps a manager leads (every active rep, for a superuser): whose queue the team
+    view shows, whose load it sums and to whom the manager may reassign."""
+    reps = SalesRep.objects.filter(is_active=True, user__is_active=True)
+    if not manager.is_superuser:
+        reps = reps.filter(manager=manager)
+    return reps
+
+
+def week_start(now: datetime) -> datetime:
+    """Monday 00:00 of ``now``'s week, in the display time zone (the team's week)."""
+    local = now.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE))
+    monday = (local - timedelta(days=local.weekday())).date()
+    return datetime.combine(monday, datetime.min.time(), tzinfo=local.tzinfo)
+
+
+@dataclass(frozen=True)
+class RepLoad:
+    """One rep's load as the manager's team view shows it."""
+
+    user_id: int
+    name: str
+    capacity: int
+    open: int
+    overdue: int
+    accepted_this_week: int
+    rejected_this_week: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} — {self.open} open / {self.capacity}"
+
+    @property
+    def at_capacity(self) -> bool:
+        return self.open >= self.capacity
+
+
+def overdue_q(now: datetime, prefix: str = "") -> Q:
+    """Pending and past a due time: unanswered past the response time, or undecided past the
+    acceptance time (``prefix`` reaches the handoff through a relation)."""
+    return Q(**{f"{prefix}outcome": HandoffOutcome.PENDING}) & (
+        Q(**{f"{prefix}first_response_at__isnull": True, f"{prefix}response_due_at__lt": now})
+        | Q(**{f"{prefix}accept_due_at__lt": now})
     )
+
+
+def team_loads(manager, *, now: datetime | None = None) -> list[RepLoad]:
+    """Each of the manager's reps with their open and overdue handoffs, what they accepted and
+    rejected since Monday, and their capacity: one aggregate query (GROUP BY rep)."""
+    now = now or timezone.now()
+    since = week_start(now)
+    handoff = "user__handoffs"
+    reps = (
+        team_reps(manager)
+        .annotate(
+            open_count=Count(handoff, filter=Q(**{f"{handoff}__outcome": HandoffOutcome.PENDING})),
+            overdue_count=Count(handoff, filter=overdue_q(now, prefix=f"{handoff}__")),
+            accepted_count=Count(handoff, filter=Q(**{f"{handoff}__accepted_at__gte": since})),
+            rejected_count=Count(handoff, filter=Q(**{f"{handoff}__rejected_at__gte": since})),
+        )
+        .values(
+            "user_id",
+            "user__first_name",
+            "user__last_name",
+            "user__username",
+            "capacity",
+            "open_count",
+            "overdue_count",
+            "accepted_count",
+            "rejected_count",
+        )
+        .order_by("user__first_name", "user__username")
+    )
+    return [
+        RepLoad(
+            user_id=row["user_id"],
+            name=f"{row['user__first_name']} {row['user__last_name']}".strip()
+            or row["user__username"],
+            capacity=row["capacity"],
+            open=row["open_count"],
+            overdue=row["overdue_count"],
+            accepted_this_week=row["accepted_count"],
+            rejected_this_week=row["rejected_count"],
+        )
+        for row in reps
+    ]
 
 
 def handoff_queue(*, user, scope: str = QueueScope.MINE, rep_id: int | None = None):
@@ -217,10 +302,10 @@ def handoff_queue(*, user, scope: str = QueueScope.MINE, rep_id: int | None = No
     if scope == QueueScope.UNASSIGNED:
         handoffs = handoffs.filter(assignee__isnull=True)
     elif scope == QueueScope.TEAM:
-        members = team_user_ids(user)
+        members = team_reps(user)
         if rep_id is not None:
-            members = [rep_id] if rep_id in members else []
-        handoffs = handoffs.filter(assignee_id__in=members)
+            members = members.filter(user_id=rep_id)
+        handoffs = handoffs.filter(assignee_id__in=members.values("user_id"))
     else:
         handoffs = handoffs.filter(assignee=user)
     next_due = Case(
@@ -456,12 +541,10 @@ def unread_notification_count(user) -> int:
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
 
 
-def reassign_candidates(manager):
-    """Active reps a manager may hand a lead to: their team (everyone, for a superuser)."""
-    reps = SalesRep.objects.filter(is_active=True, user__is_active=True).select_related("user")
-    if not manager.is_superuser:
-        reps = reps.filter(manager=manager)
-    return reps.order_by("user__first_name", "user__username")
+def reassign_candidates(manager, *, now: datetime | None = None) -> list[RepLoad]:
+    """Active reps a manager may hand a lead to (their team; everyone, for a superuser), each
+    with their load, so the choice shows who has room."""
+    return team_loads(manager, now=now)
 
 
 def lead_export_rows(leads):

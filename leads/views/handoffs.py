@@ -39,6 +39,7 @@ from leads.selectors import (
     notifications_for,
     reassign_candidates,
     stage_names_in_force,
+    team_loads,
 )
 from revops.access import page_permission_required
 
@@ -50,7 +51,8 @@ VIEW_LEAD = "leads.view_lead"
 def queue(request):
     user = request.user
     is_manager = user.has_perm("leads.manage_handoffs")
-    scope = request.GET.get("scope", QueueScope.MINE)
+    # A manager's day starts on the team: who is loaded, who is late.
+    scope = request.GET.get("scope", QueueScope.TEAM if is_manager else QueueScope.MINE)
     if not is_manager or scope not in (QueueScope.TEAM, QueueScope.UNASSIGNED):
         scope = QueueScope.MINE
     rep_id = request.GET.get("rep", "")
@@ -68,7 +70,7 @@ def queue(request):
             "clocks": handoff_clocks(page.object_list),
             "scope": scope,
             "is_manager": is_manager,
-            "team": reassign_candidates(user) if is_manager else [],
+            "team": team_loads(user) if is_manager else [],
             "rep_id": rep_id,
         },
     )

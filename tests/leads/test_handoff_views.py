@@ -102,6 +102,85 @@ def test_manager_sees_team_and_unassigned_queues(db, client, frozen_now):
     assert [h.pk for h in unassigned.context["page"].object_list] == [loose.pk]
 
 
+def make_manager(username: str = "sam"):
+    manager = get_user_model().objects.create_user(username, f"{username}@example.com", "pw")
+    manager.groups.add(Group.objects.get(name=SALES_MANAGER))
+    return manager
+
+
+@pytest.fixture
+def team(db, frozen_now):
+    """Sam's team: Ana (capacity 10) with two open handoffs, one of them overdue, one accepted
+    and one rejected this week and one accepted last week; Bo with nothing; an outsider."""
+    manager = make_manager()
+    ana = make_rep("rep.ana", manager=manager)
+    ana.user.first_name = "Ana"
+    ana.user.save(update_fields=["first_name"])
+    SalesRep.objects.filter(pk=ana.pk).update(capacity=10)
+    make_rep("rep.bo", manager=manager)
+    outsider = make_rep("rep.out")
+    reason = RejectionReason.objects.filter(requires_note=False).first()
+    handoffs = {}
+    for name, at in [
+        ("late", NOW - timedelta(days=2)),
+        ("fresh", NOW - timedelta(minutes=5)),
+        ("accepted", NOW - timedelta(hours=3)),
+        ("rejected", NOW - timedelta(hours=3)),
+        ("last_week", NOW - timedelta(days=9)),
+        ("outside", NOW - timedelta(days=2)),
+    ]:
+        handoffs[name] = hand_off(LeadFactory(first_name=name), at)
+    Handoff.objects.exclude(pk=handoffs["outside"].pk).update(assignee=ana.user)
+    Handoff.objects.filter(pk=handoffs["outside"].pk).update(assignee=outsider.user)
+    Handoff.objects.filter(pk=handoffs["accepted"].pk).update(
+        outcome="accepted", accepted_at=NOW - timedelta(hours=1)
+    )
+    Handoff.objects.filter(pk=handoffs["last_week"].pk).update(
+        outcome="accepted", accepted_at=NOW - timedelta(days=8)
+    )
+    handoff_reject(handoff=handoffs["rejected"], actor=ana.user, reason=reason, at=NOW)
+    return manager
+
+
+def test_a_manager_opens_the_queue_on_the_team_load(client, team):
+    client.force_login(team)
+
+    response = client.get(reverse("leads:queue"))
+
+    assert response.context["scope"] == "team"
+    loads = {rep.name: rep for rep in response.context["team"]}
+    assert set(loads) == {"Ana", "rep.bo"}  # not the outsider
+    ana = loads["Ana"]
+    assert (ana.open, ana.overdue, ana.capacity) == (2, 1, 10)
+    assert (ana.accepted_this_week, ana.rejected_this_week) == (1, 1)  # since Monday
+    assert (loads["rep.bo"].open, loads["rep.bo"].overdue) == (0, 0)
+    body = response.content.decode()
+    assert "Team load" in body and "2 / 10" in body
+    assert [h.lead.first_name for h in response.context["page"].object_list] == ["late", "fresh"]
+
+
+def test_the_team_view_query_count_is_pinned(client, team):
+    client.force_login(team)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("leads:queue"))
+    assert response.status_code == 200
+    # session, user, permissions (2), team load (one GROUP BY), count, page, SLA calendars
+    # (3), unread badge
+    assert len(queries) == QUEUE_QUERIES + 1, [q["sql"][:80] for q in queries]
+
+
+def test_the_reassign_list_shows_each_reps_load(client, team):
+    client.force_login(team)
+    handoff = Handoff.objects.get(lead__first_name="fresh")
+
+    response = client.get(reverse("leads:handoff", args=[handoff.pk]))
+
+    choices = [label for _, label in response.context["reassign_form"].fields["to_user"].choices]
+    assert "Ana — 2 open / 10" in choices
+    assert "rep.bo — 0 open / 100" in choices
+    assert "Ana — 2 open / 10" in response.content.decode()
+
+
 def test_a_rep_cannot_see_the_team_queue(rep_client, rep, frozen_now):
     other = make_rep("rep.bo")
     theirs = hand_off(LeadFactory(first_name="Theirs"), NOW)
