@@ -11,7 +11,7 @@ the calendar once in UTC (year 1 with a negative offset, 9999-12-31 with a posit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 # PostgreSQL accepts offsets strictly below 16 hours (its MAX_TZDISP_HOUR is 15).
 OFFSET_LIMIT = timedelta(hours=16)
@@ -76,3 +76,27 @@ def parse_instant(text: str, *, zone: tzinfo = UTC) -> datetime:
         detail = "" if reason.startswith("Invalid isoformat") else f" ({reason})"
         raise InstantError(f"Not a valid date and time: {text!r}{detail}; {ISO_HINT}.") from None
     return to_utc(value, zone=zone, text=text)
+
+
+def local_day_start(day: date, *, zone: tzinfo, at: time = time(0)) -> datetime:
+    """The instant a local date begins in ``zone`` (or ``at`` on that date), in UTC: how a
+    date without a time is read. A wall time a daylight-saving change skips (02:30 on the
+    spring-forward day; 00:00 where the clocks jump at midnight) is read with the offset in
+    force before the change, i.e. the first instant of that day."""
+    return to_utc(datetime.combine(day, at), zone=zone, text=day.isoformat())
+
+
+def parse_date_or_instant(
+    text: str, *, zone: tzinfo = UTC, date_zone: tzinfo | None = None, at: time = time(0)
+) -> datetime:
+    """Like ``parse_instant``, but a date alone (``2017-03-31``) is a local date: ``at``
+    (midnight) on that day in ``date_zone`` (default ``zone``), not midnight UTC."""
+    stripped = text.strip() if isinstance(text, str) else text
+    if isinstance(stripped, str) and len(stripped) == 10:
+        try:
+            day = date.fromisoformat(stripped)
+        except ValueError:
+            pass
+        else:
+            return local_day_start(day, zone=date_zone or zone, at=at)
+    return parse_instant(text, zone=zone)

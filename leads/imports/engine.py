@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -54,10 +55,11 @@ from leads.imports.mapping import (
     MappingError,
     RowError,
     compile_mapping,
+    dates_note,
 )
 from leads.models import Account, Campaign, Lead, Opportunity, Source
 from leads.selectors import lifecycle_at
-from leads.services import facts
+from leads.services import facts, team
 from leads.services.bulk import Writer, constraints_per_statement, rows_matching, writer_for
 
 CHUNK_ROWS = 5_000
@@ -89,6 +91,7 @@ class ImportReport:
     error_count: int = 0  # every problem found, stored or not
     errors: list[RowError] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # the file or mapping is unusable
+    notes: list[str] = field(default_factory=list)  # how values were read (dates, defaults)
     status: str = ""
     created_refs: dict[str, int] = field(default_factory=dict)
     transitions: int = 0
@@ -146,6 +149,7 @@ class ImportReport:
             "errors": [error.as_dict() for error in self.errors],
             "errors_not_stored": self.errors_not_stored,
             "problems": self.problems,
+            "notes": self.notes,
             "status": self.status,
             "dry_run": self.dry_run,
             "created_refs": self.created_refs,
@@ -161,7 +165,7 @@ class ImportReport:
 
 
 def mapping_context() -> MappingContext:
-    return MappingContext(lifecycle=lifecycle_at())
+    return MappingContext(lifecycle=lifecycle_at(), default_time_zone=settings.DISPLAY_TIME_ZONE)
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -198,6 +202,7 @@ class ImportRun:
         self.columns = {name: spec.source_label for name, spec in mapping.fields}
         self._error_rows: set[int] = set()
         self.announced: set[int] = set()  # leads the write layer announced (to be rescored)
+        self.owner_ids: set[int] = set()  # every owner the rows name (to become reps)
         self.refs = Refs(self)
 
     @property
@@ -544,6 +549,8 @@ class _RefResolver:
             out["campaign"] = refs.campaign(values["campaign"], source_id)
         if "owner" in values:
             out["owner"] = refs.owner(values["owner"])
+            if out["owner"] is not None:
+                self.run.owner_ids.add(out["owner"])
         if ACCOUNT_FOUND in values:
             out["account"] = values[ACCOUNT_FOUND] or refs.account(values)  # else created since
         return out
@@ -1045,6 +1052,8 @@ class OpportunityImport(KindImport):
         self.deals: dict[int, list[tuple]] = defaultdict(
             list
         )  # lead id → (created, status, closed)
+        self.created_from_close = 0  # new closed deals without a creation date
+        self.created_now = 0  # new open deals without a creation date
 
     def process(self, rows):
         run = self.run
@@ -1143,7 +1152,16 @@ class OpportunityImport(KindImport):
             closed_at = None  # an open deal's close date is the expected one: not a fact yet
         elif closed_at is None:
             run.error(row, "closed_at", f"is required: a {status} opportunity needs its close date")
-        elif closed_at < record["created_at"]:
+        if current is None and "created_at" not in values:
+            # No creation date (a CRM export of closed deals): a closed deal was created when
+            # it closed (an opportunity cycle of 0, never "closed before its creation"); an
+            # open one when it is imported.
+            if closed_at is not None:
+                record["created_at"] = closed_at
+                self.created_from_close += 1
+            else:
+                self.created_now += 1
+        elif closed_at is not None and closed_at < record["created_at"]:
             run.error(row, "closed_at",
                       f"is before the opportunity's creation ({record['created_at']:%Y-%m-%d})",
                       f"{closed_at:%Y-%m-%d}")  # fmt: skip
@@ -1154,6 +1172,18 @@ class OpportunityImport(KindImport):
         """Move each lead with imported opportunities as its deals say, with the history an
         import implies (``history.deal_moves``: through the funnel stages it skipped)."""
         run = self.run
+        if self.created_from_close:
+            n = self.created_from_close
+            run.report.notes.append(
+                f"{n:,} {'opportunity has' if n == 1 else 'opportunities have'} no creation "
+                "date: created = closed date."
+            )
+        if self.created_now:
+            n = self.created_now
+            run.report.notes.append(
+                f"{n:,} open {'opportunity has' if n == 1 else 'opportunities have'} no "
+                "creation date: created = the import's time."
+            )
         if not self.deals or not run.writing:
             return
         run.writer.flush()
@@ -1228,6 +1258,16 @@ def _displayable(values: dict) -> dict:
     return shown
 
 
+def _owners_become_reps(run: ImportRun) -> None:
+    """With ``owners_become_reps``, every owner the rows name becomes a sales rep (on no team)
+    in the import's transaction, so imported owners have a rep record at once."""
+    if not run.options.owners_become_reps or not run.writing or not run.owner_ids:
+        return
+    created = team.sales_reps_ensure(actor_id=run.actor_id, user_ids=sorted(run.owner_ids))
+    if created:
+        run.report.created_refs["sales reps"] = len(created)
+
+
 def import_file(
     *,
     path: Path | str,
@@ -1263,6 +1303,8 @@ def import_file(
             with csvfile.open_rows(path, fmt) as csv_rows:
                 report.header, report.warnings = csv_rows.header, csv_rows.warnings
                 parser = compile_mapping(mapping, csv_rows.header, context)
+                if note := dates_note(mapping, context):
+                    report.notes.append(note)
                 _run(report, mapping, context, parser, csv_rows, skip_invalid=skip_invalid,
                      dry_run=dry_run, limit=limit, preview=preview, actor_id=actor_id,
                      label=label or path.name, validate_only=validate_only,
@@ -1304,6 +1346,7 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
                     progress(csv_rows.fraction_read, report.rows)
             handler.finish()
             writer.flush()  # the layer's last announcements run here, inside the transaction
+            _owners_become_reps(run)
             report.rescore_leads = len(run.announced) if run.writing else 0
         except csvfile.CsvFileError as problem:
             report.problems = [str(problem)]
@@ -1330,8 +1373,10 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
         report.errors.sort(key=lambda error: error.row)  # parse and database checks, by row
         if skip_invalid:
             report.skipped = report.error_rows
-        if report.status == REJECTED and not dry_run:
+        if report.status == REJECTED and not dry_run:  # nothing was written: say so
             report.created = report.updated = report.unchanged = report.duplicates = 0
+            report.transitions = report.rescore_leads = 0
+            report.created_refs = {}
     if preview_rows is not None:
         errors_by_row = defaultdict(list)
         for error in report.errors:

@@ -155,13 +155,24 @@ class MappingForm(forms.Form):
 
     time_zone = forms.ChoiceField(
         choices=[(zone, zone) for zone in TIME_ZONES],
-        help_text="For dates and times the file gives without an offset.",
+        help_text="For dates with a time of day the file gives without an offset.",
+    )
+    date_time_zone = forms.ChoiceField(
+        choices=[("", "The display time zone (as the dashboards count days)")]
+        + [(zone, zone) for zone in TIME_ZONES],
+        required=False,
+        label="Dates without a time are days in",
+        help_text="A date alone (2017-04-01) is read as the start of that day there.",
     )
     update_existing = forms.BooleanField(
         required=False, label="Update records that exist (matched by e-mail or external id)"
     )
     create_owners = forms.BooleanField(
         required=False, label="Create unknown owners as inactive users"
+    )
+    owners_become_reps = forms.BooleanField(
+        required=False,
+        label="Make the owners sales reps (on no team), so they can be filtered and put on teams",
     )
     create_accounts = forms.BooleanField(required=False, label="Create unknown accounts")
     create_sources = forms.BooleanField(required=False, label="Create unknown sources")
@@ -180,8 +191,10 @@ class MappingForm(forms.Form):
         options = mapping.options
         self.initial.update(
             time_zone=options.time_zone,
+            date_time_zone=options.date_time_zone or "",
             update_existing=options.update_existing,
             create_owners=options.create_owners,
+            owners_become_reps=options.owners_become_reps,
             create_accounts=options.creates_accounts(mapping.kind),
             create_sources=options.create_sources,
             create_campaigns=options.create_campaigns,
@@ -189,6 +202,9 @@ class MappingForm(forms.Form):
         )
         if options.time_zone not in TIME_ZONES:
             self.fields["time_zone"].choices += [(options.time_zone, options.time_zone)]
+        if options.date_time_zone and options.date_time_zone not in TIME_ZONES:
+            zone = options.date_time_zone
+            self.fields["date_time_zone"].choices += [(zone, zone)]
         column_choices = [(f"column:{column}", column) for column in header]
         self.rows = []
         for target in targets:
@@ -275,8 +291,11 @@ class MappingForm(forms.Form):
             fields.append((name, spec))
         options = ImportOptions(
             time_zone=cleaned["time_zone"],
+            date_time_zone=cleaned.get("date_time_zone") or None,
+            date_time=self.mapping.options.date_time,
             update_existing=cleaned["update_existing"],
             create_owners=cleaned["create_owners"],
+            owners_become_reps=cleaned["owners_become_reps"],
             create_accounts=cleaned["create_accounts"],
             create_sources=cleaned["create_sources"],
             create_campaigns=cleaned["create_campaigns"],

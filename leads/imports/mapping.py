@@ -24,8 +24,14 @@ The JSON form::
         "name":       {"columns": ["product", "account"], "join": " · "},
         "properties": {"columns": ["utm_source", "utm_medium"]}
       },
-      "options": {"time_zone": "UTC", "create_owners": false, "create_accounts": true, …}
+      "options": {"time_zone": "UTC", "date_time_zone": "America/New_York",
+                  "create_owners": false, "owners_become_reps": false, …}
     }
+
+Times of day without an offset are read in ``time_zone`` (per field: its ``time_zone``). A date
+without a time (``2017-03-31``, or a format without %H) is a *local day*: it starts at
+``date_time`` (00:00) in ``date_time_zone``, by default the display time zone the dashboards
+count days in (``settings.DISPLAY_TIME_ZONE``), so a deal closed on 1 April counts in April.
 
 A blank cell never overwrites a stored value (it means "not in this export").
 """
@@ -36,7 +42,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +58,7 @@ from leads.choices import (
 )
 from leads.imports.countries import COUNTRY_CODES
 from leads.lifecycle import Lifecycle
-from revops.datetimes import InstantError, to_utc
+from revops.datetimes import InstantError, local_day_start, to_utc
 from revops.text import CONTROL_CHARACTERS, control_character_problem
 
 FORMAT_TAG = "revops.import-mapping/1"
@@ -176,7 +182,7 @@ class MappingContext:
     """What the parser needs from the database, read once by the caller."""
 
     lifecycle: Lifecycle
-    default_time_zone: str = "UTC"
+    default_time_zone: str = "UTC"  # where dates without a time are days (the display zone)
 
 
 def _t(name, label, type_, *aliases, **kwargs) -> TargetField:
@@ -226,6 +232,14 @@ OPPORTUNITY_STAGE_SYNONYMS = (
     ("decisionmakerboughtin", "proposal"), ("decision maker bought-in", "proposal"),
     ("contractsent", "negotiation"), ("contract sent", "negotiation"),
     ("won", "closed_won"), ("lost", "closed_lost"),
+    # Pipedrive's default pipeline and Zoho CRM's deal stages
+    ("qualified", "discovery"), ("contact made", "discovery"), ("demo scheduled", "demo"),
+    ("proposal made", "proposal"), ("negotiations started", "negotiation"),
+    ("closed (won)", "closed_won"), ("closed (lost)", "closed_lost"),
+    ("closed lost to competition", "closed_lost"),
+    # plain funnel exports (Maven: Prospecting → Engaging → Won / Lost)
+    ("prospect", "discovery"), ("engaging", "demo"), ("closed won", "closed_won"),
+    ("closed lost", "closed_lost"),
 )  # fmt: skip
 OPPORTUNITY_STATUS_SYNONYMS = (
     ("closed won", "won"), ("closedwon", "won"), ("win", "won"), ("closed lost", "lost"),
@@ -245,23 +259,40 @@ LEAD_STAGE_SYNONYMS = (
 
 # "Became a … Date" columns of HubSpot contact exports, by stage key.
 HUBSPOT_STAGE_DATES = {
-    "lead": "became a lead date",
-    "mql": "became a marketing qualified lead date",
-    "sal": "became a sales accepted lead date",
-    "sql": "became a sales qualified lead date",
-    "opportunity": "became an opportunity date",
-    "customer": "became a customer date",
+    "lead": ("became a lead date",),
+    "mql": ("became a marketing qualified lead date", "mql date", "qualified date"),
+    "sal": ("became a sales accepted lead date",),
+    "sql": ("became a sales qualified lead date",),
+    "opportunity": ("became an opportunity date", "converted date", "engage date"),
+    "customer": (
+        "became a customer date",
+        "won date",
+        "closed won date",
+        "won time",
+        "conversion date",
+    ),
 }
 
-CREATED_ALIASES = ("created at", "create date", "created date", "date created", "created",
-                   "created on", "createdate", "creation date")  # fmt: skip
-EXTERNAL_ID_ALIASES = ("external id", "crm id", "record id")
+CREATED_ALIASES = (
+    "created at",
+    "create date",
+    "created date",
+    "date created",
+    "created",
+    "created on",
+    "createdate",
+    "creation date",
+    "created time",
+    "add time",
+)  # fmt: skip  (Zoho: Created Time; Pipedrive: Add time)
+EXTERNAL_ID_ALIASES = ("external id", "crm id", "record id", "id")
 
 
 def _account_fields() -> tuple[TargetField, ...]:
     return (
         _t("name", "Name", TEXT, "account", "account name", "company", "company name", "name",
-           "organization", "organisation", max_length=200, required=True),
+           "organization", "organisation", "organization name", "accounts name",
+           max_length=200, required=True),
         _t("domain", "Domain", DOMAIN, "domain", "website", "website url", "company domain name",
            "company domain", "web site", "company website", max_length=200,
            help="Normalized: https://www.example.com/about → example.com."),
@@ -279,7 +310,7 @@ def _account_fields() -> tuple[TargetField, ...]:
         _t("technologies", "Technologies", TAGS, "technologies", "technology", "tech stack"),
         _t("signals", "Signals", TAGS, "signals", "buying signals"),
         _t("external_id", "External id", TEXT, *EXTERNAL_ID_ALIASES, "account id", "company id",
-           max_length=100),
+           "organization id", "account external id", max_length=100),
         _t("created_at", "Created at", DATETIME, *CREATED_ALIASES),
     )  # fmt: skip
 
@@ -293,7 +324,7 @@ def _stage_date_fields(lifecycle: Lifecycle) -> tuple[TargetField, ...]:
                    f"became {header_key(stage.name)} date", f"{header_key(stage.name)} date",
                    f"date entered {header_key(stage.name)}"]  # fmt: skip
         if stage.key in HUBSPOT_STAGE_DATES:
-            aliases.append(HUBSPOT_STAGE_DATES[stage.key])
+            aliases += HUBSPOT_STAGE_DATES[stage.key]
         fields.append(
             _t(f"{stage.key}_at", f"Entered {stage.name} at", DATETIME, *aliases,
                help=f"When the lead became {stage.name} (else its creation time).")
@@ -309,15 +340,18 @@ def _lead_fields(lifecycle: Lifecycle) -> tuple[TargetField, ...]:
     )
     return (
         _t("email", "E-mail", EMAIL, "email", "email address", "e mail", "work email",
-           "contact email", "primary email", "business email", max_length=254),
+           "contact email", "primary email", "business email", "person email", "lead email",
+           max_length=254),
         _t("external_id", "External id", TEXT, *EXTERNAL_ID_ALIASES, "contact id", "lead id",
-           "prospect id", "salesforce id", "hubspot id", max_length=100),
+           "prospect id", "salesforce id", "hubspot id", "mql id", "person id",
+           "record id hubspot", "contact record id", max_length=100),
         _t("first_name", "First name", TEXT, "first name", "firstname", "given name", "forename",
            max_length=80),
         _t("last_name", "Last name", TEXT, "last name", "lastname", "surname", "family name",
            max_length=80),
         _t("name", "Full name", TEXT, "name", "full name", "contact name", "lead name",
-           max_length=161, help="Split into first and last name when those are not mapped."),
+           "person name", max_length=161,
+           help="Split into first and last name when those are not mapped."),
         _t("phone", "Phone", TEXT, "phone", "phone number", "mobile", "mobile phone",
            "mobile phone number", "telephone", "work phone", max_length=40),
         _t("title", "Job title", TEXT, "title", "job title", "position", "job role",
@@ -335,17 +369,20 @@ def _lead_fields(lifecycle: Lifecycle) -> tuple[TargetField, ...]:
         _t("account_external_id", "Account external id", TEXT, "account id",
            "account external id", "company id", "associated company id", max_length=100),
         _t("source", "Source", TEXT, "lead source", "source", "original source",
-           "original source type", "lead source type", max_length=80,
+           "original source type", "lead source type", "origin", "lead origin",
+           "original traffic source", "person source", max_length=80,
            help="Matched by name (any case); created when missing if allowed."),
         _t("campaign", "Campaign", TEXT, "campaign", "campaign name", "utm campaign",
            "original campaign", max_length=150),
         _t("owner", "Owner", TEXT, "owner", "lead owner", "contact owner", "owner name",
            "owner email", "hubspot owner", "sales rep", "sales agent", "assigned to",
-           max_length=254, help="A user's username, e-mail or full name."),
+           "person owner", "contact owner name", max_length=254,
+           help="A user's username, e-mail or full name."),
         _t("stage", "Lifecycle stage", CHOICE, "stage", "lifecycle stage", "lead stage",
            "lead status", "funnel stage", choices=stage_choices, synonyms=synonyms,
            help="Writes the stage history it implies (lead → … → stage)."),
-        _t("created_at", "Created at", DATETIME, *CREATED_ALIASES, "lead created date"),
+        _t("created_at", "Created at", DATETIME, *CREATED_ALIASES, "lead created date",
+           "first contact date", "first contact", "person created", "lead creation date"),
         _t("in_marketing_nurture", "In marketing nurture", BOOLEAN, "in marketing nurture",
            "marketing nurture", help="Else derived from the stage."),
         *_stage_date_fields(lifecycle),
@@ -375,34 +412,41 @@ def _event_fields() -> tuple[TargetField, ...]:
 def _opportunity_fields() -> tuple[TargetField, ...]:
     return (
         _t("name", "Name", TEXT, "opportunity name", "deal name", "name", "opportunity",
-           max_length=200, required=True),
+           "deal title", "title", "deal", max_length=200, required=True),
         _t("external_id", "External id", TEXT, "external id", "opportunity id", "deal id",
-           "record id", "crm id", max_length=100),
+           "record id", "crm id", "id", "opportunity external id", max_length=100),
         _t("lead_email", "Lead e-mail", EMAIL, "contact email", "lead email", "email",
            "primary contact email", max_length=254),
         _t("lead_external_id", "Lead external id", TEXT, "lead external id", "lead id",
-           "contact id", "prospect id", max_length=100),
+           "contact id", "prospect id", "mql id", "person id", "contact name id",
+           max_length=100),
         _t("account_name", "Account (company name)", TEXT, "account", "account name", "company",
-           "company name", "associated company", max_length=200),
+           "company name", "associated company", "organization", "deal organization",
+           "organization name", max_length=200),
         _t("account_domain", "Account domain", DOMAIN, "account domain", "company domain name",
            "website", "domain", max_length=200),
         _t("account_external_id", "Account external id", TEXT, "account id",
            "account external id", "company id", max_length=100),
         _t("owner", "Owner", TEXT, "opportunity owner", "deal owner", "owner", "sales agent",
-           "sales rep", "owner email", "owner name", max_length=254,
+           "sales rep", "owner email", "owner name", "deal owner name", "assigned to",
+           "salesperson", "account executive", max_length=254,
            help="A user's username, e-mail or full name."),
         _t("amount", "Amount", DECIMAL, "amount", "deal amount", "close value", "value",
-           "opportunity amount", "amount in company currency", max_digits=14, decimal_places=2),
+           "opportunity amount", "amount in company currency", "deal value", "won amount",
+           "expected revenue", max_digits=14, decimal_places=2),
         _t("currency", "Currency", TEXT, "currency", "amount currency", "currency code",
-           "opportunity currency", "deal currency code", max_length=3),
-        _t("stage", "Stage", CHOICE, "stage", "deal stage", "opportunity stage",
+           "opportunity currency", "deal currency code", "deal currency", max_length=3),
+        _t("stage", "Stage", CHOICE, "stage", "deal stage", "opportunity stage", "pipeline stage",
            choices=tuple(OpportunityStage.choices), synonyms=OPPORTUNITY_STAGE_SYNONYMS),
         _t("status", "Status", CHOICE, "status", "deal status", "won lost", "result", "outcome",
            choices=tuple(OpportunityStatus.choices), synonyms=OPPORTUNITY_STATUS_SYNONYMS,
            help="Else from the stage (closed won / closed lost / open)."),
-        _t("created_at", "Created at", DATETIME, *CREATED_ALIASES, "engage date"),
+        _t("created_at", "Created at", DATETIME, *CREATED_ALIASES, "engage date",
+           "deal created", "deal created on", "deal deal created", "opportunity created date"),
         _t("closed_at", "Closed at", DATETIME, "close date", "closed at", "closed date",
-           "date closed", "closed on"),
+           "date closed", "closed on", "won date", "closing date", "deal closed on",
+           "deal deal closed on", "won time", "lost time", "close time", "actual close date",
+           "deal close date", "closed won date"),
         _t("loss_reason", "Loss reason", TEXT, "loss reason", "closed lost reason",
            "lost reason", "reason lost", max_length=120),
     )  # fmt: skip
@@ -525,9 +569,12 @@ def _text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    time_zone: str = "UTC"  # for dates without an offset
+    time_zone: str = "UTC"  # for dates and times without an offset
+    date_time_zone: str | None = None  # dates without a time are days there; None: display zone
+    date_time: str = "00:00"  # the time of day a date without a time stands for
     update_existing: bool = True  # a match updates it; else the row is an error
     create_owners: bool = False  # unknown owners become inactive users
+    owners_become_reps: bool = False  # the import's owners get a sales-rep record (on no team)
     create_accounts: bool | None = None  # None: yes for leads, no for opportunities
     create_sources: bool = True
     create_campaigns: bool = True
@@ -550,7 +597,13 @@ class ImportOptions:
         known = {f for f in cls.__dataclass_fields__}
         problems = [f"options: unknown option {key!r}" for key in sorted(set(data) - known)]
         kwargs: dict[str, Any] = {}
-        for key in ("update_existing", "create_owners", "create_sources", "create_campaigns"):
+        for key in (
+            "update_existing",
+            "create_owners",
+            "owners_become_reps",
+            "create_sources",
+            "create_campaigns",
+        ):
             if key in data:
                 if not isinstance(data[key], bool):
                     problems.append(f"options: {key} must be true or false.")
@@ -567,6 +620,16 @@ class ImportOptions:
                 problems.append(f"options: unknown time zone {data['time_zone']!r}.")
             else:
                 kwargs["time_zone"] = data["time_zone"]
+        if data.get("date_time_zone") is not None:
+            if not _valid_zone(data["date_time_zone"]):
+                problems.append(f"options: unknown time zone {data['date_time_zone']!r}.")
+            else:
+                kwargs["date_time_zone"] = data["date_time_zone"]
+        if "date_time" in data:
+            if _time_of_day(data["date_time"]) is None:
+                problems.append('options: date_time must be a time of day like "00:00".')
+            else:
+                kwargs["date_time"] = data["date_time"]
         groups = data.get("source_channel_groups") or {}
         if not isinstance(groups, dict):
             problems.append("options: source_channel_groups must map source names to groups.")
@@ -589,14 +652,26 @@ class ImportOptions:
     def to_json(self) -> dict:
         return {
             "time_zone": self.time_zone,
+            "date_time_zone": self.date_time_zone,
+            "date_time": self.date_time,
             "update_existing": self.update_existing,
             "create_owners": self.create_owners,
+            "owners_become_reps": self.owners_become_reps,
             "create_accounts": self.create_accounts,
             "create_sources": self.create_sources,
             "create_campaigns": self.create_campaigns,
             "source_channel_groups": dict(self.source_channel_groups),
             "default_channel_group": self.default_channel_group,
         }
+
+
+def _time_of_day(text: Any) -> time | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _valid_zone(name: Any) -> bool:
@@ -696,24 +771,47 @@ def clean_cell(text: str) -> str:
     return text
 
 
-def parse_datetime(text: str, fmt: str | None, zone: ZoneInfo) -> datetime:
+def has_time(fmt: str | None) -> bool:
+    """Whether values of this date format carry a time of day (else they are dates)."""
+    if fmt in (None, "iso", "epoch", "epoch_ms"):
+        return fmt in ("epoch", "epoch_ms")
+    return re.search(r"%[-#]?[HIMSXcfpzZTRrs]", fmt) is not None
+
+
+def parse_datetime(
+    text: str,
+    fmt: str | None,
+    zone: ZoneInfo,
+    *,
+    date_zone: ZoneInfo | None = None,
+    date_time: time = time(0),
+) -> datetime:
+    """A cell as an instant in UTC. A value with a time but no offset is read in ``zone``; a
+    date without a time is the local day it names: ``date_time`` (00:00) on it in
+    ``date_zone`` (default ``zone``)."""
     fmt = fmt or "iso"
+    date_only = False
     try:
         if fmt == "iso":
             value = datetime.fromisoformat(text)
+            date_only = len(text) == 10
         elif fmt in ("epoch", "epoch_ms"):
             seconds = float(text) / (1000 if fmt == "epoch_ms" else 1)
             value = datetime.fromtimestamp(seconds, tz=UTC)
         elif fmt == "%Y-%m-%d" and len(text) == 10 and text[4] == "-":
             value = datetime.fromisoformat(text)  # the common case, 20 × faster than strptime
+            date_only = True
         else:
             value = datetime.strptime(text, fmt)
+            date_only = not has_time(fmt)
     except (ValueError, OverflowError, OSError):
         expected = ISO_HINT if fmt == "iso" else fmt
         raise FieldProblem(f"is not a valid date (expected {expected})") from None
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise FieldProblem(f"has the year {value.year}, out of range ({MIN_YEAR}–{MAX_YEAR})")
     try:  # the rule every instant from outside follows (an offset PostgreSQL can store)
+        if date_only:
+            return local_day_start(value.date(), zone=date_zone or zone, at=date_time)
         return to_utc(value, zone=zone)
     except InstantError as problem:
         raise FieldProblem(problem.detail) from None
@@ -820,8 +918,11 @@ def _enumerate_choices(target: TargetField) -> str:
     return shown
 
 
-def _converter(target: TargetField, spec: FieldSpec, options: ImportOptions) -> Callable:
-    """The function that turns one non-blank cell into the field's value."""
+def _converter(
+    target: TargetField, spec: FieldSpec, options: ImportOptions, date_zone: str = "UTC"
+) -> Callable:
+    """The function that turns one non-blank cell into the field's value; ``date_zone`` is
+    where dates without a time are days (``date_time_zone`` resolved)."""
     kind = target.type
     if kind == TEXT:
         limit = target.max_length
@@ -853,8 +954,10 @@ def _converter(target: TargetField, spec: FieldSpec, options: ImportOptions) -> 
         return lambda raw: parse_number(raw, **limits)
     if kind == DATETIME:
         zone = ZoneInfo(spec.time_zone or options.time_zone)
+        days = ZoneInfo(spec.time_zone or date_zone)
+        at = _time_of_day(options.date_time) or time(0)
         fmt = spec.format
-        return lambda raw: parse_datetime(raw, fmt, zone)
+        return lambda raw: parse_datetime(raw, fmt, zone, date_zone=days, date_time=at)
     if kind == BOOLEAN:
         return parse_boolean
     if kind == CHOICE:
@@ -1085,7 +1188,7 @@ def compile_mapping(mapping: Mapping, header: list[str], context: MappingContext
         if spec_problems:
             problems += spec_problems
             continue
-        convert = _converter(target, spec, options)
+        convert = _converter(target, spec, options, dates_zone(mapping, context))
         for raw, value in spec.values:
             if value == "":
                 continue
@@ -1120,6 +1223,28 @@ def compile_mapping(mapping: Mapping, header: list[str], context: MappingContext
     if problems:
         raise MappingError(problems)
     return RowParser(mapping.kind, mapping, len(header), steps)
+
+
+def dates_zone(mapping: Mapping, context: MappingContext) -> str:
+    """The time zone whose days the mapping's dates without a time are."""
+    return mapping.options.date_time_zone or context.default_time_zone
+
+
+def dates_note(mapping: Mapping, context: MappingContext) -> str:
+    """What the preview says about dates without a time ("" when no date is mapped)."""
+    targets = {t.name: t for t in target_fields(mapping.kind, context)}
+    dated = [
+        name
+        for name, spec in mapping.fields
+        if name in targets and targets[name].is_date and spec.constant is None
+        and not has_time(spec.format) and spec.format not in ("epoch", "epoch_ms")
+    ]  # fmt: skip
+    if not dated:
+        return ""
+    zones = {mapping.specs[name].time_zone or dates_zone(mapping, context) for name in dated}
+    at = mapping.options.date_time
+    when = "" if at in ("00:00", "00:00:00") else f", at {at} there"
+    return f"Dates without a time are read as {' / '.join(sorted(zones))} days{when}."
 
 
 def _spec_problems(name: str, spec: FieldSpec, target: TargetField) -> list[str]:

@@ -7,8 +7,10 @@ the repository).
 * ``maven-opportunities`` — Maven CRM ``sales_pipeline.csv``: 8,800 opportunities linked to
   those accounts by name; the 30 sales agents become (inactive) users owning them;
   ``engage_date`` → created, ``close_date`` → closed; ``deal_stage`` Won / Lost → won / lost,
-  Engaging / Prospecting → open (stages demo / discovery). Prospecting deals have no date in the
-  file, so they are created at the import time. The file has no contacts: no lead moves.
+  Engaging / Prospecting → open (stages demo / discovery). The dates are days of the display
+  time zone (a deal closed on 2017-04-01 counts in April and Q2 on the dashboards).
+  Prospecting deals have no date in the file, so they are created at the import time. The file
+  has no contacts: no lead moves.
 * ``x-education-leads`` — X Education ``Leads.csv``: 9,240 leads with their source
   ("Lead Source", "Google" and "google" being one source), external id "Prospect ID",
   occupation → seniority (students are the ICP's poor fit), country names → codes. The file has
@@ -60,6 +62,8 @@ class Preset:
 
 
 def _mapping(kind: str, name: str, fields: dict, **options) -> dict:
+    """Times without an offset are UTC; dates alone (Maven's) are days of the mapping's
+    ``date_time_zone``, unset here: the display time zone the dashboards count days in."""
     return {"format": FORMAT_TAG, "kind": kind, "name": name, "fields": fields,
             "options": {"time_zone": "UTC", **options}}  # fmt: skip
 

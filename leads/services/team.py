@@ -72,6 +72,22 @@ def sales_rep_update(*, actor, rep: SalesRep, **fields) -> SalesRep:
     return locked
 
 
+def sales_reps_ensure(*, actor_id: int | None, user_ids: list[int]) -> list[int]:
+    """Make each of these users a sales rep (default territory, tiers and capacity, on no
+    team) unless they are one: how owners imported from another CRM become reps in one step.
+    Validated like any rep; one INSERT. Returns the new reps' ids."""
+    with transaction.atomic():
+        have = set(SalesRep.objects.filter(user_id__in=user_ids).values_list("user_id", flat=True))
+        reps = [SalesRep(user_id=pk) for pk in dict.fromkeys(user_ids) if pk not in have]
+        for rep in reps:
+            rep.full_clean(exclude=["user"])  # the users exist: they were just read or made
+        created = SalesRep.objects.bulk_create(reps)
+    ids = [rep.pk for rep in created]
+    if ids:
+        logger.info("%s sales reps created for imported owners by %s", len(ids), actor_id)
+    return ids
+
+
 @dataclass(frozen=True)
 class TeamChange:
     """What setting a team did: the reps that joined it and those that left it (now on no

@@ -146,13 +146,14 @@ def test_stage_dates_from_the_file_time_the_history(tmp_path):
     }
     assert import_file(path=path, mapping=leads_mapping(fields)).status == COMMITTED
     lead = Lead.objects.get()
+    # Dates alone are New York days (the display time zone): 05:00 UTC, 04:00 from 8 March.
     assert [(f, t, when) for f, t, when, _ in moves(lead)] == [
-        ("", "lead", at(2026, 3, 1)),
-        ("lead", "mql", at(2026, 3, 4)),
-        ("mql", "sal", at(2026, 3, 4)),
-        ("sal", "sql", at(2026, 3, 9)),
+        ("", "lead", at(2026, 3, 1, 5)),
+        ("lead", "mql", at(2026, 3, 4, 5)),
+        ("mql", "sal", at(2026, 3, 4, 5)),
+        ("sal", "sql", at(2026, 3, 9, 4)),
     ]
-    assert lead.stage_entered_at == at(2026, 3, 9)
+    assert lead.stage_entered_at == at(2026, 3, 9, 4)
 
 
 def test_dates_that_contradict_each_other_are_row_errors(tmp_path):
@@ -163,7 +164,7 @@ def test_dates_that_contradict_each_other_are_row_errors(tmp_path):
     assert report.status == REJECTED
     [error] = report.errors
     assert (error.row, error.field, error.column) == (2, "mql_at", "MQL date")
-    assert "MQL date 2026-03-01 00:00 is before the creation (2026-03-05 00:00)" in error.message
+    assert "MQL date 2026-03-01 05:00 is before the creation (2026-03-05 05:00)" in error.message
 
 
 def test_reimport_updates_instead_of_duplicating(tmp_path):

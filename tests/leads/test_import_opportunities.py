@@ -325,7 +325,7 @@ def test_reimport_updates_a_deal_and_moves_its_lead_on(tmp_path):
     assert (deal.status, deal.amount, deal.closed_at) == (
         "won",
         Decimal("900.00"),
-        datetime(2026, 4, 2, tzinfo=UTC),
+        datetime(2026, 4, 2, 4, tzinfo=UTC),  # a date alone: the New York day's start
     )
     lead.refresh_from_db()
     assert lead.stage == "customer"

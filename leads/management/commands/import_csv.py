@@ -77,13 +77,13 @@ class Command(BaseCommand):
             label=path.name,
             progress=self.progress if options["verbosity"] >= 1 else None,
         )
+        self.print_report(report)  # the outcome first: "Rejected, nothing imported" …
         if not options["dry_run"] and not report.problems:
             job = import_record_cli_run(kind=kind, path=path, mapping=mapping, report=report,
                                         user=user)  # fmt: skip
             self.stdout.write(f"Recorded as import #{job.pk}.")
         if options["report"]:
             options["report"].write_text(json.dumps(report.as_dict(), indent=2, default=str))
-        self.print_report(report)
         if report.status == engine.REJECTED:
             raise CommandError("Nothing imported." if report.problems else report.summary)
 
@@ -106,11 +106,20 @@ class Command(BaseCommand):
             for problem in report.problems:
                 self.stdout.write(f"  {problem}")
             return
+        style = self.style.SUCCESS if report.status == engine.COMMITTED else self.style.WARNING
+        rejected = report.status == engine.REJECTED
+        if rejected:
+            self.stdout.write(style(report.summary))
+        for note in report.notes:
+            self.stdout.write(note)
         for error in report.errors[:ERRORS_SHOWN]:
             self.stdout.write(f"  {error}")
         hidden = report.error_count - min(len(report.errors), ERRORS_SHOWN)
         if hidden > 0:
             self.stdout.write(f"  … and {hidden:,} more problems (see --report).")
+        if rejected:  # nothing was written: no counts of what was
+            self.stdout.write(f"{report.seconds:.2f} s.")
+            return
         extras = []
         if report.created_refs:
             made = ", ".join(f"{count:,} {kind}" for kind, count in report.created_refs.items())
@@ -119,7 +128,6 @@ class Command(BaseCommand):
             extras.append(f"{report.transitions:,} stage history rows")
         if report.rescore_leads:
             extras.append(f"{report.rescore_leads:,} leads queued for rescoring")
-        style = self.style.SUCCESS if report.status == engine.COMMITTED else self.style.WARNING
         self.stdout.write(style(report.summary))
         if extras:
             self.stdout.write("; ".join(extras).capitalize() + ".")
