@@ -445,8 +445,8 @@ def _opportunity_fields() -> tuple[TargetField, ...]:
            "deal created", "deal created on", "deal deal created", "opportunity created date"),
         _t("closed_at", "Closed at", DATETIME, "close date", "closed at", "closed date",
            "date closed", "closed on", "won date", "closing date", "deal closed on",
-           "deal deal closed on", "won time", "lost time", "close time", "actual close date",
-           "deal close date", "closed won date"),
+           "deal deal closed on", "won time", "lost time", "close time", "deal won time",
+           "deal lost time", "actual close date", "deal close date", "closed won date"),
         _t("loss_reason", "Loss reason", TEXT, "loss reason", "closed lost reason",
            "lost reason", "reason lost", max_length=120),
     )  # fmt: skip

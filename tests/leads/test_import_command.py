@@ -95,3 +95,22 @@ def test_unknown_mappings_and_files_are_refused(csv_file):
         run("leads", csv_file, "--mapping", csv_file.parent / "missing.json")
     with pytest.raises(CommandError, match="No such file"):
         run("leads", csv_file.parent / "missing.csv")
+
+
+def test_a_rejected_import_says_so_first_and_reports_nothing_as_written(csv_file, tmp_path):
+    """It printed "Recorded as import #2." before "Rejected, nothing imported", and the stage
+    history rows of the chunk written before the bad row."""
+    csv_file.write_text(CSV + "broken,Eve,Webinar,2026-03-04\n", encoding="utf-8")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING))
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_csv", "leads", str(csv_file), "--mapping", str(mapping),
+                     stdout=out, stderr=err)  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("Rejected, nothing imported: 1 of 3 rows have problems.")
+    assert lines.index(next(line for line in lines if line.startswith("Recorded as import"))) > 1
+    assert "stage history" not in out.getvalue() and "also created" not in out.getvalue().lower()
+    assert "Dates without a time are read as America/New_York days." in out.getvalue()
+    job = ImportJob.objects.get()
+    assert (job.status, job.created_count) == ("rejected", 0)
