@@ -10,6 +10,7 @@ backtest read these answers instead of deriving them from stage rows.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -163,6 +164,12 @@ class Lifecycle:
             return len(self.open_keys)
         return None
 
+    def recyclable(self, key: str) -> bool:
+        """A lead in ``key`` may be given another chance (back to nurture): a disqualified stage,
+        when the lifecycle has a nurture stage to recycle into."""
+        stage = self.by_key.get(key)
+        return stage is not None and stage.kind == DISQUALIFIED and self.nurture_key is not None
+
     def order_of(self, key: str, default: int = -1) -> int:
         stage = self.by_key.get(key)
         return stage.order if stage is not None else default
@@ -233,7 +240,7 @@ class Lifecycle:
         next open stage: skipping a stage with an open handoff would leave it behind."""
         triggered: dict[str, list[tuple[str, Stage]]] = {}
         open_stages = [s for s in self.stages if s.kind == OPEN]
-        for before, stage in zip(open_stages, open_stages[1:], strict=False):
+        for before, stage in itertools.pairwise(open_stages):
             if stage.trigger_type == EVENT and stage.trigger_event_kind:
                 triggered.setdefault(stage.trigger_event_kind, []).append((before.key, stage))
         return triggered

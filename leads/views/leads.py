@@ -2,7 +2,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
-from leads.choices import FitTier, StageKind
+from leads.choices import FitTier
 from leads.csv_export import csv_response
 from leads.forms import RecycleForm
 from leads.models import Lead, Source
@@ -74,7 +74,7 @@ def lead_page(request, pk: int):
         lead = lead_detail(pk)
     except Lead.DoesNotExist as missing:
         raise Http404("No such lead") from missing
-    stage = lifecycle_at().by_key.get(lead.stage)
+    lifecycle = lifecycle_at()
     history_page = Paginator(lead_history(pk), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -85,8 +85,7 @@ def lead_page(request, pk: int):
             "events": lead_recent_events(pk),
             "history_page": history_page,
             "history": lead_history_rows(history_page.object_list),
-            "can_recycle": stage is not None
-            and stage.kind == StageKind.DISQUALIFIED
+            "can_recycle": lifecycle.recyclable(lead.stage)
             and request.user.has_perm("leads.recycle_lead"),
             "recycle_form": RecycleForm(),
         },
