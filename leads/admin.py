@@ -208,6 +208,7 @@ class SlaPolicyInline(FrozenWhenPublishedInline):
         "accept_within_hours",
         "calendar",
         "escalate_to",
+        "escalate_to_manager",
         "reassign_on_breach",
     )
     autocomplete_fields = ("escalate_to",)

@@ -601,6 +601,8 @@ def _sla_lines(version: SlaVersion, names: Mapping[str, str], order: Mapping[str
         if policy.escalate_to is not None:
             person = policy.escalate_to
             breach.append(f"{person.get_full_name() or person.get_username()} is told")
+        if policy.escalate_to_manager:
+            breach.append("the rep's sales manager is told")
         if policy.reassign_on_breach:
             breach.append("the lead is reassigned")
         spec = calendar_spec(policy.calendar)

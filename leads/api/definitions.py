@@ -164,6 +164,7 @@ class SlaPolicySerializer(serializers.ModelSerializer):
             "accept_within_hours",
             "calendar",
             "escalate_to",
+            "escalate_to_manager",
             "reassign_on_breach",
         ]
 

@@ -14,7 +14,7 @@ import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -25,8 +25,10 @@ from django.db.models import Max
 
 from leads.demo.activities import demo_activities_create
 from leads.demo.generator import (
+    DAY,
     DEMO_USERNAMES,
     TABLES,
+    WINDOW_DAYS,
     CalendarSpec,
     Chunk,
     DemoPlan,
@@ -38,9 +40,10 @@ from leads.demo.generator import (
     generate,
     start_of_today_utc,
 )
-from leads.models import RejectionReason
-from leads.selectors import sla_policy_for
+from leads.models import RejectionReason, SlaVersion
+from leads.selectors import latest_published_effective_from, sla_in_force, sla_policy_for
 from leads.services.bulk import constraints_per_statement, writer_for
+from leads.services.definitions import definition_create_draft, definition_publish
 
 # The fact tables a reset empties, children first (users are handled apart: only demo users go).
 FACT_KEYS = ("opportunity", "handoff", "transition", "event", "lead", "account", "content_asset",
@@ -110,6 +113,34 @@ def _first_ids() -> dict[str, int]:
         top = model._default_manager.aggregate(top=Max("pk"))["top"]
         first[spec.key] = (top or 0) + 1
     return first
+
+
+DEMO_SLA_NOTE = "Demo: an SLA breach is also told to the rep's sales manager."
+
+
+def demo_sla_escalation(as_of: datetime) -> SlaVersion | None:
+    """The demo's reps are the demo manager's team, and the manager should hear when one of
+    them lets a handoff go late. When a policy of the SLA version in force at ``as_of`` escalates
+    to nobody, publish a copy whose policies escalate to the rep's manager, in force from the
+    demo window's first day, so the demo's handoffs run on it. Returns the new version (None
+    when nothing was needed, or when a later version already took force)."""
+    in_force = sla_in_force(at=as_of)
+    if in_force is None:
+        return None
+    if all(p.escalate_to_id or p.escalate_to_manager for p in in_force.policies.all()):
+        return None
+    window_start = datetime.fromtimestamp(
+        (int(as_of.timestamp()) // DAY - WINDOW_DAYS) * DAY, tz=UTC
+    )
+    latest = latest_published_effective_from(SlaVersion)
+    effective_from = max(window_start, latest + timedelta(seconds=1))
+    if effective_from > as_of:
+        return None
+    draft = definition_create_draft(
+        model=SlaVersion, actor=None, copy_from=in_force, note=DEMO_SLA_NOTE
+    )
+    draft.policies.update(escalate_to_manager=True)
+    return definition_publish(version=draft, actor=None, effective_from=effective_from)
 
 
 def _sla_terms_and_calendar(as_of: datetime) -> tuple[dict[str, SlaTerms], CalendarSpec]:
@@ -240,6 +271,7 @@ def demo_data_seed(
                 )
         reset_seconds = time.perf_counter() - started
         as_of = as_of or start_of_today_utc()
+        demo_sla_escalation(as_of)
         sla_terms, calendar = _sla_terms_and_calendar(as_of)
         plan = DemoPlan(
             seed=seed,

@@ -544,7 +544,12 @@ class SlaPolicy(VersionedRow):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Who hears about a breach besides the assignee (e.g. the sales manager).",
+        help_text="Who hears about a breach besides the assignee (e.g. the head of sales).",
+    )
+    escalate_to_manager = models.BooleanField(
+        default=False,
+        verbose_name="escalate to the rep's manager",
+        help_text="A breach is also told to the assigned rep's sales manager (their team's).",
     )
     reassign_on_breach = models.BooleanField(default=False)
 

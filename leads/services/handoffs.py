@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from leads.calendars import calendar_spec
@@ -23,7 +25,6 @@ from leads.choices import (
     EventKind,
     HandoffOutcome,
     NotificationKind,
-    StageKind,
     TouchChannel,
 )
 from leads.models import (
@@ -353,14 +354,13 @@ def lead_recycle(
         pk = lead.pk if isinstance(lead, Lead) else lead
         locked = Lead.objects.select_for_update().get(pk=pk)
         lifecycle = lifecycle_at(at)
-        current = lifecycle.by_key.get(locked.stage)
-        if current is None or current.kind != StageKind.DISQUALIFIED:
+        if lifecycle.nurture_key is None:
+            raise ValidationError("The lifecycle in force has no nurture stage to recycle into.")
+        if not lifecycle.recyclable(locked.stage):
             raise ValidationError(
                 f"Only a disqualified lead can be recycled; {locked} is in {locked.stage!r}."
             )
         nurture = lifecycle.nurture_key
-        if nurture is None:
-            raise ValidationError("The lifecycle in force has no nurture stage to recycle into.")
         lead_move_to_stage(
             lead=locked,
             to_stage=nurture,
@@ -437,6 +437,17 @@ _NOTIFY_ESCALATION_SQL = (
     "AND (h.assignee_id IS NULL OR h.assignee_id <> p.escalate_to_id) "
     "ON CONFLICT DO NOTHING"
 )
+# "Escalate to the rep's manager": the manager of the rep the handoff is assigned to, unless
+# the policy already names that person (the notice is unique per recipient, handoff and kind).
+_NOTIFY_MANAGER_SQL = (
+    "INSERT INTO {notification} (recipient_id, kind, handoff_id, message, created_at) "
+    "SELECT r.manager_id, %s, h.id, %s, %s FROM {handoff} h "
+    "JOIN {policy} p ON p.id = h.sla_policy_id "
+    "JOIN {rep} r ON r.user_id = h.assignee_id "
+    "WHERE h.id IN ({ids}) AND p.escalate_to_manager AND r.manager_id IS NOT NULL "
+    "AND r.manager_id <> h.assignee_id "
+    "ON CONFLICT DO NOTHING"
+)
 _LOG_BREACH_SQL = (
     "INSERT INTO {activity} (lead_id, handoff_id, action, channel, note, occurred_at, "
     "actor_type, details) "
@@ -458,9 +469,9 @@ def _id_set_param(ids: list[int]):
 def handoff_breach_sweep(
     *, now: datetime | None = None, limit: int = BREACH_SWEEP_LIMIT
 ) -> BreachSweepResult:
-    """Mark every handoff past its response or acceptance due time (once), tell the assignee and
-    the policy's escalation recipient, write the breach into the handoff's history, and
-    reassign where the policy says so.
+    """Mark every handoff past its response or acceptance due time (once), tell the assignee,
+    the policy's escalation recipient and (when the policy says so) the rep's manager, write
+    the breach into the handoff's history, and reassign where the policy says so.
 
     Idempotent: a breach already marked is never reported again, and notifications are unique
     per recipient, handoff and kind. E-mails go out from the notifications afterwards
@@ -474,6 +485,7 @@ def handoff_breach_sweep(
         "notification": quote(Notification._meta.db_table),
         "activity": quote(LeadActivity._meta.db_table),
         "policy": quote(SlaPolicy._meta.db_table),
+        "rep": quote(SalesRep._meta.db_table),
         "ids": _id_set_sql(),
     }
     counts = {"response": 0, "accept": 0, "notifications": 0}
@@ -491,7 +503,7 @@ def handoff_breach_sweep(
             ids = _id_set_param([row[0] for row in rows])
             kind, action = _BREACH_KINDS[clock]
             message = f"{kind.label}: a handed-off lead is waiting past its due time."
-            for notify_sql in (_NOTIFY_ASSIGNEES_SQL, _NOTIFY_ESCALATION_SQL):
+            for notify_sql in (_NOTIFY_ASSIGNEES_SQL, _NOTIFY_ESCALATION_SQL, _NOTIFY_MANAGER_SQL):
                 cursor.execute(notify_sql.format(**tables), [kind.value, message, now, ids])
                 counts["notifications"] += max(cursor.rowcount, 0)
             cursor.execute(
@@ -527,11 +539,19 @@ def _reassign_on_breach(handoff_id: int, *, now: datetime) -> bool:
 # --- E-mail ----------------------------------------------------------------------------------
 
 
+def site_url(path: str) -> str:
+    """An absolute link for a message read outside the site (``settings.SITE_URL`` + path)."""
+    return f"{settings.SITE_URL.rstrip('/')}{path}"
+
+
+def handoff_url(handoff_id: int) -> str:
+    return site_url(reverse("leads:handoff", args=[handoff_id]))
+
+
 def notifications_email_pending(*, batch: int = 500) -> int:
     """E-mail notifications not yet sent, one message per recipient per batch; returns how many
     notifications were handled. A failed send rolls the batch back, so it is retried on the
     next run instead of being lost."""
-    from django.conf import settings
     from django.core.mail import get_connection, send_mass_mail
 
     with transaction.atomic():
@@ -551,17 +571,26 @@ def notifications_email_pending(*, batch: int = 500) -> int:
             recipient = items[0].recipient
             if not recipient.email:
                 continue  # in-app only: the notification list still shows it
-            lines = [
-                f"- {n.get_kind_display()}: {n.handoff.lead if n.handoff else ''} — {n.message}"
-                for n in items
-            ]
+            lines = []
+            for n in items:
+                lines.append(
+                    f"- {n.get_kind_display()}: {n.handoff.lead if n.handoff else ''} — {n.message}"
+                )
+                if n.handoff_id:
+                    lines.append(f"  {handoff_url(n.handoff_id)}")
             subject = (
                 f"[RevOps] {items[0].get_kind_display()}"
                 if len(items) == 1
                 else f"[RevOps] {len(items)} handoffs need attention"
             )
             body = "\n".join(
-                ["Handed-off leads need your attention:", "", *lines, "", "Open your queue."]
+                [
+                    "Handed-off leads need your attention:",
+                    "",
+                    *lines,
+                    "",
+                    f"Your queue: {site_url(reverse('leads:queue'))}",
+                ]
             )
             messages.append((subject, body, settings.DEFAULT_FROM_EMAIL, [recipient.email]))
         if messages:

@@ -279,6 +279,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- E-mail (SLA breach notices) ------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="revops@localhost")
+# Where users reach the site: the start of the links in e-mails (read outside the site).
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Cache ----------------------------------------------------------------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

@@ -18,6 +18,16 @@ if not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
         "DJANGO_ALLOWED_HOSTS must list the host names this site is served on in production."
     )
+# Links in e-mails: SITE_URL, or https:// on the first allowed host when that is a plain name.
+SITE_URL = env("SITE_URL", default="").rstrip("/")
+if not SITE_URL:
+    first_host = ALLOWED_HOSTS[0]
+    if first_host == "*" or first_host.startswith("."):
+        raise ImproperlyConfigured(
+            "SITE_URL must be set (e.g. https://revops.example.com) when DJANGO_ALLOWED_HOSTS "
+            f"starts with a pattern ({first_host!r}): e-mails link to the site."
+        )
+    SITE_URL = f"https://{first_host}"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and not env.bool(
     "ALLOW_SQLITE_IN_PRODUCTION", default=False
 ):

@@ -888,6 +888,55 @@ def test_an_unassigned_breach_goes_to_the_escalation_recipient(
     assert notices() == [("mgr.sam", handoff.pk, NotificationKind.RESPONSE_BREACH)]
 
 
+def test_a_policy_escalating_to_the_reps_manager_tells_each_reps_own_manager(world, frozen_now):
+    SlaPolicy.objects.filter(stage_key="mql").update(escalate_to_manager=True)
+    ana_late = hand_off(assignee=world.rep.user, at=NOW - timedelta(days=2))
+    oz_late = hand_off(assignee=world.outsider.user, at=NOW - timedelta(days=2))
+    loose = hand_off(assignee=world.rep.user, at=NOW - timedelta(days=2))
+    Handoff.objects.filter(pk=loose.pk).update(assignee=None)  # no rep, so no manager
+
+    result = handoff_breach_sweep()
+
+    assert (result.response_breaches, result.notifications) == (3, 4)
+    assert notices() == sorted(
+        [
+            ("mgr.olga", oz_late.pk, NotificationKind.RESPONSE_BREACH),
+            ("mgr.sam", ana_late.pk, NotificationKind.RESPONSE_BREACH),
+            ("rep.ana", ana_late.pk, NotificationKind.RESPONSE_BREACH),
+            ("rep.oz", oz_late.pk, NotificationKind.RESPONSE_BREACH),
+        ]
+    )
+
+
+def test_a_manager_named_and_escalated_to_as_manager_hears_once(world, frozen_now):
+    SlaPolicy.objects.filter(stage_key="mql").update(
+        escalate_to=world.manager, escalate_to_manager=True
+    )
+    handoff = hand_off(assignee=world.rep.user, at=NOW - timedelta(days=2))
+    assert handoff_breach_sweep().notifications == 2
+    assert notices() == [
+        ("mgr.sam", handoff.pk, NotificationKind.RESPONSE_BREACH),
+        ("rep.ana", handoff.pk, NotificationKind.RESPONSE_BREACH),
+    ]
+
+
+def test_every_notification_email_links_to_its_handoff_page(
+    world, escalate_to_manager, frozen_now, settings
+):
+    settings.SITE_URL = "https://revops.example.com"
+    handoff = hand_off(assignee=world.rep.user, at=NOW - timedelta(days=2))
+    handoff_breach_sweep()
+    mail.outbox.clear()
+
+    assert notifications_email_pending() == 2
+
+    link = f"https://revops.example.com/leads/handoffs/{handoff.pk}/"
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        assert link in message.body.splitlines()[3]  # under the notice it belongs to
+        assert "https://revops.example.com/leads/queue/" in message.body
+
+
 def test_reassign_on_breach_hands_the_lead_to_another_eligible_rep(db, frozen_now):
     manager = UserFactory(username="mgr.sam")
     ana = SalesRepFactory(user__username="rep.ana")

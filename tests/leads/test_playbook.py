@@ -248,3 +248,12 @@ def test_the_playbook_reads_the_versions_in_force_at_an_instant(editor):
     assert after.sla.policies[0].respond == "1 business hour"
     assert "Tier A leads" in after.sla.changes[0].subject
     assert leads_playbook(at=datetime(2019, 1, 1, tzinfo=UTC)).icp.version is None
+
+
+@pytest.mark.django_db
+def test_a_policy_escalating_to_the_reps_manager_says_so(editor):
+    _publish(SlaVersion, editor, lambda draft: draft.policies.update(escalate_to_manager=True))
+
+    book = leads_playbook()
+
+    assert all("the rep's sales manager is told" in p.on_breach for p in book.sla.policies)

@@ -4,7 +4,7 @@ import hashlib
 import io
 import itertools
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -292,3 +292,34 @@ def test_reset_also_empties_rows_that_cascade_from_leads():
     seed("--leads=30", "--reset", "--no-score")
     assert not LeadScoreState.objects.exists()
     assert Lead.objects.count() == 30
+
+
+@pytest.mark.django_db
+def test_demo_breaches_reach_the_team_manager(monkeypatch):
+    from django.utils import timezone
+
+    from leads.demo.loader import DEMO_SLA_NOTE
+    from leads.models import Notification, SlaVersion
+    from leads.selectors import overdue_q, sla_in_force
+    from leads.services import handoff_breach_sweep
+
+    seed("--leads=2000", "--events-per-lead=1", "--no-score")
+
+    in_force = sla_in_force(at=AS_OF)
+    assert in_force.note == DEMO_SLA_NOTE
+    assert all(policy.escalate_to_manager for policy in in_force.policies.all())
+    assert set(Handoff.objects.values_list("sla_policy__version", flat=True)) == {in_force.pk}
+    # A week after the data ends, the handoffs still waiting are late.
+    later = AS_OF + timedelta(days=7)
+    late = Handoff.objects.filter(overdue_q(later)).count()
+    assert late, Handoff.objects.filter(outcome="pending").count()
+    monkeypatch.setattr(timezone, "now", lambda: later)
+
+    handoff_breach_sweep()
+
+    manager = get_user_model().objects.get(username="manager.sam")
+    told = Notification.objects.filter(recipient=manager).values("handoff").distinct().count()
+    assert told == late
+    # A second load keeps the version it published.
+    seed("--leads=50", "--reset", "--no-score")
+    assert SlaVersion.objects.filter(note=DEMO_SLA_NOTE).count() == 1

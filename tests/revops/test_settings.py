@@ -55,6 +55,17 @@ def test_production_refuses_to_start_without_allowed_hosts():
     assert "DJANGO_ALLOWED_HOSTS must list" in result.stderr
 
 
+def test_production_links_to_the_first_allowed_host_or_needs_site_url():
+    env = {**PRODUCTION, "SECRET_KEY": GOOD_SECRET}
+    show = ["shell", "-c", "from django.conf import settings; print(settings.SITE_URL)"]
+    assert run_manage(*show, env=env).stdout.splitlines()[-1] == "https://revops.example.com"
+    result = run_manage("check", env={**env, "DJANGO_ALLOWED_HOSTS": ".example.com"})
+    assert result.returncode != 0
+    assert "SITE_URL must be set" in result.stderr
+    pinned = {**env, "DJANGO_ALLOWED_HOSTS": "*", "SITE_URL": "https://crm.example.com/"}
+    assert run_manage(*show, env=pinned).stdout.splitlines()[-1] == "https://crm.example.com"
+
+
 def test_production_refuses_sqlite():
     env = {**PRODUCTION, "SECRET_KEY": GOOD_SECRET, "DATABASE_URL": "sqlite:////tmp/x.sqlite3"}
     result = run_manage("check", env=env)
