@@ -77,5 +77,5 @@ urlpatterns = [
     re_path(r"^kpis/(?P<name>[^/]+)/?$", KpiView.as_view(), name="kpi"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", DocsView.as_view(url_name="api:schema"), name="docs"),
-    re_path(r"^.*$", NotFoundView.as_view()),
+    re_path(r"^[\s\S]*$", NotFoundView.as_view()),  # any character: "." misses a newline
 ]

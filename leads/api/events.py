@@ -199,10 +199,10 @@ def parse_batch(items: list, *, now: datetime | None = None) -> EventBatch:
                         )
                         lead_value = None
         kind = item.get("kind")
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:  # a list or object is no kind either
             errors.append(
                 error(
-                    f"{kind!r} is not a known event kind; known: {KIND_LIST}."
+                    f"{repr(kind)[:100]} is not a known event kind; known: {KIND_LIST}."
                     if kind is not None
                     else "This field is required.",
                     code="invalid_choice" if kind is not None else "required",

@@ -10,11 +10,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leads import services
-from leads.api.events import MAX_ID
+from leads.api.events import MAX_BATCH, MAX_ID
 from leads.choices import EventKind, TouchChannel
 from leads.models import (
     Account,
@@ -365,6 +366,29 @@ class EngagementEventInSerializer(serializers.Serializer):
     )
     properties = serializers.DictField(required=False, help_text="Any JSON object.")
     content_asset = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+class EventBatchSerializer(serializers.Serializer):
+    """The body of ``POST /api/v1/events/``, for the schema only: a JSON list of events, or
+    ``{"events": [...]}``, 1 to 1,000 of them (``EventBatchScheme`` writes it out)."""
+
+
+class EventBatchScheme(OpenApiSerializerExtension):
+    """``oneOf`` a list of ``EngagementEventInRequest`` or an object holding one: generated from
+    ``EngagementEventInSerializer``, so the component the body refers to always exists."""
+
+    target_class = EventBatchSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        item = auto_schema.resolve_serializer(EngagementEventInSerializer, direction).ref
+        events = {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_BATCH}
+        envelope = {
+            "type": "object",
+            "properties": {"events": events},
+            "required": ["events"],
+            "additionalProperties": False,
+        }
+        return {"oneOf": [events, envelope]}
 
 
 class EventBatchItemSerializer(serializers.Serializer):

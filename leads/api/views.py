@@ -84,30 +84,6 @@ class OpportunityViewSet(FactViewSet):
 
 # --- Engagement events --------------------------------------------------------------------------
 
-EVENT_BATCH_BODY = {
-    "oneOf": [
-        {
-            "type": "array",
-            "items": {"$ref": "#/components/schemas/EngagementEventIn"},
-            "minItems": 1,
-            "maxItems": event_batches.MAX_BATCH,
-        },
-        {
-            "type": "object",
-            "properties": {
-                "events": {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/EngagementEventIn"},
-                    "minItems": 1,
-                    "maxItems": event_batches.MAX_BATCH,
-                }
-            },
-            "required": ["events"],
-            "additionalProperties": False,
-        },
-    ]
-}
-
 
 @extend_schema_view(
     list=extend_schema(summary="Engagement events, newest first"),
@@ -129,7 +105,7 @@ EVENT_BATCH_BODY = {
                 description="Store the valid events and report the invalid ones.",
             )
         ],
-        request={"application/json": EVENT_BATCH_BODY},
+        request=serializers.EventBatchSerializer,
         responses={
             201: serializers.EventBatchResultSerializer,
             200: serializers.EventBatchResultSerializer,

@@ -345,6 +345,11 @@ SPECTACULAR_SETTINGS = {
         "DefinitionStatusEnum": "leads.choices.DefinitionStatus",
         "OpportunityStatusEnum": "leads.choices.OpportunityStatus",
     },
+    # Every operation documents the error answers its shape allows (401, 403, 400, 404…).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "revops.api_schema.document_error_responses",
+    ],
 }
 
 # --- Logging --------------------------------------------------------------------------------

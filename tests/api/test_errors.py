@@ -67,6 +67,17 @@ def test_an_empty_body_is_400(ops_api):
     assert errors_of(response)[0]["message"].startswith("Send the events as a JSON list")
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/v1/accounts/a%0Ab/", "/api/v1/nowhere%0A", "/api/v1/leads/%C2%84/"]
+)
+def test_any_unknown_path_under_the_api_is_its_json_404(ops_api, path):
+    """A newline in the path slipped past the catch-all route ("." misses it): Django's HTML
+    page answered instead of the API's JSON (found by schemathesis)."""
+    response = ops_api.get(path)
+    assert response.status_code == 404
+    assert errors_of(response)[0]["code"] == "not_found"
+
+
 def test_a_method_not_offered_is_405(ops_api):
     response = ops_api.put("/api/v1/events/", [], format="json")
     assert response.status_code == 405

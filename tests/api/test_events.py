@@ -128,6 +128,15 @@ def test_one_invalid_event_refuses_the_whole_batch(sender):
     assert EngagementEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize("kind", [{}, ["page_view"], 7])
+def test_a_kind_that_is_not_a_string_is_a_field_error(sender, kind):
+    """An object as the kind was a TypeError (unhashable) and a 500 (found by schemathesis)."""
+    response = sender.post(URL, [event(LeadFactory(), 1, kind=kind)], format="json")
+    assert response.status_code == 400
+    [entry] = errors_of(response)
+    assert (entry["index"], entry["field"], entry["code"]) == (0, "kind", "invalid_choice")
+
+
 def test_every_problem_is_reported_with_its_index_and_field(sender):
     lead = LeadFactory()
     future = (timezone.now() + timedelta(days=2)).isoformat()

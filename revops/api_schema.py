@@ -1,0 +1,77 @@
+"""The API's error answers, documented on every operation of the OpenAPI schema
+(``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``).
+
+Every 4xx of the API has one format (``revops.api_errors``), and which of them an operation can
+answer follows from its shape, not from each view: any call may be unauthenticated (401) or not
+allowed (403); a query parameter or a body can be invalid (400); a path names a row that may not
+exist (404); a body can be too large (413) or not JSON (415). Views still document what they
+mean by a status (``extend_schema(responses=…)``); this hook adds the ones they left out, so a
+client generator or a fuzzer (``tests/api/test_schema_fuzz.py``) never meets an undocumented
+status code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERRORS_REF = {"$ref": "#/components/schemas/Errors"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "index": {"type": "integer", "description": "Item of a bulk request."},
+        "field": {"type": "string", "nullable": True},
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+    },
+    "required": ["field", "code", "message"],
+}
+ERRORS_SCHEMA = {
+    "type": "object",
+    "properties": {"errors": {"type": "array", "items": {"$ref": "#/components/schemas/Error"}}},
+    "required": ["errors"],
+}
+DESCRIPTIONS = {
+    "400": "Invalid input: every problem, with the field (or query parameter) it concerns.",
+    "401": "Not authenticated: no session and no valid `Authorization: Token <key>`.",
+    "403": "Authenticated, but not allowed (the role lacks the permission, or not yours).",
+    "404": "No such row (or no such path).",
+    "413": "The request body is too large.",
+    "415": "The request body is not JSON (send `Content-Type: application/json`).",
+}
+METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}
+
+
+def error_statuses(operation: dict[str, Any]) -> list[str]:
+    """The error statuses any operation of this shape can answer."""
+    statuses = ["401", "403"]
+    parameters = operation.get("parameters", [])
+    has_body = "requestBody" in operation
+    if has_body or any(parameter.get("in") == "query" for parameter in parameters):
+        statuses.append("400")
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        statuses.append("404")
+    if has_body:
+        statuses += ["413", "415"]
+    return statuses
+
+
+def document_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: add the error answers each operation can give."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", ERROR_SCHEMA)
+    schemas.setdefault("Errors", ERRORS_SCHEMA)
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in error_statuses(operation):
+                responses.setdefault(
+                    status,
+                    {
+                        "description": DESCRIPTIONS[status],
+                        "content": {"application/json": {"schema": ERRORS_REF}},
+                    },
+                )
+            operation["responses"] = dict(sorted(responses.items()))
+    return result
