@@ -1,5 +1,5 @@
-"""The API's error answers, documented on every operation of the OpenAPI schema
-(``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``).
+"""What the OpenAPI schema says beyond each view (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``):
+the error answers of every operation, and links from a created row to its operations.
 
 Every 4xx of the API has one format (``revops.api_errors``), and which of them an operation can
 answer follows from its shape, not from each view: any call may be unauthenticated (401) or not
@@ -53,6 +53,35 @@ def error_statuses(operation: dict[str, Any]) -> list[str]:
     if has_body:
         statuses += ["413", "415"]
     return statuses
+
+
+def link_created_rows(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: OpenAPI links from each create (``POST /things/``,
+    201 with the new row's ``id``) to the operations on that row (``/things/{id}/``), so a
+    client, or schemathesis's stateful phase, can follow a new row without guessing ids."""
+    paths = result.get("paths", {})
+    schemas = result.get("components", {}).get("schemas", {})
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201")
+        detail = paths.get(f"{path}{{id}}/")
+        if not created or not detail:
+            continue
+        ref = created.get("content", {}).get("application/json", {}).get("schema", {})
+        component = schemas.get(ref.get("$ref", "").rsplit("/", 1)[-1], {})
+        if "id" not in component.get("properties", {}):
+            continue
+        links = created.setdefault("links", {})
+        for method, operation in detail.items():
+            if method in METHODS and "operationId" in operation:
+                links.setdefault(
+                    operation["operationId"],
+                    {
+                        "operationId": operation["operationId"],
+                        "parameters": {"id": "$response.body#/id"},
+                        "description": f"{method.upper()} the row just created.",
+                    },
+                )
+    return result
 
 
 def document_error_responses(result: dict, generator, request, public) -> dict:

@@ -192,6 +192,10 @@ class TeamViewSet(UtcMixin, viewsets.GenericViewSet):
             raise serializers.ValidationError(
                 {"manager": [f"{_name(manager)} already has a team; PUT /teams/{manager.pk}/."]}
             )
+        if not serializer.validated_data["members"]:  # a team is the reps a manager has
+            raise serializers.ValidationError(
+                {"members": ["A new team needs at least one rep."]}, code="empty"
+            )
         self._set(manager, serializer.validated_data["members"])
         return Response(
             self.get_serializer(self._team(manager.pk)).data, status=status.HTTP_201_CREATED

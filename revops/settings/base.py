@@ -345,10 +345,12 @@ SPECTACULAR_SETTINGS = {
         "DefinitionStatusEnum": "leads.choices.DefinitionStatus",
         "OpportunityStatusEnum": "leads.choices.OpportunityStatus",
     },
-    # Every operation documents the error answers its shape allows (401, 403, 400, 404…).
+    # Every operation documents the error answers its shape allows (401, 403, 400, 404…), and
+    # a create links to the operations on the row it created.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "revops.api_schema.document_error_responses",
+        "revops.api_schema.link_created_rows",
     ],
 }
 

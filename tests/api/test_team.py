@@ -182,6 +182,14 @@ def test_a_manager_forms_one_team(admin_api, org):
     assert response.status_code == 400 and "manager" in fields_of(response)
 
 
+def test_a_new_team_without_reps_is_refused(admin_api, org):
+    """It was formed and then answered 404, its manager having no rep (found by schemathesis)."""
+    noa = UserFactory(username="noa")
+    response = admin_api.post("/api/v1/teams/", {"manager": noa.pk, "members": []}, format="json")
+    assert response.status_code == 400
+    assert fields_of(response) == {"members"}
+
+
 def test_an_inactive_user_manages_no_team(admin_api, org):
     response = admin_api.post(
         "/api/v1/teams/",
