@@ -10,7 +10,13 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
-from leads.csv_export import csv_response
+from leads.csv_export import (
+    csv_response,
+    decimal_cell,
+    export_filename,
+    money_cell,
+    percent_cell,
+)
 from metrics import dashboards, page_charts, snapshots
 from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
@@ -74,7 +80,8 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
     data, computed_at = snapshots.page_data(page, period, filters)
     if request.GET.get("format") == "csv":
         header, rows = export(data)
-        return csv_response(f"{page}-{period.first_day}-{period.last_day}.csv", header, rows)
+        name = export_filename(page, period.first_day, period.last_day, form.describe())
+        return csv_response(name, header, rows)
     breakdown = None
     if page in dashboards.BREAKDOWNS:
         by = form.breakdown() or dashboards.DEFAULT_BREAKDOWN
@@ -104,12 +111,35 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
 # --- Pages ---------------------------------------------------------------------------------
 
 
+# Each KPI unit exported as its page shows it: rates in % (one decimal), money in whole units,
+# hours and days with one decimal.
+_UNIT_CELLS = {
+    "percent": percent_cell,
+    "money": money_cell,
+    "money_per_day": money_cell,
+    "hours": decimal_cell,
+    "days": decimal_cell,
+}
+_UNIT_NAMES = {"percent": "%", "money": "USD", "money_per_day": "USD per day", "hours": "hours",
+               "days": "days", "count": "count"}  # fmt: skip
+
+
 def _overview_export(headlines):
-    header = ["kpi", "value", "previous period", "change", "definition"]
-    rows = (
-        [h.label, h.change.current, h.change.previous, h.change.absolute, h.definition]
-        for h in headlines
-    )
+    header = ["kpi", "unit", "value", "previous period", "change", "definition"]
+    rows = []
+    for h in headlines:
+        cell = _UNIT_CELLS.get(h.unit, lambda value: value)
+        change = h.change
+        rows.append(
+            [
+                h.label,
+                _UNIT_NAMES.get(h.unit, h.unit),
+                cell(change.current),
+                cell(change.previous),
+                cell(change.absolute),
+                h.definition,
+            ]
+        )
     return header, rows
 
 
@@ -127,14 +157,17 @@ def overview(request):
 def _funnel_export(data):
     conversion = data["conversion"]
     header = ["source", "leads"] + [f"reached {stage.name}" for stage in conversion.stages]
-    header += ["lead → opportunity", "opportunity → won"]
+    header += ["lead → opportunity %", "opportunity → won %"]
     rows = []
     for row in (*conversion.by_source, conversion.overall):
         steps = {step.stage: step.reached for step in row.funnel.steps}
         rows.append(
             [row.source.name, row.funnel.cohort]
             + [steps.get(stage.key, 0) for stage in conversion.stages]
-            + [row.lead_to_opportunity_rate, row.opportunity_to_won_rate]
+            + [
+                percent_cell(row.lead_to_opportunity_rate),
+                percent_cell(row.opportunity_to_won_rate),
+            ]
         )
     return header, rows
 
@@ -151,8 +184,8 @@ def funnel(request):
 
 
 def _sla_cells(c) -> list:
-    return [c.response.met, c.response.missed, c.response.rate,
-            c.acceptance.met, c.acceptance.missed, c.acceptance.rate]  # fmt: skip
+    return [c.response.met, c.response.missed, percent_cell(c.response.rate),
+            c.acceptance.met, c.acceptance.missed, percent_cell(c.acceptance.rate)]  # fmt: skip
 
 
 def _handoffs_export(data):
@@ -162,13 +195,13 @@ def _handoffs_export(data):
         "accepted",
         "rejected",
         "pending",
-        "acceptance rate",
+        "acceptance rate %",
         "response SLA met",
         "response SLA missed",
-        "response SLA rate",
+        "response SLA rate %",
         "accept SLA met",
         "accept SLA missed",
-        "accept SLA rate",
+        "accept SLA rate %",
     ]
     acceptance = {row.source: row.acceptance for row in data["acceptance_by_source"]}
     compliance = {row.source: row.compliance for row in data["sla_by_source"]}
@@ -177,27 +210,11 @@ def _handoffs_export(data):
         a, c = acceptance.get(source), compliance.get(source)
         rows.append(
             ["source", source.name]
-            + ([a.accepted, a.rejected, a.pending, a.rate] if a else ["", "", "", ""])
+            + ([a.accepted, a.rejected, a.pending, percent_cell(a.rate)] if a else ["", "", "", ""])
             + (_sla_cells(c) if c else ["", "", "", "", "", ""])
         )
     for row in data["sla_by_rep"]:
-        c = row.compliance
-        rows.append(
-            [
-                "rep",
-                row.rep_name,
-                "",
-                "",
-                "",
-                "",
-                c.response.met,
-                c.response.missed,
-                c.response.rate,
-                c.acceptance.met,
-                c.acceptance.missed,
-                c.acceptance.rate,
-            ]
-        )
+        rows.append(["rep", row.rep_name, "", "", "", "", *_sla_cells(row.compliance)])
     return header, rows
 
 
@@ -224,12 +241,12 @@ def _pipeline_export(data):
     header = [
         "source",
         "open opportunities",
-        "open amount",
+        "open amount USD",
         "won",
         "lost",
-        "win rate",
-        "won amount",
-        "average deal size",
+        "win rate %",
+        "won amount USD",
+        "average deal size USD",
         "median lead cycle days",
         "median opportunity cycle days",
     ]
@@ -240,15 +257,15 @@ def _pipeline_export(data):
         rows.append(
             [
                 row.source.name,
-                p and p.open_count,
-                p and p.open_amount,
+                p.open_count if p else "",
+                money_cell(p.open_amount) if p else "",
                 r.won,
                 r.lost,
-                r.win_rate,
-                r.won_amount,
-                r.average_deal_size,
-                r.median_cycle_days,
-                r.median_opportunity_cycle_days,
+                percent_cell(r.win_rate),
+                money_cell(r.won_amount),
+                money_cell(r.average_deal_size),
+                decimal_cell(r.median_cycle_days),
+                decimal_cell(r.median_opportunity_cycle_days),
             ]
         )
     return header, rows
@@ -376,7 +393,7 @@ def drill(request, kind: str):
     header = DRILL_COLUMNS[spec.columns]
     if request.GET.get("format") == "csv":
         return csv_response(
-            f"{kind}-{period.first_day}-{period.last_day}.csv",
+            export_filename(kind, period.first_day, period.last_day, form.describe()),
             ["id", *header],
             ([row.pk, *_drill_row(spec.columns, row)] for row in rows.iterator(chunk_size=2_000)),
         )

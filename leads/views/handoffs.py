@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from leads import services
-from leads.csv_export import csv_response
+from leads.csv_export import csv_response, export_filename
 from leads.forms import (
     AcceptForm,
     OutcomeFilterForm,
@@ -260,6 +260,7 @@ def outcomes(request):
     """Marketing's view: handed-off leads and what sales did with them, with the reasons."""
     form = OutcomeFilterForm(request.GET or None)
     filters = {}
+    described = []  # the filters in words, for the export's file name
     if form.is_valid():
         data = form.cleaned_data
         until = data["assigned_until"]
@@ -270,10 +271,19 @@ def outcomes(request):
             "assigned_from": _day_start(data["assigned_from"]),
             "assigned_until": _day_start(until + timezone.timedelta(days=1)) if until else None,
         }
+        described = [
+            data["assigned_from"],
+            data["assigned_until"],
+            data["source"],
+            data["campaign"],  # its name is looked up for an export only
+            data["status"],
+        ]
     handoffs = handoff_outcomes(**filters)
     if request.GET.get("format") == "csv":
+        if described and described[3]:
+            described[3] = Campaign.objects.filter(pk=described[3]).first()
         return csv_response(
-            "handoff-outcomes.csv",
+            export_filename("handoff-outcomes", *described),
             OUTCOME_CSV_HEADER,
             (_outcome_row(h) for h in handoffs.iterator(chunk_size=2_000)),
         )

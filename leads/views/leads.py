@@ -3,7 +3,7 @@ from django.http import Http404
 from django.shortcuts import render
 
 from leads.choices import FitTier
-from leads.csv_export import csv_response
+from leads.csv_export import csv_response, export_filename
 from leads.forms import RecycleForm
 from leads.models import Lead, Source
 from leads.panels import lead_panels
@@ -61,11 +61,21 @@ def lead_index(request):
 def lead_export(request):
     """The filtered lead list as CSV, with the nurture flag a marketing automation tool reads to
     suppress leads that sales is working."""
+    filters = _filters(request)
     rows = (
         [*row[:-2], "yes" if row[-2] else "no", row[-1].isoformat()]
-        for row in lead_export_rows(lead_list(**_filters(request)))
+        for row in lead_export_rows(lead_list(**filters))
     )
-    return csv_response("leads.csv", EXPORT_HEADER, rows)
+    source = filters["source_id"]
+    source = Source.objects.filter(pk=int(source)).first() if source.isdigit() else None
+    name = export_filename(
+        "leads",
+        filters["stage"],
+        f"tier {filters['tier']}" if filters["tier"] else "",
+        source,
+        f"search {filters['query']}" if filters["query"] else "",
+    )
+    return csv_response(name, EXPORT_HEADER, rows)
 
 
 @page_permission_required(VIEW_LEAD)

@@ -315,6 +315,7 @@ def test_outcomes_export_csv(admin_client, outcomes):
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert response["Content-Type"].startswith("text/csv")
+    assert 'filename="handoff-outcomes_rejected.csv"' in response["Content-Disposition"]
     assert [row["handoff id"] for row in rows] == [str(outcomes["rejected"].pk)]
     assert rows[0]["reason"] == "No budget" and rows[0]["source"] == "Webinars"
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import date
 
 import pytest
@@ -211,3 +212,40 @@ def test_an_imported_owner_and_none_are_valid_owner_filters(db):
     offered = [value for value, _, _ in form.options()["owner"]]
     assert offered == ["none", str(imported.pk)]
     assert "No owner" in form.describe()
+
+
+def test_exports_round_like_the_screen_and_name_their_period_and_filters(admin_client, march):
+    params = {**MARCH, "source": march["webinars"].pk, "format": "csv"}
+
+    response = admin_client.get(reverse("metrics:handoffs"), params)
+
+    assert response["Content-Disposition"] == (
+        'attachment; filename="handoffs_2026-03-01_2026-03-31_webinars.csv"'
+    )
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    assert not re.search(r"\d\.\d{5,}", text)  # no 0.6666666666666666
+    rows = {row["name"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert rows["Webinars"]["acceptance rate %"] == "66.7"  # the screen: 66.7 %
+
+
+def test_the_overview_export_shows_rates_in_percent_and_money_in_whole_units(admin_client, march):
+    response = admin_client.get(reverse("metrics:overview"), {**MARCH, "format": "csv"})
+
+    assert "overview_2026-03-01_2026-03-31.csv" in response["Content-Disposition"]
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = {row["kpi"]: row for row in csv.DictReader(io.StringIO(text))}
+    acceptance = next(row for kpi, row in rows.items() if kpi.startswith("Lead acceptance"))
+    assert (acceptance["unit"], acceptance["value"]) == ("%", "50.0")
+    assert not re.search(r"\d\.\d{5,}", text)
+
+
+def test_definition_marks_are_buttons_described_by_their_text_outside_any_link(admin_client, march):
+    body = admin_client.get(reverse("metrics:handoffs"), MARCH).content.decode()
+
+    marks = re.findall(r'<button type="button" class="info"[^>]*aria-describedby="([^"]+)"', body)
+    assert len(marks) >= 6 and len(set(marks)) == len(marks)  # one id each
+    tooltip = re.search(rf'<span class="tooltip" role="tooltip" id="{marks[0]}">([^<]+)<', body)
+    assert "Accepted ÷ (accepted + rejected)" in tooltip.group(1)
+    assert 'class="info" title=' not in body
+    # A button inside a link is nested interaction: the figure is the link instead.
+    assert not re.search(r"<a\s(?:(?!</a>).)*<button", body, re.S)
