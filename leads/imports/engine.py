@@ -12,7 +12,9 @@ Per kind, a handler turns parsed rows into writes:
 * events — linked to their lead by its external id or e-mail; already-received events (same
   source system and external id) are counted, never duplicated; stage triggers apply;
 * opportunities — linked to leads and accounts; their lead reaches Opportunity at the creation
-  and Customer / Closed lost at the close.
+  and Customer / Closed lost at the close;
+* sales reps — users matched like owners, written with their territory, tiers, capacity and
+  manager (their team) by ``leads.services.team.sales_reps_upsert``.
 
 The write layer announces the leads whose facts changed (scoring marks them for a rescore in
 the same transaction). Every problem is a ``RowError`` naming the row and the field.
@@ -31,6 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -49,6 +52,7 @@ from leads.imports.mapping import (
     EVENTS,
     LEADS,
     OPPORTUNITIES,
+    SALES_REPS,
     FieldProblem,
     Mapping,
     MappingContext,
@@ -56,8 +60,9 @@ from leads.imports.mapping import (
     RowError,
     compile_mapping,
     dates_note,
+    norm,
 )
-from leads.models import Account, Campaign, Lead, Opportunity, Source
+from leads.models import Account, Campaign, Lead, Opportunity, SalesRep, Source
 from leads.selectors import lifecycle_at
 from leads.services import facts, team
 from leads.services.bulk import Writer, constraints_per_statement, rows_matching, writer_for
@@ -351,15 +356,17 @@ class Refs:
                 return found[0]
         return None
 
-    def owner_create(self, value: str) -> int:
-        """An inactive user for an owner the database does not know (e.g. a former rep)."""
+    def owner_create(self, value: str, *, name: str = "", counted_as: str = "owners") -> int:
+        """An inactive user for an owner the database does not know (e.g. a former rep);
+        ``name`` is the full name of one known by e-mail."""
         found = self.owner(value)
         if found is not None:
             return found
         text = " ".join(value.split())
         email = text.lower() if "@" in text else ""
         if email:
-            base, first, last = email, "", ""
+            base = email
+            first, _, last = " ".join(name.split()).partition(" ")
         else:
             first, _, last = text.partition(" ")
             base = re.sub(r"[^a-z0-9@.+_-]+", ".", text.lower()).strip(".") or "owner"
@@ -382,9 +389,10 @@ class Refs:
         users["username"][username].append(user.pk)
         if email:
             users["email"][email].append(user.pk)
-        else:
-            users["name"][text.lower()].append(user.pk)
-        self.run.count_ref("owners")
+        full = f"{first} {last}".strip().lower()
+        if full:
+            users["name"][full].append(user.pk)
+        self.run.count_ref(counted_as)
         return user.pk
 
     # accounts
@@ -1205,11 +1213,114 @@ class OpportunityImport(KindImport):
             run.report.transitions += len(written.transitions)
 
 
+# sales reps -------------------------------------------------------------------------------------
+
+REP_VALUES = ("region", "tiers", "capacity", "is_active")  # as parsed; the manager is resolved
+
+
+class SalesRepImport(KindImport):
+    """Reps and their teams (a team is its manager's reps): each row's rep and manager are
+    users matched like owners (created inactive when allowed), then every rep is written at
+    once by ``team.sales_reps_upsert`` at the end, so a manager may be named before or after
+    their own row."""
+
+    kind = SALES_REPS
+
+    def __init__(self, run: ImportRun) -> None:
+        super().__init__(run)
+        self.seen: dict = {}  # a rep's user id, or its text when the user is new → first row
+        self.plans: list[tuple[int, dict]] = []
+
+    def _user(self, row: int, values: dict, field_name: str) -> int | None:
+        """The user a cell names (None: new, to be created); errors when it cannot be."""
+        try:
+            found = self.run.refs.owner(values[field_name])
+        except FieldProblem as problem:
+            self.run.error(row, field_name, str(problem), values[field_name])
+            return None
+        if found is None and not self.run.options.create_owners:
+            self.run.error(row, field_name, "is not a user's username, e-mail or name (allow "
+                           "creating owners to add them as inactive users)",
+                           values[field_name])  # fmt: skip
+        return found
+
+    def process(self, rows):
+        run = self.run
+        checked = []
+        for row, values in rows:
+            user_id = self._user(row, values, "rep")
+            key = user_id if user_id is not None else " ".join(values["rep"].lower().split())
+            first = self.seen.setdefault(key, row)
+            if first != row:
+                run.error(row, "rep", f"appears twice in the file (first on row {first})",
+                          values["rep"])  # fmt: skip
+            manager_id = self._user(row, values, "manager") if "manager" in values else None
+            if "manager" in values and (
+                (user_id is not None and manager_id == user_id)
+                or norm(values["manager"]) == norm(values["rep"])
+            ):
+                run.error(row, "manager", "is the rep: a rep cannot be their own manager",
+                          values["manager"])  # fmt: skip
+            for name, message in team.sales_rep_problems(
+                **{name: values[name] for name in REP_VALUES if name in values}
+            ).items():
+                run.error(row, name, message, values.get(name, ""))
+            values["_ids"] = (user_id, manager_id)
+            checked.append((row, values))
+        existing = {
+            rep["user_id"]: rep
+            for rep in SalesRep.objects.filter(
+                user_id__in=[v["_ids"][0] for _, v in checked if v["_ids"][0] is not None]
+            ).values("pk", "user_id", "manager_id", *REP_VALUES)
+        }
+        for row, values in checked:
+            if run.is_invalid(row):
+                continue
+            user_id, manager_id = values["_ids"]
+            current = existing.get(user_id)
+            if current is None:
+                run.report.created += 1
+                run.note(row, "create rep")
+            elif not run.options.update_existing:
+                run.error(row, "rep", f"is a sales rep already (rep #{current['pk']}); updating "
+                          "is off", values["rep"])  # fmt: skip
+                continue
+            elif any(values[name] != current[name] for name in REP_VALUES if name in values) or (
+                "manager" in values and manager_id != current["manager_id"]
+            ):
+                run.report.updated += 1
+                run.note(row, f"update rep #{current['pk']}")
+            else:
+                run.report.unchanged += 1
+                run.note(row, f"unchanged rep #{current['pk']}")
+            self.plans.append((row, values))
+
+    def finish(self) -> None:
+        run, refs = self.run, self.run.refs
+        if not run.writing or not self.plans:
+            return
+        run.writer.flush()
+        reps = []
+        for _, values in self.plans:
+            user_id = refs.owner_create(
+                values["rep"], name=values.get("name", ""), counted_as="users"
+            )
+            fields = {name: values[name] for name in REP_VALUES if name in values}
+            if "manager" in values:
+                fields["manager_id"] = refs.owner_create(values["manager"], counted_as="users")
+            reps.append(team.RepValues(user_id=user_id, fields=fields))
+        try:
+            team.sales_reps_upsert(actor_id=run.actor_id, reps=reps)
+        except ValidationError as problem:  # changed meanwhile: every row was checked first
+            run.report.problems = [f"The sales reps were refused, nothing was written: {problem}"]
+
+
 HANDLERS: dict[str, type[KindImport]] = {
     ACCOUNTS: AccountImport,
     LEADS: LeadImport,
     EVENTS: EventImport,
     OPPORTUNITIES: OpportunityImport,
+    SALES_REPS: SalesRepImport,
 }
 
 

@@ -12,7 +12,7 @@ The JSON form::
 
     {
       "format": "revops.import-mapping/1",
-      "kind": "leads",                      // accounts | leads | events | opportunities
+      "kind": "leads",       // accounts | leads | events | opportunities | sales_reps
       "name": "HubSpot contacts",
       "csv": {"encoding": "auto", "delimiter": "auto"},
       "fields": {
@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from leads.choices import (
     ChannelGroup,
     EventKind,
+    FitTier,
     OpportunityStage,
     OpportunityStatus,
     Region,
@@ -63,18 +64,21 @@ from revops.text import CONTROL_CHARACTERS, control_character_problem
 
 FORMAT_TAG = "revops.import-mapping/1"
 ACCOUNTS, LEADS, EVENTS, OPPORTUNITIES = "accounts", "leads", "events", "opportunities"
-KINDS = (ACCOUNTS, LEADS, EVENTS, OPPORTUNITIES)
+SALES_REPS = "sales_reps"
+KINDS = (ACCOUNTS, LEADS, EVENTS, OPPORTUNITIES, SALES_REPS)
 KIND_LABELS = {
     ACCOUNTS: "Accounts",
     LEADS: "Leads (contacts)",
     EVENTS: "Engagement events",
     OPPORTUNITIES: "Opportunities (deals)",
+    SALES_REPS: "Sales reps and teams",
 }
 
 TEXT, EMAIL, INTEGER, DECIMAL, DATETIME = "text", "email", "integer", "decimal", "datetime"
 BOOLEAN, CHOICE, COUNTRY, DOMAIN, TAGS, PROPERTIES = (
     "boolean", "choice", "country", "domain", "tags", "properties"
 )  # fmt: skip
+CHOICES = "choices"  # several of the field's choices in one cell ("A; B")
 DATE_TYPES = (DATETIME,)
 
 # Dates outside these years are typos (0226 for 2026), not history.
@@ -452,6 +456,33 @@ def _opportunity_fields() -> tuple[TargetField, ...]:
     )  # fmt: skip
 
 
+def _sales_rep_fields() -> tuple[TargetField, ...]:
+    person = "A user's username, e-mail or full name"
+    return (
+        _t("rep", "Sales rep", TEXT, "sales agent", "sales rep", "rep", "agent", "username",
+           "user", "email", "email address", "user email", "rep email", "owner", "owner email",
+           "owner name", "salesperson", "account executive", "user name", "rep name",
+           "agent name", "full name", "name", max_length=254, required=True,
+           help=f"{person}; matched like an owner, created as an inactive user when allowed."),
+        _t("name", "Full name", TEXT, "full name", "rep name", "agent name", "name",
+           max_length=161, help="Names a user the import creates (when the rep is an e-mail)."),
+        _t("manager", "Manager (their team)", TEXT, "manager", "sales manager",
+           "team manager", "manager name", "manager email", "reports to", "team lead",
+           "team leader", "team", "sales team", max_length=254,
+           help=f"{person}: a team is its manager's reps. A blank cell keeps the rep's team."),
+        _t("region", "Territory", CHOICE, "territory", "region", "sales region",
+           "sales territory", "regional office", "office region", choices=tuple(Region.choices),
+           synonyms=REGION_SYNONYMS, help="Empty: any territory."),
+        _t("tiers", "Fit tiers", CHOICES, "tiers", "fit tiers", "icp tiers", "tier", "segments",
+           choices=tuple(FitTier.choices),
+           help="The fit tiers the rep works, e.g. A; B (empty: any)."),
+        _t("capacity", "Capacity", INTEGER, "capacity", "max open", "max open leads",
+           "max handoffs", "lead capacity", help="Most pending handoffs at once (at least 1)."),
+        _t("is_active", "Receives handoffs", BOOLEAN, "active", "is active", "receives leads",
+           "receives handoffs", "in round robin"),
+    )  # fmt: skip
+
+
 def target_fields(kind: str, context: MappingContext) -> tuple[TargetField, ...]:
     if kind == ACCOUNTS:
         return _account_fields()
@@ -461,6 +492,8 @@ def target_fields(kind: str, context: MappingContext) -> tuple[TargetField, ...]
         return _event_fields()
     if kind == OPPORTUNITIES:
         return _opportunity_fields()
+    if kind == SALES_REPS:
+        return _sales_rep_fields()
     raise MappingError([f"Unknown import kind {kind!r}; choose one of {', '.join(KINDS)}."])
 
 
@@ -990,6 +1023,25 @@ def _converter(
     if kind == TAGS:
         separator = spec.separator
         return lambda raw: parse_tags(raw, separator)
+    if kind == CHOICES:
+        lookup, order = target.choice_lookup(), [value for value, _ in target.choices]
+        separator, label = spec.separator, target.label.lower()
+
+        def several(raw: str) -> list[str]:
+            chosen = set()
+            for part in raw.split(separator) if separator else re.split(r"[;,|/]", raw):
+                if not part.strip():
+                    continue
+                value = lookup.get(norm(part))
+                if value is None:
+                    raise FieldProblem(
+                        f"names {part.strip()!r}, not one of the {label} "
+                        f"({_enumerate_choices(target)})"
+                    )
+                chosen.add(value)
+            return [value for value in order if value in chosen]
+
+        return several
     if kind == PROPERTIES:
 
         def properties(raw):
@@ -1275,8 +1327,8 @@ def _spec_problems(name: str, spec: FieldSpec, target: TargetField) -> list[str]
             problems.append(f"{name}: the scale must be a positive number.")
     if spec.decimal not in (".", ","):
         problems.append(f"{name}: the decimal separator must be . or ,")
-    if spec.separator is not None and target.type != TAGS:
-        problems.append(f"{name}: a separator applies to lists (technologies, signals) only.")
+    if spec.separator is not None and target.type not in (TAGS, CHOICES):
+        problems.append(f"{name}: a separator applies to lists (technologies, tiers…) only.")
     if spec.columns and target.type not in (PROPERTIES, TEXT) and spec.join is None:
         problems.append(f'{name}: several columns need a join text (e.g. " ").')
     if spec.join is not None and not spec.columns:
@@ -1332,6 +1384,9 @@ def guess_mapping(
     names = dict(fields)
     if "name" in names and ("first_name" in names or "last_name" in names) and kind == LEADS:
         fields = [(n, s) for n, s in fields if n != "name"]
+    # A file of reps with only a name column: the name is who the rep is.
+    if kind == SALES_REPS and "rep" not in names and "name" in names:
+        fields = [("rep" if n == "name" else n, s) for n, s in fields]
     return Mapping(kind=kind, fields=tuple(fields), name=name)
 
 

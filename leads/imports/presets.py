@@ -11,6 +11,10 @@ the repository).
   time zone (a deal closed on 2017-04-01 counts in April and Q2 on the dashboards).
   Prospecting deals have no date in the file, so they are created at the import time. The file
   has no contacts: no lead moves.
+* ``maven-sales-teams`` — Maven CRM ``sales_teams.csv``: its 35 agents become sales reps on
+  their manager's team (6 managers; agents and managers the database does not know become
+  inactive users, named as ``maven-opportunities`` names its owners, so either file may come
+  first); the regional offices (Central, East, West) are all in the North America territory.
 * ``x-education-leads`` — X Education ``Leads.csv``: 9,240 leads with their source
   ("Lead Source", "Google" and "google" being one source), external id "Prospect ID",
   occupation → seniority (students are the ICP's poor fit), country names → codes. The file has
@@ -33,6 +37,7 @@ from leads.imports.mapping import (
     FORMAT_TAG,
     LEADS,
     OPPORTUNITIES,
+    SALES_REPS,
     Mapping,
 )
 
@@ -81,6 +86,7 @@ X_EDUCATION_CHANNELS = {
 MAVEN_STATUS = {"Won": "won", "Lost": "lost", "Engaging": "open", "Prospecting": "open"}
 MAVEN_STAGE = {"Won": "closed_won", "Lost": "closed_lost", "Engaging": "demo",
                "Prospecting": "discovery"}  # fmt: skip
+MAVEN_OFFICES = {"Central": "NA", "East": "NA", "West": "NA"}  # US regional offices
 # Students are the ICP's poor fit; the rest says little about seniority.
 X_EDUCATION_OCCUPATIONS = {"Student": "student", "Working Professional": "individual",
                            "Businessman": "executive", "Unemployed": "unknown",
@@ -150,6 +156,22 @@ PRESETS: dict[str, Preset] = {
                 },
                 create_owners=True,
                 create_accounts=False,
+            ),
+        ),
+        Preset(
+            name="maven-sales-teams",
+            label="Maven CRM: sales_teams.csv",
+            kind=SALES_REPS,
+            dataset="maven-crm-sales-opportunities/sales_teams.csv",
+            mapping=_mapping(
+                SALES_REPS,
+                "Maven CRM sales teams",
+                {
+                    "rep": {"column": "sales_agent"},
+                    "manager": {"column": "manager"},
+                    "region": {"column": "regional_office", "values": MAVEN_OFFICES},
+                },
+                create_owners=True,
             ),
         ),
         Preset(

@@ -27,6 +27,7 @@ from leads.imports import csvfile, engine
 from leads.imports.engine import COMMITTED, REJECTED, ImportReport
 from leads.imports.mapping import (
     KINDS,
+    SALES_REPS,
     Mapping,
     MappingError,
     compile_mapping,
@@ -95,6 +96,20 @@ def saved_mapping_save(*, name: str, mapping: Mapping, user=None) -> SavedMappin
 
 # --- Jobs ---------------------------------------------------------------------------------------
 
+# What importing a kind writes beyond ``leads.add_importjob``: reps and teams are the RevOps
+# admin's to change (an importer in Marketing may not make them).
+KIND_PERMISSIONS = {SALES_REPS: ("leads.add_salesrep", "leads.change_salesrep")}
+
+
+def import_kind_check(*, kind: str, user) -> None:
+    """Refuse an import of ``kind`` by a user who may not write what it writes."""
+    needed = KIND_PERMISSIONS.get(kind, ())
+    if user is not None and needed and not user.has_perms(needed):
+        raise ImportRefused(
+            "Importing sales reps and teams needs the permission to add and change sales reps "
+            "(the RevOps admin's)."
+        )
+
 
 def import_job_create(
     *, kind: str, upload: UploadedFile, user=None, mapping: Mapping | None = None
@@ -103,6 +118,7 @@ def import_job_create(
     from the header)."""
     if kind not in KINDS:
         raise ImportRefused(f"Unknown import kind {kind!r}.")
+    import_kind_check(kind=kind, user=user)
     if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
         raise ImportRefused(
             f"The file is {upload.size:,} bytes; the most an import takes is "
@@ -164,10 +180,12 @@ def import_job_preview(*, job: ImportJob, rows: int = engine.PREVIEW_ROWS) -> Im
     )
 
 
-def import_job_commit(*, job: ImportJob) -> ImportJob:
-    """Commit the import: now when the file is small, else by a worker (the page polls)."""
+def import_job_commit(*, job: ImportJob, user=None) -> ImportJob:
+    """Commit the import (``user``: who commits it): now when the file is small, else by a
+    worker (the page polls)."""
     if job.status != ImportJob.Status.DRAFT:
         raise ImportRefused("This import has already been committed.")
+    import_kind_check(kind=job.kind, user=user)
     mapping = job_mapping(job)
     mapping_check(mapping, job.header)
     if job.file_size <= settings.IMPORT_SYNC_MAX_BYTES:

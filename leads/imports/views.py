@@ -149,7 +149,7 @@ def import_job_page(request, pk: int):
 def _mapping_action(request, job, action, mapping, save_form):
     if action == "commit":
         try:
-            job = services.import_job_commit(job=job)
+            job = services.import_job_commit(job=job, user=request.user)
         except (services.ImportRefused, MappingError) as refused:
             messages.error(request, str(refused))
             return None

@@ -19,6 +19,7 @@ class ImportKind(models.TextChoices):
     LEADS = "leads", "Leads (contacts)"
     EVENTS = "events", "Engagement events"
     OPPORTUNITIES = "opportunities", "Opportunities (deals)"
+    SALES_REPS = "sales_reps", "Sales reps and teams"
 
 
 class ImportJob(models.Model):

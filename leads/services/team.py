@@ -9,6 +9,7 @@ the reps pointing at a manager, so setting a team moves reps in and out of it to
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -86,6 +87,116 @@ def sales_reps_ensure(*, actor_id: int | None, user_ids: list[int]) -> list[int]
     if ids:
         logger.info("%s sales reps created for imported owners by %s", len(ids), actor_id)
     return ids
+
+
+# What a bulk write (a CSV import) may set; the manager by user id.
+REP_IMPORT_FIELDS = ("region", "tiers", "capacity", "manager_id", "is_active")
+# Checked elsewhere (users and managers in bulk), or not set by a bulk write.
+_NOT_CHECKED_PER_REP = ["user", "manager", "out_of_office_from", "out_of_office_until"]
+
+
+def sales_rep_problems(**fields) -> dict[str, str]:
+    """What the model says about a rep with these fields (its user and manager aside), as
+    ``{field: message}``: a file's row is checked with this before anything is written."""
+    unknown = set(fields) - set(REP_IMPORT_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown sales rep fields: {sorted(unknown)}")
+    return _problems(SalesRep(**fields))
+
+
+def _problems(rep: SalesRep) -> dict[str, str]:
+    try:
+        rep.full_clean(exclude=_NOT_CHECKED_PER_REP)
+    except ValidationError as error:
+        return {name: " ".join(messages) for name, messages in error.message_dict.items()}
+    return {}
+
+
+@dataclass(frozen=True)
+class RepValues:
+    """One rep as a file gives it: the user, and only the fields the file sets (a blank cell
+    is no change), among ``REP_IMPORT_FIELDS``."""
+
+    user_id: int
+    fields: dict
+
+
+@dataclass(frozen=True)
+class RepsWritten:
+    """What ``sales_reps_upsert`` did, by user id: reps created, reps changed, and how many
+    were already as given."""
+
+    created: tuple[int, ...]
+    updated: tuple[int, ...]
+    unchanged: int
+
+
+def sales_reps_upsert(*, actor_id: int | None, reps: list[RepValues]) -> RepsWritten:
+    """Create or update many sales reps at once (a CSV import of reps and their teams): a
+    user without a rep record gets one, a rep gets the fields given; setting ``manager_id``
+    puts the rep on that manager's team. An imported manager may be an inactive user (a
+    manager from another CRM's history): their team is still a team on the dashboards.
+
+    Validated like ``sales_rep_create`` (the model's rules, no rep their own manager, the
+    managers exist), all or nothing in one transaction: one INSERT, and one UPDATE per set of
+    changed fields. Giving a rep exactly what it has changes nothing."""
+    errors: dict[str, list[str]] = {}
+    with transaction.atomic():
+        user_ids = [values.user_id for values in reps]
+        existing = {
+            rep.user_id: rep
+            for rep in SalesRep.objects.select_for_update()
+            .filter(user_id__in=user_ids)
+            .order_by("pk")
+        }
+        twice = sorted(pk for pk, n in Counter(user_ids).items() if n > 1)
+        if twice:
+            errors["user"] = [f"user {pk} is given twice" for pk in twice]
+        managers = {values.fields.get("manager_id") for values in reps} - {None}
+        known = set(get_user_model().objects.filter(pk__in=managers).values_list("pk", flat=True))
+        new, changed = [], {}
+        for values in reps:
+            unknown = set(values.fields) - set(REP_IMPORT_FIELDS)
+            if unknown:
+                raise TypeError(f"Unknown sales rep fields: {sorted(unknown)}")
+            rep = existing.get(values.user_id) or SalesRep(user_id=values.user_id)
+            names = tuple(
+                sorted(
+                    n for n, v in values.fields.items() if rep.pk is None or getattr(rep, n) != v
+                )
+            )
+            for name in names:
+                setattr(rep, name, values.fields[name])
+            problems = _problems(rep)
+            manager_id = rep.manager_id
+            if manager_id is not None and manager_id not in known and "manager_id" in names:
+                problems["manager"] = f"No user with id {manager_id}."
+            if manager_id is not None and manager_id == rep.user_id:
+                problems["manager"] = "A rep cannot be their own manager."
+            for name, message in problems.items():
+                errors.setdefault(name, []).append(f"user {values.user_id}: {message}")
+            if rep.pk is None:
+                new.append(rep)
+            elif names:
+                changed.setdefault(names, []).append(rep)
+        if errors:
+            raise ValidationError(errors)
+        created = SalesRep.objects.bulk_create(new)
+        for names, group in changed.items():
+            SalesRep.objects.bulk_update(group, list(names))
+    updated = [rep.user_id for group in changed.values() for rep in group]
+    if created or updated:
+        logger.info(
+            "Sales reps written in bulk by %s: %s created, %s changed",
+            actor_id,
+            len(created),
+            len(updated),
+        )
+    return RepsWritten(
+        created=tuple(rep.user_id for rep in created),
+        updated=tuple(updated),
+        unchanged=len(reps) - len(created) - len(updated),
+    )
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ The files are never copied into the repository. Without them these tests are ski
 in CI or with REVOPS_REQUIRE_SERVICES=1, where a missing data set fails the run.
 """
 
+import csv
 import os
-from datetime import timedelta
+from collections import Counter
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,9 +17,9 @@ from django.utils import timezone
 
 from leads.imports.engine import COMMITTED, import_file
 from leads.imports.presets import PRESETS, datasets_dir
-from leads.models import Account, Lead, Opportunity, Source, StageTransition
+from leads.models import Account, Lead, Opportunity, SalesRep, Source, StageTransition
 from metrics.kpis import Period
-from metrics.queries import conversion_by_source
+from metrics.queries import GroupBy, conversion_by_source, opportunity_results_by
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +98,36 @@ def test_maven_opportunities_with_sales_agents_as_owners():
     assert deal.owner.get_full_name() == "Moses Frase"
     again = run("maven-opportunities")
     assert (again.created, again.updated, again.unchanged) == (0, 0, 8800)
+
+
+def test_maven_sales_teams_put_every_agent_on_their_managers_team():
+    report = run("maven-sales-teams")
+    assert (report.rows, report.created) == (35, 35)
+    assert report.created_refs == {"users": 41}  # 35 agents and 6 managers, all inactive
+    path, _ = dataset("maven-sales-teams")
+    with path.open(newline="", encoding="utf-8") as handle:
+        manager_of = {row["sales_agent"]: row["manager"] for row in csv.DictReader(handle)}
+    reps = SalesRep.objects.select_related("user", "manager")
+    assert {rep.user.get_full_name(): rep.manager.get_full_name() for rep in reps} == manager_of
+    assert set(reps.values_list("region", flat=True)) == {"NA"}
+    # The pipeline's owners are these people, matched by name: no user is created again.
+    run("maven-accounts")
+    assert run("maven-opportunities").created_refs == {}
+    # Won and lost per team over 2017 (every close is in 2017) equal the files'.
+    expected = Counter()
+    with PRESETS["maven-opportunities"].dataset_path().open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["deal_stage"] in ("Won", "Lost"):
+                expected[(manager_of[row["sales_agent"]], row["deal_stage"])] += 1
+    year = Period.from_dates(date(2017, 1, 1), date(2017, 12, 31), "America/New_York")
+    found = Counter()
+    for row in opportunity_results_by(year, by=GroupBy.TEAM):
+        found[(row.group.name, "Won")] = row.results.won
+        found[(row.group.name, "Lost")] = row.results.lost
+    assert found == expected and len({team for team, _ in found}) == 6
+    again = run("maven-sales-teams")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 35)
+    assert again.created_refs == {}
 
 
 def test_x_education_leads_with_sources_and_conversions():
