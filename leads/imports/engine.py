@@ -1286,7 +1286,8 @@ class SalesRepImport(KindImport):
                           "is off", values["rep"])  # fmt: skip
                 continue
             elif any(values[name] != current[name] for name in REP_VALUES if name in values) or (
-                "manager" in values and manager_id != current["manager_id"]
+                # a manager the import creates (no id yet) is a change too
+                "manager" in values and (manager_id is None or manager_id != current["manager_id"])
             ):
                 run.report.updated += 1
                 run.note(row, f"update rep #{current['pk']}")

@@ -1,22 +1,27 @@
-"""KPIs of imported CSV files, read through ``/api/v1/kpis/`` and compared with a plain
-computation from the file (issue 14): dates without a time are days of the display time zone,
-deals imported without a creation date or a lead, owners known only by name."""
+"""KPIs of imported CSV files, read through ``/api/v1/kpis/`` and the pipeline dashboard and
+compared with a plain computation from the file (issue 14): dates without a time are days of
+the display time zone, deals imported without a creation date or a lead, owners known only by
+name, reps put on teams by an imported file."""
 
 import csv
 import os
+import re
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from leads.imports.engine import COMMITTED, import_file
 from leads.imports.mapping import Mapping
 from leads.imports.presets import PRESETS
 from leads.models import Opportunity, SalesRep
+from metrics.templatetags.kpi_format import count, days, money, percent
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +141,127 @@ def test_reimporting_the_file_changes_nothing(reader_api, imported):
     assert again.created_refs == {}
     assert Opportunity.objects.count() == len(ROWS) and SalesRep.objects.count() == 2
     assert by_owner(reader_api, quarter(2026, 2)) == before
+
+
+# --- The same figures on the pipeline dashboard -------------------------------------------
+
+
+class _Table(HTMLParser):
+    """One table of a page by its id: ``{row name: {column header: cell text}}``, and each
+    row's drill links."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.inside, self.cell = table_id, False, None
+        self.headers: list[str] = []
+        self.rows: list[list[str]] = []
+        self.links: list[list[str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "table" and attributes.get("id") == self.table_id:
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.current, self.row_links = [], []
+        elif self.inside and tag in ("th", "td"):
+            self.cell = []
+        elif self.inside and tag == "a" and attributes.get("href", "").startswith("/dashboards/"):
+            self.row_links.append(attributes["href"])
+
+    def handle_endtag(self, tag):
+        if not self.inside:
+            return
+        if tag in ("th", "td") and self.cell is not None:
+            self.current.append(" ".join("".join(self.cell).split()))
+            self.cell = None
+        elif tag == "tr":
+            if not self.headers:
+                self.headers = self.current
+            else:
+                self.rows.append(self.current)
+                self.links.append(self.row_links)
+        elif tag == "table":
+            self.inside = False
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def breakdown_on_the_page(client, params: dict) -> dict[str, dict[str, str]]:
+    """The pipeline page's breakdown table as its reader sees it; each won figure is also
+    checked against the drill-down list it links to."""
+    response = client.get(reverse("metrics:pipeline"), params)
+    assert response.status_code == 200
+    table = _Table("results-breakdown")
+    table.feed(response.content.decode())
+    assert table.headers, "no breakdown table on the page"
+    rows = {}
+    for cells, links in zip(table.rows, table.links, strict=True):
+        row = dict(zip(table.headers[1:], cells[1:], strict=True))
+        rows[cells[0]] = row
+        won_list = client.get(next(link for link in links if "status=won" in link))
+        listed = re.search(r'id="drill-count"[^>]*data-rows="(\d+)"', won_list.content.decode())
+        assert listed and listed.group(1) == row["Won"].replace(",", ""), cells[0]
+    return rows
+
+
+def shown(won, lost, won_amounts, cycles, won_cycles) -> dict[str, str]:
+    """Hand-computed figures as the page writes them (its own formats)."""
+    return {
+        "Won": count(won),
+        "Lost": count(lost),
+        "Win rate": percent(won / (won + lost)),
+        "Won amount": money(sum(won_amounts)),
+        "Avg deal": money(statistics.mean(won_amounts) if won_amounts else None),
+        "Median lead cycle": days(None),  # imported deals without leads have no lead cycle
+        "Median opp. cycle": days(statistics.median(cycles)),
+        "Median opp. cycle, won": days(statistics.median(won_cycles) if won_cycles else None),
+    }
+
+
+TEAMS_HEADER = ["Owner", "Team"]
+TEAMS_ROWS = [["Ann Archer", "Mia Manager"], ["Bob Baker", "Mia Manager"]]
+
+
+def test_the_pipeline_page_shows_the_hand_computed_figures_per_owner_and_team(
+    client, reader, imported, tmp_path
+):
+    teams_path = tmp_path / "teams.csv"
+    with teams_path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([TEAMS_HEADER, *TEAMS_ROWS])
+    teams = Mapping.from_json(
+        {"kind": "sales_reps", "fields": {"rep": "Owner", "manager": "Team"},
+         "options": {"create_owners": True}}
+    )  # fmt: skip
+    report = import_file(path=teams_path, mapping=teams)
+    assert (report.status, report.updated, report.created_refs) == (COMMITTED, 2, {"users": 1})
+    # Re-importing both files changes nothing the page shows.
+    assert import_file(path=imported["path"], mapping=imported["mapping"]).unchanged == len(ROWS)
+    assert import_file(path=teams_path, mapping=teams).unchanged == 2
+    client.force_login(reader)
+
+    d1 = elapsed_days(date(2026, 3, 7), date(2026, 3, 9))  # 47 hours: across DST
+    d2 = elapsed_days(date(2026, 3, 1), date(2026, 3, 31))
+    d3 = elapsed_days(date(2026, 2, 1), date(2026, 3, 31))
+    d4, d5, d6 = 0.0, 1.0, elapsed_days(date(2026, 6, 1), date(2026, 6, 30))
+    ann_q1 = shown(2, 1, [1000, 3000], [d1, d2, d3], [d1, d2])
+    ann_q2 = shown(1, 0, [500], [d4], [d4])
+    bob_q2 = shown(1, 1, [2000], [d5, d6], [d5])
+    assert ann_q1["Median opp. cycle, won"] == "16.0 d" and ann_q1["Win rate"] == "66.7 %"
+
+    by_owner_q1 = breakdown_on_the_page(client, {**quarter(2026, 1), "group_by": "owner"})
+    assert by_owner_q1 == {"Ann Archer": ann_q1}
+    by_owner_q2 = breakdown_on_the_page(client, {**quarter(2026, 2), "group_by": "owner"})
+    assert by_owner_q2 == {"Ann Archer": ann_q2, "Bob Baker": bob_q2}
+
+    # Mia's team over the half year: both reps' deals together.
+    half = {"preset": "custom", "start": "2026-01-01", "end": "2026-06-30"}
+    mia_team = shown(4, 2, [1000, 3000, 500, 2000], [d1, d2, d3, d4, d5, d6], [d1, d2, d4, d5])
+    assert breakdown_on_the_page(client, {**half, "group_by": "team"}) == {"Mia Manager": mia_team}
+    mia = get_user_model().objects.get(first_name="Mia")
+    assert breakdown_on_the_page(client, {**quarter(2026, 2), "group_by": "owner",
+                                          "team": mia.pk}) == by_owner_q2  # fmt: skip
 
 
 # --- The Maven data set ---------------------------------------------------------------------

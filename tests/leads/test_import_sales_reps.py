@@ -112,10 +112,12 @@ def test_reimporting_the_file_changes_nothing(tmp_path, people):
 
 def test_a_second_file_moves_a_rep_and_keeps_what_its_blank_cells_do_not_say(tmp_path, people):
     import_file(path=write_csv(tmp_path, ROWS), mapping=reps_mapping())
-    moved = [["ada@example.com", "", "bob", "", "", "20"]]
+    moved = [["ada@example.com", "", "bob", "", "", "20"], ["bob", "", "Zed Zimmer", "", "", ""]]
     report = import_file(path=write_csv(tmp_path, moved, name="moved.csv"), mapping=reps_mapping())
-    assert (report.created, report.updated, report.unchanged) == (0, 1, 0)
+    assert (report.created, report.updated, report.unchanged) == (0, 2, 0)
+    assert report.created_refs == {"users": 1}  # Zed, a new manager
     assert teams()["ada"] == ("bob", "NA", ["A", "B"], 20, True)
+    assert teams()["bob"] == ("zed.zimmer", "", ["C"], 5, True)
 
 
 def test_a_rejected_file_changes_nothing_and_names_each_problem(tmp_path, people):
