@@ -235,6 +235,12 @@ def _atomic(writer: Writer | None, *, savepoint: bool = True):
 
 
 
+def _settle(writer: Writer | None) -> None:
+    """Let the writer finish what is queued before this function queries the connection."""
+    if writer is not None:
+        writer.flush()
+
+
 def _announce(lead_ids: Iterable[int], writer: Writer | None) -> list[int]:
     """Announce once the batch's rows are written (at once without a writer)."""
     ids = sorted(set(lead_ids))
@@ -280,6 +286,7 @@ def stage_moves_record(
     the one before left it. ``current``: the leads' stage fields when the caller holds them
     (locked), else they are read and locked. ``lifecycle``: the one in force at the latest move
     when not given. Refuses unknown stages and moves to the stage a lead is in."""
+    _settle(writer)
     moves = list(moves)
     if not moves:
         return MovesRecorded([], {})
@@ -401,9 +408,8 @@ def events_record(
     external id, or earlier in the batch); apply the stage triggers of those stored (unless
     the caller applies them later, as the import does for the whole file); announce their
     leads."""
+    _settle(writer)
     events = list(events)
-    if writer is not None:
-        writer.flush()
     seen = events_received((e.source_system, e.external_id) for e in events)
     stored, duplicates = [], []
     for position, event in enumerate(events):
@@ -458,6 +464,7 @@ def event_triggers_apply(
     """Move leads whose new event triggers the stage right after theirs (e.g. a booked meeting
     takes a SAL to SQL), in the order the events occurred; a stage that opens a handoff opens
     one. ``events`` have ``lead_id``, ``kind`` and ``occurred_at``. Returns how many moves."""
+    _settle(writer)
     lifecycle = lifecycle or lifecycle_at()
     triggers = lifecycle.event_triggers
     relevant = sorted((e for e in events if e.kind in triggers), key=lambda e: e.occurred_at)
@@ -529,6 +536,7 @@ def leads_upsert(
     """Create leads with the stage history their path implies (``"" → first stage`` at the
     creation, then each step), and change leads: their fields, and the stage moves of their
     path from where they are. Announces every created and changed lead."""
+    _settle(writer)
     new, changed = list(new), [c for c in changed if c.fields or c.path]
     lifecycle = lifecycle or lifecycle_at()
     for change in changed:
@@ -662,6 +670,7 @@ def accounts_upsert(
     """Create and change accounts (technologies and signals stored normalized, as
     ``Account.save`` stores them). A changed account changes its leads' fit: they are
     announced."""
+    _settle(writer)
     new, changed = list(new), [c for c in changed if c.fields]
     now = timezone.now()
     accounts = [
@@ -725,6 +734,7 @@ def leads_follow_deals(
     to the last open sales stage, never backwards; a won one to the won stage, a lost one to
     the lost stage), never before the lead entered its current stage. A lead already there
     does not move (re-saving a deal is a no-op)."""
+    _settle(writer)
     deals = list(deals)
     if not deals:
         return MovesRecorded([], {})
