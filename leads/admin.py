@@ -378,7 +378,12 @@ class LeadAdmin(FactAdmin):
         if change:
             services.lead_update(lead=obj, fields=form.changed_data, actor=request.user)
         else:
-            services.lead_create(lead=obj, actor=request.user, reason="Created in the admin")
+            services.lead_create(
+                lead=obj,
+                actor=request.user,
+                reason="Created in the admin",
+                in_marketing_nurture=obj.in_marketing_nurture,
+            )
 
     @admin.display(description="Score (grade)", ordering="score_state__total")
     def score(self, obj) -> str:

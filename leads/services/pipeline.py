@@ -146,10 +146,16 @@ LEAD_CHANGEABLE = ("first_name", "last_name", "email", "phone", "title", "senior
                    "external_id", "created_at")  # fmt: skip
 
 
-def lead_create(*, lead: Lead, actor: AbstractBaseUser | None = None, reason: str = "") -> Lead:
+def lead_create(
+    *,
+    lead: Lead,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    in_marketing_nurture: bool | None = None,
+) -> Lead:
     """Create a (validated) lead through the write layer: it starts in the first stage of the
-    lifecycle at its creation, with that history row, and scoring hears of it. ``lead`` gets
-    its id and the fields the layer set."""
+    lifecycle at its creation, with that history row, and scoring hears of it. The nurture flag
+    is the first stage's unless given. ``lead`` gets its id and the fields the layer set."""
     actor_type, actor_id = _actor(actor)
     created_at = lead.created_at or timezone.now()
     lifecycle = lifecycle_at(created_at)
@@ -169,6 +175,7 @@ def lead_create(*, lead: Lead, actor: AbstractBaseUser | None = None, reason: st
                 owner_id=lead.owner_id,
                 external_id=lead.external_id,
                 created_at=created_at,
+                in_marketing_nurture=in_marketing_nurture,
                 path=(facts.StageStep(stage=lifecycle.first, at=created_at, reason=reason),),
                 actor_type=actor_type,
                 actor_id=actor_id,
