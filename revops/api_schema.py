@@ -4,10 +4,11 @@ the error answers of every operation, and links from a created row to its operat
 Every 4xx of the API has one format (``revops.api_errors``), and which of them an operation can
 answer follows from its shape, not from each view: any call may be unauthenticated (401) or not
 allowed (403); a query parameter or a body can be invalid (400); a path names a row that may not
-exist (404); a body can be too large (413) or not JSON (415). Views still document what they
-mean by a status (``extend_schema(responses=…)``); this hook adds the ones they left out, so a
-client generator or a fuzzer (``tests/api/test_schema_fuzz.py``) never meets an undocumented
-status code.
+exist (404); a body can be too large (413) or not JSON (415). One more comes from the web server
+before the app: an address longer than gunicorn reads (414, no JSON body). Views still document
+what they mean by a status (``extend_schema(responses=…)``); this hook adds the ones they left
+out, so a client generator or a fuzzer (``tests/api/test_schema_fuzz.py``) never meets an
+undocumented status code.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ DESCRIPTIONS = {
     "403": "Authenticated, but not allowed (the role lacks the permission, or not yours).",
     "404": "No such row (or no such path).",
     "413": "The request body is too large.",
+    "414": "The address is too long: the server reads request lines up to 4,094 bytes.",
     "415": "The request body is not JSON (send `Content-Type: application/json`).",
 }
+WITHOUT_BODY = {"414"}  # answered before the app sees the request
 METHODS = {"get", "put", "post", "patch", "delete", "head", "options"}
 
 
@@ -50,6 +53,8 @@ def error_statuses(operation: dict[str, Any]) -> list[str]:
         statuses.append("400")
     if any(parameter.get("in") == "path" for parameter in parameters):
         statuses.append("404")
+    if any(parameter.get("in") in ("path", "query") for parameter in parameters):
+        statuses.append("414")  # answered by the web server (gunicorn), without a JSON body
     if has_body:
         statuses += ["413", "415"]
     return statuses
@@ -95,12 +100,9 @@ def document_error_responses(result: dict, generator, request, public) -> dict:
                 continue
             responses = operation.setdefault("responses", {})
             for status in error_statuses(operation):
-                responses.setdefault(
-                    status,
-                    {
-                        "description": DESCRIPTIONS[status],
-                        "content": {"application/json": {"schema": ERRORS_REF}},
-                    },
-                )
+                answer = {"description": DESCRIPTIONS[status]}
+                if status not in WITHOUT_BODY:
+                    answer["content"] = {"application/json": {"schema": ERRORS_REF}}
+                responses.setdefault(status, answer)
             operation["responses"] = dict(sorted(responses.items()))
     return result
