@@ -23,6 +23,10 @@
     search.id = id;
     search.placeholder = "Search…";
     search.autocomplete = "off";
+    // A combobox: it filters the option list it opens (aria-expanded is not allowed on a bare
+    // search box, axe-core's aria-allowed-attr).
+    search.setAttribute("role", "combobox");
+    search.setAttribute("aria-autocomplete", "list");
     search.setAttribute("aria-controls", id + "-options");
     search.setAttribute("aria-expanded", "false");
     var list = document.createElement("div");
