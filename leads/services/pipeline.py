@@ -281,24 +281,29 @@ def engagement_events_ingest(*, events: Sequence[facts.EventRow]) -> facts.Event
     or a concurrent insert of the same events is retried (the transaction rolled back whole,
     the retry finds the other request's events as duplicates)."""
     order = sorted(range(len(events)), key=lambda position: events[position].lead_id)
-    for attempt in range(1, INGEST_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
-            stored, duplicates, saved, lead_ids, moved = [], [], [], set(), 0
-            with transaction.atomic():
-                for start in range(0, len(order), INGEST_CHUNK):
-                    positions = order[start : start + INGEST_CHUNK]
-                    result = facts.events_record(events=[events[p] for p in positions])
-                    stored += [positions[p] for p in result.stored]
-                    duplicates += [positions[p] for p in result.duplicates]
-                    saved += result.events
-                    lead_ids.update(result.lead_ids)
-                    moved += result.moved
-            return facts.EventsRecorded(stored, sorted(duplicates), saved, sorted(lead_ids), moved)
+            return _events_ingest_once(events, order)
         except (IntegrityError, OperationalError) as exc:
             retryable = isinstance(exc, IntegrityError) or _is_deadlock(exc)
             if not retryable or attempt == INGEST_ATTEMPTS:
                 raise
-    raise AssertionError("unreachable")
+            attempt += 1
+
+
+def _events_ingest_once(events: Sequence[facts.EventRow], order: list[int]) -> facts.EventsRecorded:
+    stored, duplicates, saved, lead_ids, moved = [], [], [], set(), 0
+    with transaction.atomic():
+        for start in range(0, len(order), INGEST_CHUNK):
+            positions = order[start : start + INGEST_CHUNK]
+            result = facts.events_record(events=[events[p] for p in positions])
+            stored += [positions[p] for p in result.stored]
+            duplicates += [positions[p] for p in result.duplicates]
+            saved += result.events
+            lead_ids.update(result.lead_ids)
+            moved += result.moved
+    return facts.EventsRecorded(stored, sorted(duplicates), saved, sorted(lead_ids), moved)
 
 
 def _is_deadlock(exc: OperationalError) -> bool:
