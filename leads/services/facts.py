@@ -234,7 +234,6 @@ def _atomic(writer: Writer | None, *, savepoint: bool = True):
     return transaction.atomic(savepoint=savepoint)
 
 
-
 def _settle(writer: Writer | None) -> None:
     """Let the writer finish what is queued before this function queries the connection."""
     if writer is not None:
@@ -599,11 +598,12 @@ def _leads_create(new: list[NewLead], lifecycle: Lifecycle, writer, now) -> list
     if writer is None:
         Lead.objects.bulk_create(leads, batch_size=UPDATE_BATCH)
     else:
+        attnames = [_attname(Lead, name) for name in LEAD_FIELDS]
         for lead, pk in zip(leads, writer.allocate_ids(Lead, len(leads)), strict=True):
             lead.pk = pk
         writer.insert(
             Lead, LEAD_FIELDS,
-            [tuple(getattr(lead, _attname(Lead, name)) for name in LEAD_FIELDS) for lead in leads],
+            [tuple(getattr(lead, name) for name in attnames) for lead in leads],
         )  # fmt: skip
     transitions = []
     for lead, row, path in zip(leads, new, histories, strict=True):
