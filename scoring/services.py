@@ -122,7 +122,7 @@ def leads_mark_dirty(*, lead_ids: list[int]) -> list[int]:
 
 def leads_mark_dirty_sql() -> str:
     """``leads_mark_dirty`` as one PostgreSQL statement; parameter: an array of lead ids;
-    returns (lead id, just became dirty) rows. Also run by the CSV import on its own cursor."""
+    returns (lead id, just became dirty) rows."""
     opts = LeadScoreState._meta
     quote = connection.ops.quote_name
     table = quote(opts.db_table)
