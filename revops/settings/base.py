@@ -217,7 +217,9 @@ PREDICTIVE_RETRAIN_CHECK_SECONDS = env.float("PREDICTIVE_RETRAIN_CHECK_SECONDS",
 # --- Celery ---------------------------------------------------------------------------------
 # Default broker: kombu's filesystem transport, so the embedded run has a real worker process
 # without a server. CI and production use redis://.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+# "localhost" because kombu warns "No hostname was supplied" on every start otherwise (the
+# filesystem transport ignores it).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_FOLDER = Path(env("CELERY_BROKER_FOLDER", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -279,6 +281,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- E-mail (SLA breach notices) ------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="revops@localhost")
+# Where the file backend (the embedded run's default) writes each message.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 # Where users reach the site: the start of the links in e-mails (read outside the site).
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 

@@ -111,6 +111,17 @@ def test_embedded_defaults_are_sqlite_and_the_filesystem_broker():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:3] == [
         "django.db.backends.sqlite3",
-        "filesystem://",
+        "filesystem://localhost/",
         "UTC True",
     ]
+
+
+def test_the_embedded_run_writes_demo_emails_to_files_not_the_worker_log():
+    code = "from django.conf import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_FILE_PATH)"
+    result = run_manage(
+        "shell", "--no-imports", "-c", code, env={"DJANGO_SETTINGS_MODULE": "revops.settings.local"}
+    )
+    assert result.returncode == 0, result.stderr
+    backend, path = result.stdout.split()
+    assert backend == "django.core.mail.backends.filebased.EmailBackend"
+    assert path.endswith("var/mail")
