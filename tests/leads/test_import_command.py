@@ -114,3 +114,13 @@ def test_a_rejected_import_says_so_first_and_reports_nothing_as_written(csv_file
     assert "Dates without a time are read as America/New_York days." in out.getvalue()
     job = ImportJob.objects.get()
     assert (job.status, job.created_count) == ("rejected", 0)
+
+
+def test_a_header_naming_a_column_twice_is_warned_about(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("Email,First Name,email\nada@example.com,Ada,ada@work.example\n")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({**MAPPING, "fields": {"email": "Email"}}))
+    out, _ = run("leads", str(path), "--mapping", str(mapping))
+    assert "The header names “Email” 2 times (columns 1, 3)" in out
+    assert Lead.objects.get().email == "ada@example.com"  # the first column, as it says

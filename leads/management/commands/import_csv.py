@@ -99,6 +99,8 @@ class Command(BaseCommand):
         )
         if report.encoding:
             self.stdout.write(f"File: {report.encoding_note}, {delimiter}-separated.")
+        for warning in report.warnings:  # e.g. a header naming a column twice
+            self.stdout.write(self.style.WARNING(warning))
         if report.problems:
             self.stdout.write(
                 self.style.ERROR("Nothing imported; the mapping or file is unusable:")
