@@ -220,8 +220,9 @@ def test_the_lead_page_shows_the_prediction_beside_the_rule_score(admin_client, 
     assert f"Predicted conversion: {prediction.percent} %" in page
     assert f"Model v{stored.version}, trained" in page
     assert "Why this score" in page  # the rule score stays
-    top_label, top_log_odds = prediction.explanation["up"][0]
-    assert top_label in page and f"+{top_log_odds:.2f} log-odds" in page
+    top_label, _ = prediction.explanation["up"][0]
+    assert top_label in page and "raises the chance" in page  # in words, not log-odds
+    assert "log-odds</td>" not in page
 
 
 def test_the_lead_page_says_plainly_when_there_was_too_little_data(admin_client):
