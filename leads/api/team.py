@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -28,9 +28,9 @@ from revops.api_errors import validation_error
 from revops.api_fields import InstantModelSerializer
 
 
-@extend_schema_field({"type": "string", "enum": FitTier.values})
 class TierField(serializers.ChoiceField):
-    """A fit tier (the lead's ``tier`` enum, inline so the schema names that set once)."""
+    """A fit tier: the lead's ``tier`` choices, one ``FitTierEnum`` in the schema
+    (``ENUM_NAME_OVERRIDES``)."""
 
     def __init__(self, **kwargs):
         super().__init__(choices=FitTier.choices, **kwargs)

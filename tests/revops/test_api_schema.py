@@ -54,6 +54,16 @@ def test_the_event_batch_body_is_a_list_of_events_or_an_object_holding_one(schem
     )
 
 
+def test_a_leads_tier_and_a_reps_tiers_are_one_enum(schema):
+    """Two names for one choice set (TierEnum, TiersEnum) made the production check warn."""
+    schemas = schema["components"]["schemas"]
+    enums = [name for name, component in schemas.items() if component.get("enum") == list("ABCD")]
+    assert enums == ["FitTierEnum"]
+    assert schemas["SalesRep"]["properties"]["tiers"]["items"] == {
+        "$ref": "#/components/schemas/FitTierEnum"
+    }
+
+
 def test_a_handoffs_reject_reason_is_nullable(schema):
     assert schema["components"]["schemas"]["Handoff"]["properties"]["reject_reason"]["nullable"]
 
