@@ -50,7 +50,8 @@ call_command("collectstatic", interactive=False, verbosity=0)
 call_command("seed_demo", leads=60, events_per_lead=3, seed=7, as_of=None, verbosity=0)
 admin = get_user_model().objects.create_user("fuzz.admin", "fuzz.admin@example.com", None)
 admin.groups.add(Group.objects.get(name=REVOPS_ADMIN))
-print("TOKEN", api_token_create(user=admin, name="schemathesis").key)
+new = api_token_create(user=admin, name="schemathesis")
+print("TOKEN", new.token.pk, new.key)
 """
 
 pytestmark = [
@@ -98,14 +99,19 @@ def server_env(url: str, static_root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def live_api(django_db_setup, django_db_blocker, tmp_path_factory):
-    """(base URL, a RevOps admin's token, the server's log) of a gunicorn serving a seeded copy
-    of the test database; the copy is dropped afterwards."""
+    """(base URL, a RevOps admin's token and its id, the server's log) of a gunicorn serving a
+    seeded copy of the test database; the copy is dropped afterwards."""
     work = tmp_path_factory.mktemp("live-api")
     template = connection.settings_dict["NAME"]
     copy = f"{template}_live"
     with django_db_blocker.unblock():
-        connections.close_all()  # a template database must have no other session
-        with connection._nodb_cursor() as cursor:
+        connections.close_all()  # a template database must have no other session: ours,
+        with connection._nodb_cursor() as cursor:  # or one left idle by an earlier test's thread
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [template],
+            )
             cursor.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
             cursor.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')
     env = server_env(database_url(connection.settings_dict, copy), work / "static")
@@ -116,7 +122,7 @@ def live_api(django_db_setup, django_db_blocker, tmp_path_factory):
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert setup.returncode == 0, setup.stderr[-3000:]
-        token = setup.stdout.split("TOKEN ", 1)[1].split()[0]
+        token_id, token = setup.stdout.split("TOKEN ", 1)[1].split()[:2]
         port, log = free_port(), work / "server.log"
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "revops.wsgi", "--workers", "2",
@@ -127,7 +133,7 @@ def live_api(django_db_setup, django_db_blocker, tmp_path_factory):
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         _wait_until_up(f"{base}/healthz", server)
-        yield base, token, log
+        yield base, token, token_id, log
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -150,7 +156,7 @@ def _wait_until_up(url: str, server: subprocess.Popen, seconds: float = 60) -> N
 
 
 def test_every_operation_answers_as_documented_under_fuzzing(live_api, tmp_path):
-    base, token, log = live_api
+    base, token, token_id, log = live_api
     command = [
         str(Path(sys.executable).with_name("st")), "run", f"{base}/api/v1/schema/",
         "--header", f"Authorization: Token {token}",
@@ -166,7 +172,8 @@ def test_every_operation_answers_as_documented_under_fuzzing(live_api, tmp_path)
     started = time.monotonic()
     result = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"},
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "FUZZ_TOKEN_ID": token_id,
+             "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("schemathesis_hooks.py"))},
     )  # fmt: skip
     report = result.stdout + result.stderr
     summary = report[report.find("SUMMARY") :] if "SUMMARY" in report else report[-3000:]
