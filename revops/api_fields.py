@@ -37,7 +37,11 @@ class InstantFormField(forms.DateTimeField):
         try:
             return parse_instant(str(value), zone=timezone.get_current_timezone())
         except InstantError as problem:
-            raise forms.ValidationError(problem.message, code=problem.code) from None
+            # The message quotes the input: passed as a parameter, so a "%" in it is text
+            # (django-filter %-formats every message with its params).
+            raise forms.ValidationError(
+                "%(message)s", code=problem.code, params={"message": problem.message}
+            ) from None
 
 
 class InstantFilter(filters.IsoDateTimeFilter):
