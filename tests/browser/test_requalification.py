@@ -37,7 +37,8 @@ def rep_user():
 
 
 def engage(lead: Lead, kind: str, tag: str, at=None) -> None:
-    """Record an event as the API does: the lead is rescored on commit (eager in tests)."""
+    """Record an event as the API does, then run the rescore its message asks for, as a scoring
+    worker would (here, whatever the suite left Celery's eager setting at)."""
     engagement_events_record(
         events=[
             EngagementEvent(
@@ -49,6 +50,7 @@ def engage(lead: Lead, kind: str, tag: str, at=None) -> None:
             )
         ]
     )
+    tasks.rescore_leads([lead.pk])
 
 
 def full_rescore_and_sweep() -> None:
