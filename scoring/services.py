@@ -293,14 +293,6 @@ def dirty_leads_to_requeue(*, older_than_seconds: int, limit: int) -> list[int]:
     return ids
 
 
-def dirty_lead_ids(*, limit: int) -> list[int]:
-    return list(
-        LeadScoreState.objects.filter(pending_seq__gt=F("scored_seq"))
-        .order_by("lead_id")
-        .values_list("lead_id", flat=True)[:limit]
-    )
-
-
 # --- Threshold moves ---------------------------------------------------------------------
 # Which leads must move is a query over stored scores, stages and handoffs, never a list a
 # worker keeps in memory: a chunk applies it to its range after each bucket, the incremental
@@ -310,9 +302,24 @@ def dirty_lead_ids(*, limit: int) -> list[int]:
 MOVE_BATCH = 500
 
 
-def _qualifying_kinds(model: ScoringModel) -> list[str]:
-    """Event kinds worth points under ``model``: engagement that can re-qualify a lead."""
-    return list(model.weights.filter(points__gt=0).values_list("kind", flat=True))
+@dataclass(frozen=True)
+class MoveRules:
+    """What deciding a stage move needs, read once per run instead of once per batch or lead:
+    the lifecycle and scoring model in force, and the event kinds worth points under it
+    (engagement that can re-qualify a rejected lead)."""
+
+    lifecycle: Lifecycle
+    model: ScoringModel
+    qualifying_kinds: tuple[str, ...]
+
+
+def move_rules(at: datetime) -> MoveRules | None:
+    lifecycle = lifecycle_at(at)
+    model = scoring_model_in_force(at=at)
+    if model is None or lifecycle.min_score_threshold is None:
+        return None
+    kinds = tuple(model.weights.filter(points__gt=0).values_list("kind", flat=True))
+    return MoveRules(lifecycle, model, kinds)
 
 
 def latest_rejections(lead_ids: list[int]) -> dict[int, Rejection]:
@@ -354,20 +361,19 @@ def leads_due_to_move(
     hi: int | None = None,
     after: int = 0,
     batch: int = MOVE_BATCH,
+    rules: MoveRules | None = None,
 ) -> tuple[list[tuple[int, str]], int | None]:
     """One batch (by lead id, from ``after``) of leads whose stored score should move them now:
     total ≥ a score stage's threshold, in a stage a score may move, not a poor fit, no pending
     handoff, and not held back by a rejection (``Lifecycle.requalification``). Returns
     ``[(lead id, target stage key)]`` and the id to continue after (None when done)."""
-    at = at or timezone.now()
-    lifecycle = lifecycle_at(at)
-    model = scoring_model_in_force(at=at)
-    threshold = lifecycle.min_score_threshold
-    if threshold is None or model is None:
+    rules = rules or move_rules(at or timezone.now())
+    if rules is None:
         return [], None
+    lifecycle = rules.lifecycle
     rows = LeadScoreState.objects.filter(
         fit_excluded=False,
-        total__gte=threshold,
+        total__gte=lifecycle.min_score_threshold,
         lead__stage__in=lifecycle.score_movable_keys,
         lead_id__gt=after,
     )
@@ -385,7 +391,7 @@ def leads_due_to_move(
         return [], None
     rejections = latest_rejections([lead_id for lead_id, _, _ in candidates])
     engaged = last_qualifying_engagement(
-        rejections, lifecycle=lifecycle, kinds=_qualifying_kinds(model)
+        rejections, lifecycle=lifecycle, kinds=rules.qualifying_kinds
     )
     due = []
     for lead_id, stage, total in candidates:
@@ -399,12 +405,11 @@ def leads_due_to_move(
     return due, more
 
 
-def _lead_move_on_score(
-    *, lead_id: int, lifecycle: Lifecycle, model: ScoringModel, at: datetime
-) -> bool:
+def _lead_move_on_score(*, lead_id: int, rules: MoveRules, at: datetime) -> bool:
     """Move one due lead, checked again under its row lock (a concurrent move, handoff or
     rescore may have changed it since the batch was read): a stage transition by "scoring" and,
     for a stage that hands leads to sales, a handoff."""
+    lifecycle, model = rules.lifecycle, rules.model
     with transaction.atomic():
         lead = (
             Lead.objects.select_related("account", "score_state")
@@ -421,7 +426,7 @@ def _lead_move_on_score(
         rejection = latest_rejections([lead_id]).get(lead_id)
         if rejection is not None:
             engaged = last_qualifying_engagement(
-                {lead_id: rejection}, lifecycle=lifecycle, kinds=_qualifying_kinds(model)
+                {lead_id: rejection}, lifecycle=lifecycle, kinds=rules.qualifying_kinds
             )
             if lifecycle.requalification(rejection, engaged.get(lead_id)).blocked:
                 return False
@@ -467,18 +472,17 @@ def threshold_moves_apply(
     it, in batches, each lead in a short transaction of its own. Idempotent: a moved lead is no
     longer due. Returns how many moved."""
     at = at or timezone.now()
-    lifecycle = lifecycle_at(at)
-    model = scoring_model_in_force(at=at)
-    if model is None or lifecycle.min_score_threshold is None:
+    rules = move_rules(at)
+    if rules is None:
         return 0
     moved, after = 0, 0
     while after is not None:
-        due, after = leads_due_to_move(at=at, lead_ids=lead_ids, lo=lo, hi=hi, after=after)
+        due, after = leads_due_to_move(
+            lead_ids=lead_ids, lo=lo, hi=hi, after=after, rules=rules
+        )
         for lead_id, _target in due:
             if _retrying_deadlocks(
-                lambda lead_id=lead_id: _lead_move_on_score(
-                    lead_id=lead_id, lifecycle=lifecycle, model=model, at=at
-                )
+                lambda lead_id=lead_id: _lead_move_on_score(lead_id=lead_id, rules=rules, at=at)
             ):
                 moved += 1
             if max_moves is not None and moved >= max_moves:
@@ -493,11 +497,13 @@ def lead_requalification(lead: Lead, *, at: datetime | None = None):
     rejection = latest_rejections([lead.pk]).get(lead.pk)
     if rejection is None:
         return None
-    lifecycle = lifecycle_at(at)
-    model = scoring_model_in_force(at=at)
-    kinds = _qualifying_kinds(model) if model is not None else []
-    engaged = last_qualifying_engagement({lead.pk: rejection}, lifecycle=lifecycle, kinds=kinds)
-    return lifecycle.requalification(rejection, engaged.get(lead.pk))
+    rules = move_rules(at)
+    if rules is None:
+        return None
+    engaged = last_qualifying_engagement(
+        {lead.pk: rejection}, lifecycle=rules.lifecycle, kinds=rules.qualifying_kinds
+    )
+    return rules.lifecycle.requalification(rejection, engaged.get(lead.pk))
 
 
 # --- Full recompute ----------------------------------------------------------------------

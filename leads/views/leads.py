@@ -95,6 +95,7 @@ def lead_page(request, pk: int):
             "events": lead_recent_events(pk),
             "history_page": history_page,
             "history": lead_history_rows(history_page.object_list),
+            "stage": lifecycle.by_key.get(lead.stage),
             "can_recycle": lifecycle.recyclable(lead.stage)
             and request.user.has_perm("leads.recycle_lead"),
             "recycle_form": RecycleForm(),

@@ -31,6 +31,8 @@ def test_lead_page_explains_the_score(admin_client, scored_lead):
     assert "Target industry" in body and "+10" in body
     assert "webinar_attended" in body
     assert "Removed by decay" in body
+    # The stage by its name and buyer label, not its key.
+    assert '<span class="figure">Lead</span> (Curious) stage since' in body
     # Markup in names is shown, never executed.
     assert "<script>x</script>" not in body and "&lt;script&gt;" in body
     assert "<b>Acme</b>" not in body

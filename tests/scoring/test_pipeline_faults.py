@@ -25,7 +25,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from leads.choices import ActorType, HandoffOutcome
@@ -360,7 +360,7 @@ def watermarks() -> tuple[int, int]:
 
 
 def dirty_count() -> int:
-    return sum(1 for _ in services.dirty_lead_ids(limit=1_000_000))
+    return LeadScoreState.objects.filter(pending_seq__gt=F("scored_seq")).count()
 
 
 def job_done(job_id: int) -> bool:
