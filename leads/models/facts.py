@@ -238,14 +238,25 @@ class Lead(models.Model):
 
 
 class EngagementEvent(models.Model):
-    """Something a lead did. Idempotent: (source_system, external_id) is unique when given."""
+    """Something a lead did. Idempotent: (source_system, external_id) is unique when given.
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    The largest table (ten events a lead): every index costs each COPY and each API batch, so it
+    keeps only those a read needs. ``(lead, occurred_at)`` serves the lead's own reads and the
+    foreign key's cascade; ``occurred_at`` the time-ordered lists (a kind filter walks it too);
+    content links are rare, so only linked rows are indexed."""
+
+    # The composite index below leads with lead_id: a second, single-column one is dead weight.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=30, choices=EventKind.choices)
     occurred_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
     content_asset = models.ForeignKey(
-        ContentAsset, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+        ContentAsset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_index=False,
     )
     source_system = models.CharField(max_length=40, blank=True, help_text="e.g. hubspot, web")
     external_id = models.CharField(max_length=100, blank=True)
@@ -265,8 +276,12 @@ class EngagementEvent(models.Model):
         ]
         indexes = [
             models.Index(fields=["lead", "occurred_at"], name="event_lead_occurred"),
-            models.Index(fields=["kind", "occurred_at"], name="event_kind_occurred"),
             models.Index(fields=["occurred_at"], name="event_occurred"),
+            models.Index(
+                fields=["content_asset"],
+                condition=Q(content_asset__isnull=False),
+                name="event_content_asset",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -296,7 +311,10 @@ class AppendOnlyModel(models.Model):
 class StageTransition(AppendOnlyModel):
     """Append-only stage history: where a lead was, where it went, when, who and why."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
+    # Served by the (lead, transitioned_at) index below.
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="transitions", db_index=False
+    )
     from_stage = models.SlugField(max_length=30, blank=True)
     to_stage = models.SlugField(max_length=30)
     transitioned_at = models.DateTimeField(default=timezone.now)

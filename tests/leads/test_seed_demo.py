@@ -323,3 +323,51 @@ def test_demo_breaches_reach_the_team_manager(monkeypatch):
     # A second load keeps the version it published.
     seed("--leads=50", "--reset", "--no-score")
     assert SlaVersion.objects.filter(note=DEMO_SLA_NOTE).count() == 1
+
+
+def _index_and_key_definitions() -> set[tuple[str, str]]:
+    from django.db import connection
+
+    tables = ["leads_account", "leads_lead", "leads_engagementevent", "leads_stagetransition",
+              "leads_handoff", "leads_opportunity"]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [tables]
+        )
+        found = {(table, definition) for table, definition in cursor.fetchall()}
+        cursor.execute(
+            """
+            SELECT c.relname, k.conname || ' ' || pg_get_constraintdef(k.oid)
+            FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+            WHERE c.relname = ANY(%s)
+            """,
+            [tables],
+        )
+        return found | set(cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_a_seed_builds_the_indexes_and_keys_it_loads_without(request):
+    """On PostgreSQL the seed loads its big tables bare and builds their indexes and foreign keys
+    afterwards: every one of them is back, and the unique ones hold."""
+    from django.db import IntegrityError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes are built after the load on PostgreSQL only")
+    before = _index_and_key_definitions()
+    seed("--leads=120", "--events-per-lead=3")
+    assert _index_and_key_definitions() == before
+    assert any("event_lead_occurred" in definition for _table, definition in before)
+    event = EngagementEvent.objects.exclude(external_id="").first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EngagementEvent.objects.create(
+            lead_id=event.lead_id,
+            kind=event.kind,
+            occurred_at=event.occurred_at,
+            source_system=event.source_system,
+            external_id=event.external_id,
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EngagementEvent.objects.create(
+            lead_id=10**9, kind=event.kind, occurred_at=event.occurred_at
+        )
