@@ -34,12 +34,14 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from leads.models import Handoff, LeadActivity, Notification, SalesRep  # noqa: E402
+from leads.roles import SALES_MANAGER, SALES_REP  # noqa: E402
 from leads.selectors import sla_policy_for  # noqa: E402
 from leads.services import handoff_breach_sweep  # noqa: E402
 
@@ -74,6 +76,10 @@ def ensure_open_handoffs() -> None:
     SalesRep.objects.bulk_create(
         [SalesRep(user_id=pk, manager=manager, capacity=PER_REP + 50) for pk in rep_ids]
     )
+    # A rep works the queue through the "Sales rep" role; without it /leads/queue/ answers 403.
+    reps_group = Group.objects.get(name=SALES_REP)
+    reps_group.user_set.add(*rep_ids)
+    manager.groups.add(Group.objects.get(name=SALES_MANAGER))
     with transaction.atomic(), connection.cursor() as cursor:
         # Published policies are immutable through the ORM; the benchmark sets an escalation
         # recipient directly so the sweep notifies two people per breach, as in a real setup.
@@ -134,6 +140,7 @@ def bench_queue(requests: int) -> None:
         .select_related("user")
         .first()
     )
+    rep.user.groups.add(Group.objects.get(name=SALES_REP))  # also on a data set of older runs
     open_count = Handoff.objects.filter(assignee=rep.user, outcome="pending").count()
     client = Client(HTTP_HOST="localhost")
     client.force_login(rep.user)
