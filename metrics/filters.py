@@ -212,38 +212,36 @@ class DashboardFilterForm(forms.Form):
 
     def describe(self) -> str:
         """The filters in words, for headings and exported files."""
-        data = self._valid_data()
-        parts = []
-        for name in ("source", "campaign", "owner"):
-            if data.get(name):
-                parts.append(
-                    ", ".join(
-                        NONE_LABELS[name] if item == NONE else str(item) for item in data[name]
-                    )
-                )
-        if data.get("channel"):
-            labels = dict(ChannelGroup.choices)
-            parts.append(", ".join(labels[value] for value in data["channel"]))
-        if data.get("tier"):
+        return describe_filters(self._valid_data())
+
+
+def describe_filters(data: dict) -> str:
+    """The narrowing filters of cleaned form data in words ("Webinars, Ads · tier A"), "" when
+    none is set (the period is said apart)."""
+    parts = []
+    for name in ("source", "campaign", "owner"):
+        if data.get(name):
             parts.append(
-                "tier " + "/".join("none" if tier == NONE else tier for tier in data["tier"])
+                ", ".join(NONE_LABELS[name] if item == NONE else str(item) for item in data[name])
             )
-        if data.get("team") == NONE:
-            parts.append(NONE_LABELS["team"].lower())
-        elif data.get("team"):
-            parts.append(f"team of {_person(data['team'])}")
-        return " · ".join(parts)
+    if data.get("channel"):
+        labels = dict(ChannelGroup.choices)
+        parts.append(", ".join(labels[value] for value in data["channel"]))
+    if data.get("tier"):
+        parts.append("tier " + "/".join("none" if tier == NONE else tier for tier in data["tier"]))
+    if data.get("team") == NONE:
+        parts.append(NONE_LABELS["team"].lower())
+    elif data.get("team"):
+        parts.append(f"team of {_person(data['team'])}")
+    return " · ".join(parts)
 
 
 def totals_label(data: dict) -> str:
-    """What a totals row adds up, in words: "3 sources" when sources are picked, "All sources
-    matching the filters" when other filters narrow them, "All sources" otherwise."""
-    sources = data.get("source") or []
-    if sources:
-        return f"{len(sources)} source{'' if len(sources) == 1 else 's'}"
-    if any(data.get(name) for name in ("channel", "campaign", "tier", "owner", "team")):
-        return "All sources matching the filters"
-    return "All sources"
+    """What a totals row adds up, on the page and in its export: "All sources" only when
+    nothing narrows the rows, else the filters it stands for ("Total (filtered: Webinars, Ads ·
+    tier A)"), so a total copied out of context still says what it counts."""
+    described = describe_filters(data)
+    return f"Total (filtered: {described})" if described else "All sources"
 
 
 NONE_LABELS = {

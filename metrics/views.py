@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
+from leads.choices import AssetType, FunnelStage
 from leads.csv_export import (
     csv_response,
     decimal_cell,
@@ -17,6 +18,7 @@ from leads.csv_export import (
     money_cell,
     percent_cell,
 )
+from leads.selectors import stage_names_in_force
 from metrics import dashboards, page_charts, snapshots
 from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
@@ -79,7 +81,7 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
     period, filters = form.period(), form.kpi_filters()
     data, computed_at = snapshots.page_data(page, period, filters)
     if request.GET.get("format") == "csv":
-        header, rows = export(data)
+        header, rows = export(data, form.totals_label())
         name = export_filename(page, period.first_day, period.last_day, form.describe())
         return csv_response(name, header, rows)
     breakdown = None
@@ -124,7 +126,7 @@ _UNIT_NAMES = {"percent": "%", "money": "USD", "money_per_day": "USD per day", "
                "days": "days", "count": "count"}  # fmt: skip
 
 
-def _overview_export(headlines):
+def _overview_export(headlines, totals_label: str):
     header = ["kpi", "unit", "value", "previous period", "change", "definition"]
     rows = []
     for h in headlines:
@@ -154,15 +156,17 @@ def overview(request):
     )
 
 
-def _funnel_export(data):
+def _funnel_export(data, totals_label: str):
+    """One row per source, then the total under the same label as the page's totals row."""
     conversion = data["conversion"]
     header = ["source", "leads"] + [f"reached {stage.name}" for stage in conversion.stages]
     header += ["lead → opportunity %", "opportunity → won %"]
     rows = []
     for row in (*conversion.by_source, conversion.overall):
         steps = {step.stage: step.reached for step in row.funnel.steps}
+        name = totals_label if row is conversion.overall else row.source.name
         rows.append(
-            [row.source.name, row.funnel.cohort]
+            [name, row.funnel.cohort]
             + [steps.get(stage.key, 0) for stage in conversion.stages]
             + [
                 percent_cell(row.lead_to_opportunity_rate),
@@ -188,7 +192,7 @@ def _sla_cells(c) -> list:
             c.acceptance.met, c.acceptance.missed, percent_cell(c.acceptance.rate)]  # fmt: skip
 
 
-def _handoffs_export(data):
+def _handoffs_export(data, totals_label: str):
     header = [
         "group",
         "name",
@@ -237,7 +241,7 @@ def handoffs(request):
     )
 
 
-def _pipeline_export(data):
+def _pipeline_export(data, totals_label: str):
     header = [
         "source",
         "open opportunities",
@@ -284,14 +288,20 @@ def pipeline(request):
     )
 
 
-def _content_export(data):
+def _content_export(data, totals_label: str):
     header = ["funnel stage", "asset", "type", "shares", "leads"]
+    stages, types = dict(FunnelStage.choices), dict(AssetType.choices)
     rows = [
-        [stage, use.title, use.asset_type, use.shares, use.leads]
+        [stages.get(stage, stage), use.title, types.get(use.asset_type, use.asset_type),
+         use.shares, use.leads]
         for stage, uses in data["usage"].most_used.items()
         for use in uses
-    ]
-    rows += [[use.funnel_stage, use.title, use.asset_type, 0, 0] for use in data["usage"].unused]
+    ]  # fmt: skip
+    rows += [
+        [stages.get(use.funnel_stage, use.funnel_stage), use.title,
+         types.get(use.asset_type, use.asset_type), 0, 0]
+        for use in data["usage"].unused
+    ]  # fmt: skip
     return header, rows
 
 
@@ -328,7 +338,7 @@ DRILL_COLUMNS = {
 }
 
 
-def _drill_row(layout: str, row) -> list:
+def _drill_row(layout: str, row, stage_names: dict[str, str]) -> list:
     if layout == "handoffs":
         lead = row.lead
         return [
@@ -341,7 +351,8 @@ def _drill_row(layout: str, row) -> list:
             row.reject_reason or "",
         ]
     if layout == "leads":
-        return [row, row.account, row.source, row.stage, row.tier, row.created_at]
+        stage = stage_names.get(row.stage, row.stage)
+        return [row, row.account, row.source, stage, row.tier, row.created_at]
     if layout == "opportunities":
         lead = row.lead
         return [
@@ -359,8 +370,8 @@ def _drill_row(layout: str, row) -> list:
     return [
         row.transitioned_at,
         row.lead,
-        row.from_stage,
-        row.to_stage,
+        stage_names.get(row.from_stage, row.from_stage),
+        stage_names.get(row.to_stage, row.to_stage),
         getattr(row, "entered_at", None),
     ]
 
@@ -371,6 +382,8 @@ def _drill_link(layout: str, row) -> str | None:
     lead_id = row.pk if layout == "leads" else getattr(row, "lead_id", None)
     return reverse("leads:detail", args=[lead_id]) if lead_id else None
 
+
+_STAGE_LAYOUTS = ("leads", "transitions")
 
 _DRILL_RELATED = {
     "leads": ("account", "source"),
@@ -391,11 +404,16 @@ def drill(request, kind: str):
     if spec.columns in _DRILL_RELATED:
         rows = rows.select_related(*_DRILL_RELATED[spec.columns])
     header = DRILL_COLUMNS[spec.columns]
+    # Stages by name, as every page shows them (the keys are for machines: the API).
+    stage_names = stage_names_in_force() if spec.columns in _STAGE_LAYOUTS else {}
     if request.GET.get("format") == "csv":
         return csv_response(
             export_filename(kind, period.first_day, period.last_day, form.describe()),
             ["id", *header],
-            ([row.pk, *_drill_row(spec.columns, row)] for row in rows.iterator(chunk_size=2_000)),
+            (
+                [row.pk, *_drill_row(spec.columns, row, stage_names)]
+                for row in rows.iterator(chunk_size=2_000)
+            ),
         )
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -413,7 +431,10 @@ def drill(request, kind: str):
             "filters_text": form.describe(),
             "header": header,
             "rows": [
-                (_drill_link(spec.columns, row) if links else None, _drill_row(spec.columns, row))
+                (
+                    _drill_link(spec.columns, row) if links else None,
+                    _drill_row(spec.columns, row, stage_names),
+                )
                 for row in page.object_list
             ],
             "page": page,

@@ -80,7 +80,7 @@ def test_filters_are_searchable_with_chips_and_a_one_click_clear(
     page.click("#dashboard-filters button[type=submit]")
 
     # The totals row says what it adds up; the chips show the filter after the reload.
-    expect(page.locator("tr.total th")).to_have_text("2 sources")
+    expect(page.locator("tr.total th")).to_have_text("Total (filtered: Ads, Webinars)")
     expect(page.locator(".chip")).to_have_count(2)
 
     # One click clears the field; one × removes one value.

@@ -249,3 +249,41 @@ def test_definition_marks_are_buttons_described_by_their_text_outside_any_link(a
     assert 'class="info" title=' not in body
     # A button inside a link is nested interaction: the figure is the link instead.
     assert not re.search(r"<a\s(?:(?!</a>).)*<button", body, re.S)
+
+
+def test_the_funnel_totals_row_names_the_filters_on_the_page_and_in_the_export(admin_client, march):
+    picked = {**MARCH, "source": [march["webinars"].pk, march["ads"].pk]}
+    label = "Total (filtered: <b>Ads</b>, Webinars)"  # sources by name
+
+    page = admin_client.get(reverse("metrics:funnel"), picked)
+    export = admin_client.get(reverse("metrics:funnel"), {**picked, "format": "csv"})
+
+    assert page.context["totals_label"] == label
+    assert '<th scope="row">Total (filtered: &lt;b&gt;Ads&lt;/b&gt;, Webinars)' in (
+        page.content.decode()
+    )
+    text = b"".join(export.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[-1]["source"] == label
+    assert rows[-1]["leads"] == str(sum(int(row["leads"]) for row in rows[:-1]))
+    assert "All sources" not in text
+
+
+def test_an_unfiltered_funnel_export_totals_all_sources(admin_client, march):
+    export = admin_client.get(reverse("metrics:funnel"), {**MARCH, "format": "csv"})
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert rows[-1]["source"] == "All sources"
+
+
+def test_stages_and_funnel_stages_are_shown_by_name_not_key(admin_client, march):
+    from leads.models import ContentAsset
+
+    ContentAsset.objects.create(title="ROI guide", asset_type="ebook", funnel_stage="mofu")
+    exits = admin_client.get(reverse("metrics:drill", args=["stage_exits"]), MARCH)
+    pipeline = admin_client.get(reverse("metrics:pipeline"), MARCH).content.decode()
+    content = admin_client.get(reverse("metrics:content"), MARCH).content.decode()
+
+    assert ["MQL", "Opportunity"] in [cells[2:4] for _, cells in exits.context["rows"]]
+    assert '<th scope="row">MQL</th>' in pipeline and '<th scope="row">mql</th>' not in pipeline
+    assert 'ROI guide <span class="muted">(Middle of funnel)</span>' in content
