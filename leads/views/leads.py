@@ -43,6 +43,7 @@ def lead_index(request):
     page = Paginator(lead_list(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    lifecycle = lifecycle_at()
     return render(
         request,
         "leads/lead_list.html",
@@ -50,7 +51,8 @@ def lead_index(request):
             "page": page,
             "filters": filters,
             "query": query.urlencode(),
-            "stages": lifecycle_at().stages,
+            "stages": lifecycle.stages,
+            "stage_names": lifecycle.names,
             "tiers": FitTier.choices,
             "sources": Source.objects.order_by("name"),
         },

@@ -29,13 +29,32 @@ def test_lead_page_explains_the_score(admin_client, scored_lead):
     assert response.status_code == 200
     assert "Fit under ICP v1" in body
     assert "Target industry" in body and "+10" in body
-    assert "webinar_attended" in body
     assert "Removed by decay" in body
     # The stage by its name and buyer label, not its key.
     assert '<span class="figure">Lead</span> (Curious) stage since' in body
     # Markup in names is shown, never executed.
     assert "<script>x</script>" not in body and "&lt;script&gt;" in body
     assert "<b>Acme</b>" not in body
+
+
+def test_lead_page_names_event_kinds_and_stages_never_their_keys(admin_client, scored_lead):
+    EngagementEvent.objects.create(
+        lead=scored_lead, kind="demo_request", occurred_at=datetime(2026, 11, 21, tzinfo=UTC)
+    )
+    services.lead_rescore(lead_id=scored_lead.pk, at=datetime(2026, 11, 24, tzinfo=UTC))
+
+    body = admin_client.get(reverse("leads:detail", args=[scored_lead.pk])).content.decode()
+
+    # The score's engagement table and the timeline, both by the kind's display name.
+    assert body.count("<td>Demo request</td>") == 2
+    assert body.count("<td>Webinar attended</td>") == 2
+    assert "demo_request" not in body and "webinar_attended" not in body
+
+
+def test_lead_list_names_the_stage(admin_client, scored_lead):
+    body = admin_client.get(reverse("leads:list")).content.decode()
+
+    assert "<td>Lead</td>" in body and "<td>lead</td>" not in body
 
 
 def test_unknown_lead_is_404(admin_client):
