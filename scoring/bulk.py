@@ -6,12 +6,12 @@ to it):
 
 * ``reread_sums`` — re-aggregates events into the per-kind decayed sums (half-life or caps
   changed, or a lead never scored): one ``UPDATE … FROM (SELECT … GROUP BY)``.
-* ``refit`` — fit points, exclusion and tier after an ICP change. Criteria are matched by the
-  engine itself, once per distinct account and once per distinct (seniority, title, country);
-  the results are joined back in one ``UPDATE`` per batch, so matching text behaves exactly as
-  in Python (no database collation or ``lower()`` differences).
+* ``refit_in_sql`` — fit points, exclusion and tier after an ICP change (or changed lead or
+  account facts): the ICP's criteria compiled to SQL, one ``UPDATE … FROM`` per range; it also
+  copies the lead's e-mail domain onto the state row.
 * ``rescore_from_sums`` — engagement, total and grade from the stored sums: a weight change, a
-  new scoring day (decay) or the last step of the other two. It reads no event.
+  new scoring day (decay) or the last step of the other two. It reads no event and no lead row:
+  a publish of new weights rewrites the narrow state rows and nothing else.
 """
 
 from collections.abc import Iterable, Sequence
@@ -93,8 +93,8 @@ def ensure_states(lo: int, hi: int) -> int:
     """Create the missing score states of the range (new leads start unscored)."""
     sql = f"""
         INSERT INTO {STATE_TABLE}
-            (lead_id, epoch_day, as_of_day, pending_seq, scored_seq)
-        SELECT l.id, 0, 0, 0, 0 FROM {LEAD_TABLE} l
+            (lead_id, email_domain, epoch_day, as_of_day, pending_seq, scored_seq)
+        SELECT l.id, {_email_domain("l.email")}, 0, 0, 0, 0 FROM {LEAD_TABLE} l
         WHERE l.id BETWEEN %s AND %s
           AND NOT EXISTS (SELECT 1 FROM {STATE_TABLE} s WHERE s.lead_id = l.id)
     """
@@ -176,7 +176,8 @@ def reread_sums(
 
 
 def _engagement_sql(spec: engine.ScoringSpec, as_of_day: int) -> tuple[str, list]:
-    """SQL for a state row ``s`` joined to its lead ``l``: the engine's engagement_from_sums."""
+    """SQL for a state row ``s``: the engine's engagement_from_sums (the e-mail adjustment from
+    the domain the row keeps)."""
     params: list = []
     kinds = sorted(spec.rules)
     weighted = " + ".join(f"{FLOAT} * s.{sum_field_name(kind)}" for kind in kinds) or "0"
@@ -185,7 +186,7 @@ def _engagement_sql(spec: engine.ScoringSpec, as_of_day: int) -> tuple[str, list
     params += [as_of_day, *power_params]
     personal, personal_params = _in_list(engine.PERSONAL_EMAIL_DOMAINS)
     competitors, competitor_params = _in_list(spec.competitor_domains)
-    domain = _email_domain("l.email")
+    domain = "s.email_domain"
     adjustment = (
         f"(CASE WHEN {domain} IN {personal} THEN {FLOAT} ELSE 0 END"
         f" + CASE WHEN {domain} IN {competitors} THEN {FLOAT} ELSE 0 END)"
@@ -230,14 +231,13 @@ def rescore_from_sums(
     state_ids, state_id_params = only_ids("s.lead_id", ids)
     band, band_params = _band_sql("x.engagement", spec)
     total = _quantized(_greatest(f"{STATE_TABLE}.fit_points + x.engagement", "0"))
-    # One statement, on the narrow state table only: the lead rows are only read (e-mail).
+    # One statement on the narrow state table alone: no lead row is read.
     sql = f"""
         UPDATE {STATE_TABLE} SET engagement = x.engagement, total = {total},
             grade = {STATE_TABLE}.tier || {band}, scoring_model_id = %s, as_of_day = %s
         FROM (
             SELECT s.lead_id, {engagement} AS engagement
             FROM {STATE_TABLE} s
-            JOIN {LEAD_TABLE} l ON l.id = s.lead_id AND l.id BETWEEN %s AND %s
             WHERE s.lead_id BETWEEN %s AND %s {stale} {state_ids}
         ) x
         WHERE {STATE_TABLE}.lead_id = x.lead_id
@@ -250,8 +250,6 @@ def rescore_from_sums(
                 model_id,
                 as_of_day,
                 *params,
-                lo,
-                hi,
                 lo,
                 hi,
                 *stale_params,
@@ -416,9 +414,10 @@ def refit_in_sql(
     band, band_params = _band_sql(f"{STATE_TABLE}.engagement", spec)
     total = _quantized(_greatest(f"x.points + {STATE_TABLE}.engagement", "0"))
     if ids is None:
-        chosen, chosen_params = "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s)", [
-            icp_version_id
-        ]
+        chosen, chosen_params = (
+            "AND (s.icp_version_id IS NULL OR s.icp_version_id <> %s)",
+            [icp_version_id],
+        )
     else:
         chosen, chosen_params = only_ids("s.lead_id", ids)
     lead_ids, lead_id_params = only_ids(f"{LEAD_TABLE}.id", ids)
@@ -426,10 +425,12 @@ def refit_in_sql(
     false = "FALSE" if _is_postgres() else "0"
     sql = f"""
         UPDATE {STATE_TABLE} SET fit_points = x.points, fit_excluded = x.excluded,
-            tier = {tier}, total = {total}, grade = {tier} || {band}, icp_version_id = %s
+            tier = {tier}, total = {total}, grade = {tier} || {band}, icp_version_id = %s,
+            email_domain = x.email_domain
         FROM (
             SELECT s.lead_id, {points} AS points,
-                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
+                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded,
+                   {_email_domain("l.email")} AS email_domain
             FROM {STATE_TABLE} s
             JOIN {LEAD_TABLE} l ON l.id = s.lead_id AND l.id BETWEEN %s AND %s
             LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id

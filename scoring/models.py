@@ -167,6 +167,10 @@ class LeadScoreState(models.Model):
     grade = models.CharField(
         max_length=2, blank=True, db_default="", help_text="Tier + engagement band, e.g. A1."
     )
+    # The lead's e-mail domain (for the personal-mailbox and competitor penalties), copied here
+    # whenever the lead is refitted: a weight change then rescores from this row alone, with no
+    # read of the wide lead table.
+    email_domain = models.CharField(max_length=254, blank=True, default="", db_default="")
     epoch_day = models.IntegerField(default=0)
     as_of_day = models.IntegerField(default=0)
     pending_seq = models.BigIntegerField(default=0)

@@ -287,3 +287,32 @@ def test_non_ascii_text_is_matched_case_insensitively_in_bulk_as_in_the_engine()
     bulk_score(leads, icp, spec)
     assert scores_in_database(leads) == scores_by_engine(leads, icp, spec)
     assert Lead.objects.get(pk=leads[0].pk).tier == "A"
+
+
+@pytest.mark.django_db
+def test_a_changed_email_counts_in_later_reweights_without_a_refit():
+    """A reweight reads the e-mail domain from the state row: the refit of a lead whose e-mail
+    changed copies the new domain there, so the next reweight penalises the new address only."""
+    icp = engine.IcpSpec(1, (), 30, 20, 10)
+    spec = engine.ScoringSpec(
+        1, 30.0, {"page_view": engine.KindRule(2.0, 5)}, personal_email_penalty=-7.0
+    )
+    leads = load([], [{"account": None, "seniority": "", "title": "", "country": "",
+                       "domain": "gmail.com", "events": [("page_view", 1, 3)]}])  # fmt: skip
+    bulk_score(leads, icp, spec)
+    penalised = scores_in_database(leads)[leads[0].pk][3]
+    Lead.objects.filter(pk=leads[0].pk).update(email="person0@acme.io")
+    bulk.rescore_exactly(  # the incremental path, as the write layer's hook asks for it
+        [leads[0].pk],
+        icp=icp,
+        icp_version_id=IcpVersion.objects.get(number=1).pk,
+        spec=spec,
+        model_id=ScoringModel.objects.get(number=1).pk,
+        as_of_day=AS_OF_DAY,
+    )
+    heavier = engine.ScoringSpec(
+        1, 30.0, {"page_view": engine.KindRule(3.0, 5)}, personal_email_penalty=-7.0
+    )
+    bulk_score(leads, icp, heavier, reread=False, refit=False)
+    assert scores_in_database(leads) == scores_by_engine(leads, icp, heavier)
+    assert scores_in_database(leads)[leads[0].pk][3] > penalised + 7
