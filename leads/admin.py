@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from leads import services
+from leads.admin_forms import IcpCriterionForm
 from leads.models import (
     Account,
     BusinessCalendar,
@@ -139,6 +140,7 @@ class DefinitionVersionAdmin(admin.ModelAdmin):
 
 class IcpCriterionInline(FrozenWhenPublishedInline):
     model = IcpCriterion
+    form = IcpCriterionForm  # values as text, closed vocabularies checked, numeric ranges
     fields = ("name", "attribute", "values", "min_value", "max_value", "points", "is_exclusion")
 
 

@@ -81,7 +81,7 @@ def test_adding_an_icp_draft_with_criteria(admin_client):
                 {
                     "name": "Software",
                     "attribute": "industry",
-                    "values": '["Software"]',
+                    "values": "Software\nSaaS",  # typed, no JSON
                     "points": 40,
                 },
                 {
@@ -98,7 +98,7 @@ def test_adding_an_icp_draft_with_criteria(admin_client):
     draft = IcpVersion.objects.get(number=2)
     assert draft.created_by.username == "ops"
     assert sorted(draft.criteria.values_list("name", flat=True)) == ["Mid-market", "Software"]
-    assert draft.criteria.get(name="Software").values == ["software"]
+    assert draft.criteria.get(name="Software").values == ["saas", "software"]
 
 
 def test_icp_range_with_min_above_max_is_refused_and_nothing_saved(admin_client):
