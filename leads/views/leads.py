@@ -17,6 +17,7 @@ from leads.selectors import (
     lifecycle_at,
 )
 from revops.access import page_permission_required
+from revops.pagination import BadCursor, newest_first_page
 
 VIEW_LEAD = "leads.view_lead"
 
@@ -40,15 +41,29 @@ def _filters(request) -> dict:
 @page_permission_required(VIEW_LEAD)
 def lead_index(request):
     filters = _filters(request)
-    page = Paginator(lead_list(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    leads = lead_list(**filters)
+    cursor_error = ""
+    try:
+        page = newest_first_page(
+            leads,
+            field="created_at",
+            size=PAGE_SIZE,
+            after=request.GET.get("after", ""),
+            before=request.GET.get("before", ""),
+        )
+    except BadCursor as error:
+        cursor_error = str(error)
+        page = newest_first_page(leads, field="created_at", size=PAGE_SIZE)
     query = request.GET.copy()
-    query.pop("page", None)
+    for key in ("after", "before", "page"):
+        query.pop(key, None)
     lifecycle = lifecycle_at()
     return render(
         request,
         "leads/lead_list.html",
         {
             "page": page,
+            "cursor_error": cursor_error,
             "filters": filters,
             "query": query.urlencode(),
             "stages": lifecycle.stages,
