@@ -1,12 +1,14 @@
-"""Admin for the weekly meeting records: meetings, their actions, and the frozen figures
-(read-only: a snapshot is the record of what was discussed)."""
+"""Admin for the weekly meeting records (meetings, their actions, and the frozen figures,
+read-only: a snapshot is the record of what was discussed) and the shared goals (versioned like
+the other definitions: drafts edited, published by the action)."""
 
 from django.contrib import admin
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from metrics.models import ActionItem, Meeting, MeetingSnapshot
+from leads.admin import DefinitionVersionAdmin, FrozenWhenPublishedInline
+from metrics.models import ActionItem, Goal, GoalSet, Meeting, MeetingSnapshot
 
 
 class ActionItemInline(admin.TabularInline):
@@ -83,3 +85,41 @@ class MeetingSnapshotAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class GoalInline(FrozenWhenPublishedInline):
+    model = Goal
+    fields = (
+        "order",
+        "metric",
+        "side",
+        "scope",
+        "channel_group",
+        "source",
+        "team_manager",
+        "rep",
+        "target",
+        "direction",
+        "amber_at",
+        "red_at",
+        "floor",
+    )
+    raw_id_fields = ("team_manager", "rep")
+
+
+@admin.register(GoalSet)
+class GoalSetAdmin(DefinitionVersionAdmin):
+    """A period's goals; the friendlier editor is the scorecard's "Edit goals" page."""
+
+    inlines = [GoalInline]
+    list_display = ("__str__", "period_kind", "first_day", *DefinitionVersionAdmin.list_display[1:])
+    list_filter = ("status", "period_kind")
+    fields = (
+        "number",
+        "status",
+        "effective_from",
+        ("period_kind", "first_day", "last_day"),
+        "note",
+        "published_at",
+        "published_by",
+    )

@@ -39,7 +39,7 @@ from leads.choices import FitTier, HandoffOutcome, OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import Handoff, Lead, ObjectionTag, Opportunity, StageTransition
 from leads.selectors import handoff_clocks, lifecycle_at
-from metrics import kpis, queries, snapshots
+from metrics import goal_selectors, kpis, queries, snapshots
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.models import FIGURES_VERSION, ActionItem, Meeting, MeetingSnapshot
 from metrics.queries import NO_SOURCE, SourceRef
@@ -148,10 +148,21 @@ def meeting_page_figures(
     period, previous = review_periods(meeting.held_on)
     if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
         figures, _ = snapshots.page_data("meeting", period, NO_FILTERS)
-        return {**figures, "actions": actions_section(meeting)}
-    return meeting_figures(
-        period, previous, now or timezone.now(), stall_days=stall_days, meeting=meeting
-    )
+        return {
+            **figures,
+            "actions": actions_section(meeting),
+            "scorecard": scorecard_section(meeting),
+        }
+    now = now or timezone.now()
+    figures = meeting_figures(period, previous, now, stall_days=stall_days, meeting=meeting)
+    return {**figures, "scorecard": scorecard_section(meeting, now=now)}
+
+
+def scorecard_section(meeting: Meeting, *, now: datetime | None = None) -> dict:
+    """The alignment scorecard of the quarter (or month) the meeting is held in: the opening
+    slide, frozen with the meeting's other figures. Goals are read now; their KPIs come from
+    their own snapshots."""
+    return goal_selectors.scorecard(goal_selectors.scorecard_period(meeting.held_on), now=now)
 
 
 def _meeting_snapshot(period: Period, filters: KpiFilters) -> dict:

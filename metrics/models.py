@@ -1,4 +1,5 @@
-"""The weekly alignment meeting: its agreed actions and the figures frozen when it was held.
+"""The weekly alignment meeting (its agreed actions, the figures frozen when it was held) and
+the shared goals both teams agreed per month or quarter.
 
 The KPIs themselves are computed from the pipeline's facts (``metrics.queries``); what lives
 here is what only the meeting knows: which actions both teams agreed on, who owns them, and the
@@ -10,6 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+
+from leads.choices import ChannelGroup
+from leads.models.definitions import DefinitionVersion, VersionedRow
+from metrics import goals
 
 # Bumped whenever the shape of ``MeetingSnapshot.figures`` changes, so a template can tell an
 # old snapshot from a new one instead of guessing from missing keys.
@@ -177,3 +182,232 @@ class KpiSnapshot(models.Model):
     def __str__(self) -> str:
         params = self.params or {}
         return f"{params.get('page')} {params.get('first_day')}–{params.get('last_day')}"
+
+
+# --- Shared goals ----------------------------------------------------------------------------
+
+
+class GoalSet(DefinitionVersion):
+    """The goals both teams agreed for one month or quarter: a version, like the ICP's.
+
+    Drafted, then published (who, when, effective from); a published set never changes, a change
+    is a new draft for the same period that supersedes it when published, so what was agreed
+    at any time stays readable. Audited with the other definitions (``leads.audit``).
+    """
+
+    period_kind = models.CharField(max_length=7, choices=goals.PERIOD_KINDS)
+    first_day = models.DateField(help_text="The first day of the month or quarter.")
+    last_day = models.DateField(help_text="Its last day.")
+
+    label = "goals"
+    children_relation = "goals"
+
+    class Meta(DefinitionVersion.Meta):
+        verbose_name = "goal set"
+        constraints = [
+            *DefinitionVersion.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(first_day__lte=F("last_day")),
+                name="metrics_goalset_days_in_order",
+                violation_error_message="A period ends on or after its first day.",
+            ),
+        ]
+        indexes = [
+            # "The goals in force for this period": published sets of one period, newest first.
+            models.Index(
+                fields=["first_day", "last_day", "status", "effective_from"],
+                name="goalset_period_in_force",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period.label} goals v{self.number} ({self.get_status_display().lower()})"
+
+    @property
+    def period(self) -> goals.GoalPeriod:
+        return goals.GoalPeriod(self.first_day, self.last_day, self.period_kind)
+
+    def clean(self) -> None:
+        super().clean()
+        if self.first_day is None or not self.period_kind:
+            return
+        try:
+            expected = goals.period_of(self.period_kind, self.first_day)
+        except ValueError as invalid:
+            raise ValidationError({"period_kind": str(invalid)}) from invalid
+        if self.last_day is None:
+            self.last_day = expected.last_day
+        if (self.first_day, self.last_day) != (expected.first_day, expected.last_day):
+            raise ValidationError(
+                {
+                    "first_day": f"A {self.period_kind} runs from {expected.first_day:%Y-%m-%d} "
+                    f"to {expected.last_day:%Y-%m-%d}: goals are set per calendar "
+                    f"{self.period_kind}."
+                }
+            )
+
+    def validate_for_publish(self) -> None:
+        rows = list(self.goals.all())
+        if not rows:
+            raise ValidationError("A goal set needs at least one goal to be published.")
+        seen: set[tuple] = set()
+        for goal in rows:
+            key = (goal.metric, goal.scope_key)
+            if key in seen:
+                raise ValidationError(
+                    f"Two goals for {goal.get_metric_display()} ({goal.scope_label}): keep one."
+                )
+            seen.add(key)
+
+
+class Goal(VersionedRow):
+    """One agreed target: a metric, for a scope (the whole revenue team, a channel group, a
+    source, a sales team or a rep), with its direction and optional thresholds.
+
+    Values are in the metric's unit as people write them: a rate in % (30 = 30 %), a response
+    time in business hours, money in dollars. ``side`` says whose commitment it is: marketing's
+    (MQL volume and quality) and sales' (response, decisions and feedback) are the two halves of
+    the SLA, shown side by side; the rest are the revenue team's together.
+    """
+
+    class Scope(models.TextChoices):
+        ALL = "all", "Whole revenue team"
+        CHANNEL_GROUP = "channel_group", "Source group"
+        SOURCE = "source", "Source"
+        TEAM = "team", "Sales team"
+        REP = "rep", "Sales rep"
+
+    class Direction(models.TextChoices):
+        HIGHER = "higher", "Higher is better"
+        LOWER = "lower", "Lower is better"
+
+    version = models.ForeignKey(GoalSet, on_delete=models.CASCADE, related_name="goals")
+    order = models.PositiveSmallIntegerField(default=0)
+    metric = models.CharField(max_length=24, choices=goals.METRIC_CHOICES)
+    side = models.CharField(
+        max_length=10,
+        choices=goals.SIDES,
+        blank=True,
+        help_text="Whose commitment it is; blank: the metric's usual owner.",
+    )
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.ALL)
+    channel_group = models.CharField(max_length=20, choices=ChannelGroup.choices, blank=True)
+    source = models.ForeignKey(
+        "leads.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    team_manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="For a sales team: its manager (the team is the reps reporting to them).",
+    )
+    rep = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    target = models.DecimalField(max_digits=16, decimal_places=2)
+    direction = models.CharField(
+        max_length=6,
+        choices=Direction.choices,
+        blank=True,
+        help_text="Blank: the metric's own (lower is better for response time).",
+    )
+    amber_at = models.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Projected value at which it turns amber (default: the target).",
+    )
+    red_at = models.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Projected value at which it turns red (default: 10 % worse than the target).",
+    )
+    floor = models.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Red whenever the value to date is worse than this (e.g. an acceptance rate "
+        "floor per source); a ceiling when lower is better.",
+    )
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(target__gte=0), name="metrics_goal_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_metric_display()} ({self.scope_label}): {self.target}"
+
+    @property
+    def spec(self) -> goals.MetricSpec:
+        return goals.METRICS_BY_KEY[self.metric]
+
+    @property
+    def higher_is_better(self) -> bool:
+        if self.direction:
+            return self.direction == self.Direction.HIGHER
+        return self.spec.higher_is_better
+
+    @property
+    def owner_side(self) -> str:
+        return self.side or self.spec.side
+
+    @property
+    def scope_key(self) -> tuple:
+        return (self.scope, self.channel_group, self.source_id, self.team_manager_id, self.rep_id)
+
+    @property
+    def scope_label(self) -> str:
+        if self.scope == self.Scope.CHANNEL_GROUP:
+            return f"{ChannelGroup(self.channel_group).label} (source group)"
+        if self.scope == self.Scope.SOURCE and self.source_id:
+            return self.source.name
+        if self.scope == self.Scope.TEAM and self.team_manager_id:
+            name = self.team_manager.get_full_name() or self.team_manager.get_username()
+            return f"{name}'s team"
+        if self.scope == self.Scope.REP and self.rep_id:
+            return self.rep.get_full_name() or self.rep.get_username()
+        return self.Scope.ALL.label
+
+    def _scale(self, value) -> float | None:
+        """A value as the KPI reads express it: a rate as a fraction, the rest as written."""
+        if value is None:
+            return None
+        return float(value) / 100 if self.spec.unit == "percent" else float(value)
+
+    def terms(self) -> goals.GoalTerms:
+        return goals.GoalTerms(
+            metric=self.metric,
+            target=self._scale(self.target),
+            higher_is_better=self.higher_is_better,
+            amber_at=self._scale(self.amber_at),
+            red_at=self._scale(self.red_at),
+            floor=self._scale(self.floor),
+        )
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        needs = {
+            self.Scope.CHANNEL_GROUP: ("channel_group", "Pick the source group."),
+            self.Scope.SOURCE: ("source", "Pick the source."),
+            self.Scope.TEAM: ("team_manager", "Pick the team's manager."),
+            self.Scope.REP: ("rep", "Pick the rep."),
+        }
+        for scope, (field, message) in needs.items():
+            has_value = bool(getattr(self, field if field == "channel_group" else f"{field}_id"))
+            if self.scope == scope and not has_value:
+                errors[field] = message
+            elif self.scope != scope and has_value:
+                errors[field] = f"Only a goal for one {scope.label.lower()} names one."
+        if self.metric in goals.METRICS_BY_KEY and self.target is not None:
+            errors.update(goals.terms_problems(self.terms()))
+        if errors:
+            raise ValidationError(errors)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from metrics import views
+from metrics import goal_views, views
 
 app_name = "metrics"
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("pipeline/", views.pipeline, name="pipeline"),
     path("content/", views.content, name="content"),
     path("drill/<slug:kind>/", views.drill, name="drill"),
+    path("scorecard/", goal_views.scorecard_page, name="scorecard"),
+    path("scorecard/goals/", goal_views.goals_edit, name="goals_edit"),
 ]

@@ -19,7 +19,7 @@ from leads.csv_export import (
     percent_cell,
 )
 from leads.selectors import stage_names_in_force
-from metrics import dashboards, page_charts, snapshots
+from metrics import dashboards, goal_selectors, page_charts, snapshots
 from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
 from metrics.queries import GroupBy, GroupRef
@@ -76,7 +76,7 @@ def _drill_url_factory(request, period: Period) -> Callable[..., str]:
     return drill_url
 
 
-def _dashboard(request, page: str, chart_builders: Callable | None, export, is_empty):
+def _dashboard(request, page: str, chart_builders: Callable | None, export, is_empty, extra=None):
     form = DashboardFilterForm(request.GET or None)
     period, filters = form.period(), form.kpi_filters()
     data, computed_at = snapshots.page_data(page, period, filters)
@@ -106,6 +106,7 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
         "drill_url": drill_url,
         "empty": is_empty(data),
         "computed_at": computed_at,
+        **(extra() if extra else {}),
     }
     return render(request, f"metrics/{page}.html", context)
 
@@ -153,7 +154,14 @@ def overview(request):
         None,
         _overview_export,
         lambda headlines: all(h.change.current in (None, 0) for h in headlines),
+        extra=_overview_scorecard,
     )
+
+
+def _overview_scorecard() -> dict:
+    # The goals' own period (this quarter or month), whatever the tiles' period and filters.
+    period = goal_selectors.scorecard_period(goal_selectors.local_today())
+    return {"scorecard": goal_selectors.card_for_display(goal_selectors.scorecard(period))}
 
 
 def _funnel_export(data, totals_label: str):

@@ -69,6 +69,12 @@ KINDS: tuple[DefinitionKind, ...] = (
         row_models=("scoring.EventWeight",),
     ),
     DefinitionKind(
+        key="goals",
+        label="Shared goals",
+        version_model="metrics.GoalSet",
+        row_models=("metrics.Goal",),
+    ),
+    DefinitionKind(
         key="rejection-reasons",
         label="Rejection reasons",
         version_model=None,

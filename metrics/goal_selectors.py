@@ -1,0 +1,332 @@
+"""Reads for the shared goals and the alignment scorecard.
+
+Which goals are in force for a period (``leads.selectors.version_in_force``'s rule, per period),
+and each goal's reading: its KPI over the period so far, from the very reads the dashboards call
+(``metrics.queries``), served through the snapshot cache (``metrics.snapshots``: one page per
+metric and scope, at most a minute old). Pace, forecast and status are ``metrics.goals``.
+
+The scorecard is plain JSON-ready data (floats, ISO dates), so the page, the overview and the
+meeting's first slide render the same structure, live or frozen with the meeting.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Prefetch, Q, Sum
+from django.utils import timezone
+
+from leads.choices import DefinitionStatus, SourceOrigin
+from metrics import goals, queries, snapshots
+from metrics.goals import GoalPeriod, Reading
+from metrics.kpis import NO_FILTERS, KpiFilters, Period
+from metrics.models import Goal, GoalSet
+from metrics.templatetags.kpi_format import count, hours, money, percent
+
+# --- Goal sets -------------------------------------------------------------------------------
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.DISPLAY_TIME_ZONE)
+
+
+def local_today(now: datetime | None = None) -> date:
+    return timezone.localdate(now or timezone.now(), _zone())
+
+
+def _of_period(period: GoalPeriod):
+    return GoalSet.objects.filter(
+        period_kind=period.kind, first_day=period.first_day, last_day=period.last_day
+    )
+
+
+def goal_set_in_force(period: GoalPeriod, *, at: datetime | None = None) -> GoalSet | None:
+    """The published goals of ``period`` with the latest ``effective_from`` at or before ``at``
+    (now), with their goals and the people they name."""
+    rows = Goal.objects.select_related("source", "team_manager", "rep")
+    return (
+        _of_period(period)
+        .filter(status=DefinitionStatus.PUBLISHED, effective_from__lte=at or timezone.now())
+        .select_related("published_by", "created_by")
+        .prefetch_related(Prefetch("goals", queryset=rows))
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def goal_set_draft(period: GoalPeriod) -> GoalSet | None:
+    """The newest draft for ``period`` (the one the edit page works on), if any."""
+    return (
+        _of_period(period)
+        .filter(status=DefinitionStatus.DRAFT)
+        .prefetch_related("goals")
+        .order_by("-number")
+        .first()
+    )
+
+
+def goal_periods() -> list[GoalPeriod]:
+    """Every period some goals were drafted or published for, latest first."""
+    rows = (
+        GoalSet.objects.order_by("-first_day", "period_kind")
+        .values_list("first_day", "last_day", "period_kind")
+        .distinct()
+    )
+    return [GoalPeriod(first, last, kind) for first, last, kind in rows]
+
+
+def scorecard_period(today: date, *, requested: str | None = None) -> GoalPeriod:
+    """The period a scorecard shows: the one asked for (``2026-Q4``, ``2026-11``), else this
+    quarter when it has published goals, else this month when it has, else this quarter.
+    ValueError for a request that names no period."""
+    if requested:
+        return goals.parse_period_key(requested)
+    quarter, month = goals.quarter_of(today), goals.month_of(today)
+    kinds = set(
+        GoalSet.objects.filter(status=DefinitionStatus.PUBLISHED)
+        .filter(
+            Q(period_kind=quarter.kind, first_day=quarter.first_day)
+            | Q(period_kind=month.kind, first_day=month.first_day)
+        )
+        .values_list("period_kind", flat=True)
+    )
+    return month if month.kind in kinds and quarter.kind not in kinds else quarter
+
+
+# --- Readings: each goal's KPI, from the KPI reads ------------------------------------------
+
+
+def scope_filters(goal: Goal) -> KpiFilters:
+    """The dashboards' filters that select a goal's scope."""
+    if goal.scope == Goal.Scope.CHANNEL_GROUP:
+        return KpiFilters(channel_groups=(goal.channel_group,))
+    if goal.scope == Goal.Scope.SOURCE:
+        return KpiFilters(source_ids=(goal.source_id,))
+    if goal.scope == Goal.Scope.TEAM:
+        return KpiFilters(team_manager_id=goal.team_manager_id)
+    if goal.scope == Goal.Scope.REP:
+        return KpiFilters(owner_ids=(goal.rep_id,))
+    return NO_FILTERS
+
+
+def _reached(stage: str, period: Period, filters: KpiFilters) -> Reading:
+    funnel = queries.conversion_by_source(period, filters).overall.funnel
+    try:
+        return Reading(funnel.reached(stage))
+    except KeyError:  # a lifecycle without that stage
+        return Reading(None)
+
+
+def _months_before(day: date, months: int) -> date:
+    month_index = day.year * 12 + day.month - 1 - months
+    return date(month_index // 12, month_index % 12 + 1, 1)
+
+
+def history_period(period: Period, months: int = goals.HISTORY_MONTHS) -> Period:
+    """The ``months`` whole months before a goal period: where conversion rates are learnt."""
+    first = _months_before(period.first_day, months)
+    return Period.from_dates(first, period.first_day - timedelta(days=1), period.start.tzinfo)
+
+
+def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -> Reading:
+    """Won so far, and what a forecast needs: open pipeline by its lead's lifecycle stage (an
+    opportunity without a lead counts at the opportunity stage), each stage's historical
+    stage-to-won conversion, and the average opportunity cycle."""
+    report = queries.pipeline_and_revenue(period, filters)
+    if marketing_only:
+        won = report.by_origin.get(SourceOrigin.MARKETING, queries.EMPTY_PIPELINE).won_amount
+    else:
+        won = report.total.won_amount
+    history = history_period(period)
+    conversion = queries.conversion_by_source(history, filters)
+    funnel = conversion.overall.funnel
+    definition = queries.funnel_definition(at=min(history.end, timezone.now()))
+    won_rate_from: dict[str, float | None] = {}
+    if definition.won_key:
+        for stage in definition.keys:
+            won_rate_from[stage] = funnel.rate_between(stage, definition.won_key)
+    open_pipeline = queries.open_opportunities(period, filters).order_by()
+    if marketing_only:
+        open_pipeline = open_pipeline.filter(lead__source__origin=SourceOrigin.MARKETING)
+    open_by_stage: dict[str, float] = {}
+    for row in open_pipeline.values("lead__stage").annotate(amount=Sum("amount")):
+        stage = row["lead__stage"] or definition.opportunity_key or ""
+        open_by_stage[stage] = open_by_stage.get(stage, 0.0) + float(row["amount"] or 0)
+    cycle = queries.opportunity_results(history, filters).average_opportunity_cycle_days
+    return Reading(
+        float(won),
+        open_by_stage=open_by_stage,
+        won_rate_from=won_rate_from,
+        cycle_days=cycle,
+    )
+
+
+def _marketing_pipeline(period: Period, filters: KpiFilters) -> Reading:
+    created = (
+        queries.created_opportunities(period, filters)
+        .filter(lead__source__origin=SourceOrigin.MARKETING)
+        .order_by()
+        .aggregate(amount=Sum("amount"))
+    )
+    return Reading(float(created["amount"] or 0))
+
+
+def _opportunities(period: Period, filters: KpiFilters) -> Reading:
+    return Reading(queries.content_utilization(period, filters).opportunities)
+
+
+def _acceptance(period: Period, filters: KpiFilters) -> Reading:
+    acceptance = queries.lead_acceptance(period, filters)
+    return Reading(acceptance.rate, sample=acceptance.accepted + acceptance.rejected)
+
+
+def _response_time(period: Period, filters: KpiFilters) -> Reading:
+    response = queries.response_time(period, filters)
+    return Reading(response.median_hours, sample=response.answered)
+
+
+def _sla(clock: str, period: Period, filters: KpiFilters) -> Reading:
+    result = getattr(queries.sla_compliance(period, filters), clock)
+    return Reading(result.rate, sample=result.met + result.missed)
+
+
+def _feedback(period: Period, filters: KpiFilters) -> Reading:
+    loop = queries.feedback_loop_completion(period, filters)
+    return Reading(loop.rate, sample=loop.rejected)
+
+
+# metric -> read(period, filters) -> Reading; each is a snapshot page of its own, so a goal
+# costs only its own KPI, at most once a minute per scope.
+READINGS = {
+    "mqls": partial(_reached, "mql"),
+    "sals": partial(_reached, "sal"),
+    "sqls": partial(_reached, "sql"),
+    "opportunities": _opportunities,
+    "marketing_pipeline": _marketing_pipeline,
+    "marketing_revenue": partial(_won_reading, marketing_only=True),
+    "bookings": partial(_won_reading, marketing_only=False),
+    "acceptance_rate": _acceptance,
+    "response_time": _response_time,
+    "sla_compliance": partial(_sla, "response"),
+    "decision_sla": partial(_sla, "acceptance"),
+    "feedback_loop": _feedback,
+}
+assert set(READINGS) == set(goals.METRICS_BY_KEY), "every goal metric needs a reading"
+
+
+def reading_page(metric: str) -> str:
+    return f"goal:{metric}"
+
+
+for _metric, _read in READINGS.items():
+    snapshots.register(reading_page(_metric), _read)
+
+
+def goal_reading(goal: Goal, period: Period) -> tuple[Reading, datetime]:
+    """A goal's reading over ``period`` and when it was computed (at most a minute ago)."""
+    return snapshots.page_data(reading_page(goal.metric), period, scope_filters(goal))
+
+
+# --- The scorecard ---------------------------------------------------------------------------
+
+FORMATS = {"count": count, "money": money, "percent": percent, "hours": hours}
+
+
+def _formatter(unit: str):
+    return FORMATS.get(unit, str)
+
+
+def _goal_row(goal: Goal, period: Period, now: datetime) -> dict:
+    spec = goal.spec
+    terms = goal.terms()
+    reading, computed_at = goal_reading(goal, period)
+    result = goals.evaluate(
+        terms, reading, start=period.start, end=period.end, now=now, fmt=_formatter(spec.unit)
+    )
+    return {
+        "id": goal.pk,
+        "metric": spec.key,
+        "label": spec.label,
+        "definition": spec.definition,
+        "unit": spec.unit,
+        "side": goal.owner_side,
+        "scope": goal.scope_label,
+        "higher_is_better": terms.higher_is_better,
+        "target": terms.target,
+        "amber_at": terms.amber_threshold,
+        "red_at": terms.red_threshold,
+        "floor": terms.floor,
+        "actual": result.actual,
+        "sample": result.sample,
+        "sample_label": spec.sample_label,
+        "accumulates": spec.accumulates,
+        "pace": result.pace,
+        "forecast": result.forecast,
+        "forecastable": spec.forecast,
+        "progress": result.progress,
+        "status": {
+            "colour": result.status.colour,
+            "word": result.status.word,
+            "why": result.status.why,
+        },
+        "computed_at": computed_at.isoformat(),
+    }
+
+
+def scorecard(period: GoalPeriod, *, now: datetime | None = None) -> dict:
+    """The alignment scorecard of ``period`` as JSON-ready data: the goals in force, each with
+    actual to date, pace, forecast and status, in three groups (the revenue team's, marketing's
+    commitments and sales' commitments). ``goal_set`` is None when no goals are published."""
+    now = now or timezone.now()
+    goal_set = goal_set_in_force(period, at=now)
+    kpi_period = Period.from_dates(period.first_day, period.last_day, _zone())
+    elapsed = goals.elapsed_days(kpi_period.start, kpi_period.end, now)
+    card = {
+        "period": {
+            "key": period.key,
+            "label": period.label,
+            "kind": period.kind,
+            "first_on": period.first_day.isoformat(),
+            "last_on": period.last_day.isoformat(),
+            "days": period.days,
+            "elapsed_days": round(elapsed, 1),
+        },
+        "goal_set": None,
+        "groups": [],
+        "counts": {"green": 0, "amber": 0, "red": 0, "grey": 0},
+    }
+    if goal_set is None:
+        return card
+    publisher = goal_set.published_by
+    card["goal_set"] = {
+        "id": goal_set.pk,
+        "number": goal_set.number,
+        "note": goal_set.note,
+        "published_at": goal_set.published_at.isoformat() if goal_set.published_at else None,
+        "published_by": (publisher.get_full_name() or publisher.get_username())
+        if publisher
+        else None,
+    }
+    rows = [_goal_row(goal, kpi_period, now) for goal in goal_set.goals.all()]
+    for row in rows:
+        card["counts"][row["status"]["colour"]] += 1
+    for side, title in goals.SIDES:
+        card["groups"].append(
+            {"side": side, "title": title, "rows": [row for row in rows if row["side"] == side]}
+        )
+    return card
+
+
+def card_for_display(card: dict) -> dict:
+    """The card with its days and instants as ``date`` / ``datetime`` for the templates (the
+    meeting's ``figures_for_display`` does the same for a frozen card)."""
+    shown = {**card, "period": dict(card["period"])}
+    for key in ("first_on", "last_on"):
+        shown["period"][key] = date.fromisoformat(card["period"][key])
+    if card["goal_set"] is not None and card["goal_set"]["published_at"]:
+        published_at = datetime.fromisoformat(card["goal_set"]["published_at"])
+        shown["goal_set"] = {**card["goal_set"], "published_at": published_at}
+    return shown
