@@ -233,6 +233,21 @@ EXPECTED: dict[str, Access] = {
     "metrics:pipeline": page({"GET": EVERYONE}),
     "metrics:content": page({"GET": EVERYONE}),
     "metrics:drill": page({"GET": EVERYONE}, kwargs=lambda w: {"kind": "acceptance"}),
+    # --- Shared goals: one scorecard for everyone; RevOps admins set the goals ---------------
+    "metrics:scorecard": page({"GET": EVERYONE}),
+    "metrics:goals_edit": page(
+        {"GET": ADMINS, "POST": ADMINS},
+        data={
+            "POST": lambda w: {
+                "goals-TOTAL_FORMS": "1",
+                "goals-INITIAL_FORMS": "0",
+                "goals-0-metric": "mqls",
+                "goals-0-scope": "all",
+                "goals-0-target": "400",
+                "save": "1",
+            }
+        },
+    ),
     # --- Pipeline review: everyone reads; the Viewer changes nothing -------------------------
     "meeting:current": page({"GET": EVERYONE}, ok=frozenset({302})),
     "meeting:history": page({"GET": EVERYONE}),
