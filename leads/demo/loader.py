@@ -284,7 +284,7 @@ def demo_data_seed(
             reasons=_reasons(),
         )
         report = SeedReport(plan=plan, deleted=deleted, reset_seconds=reset_seconds)
-        with indexes_built_after(connection, _bulk_tables()):
+        with indexes_built_after(connection, demo_bulk_models()):
             _Loader(report, progress).load(generate(plan))
         _reset_sequences(connection, [model_for(spec) for spec in TABLES])
         report.activities = demo_activities_create(seed=seed)
@@ -298,7 +298,7 @@ def demo_data_seed(
 BULK_TABLE_KEYS = ("account", "lead", "event", "transition", "handoff", "opportunity")
 
 
-def _bulk_tables() -> list[type[models.Model]]:
+def demo_bulk_models() -> list[type[models.Model]]:
     return [model_for(key) for key in BULK_TABLE_KEYS]
 
 

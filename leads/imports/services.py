@@ -34,7 +34,16 @@ from leads.imports.mapping import (
     guess_mapping,
 )
 from leads.imports.presets import preset_get
-from leads.models import ImportJob, SavedMapping
+from leads.models import (
+    Account,
+    EngagementEvent,
+    ImportJob,
+    Lead,
+    Opportunity,
+    SavedMapping,
+    StageTransition,
+)
+from revops.maintenance import after_bulk_write
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +254,20 @@ def _run_and_record(job: ImportJob) -> ImportJob:
         return job
     finally:
         reporter.remove()
-    return _record(job, report)
+    job = _record(job, report)
+    imported_tables_maintain(report)
+    return job
+
+
+# What an import can write: refreshed after a big one (see revops.maintenance).
+IMPORTED_MODELS = (Account, Lead, EngagementEvent, StageTransition, Opportunity)
+
+
+def imported_tables_maintain(report: ImportReport) -> str:
+    """After a committed import, outside its transaction."""
+    if report.status != COMMITTED:
+        return ""
+    return after_bulk_write(IMPORTED_MODELS, report.created + report.updated)
 
 
 def _record(job: ImportJob, report: ImportReport) -> ImportJob:

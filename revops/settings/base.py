@@ -253,6 +253,11 @@ ALL_QUEUES = ",".join([SCORING_QUEUE, PIPELINE_QUEUE, DEFAULT_QUEUE])
 # The scoring sweep re-sends a dirty lead's rescore only when it was sent longer ago than this
 # (its message was lost); a lead merely waiting in the queue is left alone.
 SCORING_REQUEUE_AFTER_SECONDS = env.int("SCORING_REQUEUE_AFTER_SECONDS", default=120)
+# After a bulk write of at least this many rows (an import, the seed) the app refreshes the
+# planner's statistics of the tables it wrote, and vacuums them when autovacuum is off
+# (revops.maintenance): with "auto", VACUUM only when the server's autovacuum is off.
+MAINTAIN_AFTER_ROWS = env.int("MAINTAIN_AFTER_ROWS", default=20_000)
+MAINTAIN_VACUUM = env("MAINTAIN_VACUUM", default="auto")
 CELERY_BEAT_SCHEDULE = {
     # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},

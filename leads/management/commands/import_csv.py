@@ -12,7 +12,12 @@ from leads.imports import engine
 from leads.imports.csvfile import CsvFileError
 from leads.imports.mapping import KINDS, MappingError
 from leads.imports.presets import PRESETS
-from leads.imports.services import import_record_cli_run, mapping_guess, mapping_load
+from leads.imports.services import (
+    import_record_cli_run,
+    imported_tables_maintain,
+    mapping_guess,
+    mapping_load,
+)
 
 ERRORS_SHOWN = 50
 PROGRESS_EVERY_SECONDS = 2.0
@@ -82,6 +87,7 @@ class Command(BaseCommand):
             job = import_record_cli_run(kind=kind, path=path, mapping=mapping, report=report,
                                         user=user)  # fmt: skip
             self.stdout.write(f"Recorded as import #{job.pk}.")
+            imported_tables_maintain(report)
         if options["report"]:
             options["report"].write_text(json.dumps(report.as_dict(), indent=2, default=str))
         if report.status == engine.REJECTED:

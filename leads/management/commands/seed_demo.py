@@ -10,11 +10,13 @@ from leads.demo.loader import (
     DemoDataError,
     SeedReport,
     TableLoad,
+    demo_bulk_models,
     demo_data_present,
     demo_data_seed,
     model_for,
 )
 from leads.services import leads_score_all_now
+from revops.maintenance import after_bulk_write
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -104,8 +106,18 @@ class Command(BaseCommand):
         except DemoDataError as exc:
             raise CommandError(str(exc)) from exc
         self.summary(report)
+        self.maintain(report)
         if not options["no_score"]:
             self.score_leads()
+
+    def maintain(self, report: SeedReport) -> None:
+        started = time.monotonic()
+        rows = sum(load.rows for load in report.tables.values())
+        command = after_bulk_write(demo_bulk_models(), rows)
+        if command and self.verbosity >= 1:
+            self.stdout.write(
+                f"{command} of the loaded tables: {time.monotonic() - started:.1f} s."
+            )
 
     def score_leads(self) -> None:
         # The generator's scores are a sketch; the engine's are the truth every page shows.

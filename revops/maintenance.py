@@ -1,0 +1,58 @@
+"""Table upkeep after bulk writes, right with autovacuum on or off.
+
+A million-row load leaves PostgreSQL with stale planner statistics (it guesses badly on the
+first dashboard queries), and, until a VACUUM, rows whose visibility every first reader must
+check and write back (hint bits) and no visibility map (index-only scans read the heap anyway).
+With autovacuum on, its ANALYZE comes minutes later; with it off (this machine's server), never.
+So after a bulk write the app ANALYZEs what it wrote, and VACUUMs it too when autovacuum is off
+(``MAINTAIN_VACUUM``: ``auto``, ``always`` or ``never``). VACUUM cannot run inside a
+transaction: call these after the write committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import connection as default_connection
+from django.db import models
+
+logger = logging.getLogger(__name__)
+
+
+def autovacuum_is_on(connection=default_connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW autovacuum")
+        return cursor.fetchone()[0] == "on"
+
+
+def vacuum_wanted(connection=default_connection) -> bool:
+    mode = settings.MAINTAIN_VACUUM
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return not autovacuum_is_on(connection)
+
+
+def tables_maintain(
+    model_list: Iterable[type[models.Model]], *, connection=default_connection
+) -> str:
+    """``VACUUM (ANALYZE)`` or ``ANALYZE`` the models' tables; returns the command run ("" off
+    PostgreSQL or inside a transaction, where it would fail)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return ""
+    command = "VACUUM (ANALYZE)" if vacuum_wanted(connection) else "ANALYZE"
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in model_list)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{command} {tables}")
+    logger.info("%s %s", command, tables)
+    return command
+
+
+def after_bulk_write(model_list: Iterable[type[models.Model]], rows: int) -> str:
+    """Maintain the tables when the write was big enough to skew their statistics."""
+    if rows < settings.MAINTAIN_AFTER_ROWS:
+        return ""
+    return tables_maintain(model_list)

@@ -1,0 +1,63 @@
+"""Table upkeep after bulk writes (revops.maintenance): statistics refreshed, and a VACUUM when
+autovacuum will not come, outside any transaction."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from leads.models import Lead
+from revops import maintenance
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL upkeep"),
+]
+
+
+def counters(table: str) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = %s",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+def test_vacuum_runs_only_when_wanted_and_never_inside_a_transaction(settings):
+    from django.db import transaction
+
+    settings.MAINTAIN_VACUUM = "always"
+    vacuumed, analyzed = counters("leads_lead")
+    assert maintenance.tables_maintain([Lead]) == "VACUUM (ANALYZE)"
+    assert counters("leads_lead") == (vacuumed + 1, analyzed + 1)
+    settings.MAINTAIN_VACUUM = "never"
+    assert maintenance.tables_maintain([Lead]) == "ANALYZE"
+    assert counters("leads_lead") == (vacuumed + 1, analyzed + 2)
+    settings.MAINTAIN_VACUUM = "auto"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW autovacuum")
+        assert maintenance.vacuum_wanted() is (cursor.fetchone()[0] == "off")
+    settings.MAINTAIN_AFTER_ROWS = 100
+    with transaction.atomic():
+        assert maintenance.tables_maintain([Lead]) == ""
+    assert maintenance.after_bulk_write([Lead], 99) == ""
+    assert counters("leads_lead") == (vacuumed + 1, analyzed + 2)
+
+
+def test_a_big_import_refreshes_the_statistics_of_what_it_wrote(settings, tmp_path):
+    settings.MAINTAIN_AFTER_ROWS = 2
+    settings.MAINTAIN_VACUUM = "never"
+    path = tmp_path / "leads.csv"
+    path.write_text("Email,First Name\nada@example.com,Ada\ngrace@example.com,Grace\n")
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(
+        json.dumps({"kind": "leads", "fields": {"email": "Email", "first_name": "First Name"}})
+    )
+    _vacuumed, analyzed = counters("leads_lead")
+    call_command("import_csv", "leads", str(path), "--mapping", str(mapping), stdout=StringIO())
+    assert Lead.objects.count() == 2
+    assert counters("leads_lead")[1] == analyzed + 1
