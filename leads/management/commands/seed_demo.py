@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from leads.demo.generator import DEMO_USERNAMES
+from leads.demo.hooks import demo_reset, demo_seeded
 from leads.demo.loader import (
     DemoDataError,
     SeedReport,
@@ -94,6 +96,9 @@ class Command(BaseCommand):
         self.verbosity = options["verbosity"]
         self.started = time.monotonic()
         self.last_progress: dict[str, float] = {}
+        if options["reset"]:
+            # Other apps' demo rows that point at the demo users go first (past meetings).
+            demo_reset(usernames=DEMO_USERNAMES)
         try:
             report = demo_data_seed(
                 seed=options["seed"],
@@ -109,6 +114,9 @@ class Command(BaseCommand):
         self.maintain(report)
         if not options["no_score"]:
             self.score_leads()
+        # Other apps' demo rows (metrics: goals and past meetings), on the scored data.
+        for line in demo_seeded(as_of=report.plan.as_of):
+            self.stdout.write(line)
 
     def maintain(self, report: SeedReport) -> None:
         started = time.monotonic()
