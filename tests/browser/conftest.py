@@ -59,3 +59,41 @@ def log_in(page, live_server, username: str, password: str = PASSWORD) -> None:
     page.fill("input[name=password]", password)
     page.click("form button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
+
+
+# --- Automated accessibility check: axe-core (bundled by the axe-playwright-python package,
+# pinned in requirements/dev.txt) injected from disk, so nothing is fetched from a CDN. The page's
+# context needs bypass_csp=True: the site's policy allows no inline script, and stays that way
+# for real visitors.
+
+BLOCKING = ("serious", "critical")
+RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+def axe_script() -> Path:
+    try:
+        import axe_playwright_python
+    except ImportError:
+        _unavailable("axe-core is missing: pip install -r requirements/dev.txt")
+    script = Path(axe_playwright_python.__file__).with_name("axe.min.js")
+    if not script.exists():
+        _unavailable(f"axe-core is missing: no {script}")
+    return script
+
+
+def blocking_violations(page) -> list[str]:
+    """axe-core's WCAG 2.x A/AA rules on the page as shown; one line per serious or critical
+    violation and node, so a failure names the rule and the element."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(axe_script()))
+    results = page.evaluate(
+        "rules => axe.run(document, {runOnly: {type: 'tag', values: rules},"
+        " resultTypes: ['violations']})",
+        RULES,
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']} {node['failureSummary']}"
+        for violation in results["violations"]
+        if violation["impact"] in BLOCKING
+        for node in violation["nodes"]
+    ]

@@ -1,9 +1,9 @@
 """Accessibility in a real browser (issue 19 item 9): axe-core finds no serious or critical
-violation on the playbook, the dashboards, the queue and the meeting page; the "?" definitions are
-read by keyboard and screen readers; every page carries the favicon."""
+violation on the playbook, the dashboards, the queue, the lead and handoff pages and the meeting
+page; the "?" definitions are read by keyboard and screen readers; every page carries the
+favicon."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from leads.models import SalesRep
 from leads.roles import SALES_REP
 from metrics.tasks import open_this_weeks_meeting
-from tests.browser.conftest import PASSWORD, _unavailable, log_in
+from tests.browser.conftest import PASSWORD, blocking_violations, log_in
 from tests.conftest import restore_default_definitions
 from tests.factories import SourceFactory
 from tests.metrics.factories import HandoffFactory, MetricLeadFactory, accepted, rejected
@@ -66,11 +66,7 @@ def test_pages_link_a_favicon_that_is_served(page, live_server, admin):
     assert response.ok and "svg" in response.headers["content-type"]
 
 
-# --- Automated check: axe-core (bundled by the axe-playwright-python package, pinned in
-# requirements/dev.txt) injected from disk, so nothing is fetched from a CDN during the tests.
-
-BLOCKING = ("serious", "critical")
-RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+# --- Automated check: axe-core (tests/browser/conftest.py: blocking_violations).
 
 
 @pytest.fixture
@@ -84,35 +80,6 @@ def audited_page(browser):
     page = context.new_page()
     yield page
     context.close()
-
-
-def axe_script() -> Path:
-    try:
-        import axe_playwright_python
-    except ImportError:
-        _unavailable("axe-core is missing: pip install -r requirements/dev.txt")
-    script = Path(axe_playwright_python.__file__).with_name("axe.min.js")
-    if not script.exists():
-        _unavailable(f"axe-core is missing: no {script}")
-    return script
-
-
-def blocking_violations(page) -> list[str]:
-    """axe-core's WCAG 2.x A/AA rules on the page as shown; one line per serious or critical
-    violation and node, so a failure names the rule and the element."""
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(axe_script()))
-    results = page.evaluate(
-        "rules => axe.run(document, {runOnly: {type: 'tag', values: rules},"
-        " resultTypes: ['violations']})",
-        RULES,
-    )
-    return [
-        f"{violation['id']} ({violation['impact']}): {node['target']} {node['failureSummary']}"
-        for violation in results["violations"]
-        if violation["impact"] in BLOCKING
-        for node in violation["nodes"]
-    ]
 
 
 @pytest.fixture
@@ -140,7 +107,6 @@ def week_of_handoffs(admin):
         ("ops.a11y", "/dashboards/"),
         ("ops.a11y", "/dashboards/funnel/"),
         ("ops.a11y", "/leads/queue/"),
-        ("rep.a11y", "/leads/queue/"),
     ],
 )
 def test_no_serious_accessibility_violations(
@@ -174,7 +140,8 @@ def test_no_serious_accessibility_violations_on_any_meeting_slide_in_either_them
     assert not found, "\n".join(found)
 
 
-@pytest.mark.parametrize("path", ["/leads/queue/", "/playbook/"])
+# The rep's queue, lead and handoff pages are checked on the way (tests/browser/test_roles.py).
+@pytest.mark.parametrize("path", ["/playbook/"])
 def test_no_serious_accessibility_violations_for_a_rep_on_a_phone(
     audited_page, live_server, week_of_handoffs, path
 ):

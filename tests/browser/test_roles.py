@@ -4,7 +4,9 @@ must not reach are refused. The rep works the queue between calls on the phone: 
 handoff page, the lead page and the accept / reject actions never scroll sideways.
 
 Screenshots go to var/test-artifacts/role-<role>-<page>-<width>.png; docs/screens.md links them.
-One logged-in browser context per role and viewport (the phone reuses the desktop's session)."""
+One logged-in browser context per role and viewport (the phone reuses the desktop's session).
+axe-core checks the rep's queue, handoff and lead pages (desktop and phone) and the manager's team
+queue on the way; the other pages' checks are in test_accessibility.py."""
 
 from datetime import timedelta
 
@@ -20,7 +22,7 @@ from leads.roles import MARKETING, REVOPS_ADMIN, SALES_MANAGER, SALES_REP, VIEWE
 from leads.services import definition_create_draft, handoff_open, lead_move_to_stage
 from metrics.tasks import open_this_weeks_meeting
 from scoring.services import lead_rescore
-from tests.browser.conftest import PASSWORD, log_in
+from tests.browser.conftest import PASSWORD, blocking_violations, log_in
 from tests.conftest import restore_default_definitions
 from tests.factories import AccountFactory, CampaignFactory, LeadFactory, SourceFactory
 
@@ -106,7 +108,10 @@ class Walk:
         self.session = self.desktop.context.storage_state()
 
     def _page(self, viewport, **options):
-        context = self.browser.new_context(viewport=viewport, locale="en-US", **options)
+        # bypass_csp: lets the test add axe-core's script tag (see accessible()).
+        context = self.browser.new_context(
+            viewport=viewport, locale="en-US", bypass_csp=True, **options
+        )
         context.set_default_timeout(10_000)
         self.contexts.append(context)
         return context.new_page()
@@ -121,9 +126,14 @@ class Walk:
     def visit(self, page, name: str, path: str):
         response = page.goto(f"{self.url}{path}")
         assert response.ok, f"{self.role} could not open {path}: {response.status}"
-        page.wait_for_load_state("networkidle")  # charts drawn before the screenshot
         self.shoot(page, name)
         return response
+
+    def accessible(self, page) -> None:
+        """No serious or critical axe-core violation on the page as shown."""
+        page.wait_for_load_state("networkidle")  # scripts settled
+        found = blocking_violations(page)
+        assert not found, f"{page.url} at {page.viewport_size['width']} px:\n" + "\n".join(found)
 
     def shoot(self, page, name: str) -> None:
         width = page.viewport_size["width"]
@@ -172,10 +182,13 @@ def test_a_rep_walks_the_queue_handoffs_and_leads_on_a_desktop_and_a_phone(walk,
     desk = rep.desktop
     rep.visit(desk, "queue", "/leads/queue/")
     expect(desk.locator("table.queue tbody tr")).to_have_count(2)
+    rep.accessible(desk)
     rep.visit(desk, "handoff", f"/leads/handoffs/{late.pk}/")
     expect(desk.locator("#accept button[type=submit]")).to_be_visible()
+    rep.accessible(desk)
     rep.visit(desk, "lead", f"/leads/{late.lead_id}/")
     expect(desk.locator("td", has_text="Demo request").first).to_be_visible()
+    rep.accessible(desk)
     rep.visit(desk, "playbook", "/playbook/")
     rep.visit(desk, "notifications", "/leads/notifications/")
     rep.refused(desk, "/admin/", "/leads/imports/", "/admin/leads/icpversion/")
@@ -190,9 +203,11 @@ def test_a_rep_walks_the_queue_handoffs_and_leads_on_a_desktop_and_a_phone(walk,
     clock_top = first.locator("td.sla-cell").first.bounding_box()["y"]
     assert clock_top < first.locator("td[data-label=Source]").bounding_box()["y"]
     expect(first.locator(".countdown").first).to_contain_text("overdue")
+    rep.accessible(phone)
 
     rep.visit(phone, "lead", f"/leads/{late.lead_id}/")
     assert_no_horizontal_overflow(phone)
+    rep.accessible(phone)
     phone.goto(f"{rep.url}/leads/queue/")
     first.locator("td.lead-cell a").click()
     expect(phone.locator("h1")).to_contain_text("Grace")
@@ -221,6 +236,7 @@ def test_a_manager_opens_on_the_team_load_and_reassigns_by_load(walk, team):
     desk = manager.desktop
     manager.visit(desk, "queue", "/leads/queue/")
     expect(desk.locator("body")).to_contain_text("Robin Walker")
+    manager.accessible(desk)
     manager.visit(desk, "handoff", f"/leads/handoffs/{late.pk}/")
     # The reassign list shows each rep's load.
     expect(desk.locator("#reassign select option", has_text="Sam Walker")).to_contain_text(
