@@ -43,6 +43,7 @@ import django  # noqa: E402
 django.setup()
 
 from auditlog.models import LogEntry  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.contenttypes.models import ContentType  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -137,6 +138,8 @@ def run_in_worker(backtest: Backtest) -> dict:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            # Every queue, wherever the settings route the backtest.
+            f"--queues={settings.ALL_QUEUES}",
         ],
         cwd=ROOT,
         env={**os.environ},

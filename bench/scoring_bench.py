@@ -37,6 +37,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -100,6 +101,8 @@ class Workers:
                         "--without-gossip",
                         "--without-mingle",
                         "--without-heartbeat",
+                        # Every queue: scoring tasks go to "scoring", the rest elsewhere.
+                        f"--queues={settings.ALL_QUEUES}",
                     ],
                     cwd=ROOT,
                     env=env,
