@@ -123,9 +123,13 @@ class Walk:
     def projector(self):
         return self._page(PROJECTOR, storage_state=self.session)
 
-    def visit(self, page, name: str, path: str):
+    def visit(self, page, name: str, path: str, ready: str | None = None):
+        """Open ``path`` and take its screenshot (once ``ready``, a text, shows, for a page that
+        draws itself after loading)."""
         response = page.goto(f"{self.url}{path}")
         assert response.ok, f"{self.role} could not open {path}: {response.status}"
+        if ready:
+            expect(page.get_by_text(ready).first).to_be_visible()
         self.shoot(page, name)
         return response
 
@@ -147,6 +151,8 @@ class Walk:
 
     def refused_post(self, page, path: str) -> None:
         """A form post the role's pages never offer, sent anyway with a valid CSRF token."""
+        if not page.locator("input[name=csrfmiddlewaretoken]").count():
+            page.goto(f"{self.url}/")  # the log-out form carries one
         token = page.locator("input[name=csrfmiddlewaretoken]").first.input_value()
         response = page.request.post(
             f"{self.url}{path}", form={"csrfmiddlewaretoken": token, "revision": "0"}
@@ -244,6 +250,7 @@ def test_a_manager_opens_on_the_team_load_and_reassigns_by_load(walk, team):
     )
     manager.visit(desk, "handoffs-dashboard", "/dashboards/handoffs/")
     manager.visit(desk, "meeting", "/meeting/")
+    manager.visit(desk, "meeting-history", "/meeting/history/")
     manager.refused(desk, "/admin/", "/leads/imports/")
 
     phone = manager.phone()
@@ -260,6 +267,7 @@ def test_marketing_walks_dashboards_outcomes_and_imports(walk, team):
         ("dashboards", "/dashboards/"),
         ("funnel", "/dashboards/funnel/"),
         ("handoff-outcomes", "/leads/handoffs/"),
+        ("leads", "/leads/"),
         ("imports", "/leads/imports/"),
         ("playbook", "/playbook/"),
     ]
@@ -295,7 +303,7 @@ def test_a_revops_admin_walks_definitions_backtests_and_the_icp_admin(walk, team
         ("insights", "/scoring/insights/"),
         ("predictive", "/scoring/predictive/"),
         ("definitions", "/definitions/"),
-        ("dashboards", "/dashboards/"),
+        ("icp-history", "/definitions/icp/history/"),
     ]
     admin.visit(desk, *pages[0])
     # The ICP's values read as words to edit, not as a JSON list.
@@ -303,6 +311,7 @@ def test_a_revops_admin_walks_definitions_backtests_and_the_icp_admin(walk, team
     expect(industries).to_have_value("software, financial services, healthcare, e-commerce")
     for name, path in pages[1:]:
         admin.visit(desk, name, path)
+    admin.visit(desk, "api-docs", "/api/v1/docs/", ready="RevOps dashboard API")
     admin.refused_post(desk, f"/leads/handoffs/{late.pk}/accept")
 
     phone = admin.phone()
@@ -315,6 +324,7 @@ def test_a_viewer_reads_dashboards_playbook_and_the_meeting_on_a_projector(walk,
     viewer = walk("viewer", "viewer.walk")
     desk = viewer.desktop
     pages = [
+        ("home", "/"),
         ("dashboards", "/dashboards/"),
         ("pipeline", "/dashboards/pipeline/"),
         ("playbook", "/playbook/"),
@@ -331,5 +341,5 @@ def test_a_viewer_reads_dashboards_playbook_and_the_meeting_on_a_projector(walk,
     expect(projector.locator("[data-deck-position]")).to_be_visible()
 
     phone = viewer.phone()
-    for name, path in pages[:3]:
+    for name, path in pages[:4]:
         viewer.visit(phone, name, path)
