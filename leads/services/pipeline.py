@@ -8,7 +8,8 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leads.calendars import calendar_spec
@@ -355,10 +356,18 @@ def sales_rep_pick(
     # Lock the eligible reps so concurrent assignments take turns, then count their queues
     # (FOR UPDATE cannot be combined with the GROUP BY of the count).
     locked = list(eligible.select_for_update().values_list("pk", flat=True))
-    pending = Q(user__handoffs__outcome="pending")
+    # Counted per rep from the queue index (assignee, outcome, …): a join with every handoff
+    # the reps ever had, then filtered, read hundreds of thousands of rows per pick.
+    open_count = (
+        Handoff.objects.filter(assignee_id=OuterRef("user_id"), outcome="pending")
+        .order_by()
+        .values("assignee_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     reps = (
         SalesRep.objects.filter(pk__in=locked)
-        .annotate(open_handoffs=Count("user__handoffs", filter=pending))
+        .annotate(open_handoffs=Coalesce(Subquery(open_count), 0))
         .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
     )
     for rep in reps:
