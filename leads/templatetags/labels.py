@@ -4,13 +4,14 @@ vocabulary no longer knows is shown as it is rather than hidden."""
 
 from django import template
 
-from leads.choices import EventKind, FunnelStage
+from leads.choices import CriterionAttribute, EventKind, FunnelStage
 from leads.selectors import stage_names_in_force
 
 register = template.Library()
 
 _EVENT_KINDS = dict(EventKind.choices)
 _FUNNEL_STAGES = dict(FunnelStage.choices)
+_ATTRIBUTES = dict(CriterionAttribute.choices)
 _STAGE_NAMES = "leads.labels.stage_names"
 
 
@@ -22,6 +23,12 @@ def event_kind(key) -> str:
 @register.filter
 def funnel_stage(key) -> str:
     return _FUNNEL_STAGES.get(key, key)
+
+
+@register.filter
+def criterion_attribute(key) -> str:
+    """What an ICP criterion looks at: "Lead seniority" for ``seniority``."""
+    return _ATTRIBUTES.get(key, key)
 
 
 @register.simple_tag(takes_context=True)

@@ -93,6 +93,8 @@ def test_the_page_hides_small_groups(evidence, client):
     assert "n too small" in html
     assert "34.1 %" in html  # 15 / 44 overall
     assert "Apply to a draft ICP" not in html  # a viewer changes nothing
+    # A suggestion names what it looks at, not the attribute's key.
+    assert "<td>Account industry = " in html and "<td>industry = " not in html
 
 
 @override_settings(INSIGHTS_MIN_CLOSED_DEALS=1)
