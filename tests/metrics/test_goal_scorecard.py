@@ -313,3 +313,18 @@ def test_the_meeting_opens_on_the_scorecard_and_freezes_it(client, q1_goals, adm
         "Off track",
         "On track",
     ]
+
+
+# Session and user, the period's goals in force and their goals, one snapshot read per goal, the
+# periods for the menu, and the top bar's permission lookups: however much data the goals read.
+SCORECARD_PAGE_QUERIES = 9
+
+
+def test_the_scorecard_is_served_from_snapshots_in_few_queries(
+    client, q1_goals, django_assert_num_queries
+):
+    client.force_login(UserFactory(username="room", role=VIEWER))
+    url = f"{reverse('metrics:scorecard')}?period=2026-Q1"
+    client.get(url)  # computes and stores each goal's reading
+    with django_assert_num_queries(SCORECARD_PAGE_QUERIES):
+        assert client.get(url).status_code == 200
