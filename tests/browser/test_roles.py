@@ -191,6 +191,7 @@ def test_a_rep_walks_the_queue_handoffs_and_leads_on_a_desktop_and_a_phone(walk,
     rep.accessible(desk)
     rep.visit(desk, "handoff", f"/leads/handoffs/{late.pk}/")
     expect(desk.locator("#accept button[type=submit]")).to_be_visible()
+    expect(desk.locator("li", has_text="Demo request:")).to_be_visible()  # not demo_request
     rep.accessible(desk)
     rep.visit(desk, "lead", f"/leads/{late.lead_id}/")
     expect(desk.locator("td", has_text="Demo request").first).to_be_visible()
