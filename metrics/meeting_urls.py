@@ -1,4 +1,4 @@
-"""URLs of the weekly pipeline review page (included at ``/meeting/``)."""
+"""URLs of the weekly pipeline review page and the monthly review (included at ``/meeting/``)."""
 
 from datetime import date
 
@@ -26,6 +26,9 @@ app_name = "meeting"
 urlpatterns = [
     path("", meeting_views.meeting_current, name="current"),
     path("history/", meeting_views.meeting_history_page, name="history"),
+    path("monthly/", meeting_views.monthly_current, name="monthly"),
+    path("monthly/<str:month>/", meeting_views.monthly_page, name="monthly_detail"),
+    path("monthly/<str:month>/freeze", meeting_views.monthly_freeze_view, name="monthly_freeze"),
     path("<meeting_date:held_on>/", meeting_views.meeting_page, name="detail"),
     path("<meeting_date:held_on>/freeze", meeting_views.meeting_freeze_view, name="freeze"),
     path("<meeting_date:held_on>/actions", meeting_views.action_item_add_view, name="add_action"),

@@ -1,4 +1,5 @@
-"""The weekly pipeline review page (projector mode), its actions, freezing, and past meetings.
+"""The weekly pipeline review page (projector mode), its actions, freezing, and past meetings;
+the monthly review page and its freezing.
 
 Views parse input with forms and call the services (writes) or ``metrics.meeting`` (reads); a
 refusal is shown on the page it came from and changes nothing.
@@ -18,7 +19,7 @@ from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
 from leads.roles import MEETING_WRITE
-from metrics import services
+from metrics import goals, monthly, services
 from metrics.meeting import (
     display_today,
     figures_for_display,
@@ -28,7 +29,7 @@ from metrics.meeting import (
     meeting_page_figures,
 )
 from metrics.meeting_forms import ActionItemForm, StallDaysForm
-from metrics.models import ActionItem, Meeting
+from metrics.models import ActionItem, Meeting, MonthlyReview
 from revops.access import page_permission_required
 
 HISTORY_PAGE_SIZE = 20
@@ -179,3 +180,66 @@ def action_item_done_view(request, pk: int):
 def meeting_history_page(request):
     page = Paginator(meeting_history(), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "metrics/meeting_history.html", {"page": page, "query": ""})
+
+
+# --- The monthly review ----------------------------------------------------------------------
+
+
+def _review_or_404(month: str) -> MonthlyReview:
+    try:
+        first = goals.parse_period_key(month)
+    except ValueError as invalid:
+        raise Http404(str(invalid)) from invalid
+    if first.kind != goals.MONTH:
+        raise Http404("A monthly review is named by its month, e.g. 2026-11.")
+    review = MonthlyReview.objects.filter(month=first.first_day).first()
+    if review is None:
+        raise Http404(f"No review was opened for {first.label}.")
+    return review
+
+
+def _review_url(review: MonthlyReview) -> str:
+    return reverse("meeting:monthly_detail", kwargs={"month": f"{review.month:%Y-%m}"})
+
+
+@require_GET
+@login_required
+def monthly_current(request):
+    """The review of the month just ended (held early in the next one); someone who runs
+    meetings opens it on their first visit, and a Viewer is sent to the latest one opened."""
+    last_month = goals.month_of(display_today()).previous().first_day
+    if request.user.has_perm(MEETING_WRITE):
+        review, _created = services.monthly_review_get_or_create(
+            month=last_month, user=request.user
+        )
+    else:
+        review = MonthlyReview.objects.order_by("-month").first()
+        if review is None:
+            return render(request, "metrics/monthly_not_open.html")
+    return redirect(_review_url(review))
+
+
+@require_GET
+@login_required
+def monthly_page(request, month: str):
+    review = _review_or_404(month)
+    snapshot = monthly.review_latest_snapshot(review)
+    live = snapshot is None or request.GET.get("live") == "1"
+    figures = monthly.review_page_figures(review) if live else snapshot.figures
+    context = {
+        "review": review,
+        "snapshot": snapshot,
+        "live": live,
+        "figures": monthly.review_for_display(figures),
+    }
+    return render(request, "metrics/monthly.html", context)
+
+
+@require_POST
+@page_permission_required(MEETING_WRITE)
+def monthly_freeze_view(request, month: str):
+    review = _review_or_404(month)
+    snapshot = services.monthly_review_freeze(review=review, user=request.user)
+    at = date_format(timezone.localtime(snapshot.frozen_at), "j M Y, H:i")
+    messages.success(request, f"Figures frozen at {at}: the review now reopens with them.")
+    return redirect(_review_url(review))

@@ -411,3 +411,61 @@ class Goal(VersionedRow):
             errors.update(goals.terms_problems(self.terms()))
         if errors:
             raise ValidationError(errors)
+
+
+# --- The monthly review ----------------------------------------------------------------------
+
+
+class MonthlyReview(models.Model):
+    """One monthly review: funnel trends, conversion by source and campaign, the campaigns that
+    create pipeline. Frozen like the weekly meeting (``MonthlyReviewSnapshot``)."""
+
+    month = models.DateField(
+        unique=True,
+        help_text="The first day of the month reviewed.",
+        error_messages={"unique": "That month already has its review."},
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"Monthly review, {self.month:%B %Y}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.month is not None and self.month.day != 1:
+            raise ValidationError({"month": "A monthly review is named by its month's first day."})
+
+
+class MonthlyReviewSnapshot(models.Model):
+    """A monthly review's figures as frozen, append-only like ``MeetingSnapshot``."""
+
+    review = models.ForeignKey(MonthlyReview, on_delete=models.CASCADE, related_name="snapshots")
+    frozen_at = models.DateTimeField(default=timezone.now)
+    frozen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    figures_version = models.PositiveSmallIntegerField(default=FIGURES_VERSION)
+    figures = models.JSONField(help_text="Every figure and table the review shows, as plain JSON.")
+
+    class Meta:
+        ordering = ["-frozen_at", "-id"]
+        indexes = [models.Index(fields=["review", "frozen_at"], name="monthly_snapshot_frozen")]
+
+    def __str__(self) -> str:
+        return f"{self.review} frozen at {self.frozen_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Review snapshots are never changed: freeze again instead.")
+        return super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.figures, dict) or not self.figures:
+            raise ValidationError({"figures": "A snapshot holds the review's figures."})

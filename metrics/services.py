@@ -1,4 +1,5 @@
-"""Writes of the weekly alignment meeting: the week's meeting, its actions, freezing its figures.
+"""Writes of the weekly alignment meeting (the week's meeting, its actions, freezing its figures)
+and of the monthly review (its month, freezing its figures).
 
 Each service validates before it writes (``full_clean``) inside one transaction, so a refusal
 raises ``ValidationError`` and changes nothing.
@@ -15,7 +16,15 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from metrics.meeting import STALL_DAYS_DEFAULT, display_zone, meeting_page_figures, week_of
-from metrics.models import FIGURES_VERSION, ActionItem, Meeting, MeetingSnapshot
+from metrics.models import (
+    FIGURES_VERSION,
+    ActionItem,
+    Meeting,
+    MeetingSnapshot,
+    MonthlyReview,
+    MonthlyReviewSnapshot,
+)
+from metrics.monthly import review_page_figures
 
 
 def _user_or_none(user: AbstractBaseUser | None):
@@ -121,6 +130,47 @@ def meeting_freeze(
         frozen_by=_user_or_none(user),
         figures_version=FIGURES_VERSION,
         figures=meeting_page_figures(meeting, now=now, stall_days=stall_days),
+    )
+    snapshot.full_clean()
+    snapshot.save()
+    return snapshot
+
+
+# --- The monthly review ----------------------------------------------------------------------
+
+
+def monthly_review_get_or_create(
+    *, month: date, user: AbstractBaseUser | None = None
+) -> tuple[MonthlyReview, bool]:
+    """The review of the month ``month`` falls in, created on first use."""
+    first = month.replace(day=1)
+    review = MonthlyReview(month=first, created_by=_user_or_none(user))
+    existing = MonthlyReview.objects.filter(month=first).first()
+    if existing is not None:
+        return existing, False
+    review.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            review.save()
+    except IntegrityError:
+        return MonthlyReview.objects.get(month=first), False
+    return review, True
+
+
+@transaction.atomic
+def monthly_review_freeze(
+    *, review: MonthlyReview, user: AbstractBaseUser | None, now: datetime | None = None
+) -> MonthlyReviewSnapshot:
+    """Freeze the review's figures as they stand now, the way ``meeting_freeze`` does: a new
+    append-only snapshot with who and when; earlier ones stay on record."""
+    MonthlyReview.objects.select_for_update().filter(pk=review.pk).exists()
+    now = now or timezone.now()
+    snapshot = MonthlyReviewSnapshot(
+        review=review,
+        frozen_at=now,
+        frozen_by=_user_or_none(user),
+        figures_version=FIGURES_VERSION,
+        figures=review_page_figures(review, now=now),
     )
     snapshot.full_clean()
     snapshot.save()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -267,6 +267,13 @@ EXPECTED: dict[str, Access] = {
     "meeting:action_done": page(
         {"POST": PIPELINE}, kwargs=by_pk("action_item"), data={"POST": lambda w: {}}
     ),
+    # The monthly review: everyone reads; opening (a GET that creates it) and freezing are for
+    # those who run meetings; a Viewer is shown the latest review (here: the world's).
+    "meeting:monthly": page({"GET": EVERYONE}, ok=frozenset({302})),
+    "meeting:monthly_detail": page({"GET": EVERYONE}, kwargs=lambda w: {"month": "2026-03"}),
+    "meeting:monthly_freeze": page(
+        {"POST": PIPELINE}, kwargs=lambda w: {"month": "2026-03"}, data={"POST": lambda w: {}}
+    ),
     # --- Admin site views (model pages: by rule, below) --------------------------------------
     "admin:index": page({"GET": IMPORTERS | ADMINS}),
     "admin:password_change": page({"GET": IMPORTERS | ADMINS}),
@@ -492,7 +499,7 @@ def build_world():
     )
     from leads.selectors import version_in_force
     from leads.services import definition_create_draft
-    from metrics.models import ActionItem, Meeting
+    from metrics.models import ActionItem, Meeting, MonthlyReview
     from revops.api_tokens.services import api_token_create
     from scoring.backtest.services import backtest_start
     from scoring.models import RescoreJob, ScoringModel
@@ -523,6 +530,7 @@ def build_world():
         owner=users[SALES_REP],
         due_on=meeting.held_on + timedelta(days=7),
     )
+    MonthlyReview.objects.create(month=date(2026, 3, 1), created_by=manager)
     import_job = import_services.import_job_create(
         kind="leads",
         upload=SimpleUploadedFile("leads.csv", b"email\nmatrix@example.com\n", "text/csv"),
