@@ -1,7 +1,8 @@
 """The alignment scorecard in a real browser: a RevOps admin sets this quarter's goals (a
 draft, then published); the scorecard page, the top of the overview and the meeting's first
-slide show them with their status; a viewer sees the same card and cannot edit. Screenshots of
-the scorecard and the slide are saved as artifacts."""
+slide show them with their status; the monthly review opens and freezes; a viewer sees the same
+card and cannot edit. Screenshots of the scorecard, the slide and the monthly review are saved as
+artifacts."""
 
 from datetime import timedelta
 
@@ -119,6 +120,16 @@ def test_an_admin_sets_the_quarters_goals_and_every_page_shows_the_card(
     # A slide never scrolls.
     overflow = page.eval_on_selector("#slide-scorecard", "el => el.scrollHeight - el.clientHeight")
     assert overflow <= 1
+
+    # The monthly review (of the month just ended) opens and freezes.
+    page.goto(f"{live_server.url}/meeting/monthly/")
+    last_month = goals.month_of(goal_selectors.local_today()).previous()
+    expect(page.locator("h1")).to_have_text(f"Monthly review: {last_month.label}")
+    expect(page.locator("#monthly-trend tbody tr")).to_have_count(6)
+    page.click("text=Freeze figures")
+    expect(page.locator(".monthly-status")).to_contain_text("Frozen at")
+    expect(page.locator(".monthly-status")).to_contain_text("ops.goals")
+    page.screenshot(path=str(artifacts / "monthly-review.png"), full_page=True)
 
 
 def test_a_viewer_sees_the_same_card_and_cannot_edit(page, live_server, decided_this_quarter):
