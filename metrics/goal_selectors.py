@@ -330,3 +330,60 @@ def card_for_display(card: dict) -> dict:
         published_at = datetime.fromisoformat(card["goal_set"]["published_at"])
         shown["goal_set"] = {**card["goal_set"], "published_at": published_at}
     return shown
+
+
+# --- Quarterly planning ----------------------------------------------------------------------
+
+
+def planning(quarter: GoalPeriod, *, now: datetime | None = None) -> dict:
+    """The quarterly planning page: how the quarter before ``quarter`` went (its card: goals vs
+    actuals, as final as the calendar allows) and ``quarter``'s goals, agreed (published) or
+    drafted, each beside the same goal's actual and pace in the quarter before, so a target
+    is set against what the team just did."""
+    now = now or timezone.now()
+    review = scorecard(quarter.previous(), now=now)
+    before = {
+        (row["metric"], row["scope"]): row for group in review["groups"] for row in group["rows"]
+    }
+    in_force = goal_set_in_force(quarter, at=now)
+    draft = goal_set_draft(quarter)
+    shown = draft or in_force
+    rows = []
+    if shown is not None:
+        goals_shown = shown.goals.select_related("source", "team_manager", "rep")
+        for goal in goals_shown:
+            terms = goal.terms()
+            earlier = before.get((goal.metric, goal.scope_label))
+            rows.append(
+                {
+                    "label": goal.spec.label,
+                    "unit": goal.spec.unit,
+                    "side": dict(goals.SIDES)[goal.owner_side],
+                    "scope": goal.scope_label,
+                    "higher_is_better": terms.higher_is_better,
+                    "target": terms.target,
+                    "previous_actual": earlier["actual"] if earlier else None,
+                    "previous_pace": earlier["pace"] if earlier else None,
+                    "previous_status": earlier["status"] if earlier else None,
+                }
+            )
+
+    def describe(goal_set: GoalSet | None) -> dict | None:
+        if goal_set is None:
+            return None
+        person = goal_set.published_by or goal_set.created_by
+        return {
+            "number": goal_set.number,
+            "status": goal_set.status,
+            "note": goal_set.note,
+            "at": goal_set.published_at or goal_set.created_at,
+            "by": (person.get_full_name() or person.get_username()) if person else None,
+        }
+
+    return {
+        "quarter": quarter,
+        "review": card_for_display(review),
+        "in_force": describe(in_force),
+        "draft": describe(draft),
+        "rows": rows,
+    }

@@ -128,3 +128,21 @@ def goals_edit(request):
         },
         status=status,
     )
+
+
+@login_required
+def planning_page(request):
+    """Quarterly planning: last quarter's goals against its actuals, and the next quarter's
+    goals as drafted or agreed. Everyone reads; RevOps admins draft and publish in the editor."""
+    today = goal_selectors.local_today()
+    try:
+        quarter = goals.parse_period_key(request.GET.get("quarter") or "")
+    except ValueError:
+        if request.GET.get("quarter"):
+            raise Http404("Name a quarter, e.g. 2027-Q1.") from None
+        quarter = goals.quarter_of(today).next()
+    if quarter.kind != goals.QUARTER:
+        raise Http404("Quarterly planning is per quarter, e.g. 2027-Q1.")
+    context = goal_selectors.planning(quarter)
+    context["choices"] = [goals.quarter_of(today), goals.quarter_of(today).next()]
+    return render(request, "metrics/planning.html", context)

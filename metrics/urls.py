@@ -13,4 +13,5 @@ urlpatterns = [
     path("drill/<slug:kind>/", views.drill, name="drill"),
     path("scorecard/", goal_views.scorecard_page, name="scorecard"),
     path("scorecard/goals/", goal_views.goals_edit, name="goals_edit"),
+    path("scorecard/planning/", goal_views.planning_page, name="planning"),
 ]

@@ -328,3 +328,24 @@ def test_the_scorecard_is_served_from_snapshots_in_few_queries(
     client.get(url)  # computes and stores each goal's reading
     with django_assert_num_queries(SCORECARD_PAGE_QUERIES):
         assert client.get(url).status_code == 200
+
+
+def test_quarterly_planning_sets_next_quarters_goals_beside_the_last_ones(client, q1_goals, admin):
+    q2 = Q1.next()
+    draft = goal_services.goal_set_create_draft(period=q2, actor=admin, copy_from=q1_goals)
+    plan = goal_selectors.planning(q2)
+    assert plan["review"]["period"]["key"] == "2026-Q1" and plan["in_force"] is None
+    assert (plan["draft"]["number"], plan["draft"]["by"]) == (draft.number, "Olga Ops")
+    mqls, acceptance = plan["rows"]
+    assert (mqls["label"], mqls["target"], mqls["previous_actual"]) == ("MQLs", 10.0, 3)
+    assert mqls["previous_status"]["word"] == "Off track"
+    assert (acceptance["target"], acceptance["previous_actual"]) == (0.30, 0.75)
+
+    client.force_login(UserFactory(username="planner", role=MARKETING))
+    page = client.get(reverse("metrics:planning"), {"quarter": "2026-Q2"}).content.decode()
+    assert "Quarterly planning: Q2 2026" in page and f"Draft v{draft.number}" in page
+    assert "Draft the Q2 2026 goals" not in page and "Edit the Q2 2026 goals" not in page
+    assert client.get(reverse("metrics:planning"), {"quarter": "2026-05"}).status_code == 404
+    client.force_login(admin)
+    page = client.get(reverse("metrics:planning"), {"quarter": "2026-Q2"}).content.decode()
+    assert "Edit the Q2 2026 goals" in page

@@ -235,6 +235,7 @@ EXPECTED: dict[str, Access] = {
     "metrics:drill": page({"GET": EVERYONE}, kwargs=lambda w: {"kind": "acceptance"}),
     # --- Shared goals: one scorecard for everyone; RevOps admins set the goals ---------------
     "metrics:scorecard": page({"GET": EVERYONE}),
+    "metrics:planning": page({"GET": EVERYONE}),
     "metrics:goals_edit": page(
         {"GET": ADMINS, "POST": ADMINS},
         data={
