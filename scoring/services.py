@@ -33,7 +33,7 @@ from leads.choices import ActorType, EventKind, HandoffOutcome
 from leads.lifecycle import Lifecycle, Rejection
 from leads.models import EngagementEvent, Handoff, IcpVersion, Lead
 from leads.selectors import icp_in_force, lifecycle_at
-from leads.services import handoff_open, lead_move_to_stage
+from leads.services import HandoffRequest, facts, handoffs_open
 from scoring import bulk, engine
 from scoring.models import LeadScoreState, RescoreChunk, RescoreJob, ScoringModel, sum_field_name
 from scoring.selectors import (
@@ -229,9 +229,7 @@ def _claim_dirty(ids: list[int], *, fill_to: int) -> Claim:
     return Claim(leads=sorted(claimed), busy=busy)
 
 
-def leads_rescore(
-    *, lead_ids: list[int], at: datetime | None = None, fill_to: int = 0
-) -> Claim:
+def leads_rescore(*, lead_ids: list[int], at: datetime | None = None, fill_to: int = 0) -> Claim:
     """The incremental path, set-based: rescore those of ``lead_ids`` that are still dirty (and,
     with ``fill_to``, other dirty leads up to that many) in a few SQL statements for the whole
     batch — the bulk SQL a full rescore runs, held to the engine by a property test. Returns the
@@ -300,6 +298,8 @@ def dirty_leads_to_requeue(*, older_than_seconds: int, limit: int) -> list[int]:
 # moves exactly the leads that should have moved, once.
 
 MOVE_BATCH = 500
+# Leads moved per transaction: their rows and the reps stay locked for one short statement set.
+MOVE_TRANSACTION = 100
 
 
 @dataclass(frozen=True)
@@ -405,46 +405,91 @@ def leads_due_to_move(
     return due, more
 
 
-def _lead_move_on_score(*, lead_id: int, rules: MoveRules, at: datetime) -> bool:
-    """Move one due lead, checked again under its row lock (a concurrent move, handoff or
-    rescore may have changed it since the batch was read): a stage transition by "scoring" and,
-    for a stage that hands leads to sales, a handoff."""
+def _leads_move_on_score(*, lead_ids: list[int], rules: MoveRules, at: datetime) -> int:
+    """Move these due leads in one short transaction, each checked again under its row lock (a
+    concurrent move, handoff or rescore may have changed it since the batch was read): a stage
+    transition by "scoring" per lead and, for stages that hand leads to sales, their handoffs,
+    opened together (one round robin over the batch). Returns how many moved."""
     lifecycle, model = rules.lifecycle, rules.model
     with transaction.atomic():
-        lead = (
+        leads = list(
             Lead.objects.select_related("account", "score_state")
             .select_for_update(of=("self",))
-            .filter(pk=lead_id)
-            .first()
+            .filter(pk__in=lead_ids)
+            .order_by("pk")
         )
-        state = getattr(lead, "score_state", None) if lead is not None else None
-        if state is None:
-            return False
-        target = lifecycle.score_target(lead.stage, state.total, excluded=state.fit_excluded)
-        if target is None or lead.handoffs.filter(outcome=HandoffOutcome.PENDING).exists():
-            return False
-        rejection = latest_rejections([lead_id]).get(lead_id)
-        if rejection is not None:
-            engaged = last_qualifying_engagement(
-                {lead_id: rejection}, lifecycle=lifecycle, kinds=rules.qualifying_kinds
+        pending = set(
+            Handoff.objects.filter(
+                lead_id__in=[lead.pk for lead in leads], outcome=HandoffOutcome.PENDING
+            ).values_list("lead_id", flat=True)
+        )
+        targets = {}
+        for lead in leads:
+            state = getattr(lead, "score_state", None)
+            if state is None or lead.pk in pending:
+                continue
+            target = lifecycle.score_target(lead.stage, state.total, excluded=state.fit_excluded)
+            if target is not None:
+                targets[lead.pk] = target
+        rejections = latest_rejections(list(targets))
+        engaged = last_qualifying_engagement(
+            rejections, lifecycle=lifecycle, kinds=rules.qualifying_kinds
+        )
+        moving = []
+        for lead in leads:
+            target = targets.get(lead.pk)
+            if target is None:
+                continue
+            rejection = rejections.get(lead.pk)
+            if (
+                rejection is not None
+                and lifecycle.requalification(rejection, engaged.get(lead.pk)).blocked
+            ):
+                continue
+            moving.append((lead, target, rejection is not None))
+        if not moving:
+            return 0
+        moves = []
+        for lead, target, requalified in moving:
+            reason = (
+                f"score {lead.score_state.total:g} ≥ {target.trigger_score} "
+                f"under scoring model v{model.number}"
             )
-            if lifecycle.requalification(rejection, engaged.get(lead_id)).blocked:
-                return False
-        reason = (
-            f"score {state.total:g} ≥ {target.trigger_score} under scoring model v{model.number}"
+            if requalified:
+                reason += " (re-qualified by engagement after a rejection)"
+            moves.append(
+                facts.StageMove(
+                    lead_id=lead.pk,
+                    to_stage=target.key,
+                    at=at,
+                    actor_type=ActorType.SCORING,
+                    reason=reason,
+                )
+            )
+        recorded = facts.stage_moves_record(
+            moves=moves,
+            lifecycle=lifecycle,
+            current={
+                lead.pk: facts.LeadStage(
+                    stage=lead.stage,
+                    entered_at=lead.stage_entered_at,
+                    in_nurture=lead.in_marketing_nurture,
+                )
+                for lead, _target, _requalified in moving
+            },
         )
-        if rejection is not None:
-            reason += " (re-qualified by engagement after a rejection)"
-        lead_move_to_stage(
-            lead=lead,
-            to_stage=target.key,
-            actor_type=ActorType.SCORING,
-            reason=reason,
-            at=at,
+        for lead, _target, _requalified in moving:
+            state = recorded.stages[lead.pk]
+            lead.stage, lead.stage_entered_at = state.stage, state.entered_at
+            lead.in_marketing_nurture = state.in_nurture
+        handoffs_open(
+            [
+                HandoffRequest(lead=lead, stage_key=target.key, at=at)
+                for lead, target, _requalified in moving
+                if target.opens_handoff
+            ]
         )
-        if target.opens_handoff:
-            handoff_open(lead=lead, stage_key=target.key, at=at)
-    return True
+    return len(moving)
 
 
 def _retrying_deadlocks(work, attempts: int = 3):
@@ -469,24 +514,26 @@ def threshold_moves_apply(
     max_moves: int | None = None,
 ) -> int:
     """Move every lead (of ``lead_ids``, of ``lo``–``hi``, or all) whose stored score should move
-    it, in batches, each lead in a short transaction of its own. Idempotent: a moved lead is no
-    longer due. Returns how many moved."""
+    it, in batches read ``MOVE_BATCH`` at a time and moved ``MOVE_TRANSACTION`` at a time, each
+    in a short transaction of its own. Idempotent: a moved lead is no longer due. Returns how
+    many moved."""
     at = at or timezone.now()
     rules = move_rules(at)
     if rules is None:
         return 0
     moved, after = 0, 0
     while after is not None:
-        due, after = leads_due_to_move(
-            lead_ids=lead_ids, lo=lo, hi=hi, after=after, rules=rules
-        )
-        for lead_id, _target in due:
-            if _retrying_deadlocks(
-                lambda lead_id=lead_id: _lead_move_on_score(lead_id=lead_id, rules=rules, at=at)
-            ):
-                moved += 1
-            if max_moves is not None and moved >= max_moves:
-                return moved
+        due, after = leads_due_to_move(lead_ids=lead_ids, lo=lo, hi=hi, after=after, rules=rules)
+        ids = [lead_id for lead_id, _target in due]
+        if max_moves is not None:
+            ids = ids[: max_moves - moved]
+        for start in range(0, len(ids), MOVE_TRANSACTION):
+            batch = ids[start : start + MOVE_TRANSACTION]
+            moved += _retrying_deadlocks(
+                lambda batch=batch: _leads_move_on_score(lead_ids=batch, rules=rules, at=at)
+            )
+        if max_moves is not None and moved >= max_moves:
+            return moved
     return moved
 
 

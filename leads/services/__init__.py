@@ -32,12 +32,14 @@ from leads.services.hooks import (
     on_score_all_requested,
 )
 from leads.services.pipeline import (
+    HandoffRequest,
     account_create,
     account_update,
     engagement_event_update,
     engagement_events_ingest,
     engagement_events_record,
     handoff_open,
+    handoffs_open,
     lead_create,
     lead_follow_opportunity,
     lead_move_to_stage,
@@ -49,6 +51,7 @@ from leads.services.pipeline import (
 
 __all__ = [
     "BreachSweepResult",
+    "HandoffRequest",
     "account_create",
     "account_update",
     "definition_create_draft",
@@ -63,6 +66,7 @@ __all__ = [
     "handoff_open",
     "handoff_reassign",
     "handoff_reject",
+    "handoffs_open",
     "lead_create",
     "lead_facts_changed",
     "lead_follow_opportunity",

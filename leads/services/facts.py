@@ -501,13 +501,19 @@ def event_triggers_apply(
         stage_moves_record(moves=moves, lifecycle=lifecycle, current=current, writer=writer)
         opening = [move for move in moves if lifecycle.by_key[move.to_stage].opens_handoff]
         if opening:
-            from leads.services.pipeline import handoff_open
+            from leads.services.pipeline import HandoffRequest, handoffs_open
 
             if writer is not None:
                 writer.flush()
-            leads = Lead.objects.in_bulk({move.lead_id for move in opening})
-            for move in opening:
-                handoff_open(lead=leads[move.lead_id], stage_key=move.to_stage, at=move.at)
+            leads = Lead.objects.select_related("account").in_bulk(
+                {move.lead_id for move in opening}
+            )
+            handoffs_open(
+                [
+                    HandoffRequest(lead=leads[move.lead_id], stage_key=move.to_stage, at=move.at)
+                    for move in opening
+                ]
+            )
     return len(moves)
 
 

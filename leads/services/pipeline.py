@@ -3,7 +3,8 @@
 these services adapt model instances to its rows and back."""
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -333,74 +334,143 @@ def leads_apply_event_triggers(*, events: list[EngagementEvent]) -> int:
 # --- Handoffs ------------------------------------------------------------------------------
 
 
+def _eligible_reps(*, on: date, exclude_user_id: int | None = None):
+    out_of_office = (
+        Q(out_of_office_from__lte=on, out_of_office_until__gte=on)
+        | Q(out_of_office_from__lte=on, out_of_office_until__isnull=True)
+        | Q(out_of_office_from__isnull=True, out_of_office_until__gte=on)
+    )
+    eligible = SalesRep.objects.filter(is_active=True, user__is_active=True).exclude(out_of_office)
+    if exclude_user_id is not None:
+        eligible = eligible.exclude(user_id=exclude_user_id)
+    return eligible
+
+
+class RepRotation:
+    """The round robin over the reps eligible on a day, for one transaction: the reps are locked
+    (concurrent assignments take turns) and each one's open handoffs counted once, from the
+    queue index; then every pick is made in memory, so a batch of a thousand handoffs costs the
+    same two queries as one. The rep assigned longest ago goes first, and a rep just picked goes
+    to the back of the line even within one instant, so a burst is spread evenly."""
+
+    def __init__(self, *, on: date, exclude_user_id: int | None = None) -> None:
+        eligible = _eligible_reps(on=on, exclude_user_id=exclude_user_id)
+        # FOR UPDATE cannot be combined with the count's aggregate: lock, then count.
+        locked = list(eligible.select_for_update().values_list("pk", flat=True))
+        open_count = (
+            Handoff.objects.filter(assignee_id=OuterRef("user_id"), outcome="pending")
+            .order_by()
+            .values("assignee_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        self.line = list(
+            SalesRep.objects.filter(pk__in=locked)
+            .annotate(open_handoffs=Coalesce(Subquery(open_count), 0))
+            .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
+        )
+        self.picked: list[SalesRep] = []
+
+    def pick(self, *, region: str, tier: str, at: datetime) -> SalesRep | None:
+        """The first rep in line in the lead's territory and segment (or taking any) and below
+        capacity; None ⇒ the fallback queue."""
+        for position, rep in enumerate(self.line):
+            if rep.region not in ("", region):
+                continue
+            if rep.tiers and tier not in rep.tiers:
+                continue
+            if rep.open_handoffs >= rep.capacity:
+                continue
+            rep.open_handoffs += 1
+            # Strictly later than the rep picked before, so the line keeps its order in the
+            # database too (the next batch starts where this one stopped).
+            rep.last_assigned_at = at + timedelta(microseconds=len(self.picked))
+            self.line.append(self.line.pop(position))
+            self.picked.append(rep)
+            return rep
+        return None
+
+    def save(self) -> None:
+        if self.picked:
+            SalesRep.objects.bulk_update(
+                list({rep.pk: rep for rep in self.picked}.values()), ["last_assigned_at"]
+            )
+
+
 def sales_rep_pick(
     *, lead: Lead, at: datetime, exclude_user_id: int | None = None
 ) -> SalesRep | None:
-    """Round robin: the eligible rep assigned longest ago. Eligible = active, in office, in the
-    lead's territory and segment (or taking any), and below capacity. None ⇒ the fallback queue.
-    """
-    today = at.date()
+    """Round robin for one lead (a reassignment): the eligible rep assigned longest ago.
+    Eligible = active, in office, in the lead's territory and segment (or taking any), and
+    below capacity. None ⇒ the fallback queue. The caller records the assignment."""
+    rotation = RepRotation(on=at.date(), exclude_user_id=exclude_user_id)
     region = lead.account.region if lead.account_id else ""
-    out_of_office = (
-        Q(out_of_office_from__lte=today, out_of_office_until__gte=today)
-        | Q(out_of_office_from__lte=today, out_of_office_until__isnull=True)
-        | Q(out_of_office_from__isnull=True, out_of_office_until__gte=today)
-    )
-    eligible = (
-        SalesRep.objects.filter(is_active=True, user__is_active=True)
-        .exclude(out_of_office)
-        .filter(Q(region="") | Q(region=region))
-    )
-    if exclude_user_id is not None:
-        eligible = eligible.exclude(user_id=exclude_user_id)
-    # Lock the eligible reps so concurrent assignments take turns, then count their queues
-    # (FOR UPDATE cannot be combined with the GROUP BY of the count).
-    locked = list(eligible.select_for_update().values_list("pk", flat=True))
-    # Counted per rep from the queue index (assignee, outcome, …): a join with every handoff
-    # the reps ever had, then filtered, read hundreds of thousands of rows per pick.
-    open_count = (
-        Handoff.objects.filter(assignee_id=OuterRef("user_id"), outcome="pending")
-        .order_by()
-        .values("assignee_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    reps = (
-        SalesRep.objects.filter(pk__in=locked)
-        .annotate(open_handoffs=Coalesce(Subquery(open_count), 0))
-        .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
-    )
-    for rep in reps:
-        if rep.tiers and lead.tier not in rep.tiers:
-            continue
-        if rep.open_handoffs < rep.capacity:
-            return rep
-    return None
+    return rotation.pick(region=region, tier=lead.tier, at=at)
+
+
+@dataclass(frozen=True)
+class HandoffRequest:
+    lead: Lead  # locked by the caller, its stage move recorded
+    stage_key: str
+    at: datetime
+
+
+def handoffs_open(requests: Sequence[HandoffRequest]) -> list[Handoff]:
+    """Hand leads to sales, inside the stage moves' transaction: SLA due times from the policy
+    in force (each policy and calendar read once), an assignee per lead by one round robin over
+    the whole batch (or the fallback queue), and the leads' owners set. One INSERT for the
+    handoffs and one UPDATE each for the reps and the owners, whatever the batch's size."""
+    if not requests:
+        return []
+    policies: dict[tuple[str, str, datetime], object] = {}
+    calendars: dict[int, object] = {}
+    rotations: dict[date, RepRotation] = {}
+    handoffs, owned = [], []
+    for request in requests:
+        lead, at = request.lead, request.at
+        key = (request.stage_key, lead.tier, at)
+        if key not in policies:
+            policies[key] = sla_policy_for(stage_key=request.stage_key, tier=lead.tier, at=at)
+        policy = policies[key]
+        response_due_at = accept_due_at = None
+        if policy is not None:
+            if policy.calendar_id not in calendars:
+                calendars[policy.calendar_id] = calendar_spec(policy.calendar)
+            calendar = calendars[policy.calendar_id]
+            response_due_at = add_business_hours(calendar, at, policy.respond_within_hours)
+            accept_due_at = add_business_hours(calendar, at, policy.accept_within_hours)
+        rotation = rotations.get(at.date())
+        if rotation is None:
+            rotation = rotations[at.date()] = RepRotation(on=at.date())
+        region = lead.account.region if lead.account_id else ""
+        rep = rotation.pick(region=region, tier=lead.tier, at=at)
+        handoffs.append(
+            Handoff(
+                lead=lead,
+                stage=request.stage_key,
+                assignee_id=rep.user_id if rep else None,
+                sla_policy=policy,
+                assigned_at=at,
+                response_due_at=response_due_at,
+                accept_due_at=accept_due_at,
+            )
+        )
+        if rep is not None:
+            lead.owner_id = rep.user_id
+            owned.append(lead)
+    Handoff.objects.bulk_create(handoffs)
+    for rotation in rotations.values():
+        rotation.save()
+    if owned:
+        now = timezone.now()
+        for lead in owned:
+            lead.updated_at = now
+        Lead.objects.bulk_update(owned, ["owner", "updated_at"])
+    return handoffs
 
 
 def handoff_open(*, lead: Lead, stage_key: str, at: datetime) -> Handoff:
-    """Hand a lead to sales: SLA due times from the policy in force, an assignee by round robin
-    (or the fallback queue), and the lead's owner set. Called inside the stage move's transaction.
-    """
-    policy = sla_policy_for(stage_key=stage_key, tier=lead.tier, at=at)
-    response_due_at = accept_due_at = None
-    if policy is not None:
-        calendar = calendar_spec(policy.calendar)
-        response_due_at = add_business_hours(calendar, at, policy.respond_within_hours)
-        accept_due_at = add_business_hours(calendar, at, policy.accept_within_hours)
-    rep = sales_rep_pick(lead=lead, at=at)
-    handoff = Handoff.objects.create(
-        lead=lead,
-        stage=stage_key,
-        assignee=rep.user if rep else None,
-        sla_policy=policy,
-        assigned_at=at,
-        response_due_at=response_due_at,
-        accept_due_at=accept_due_at,
-    )
-    if rep is not None:
-        rep.last_assigned_at = at
-        rep.save(update_fields=["last_assigned_at"])
-        lead.owner_id = rep.user_id
-        lead.save(update_fields=["owner", "updated_at"])
+    """Hand one lead to sales (see ``handoffs_open``). Called inside the stage move's
+    transaction."""
+    [handoff] = handoffs_open([HandoffRequest(lead=lead, stage_key=stage_key, at=at)])
     return handoff

@@ -1,5 +1,6 @@
 """Scoring workflows: incremental rescoring, thresholds to MQL and handoff, full rescores."""
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 
@@ -14,6 +15,7 @@ from leads.services import (
     definition_create_draft,
     definition_publish,
     engagement_events_record,
+    sales_rep_pick,
 )
 from scoring import engine, services, tasks
 from scoring.models import LeadScoreState, RescoreJob, ScoringModel
@@ -189,6 +191,37 @@ def test_round_robin_skips_reps_at_capacity(db, frozen_now):
         services.lead_rescore(lead_id=lead.pk)
         assignees.append(Handoff.objects.get(lead=lead).assignee)
     assert assignees == [busy.user, free.user, free.user]
+
+
+def test_a_burst_of_moves_is_spread_evenly_over_the_reps_in_few_queries(
+    db, frozen_now, django_assert_max_num_queries
+):
+    """A publish that moves many leads at once: one round robin over the whole burst (each rep
+    at most one more than another, none past capacity), and the queries do not grow with it."""
+    users = get_user_model().objects
+    reps = [
+        SalesRep.objects.create(user=users.create_user(f"rep.{n}"), capacity=cap)
+        for n, cap in enumerate([100, 100, 100, 3])
+    ]
+    leads = []
+    for n in range(30):
+        lead = icp_lead(email=f"buyer{n}@acme.example")
+        record(lead, "demo_request", 1, prefix=f"b{n}")
+        record(lead, "pricing_page", 2, prefix=f"p{n}")
+        leads.append(lead)
+    services.leads_rescore(lead_ids=[lead.pk for lead in leads])
+    with django_assert_max_num_queries(40):
+        moved = services.threshold_moves_apply(lead_ids=[lead.pk for lead in leads])
+    assert moved == 30
+    counts = Counter(Handoff.objects.values_list("assignee__username", flat=True))
+    assert counts["rep.3"] == 3  # capped, the rest spread over the others
+    assert sorted(counts[rep.user.username] for rep in reps[:3]) == [9, 9, 9]
+    assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list(
+        "stage", flat=True)) == {"mql"}  # fmt: skip
+    # The line goes on where the burst stopped: the next pick is the rep picked longest ago.
+    last = Handoff.objects.order_by("-pk").first().assignee
+    following = sales_rep_pick(lead=leads[0], at=NOW)
+    assert following.user != last
 
 
 def test_a_lead_in_a_sales_stage_does_not_fall_back_or_move_on_score(db, frozen_now):
@@ -379,9 +412,7 @@ def test_sweep_leaves_queued_rescores_alone_and_resends_lost_ones(
 
 
 def age_enqueued_at(lead, *, seconds: int) -> None:
-    LeadScoreState.objects.filter(lead=lead).update(
-        enqueued_at=Now() - timedelta(seconds=seconds)
-    )
+    LeadScoreState.objects.filter(lead=lead).update(enqueued_at=Now() - timedelta(seconds=seconds))
 
 
 def test_day_number_is_the_utc_date():
