@@ -992,10 +992,13 @@ def asset_usage_chart(
     *,
     drill_url: DrillUrl,
     stage_labels: Mapping[str, str] = FUNNEL_STAGE_LABELS,
+    type_labels: Mapping[str, str] | None = None,
     dark: bool = False,
 ) -> Chart | None:
     """The assets sales shared most in the period, grouped by the asset's funnel stage (top,
-    middle, bottom; others after), most shared first. A bar opens the touches that shared it."""
+    middle, bottom; others after), most shared first. A bar opens the touches that shared it;
+    its hover names the asset's type by ``type_labels`` ("Case study" for ``case_study``)."""
+    type_labels = type_labels or {}
     order = [stage for stage in stage_labels if usage.most_used.get(stage)]
     order += sorted(stage for stage in usage.most_used if stage not in stage_labels)
     order = [stage for stage in order if usage.most_used.get(stage)]
@@ -1018,7 +1021,8 @@ def asset_usage_chart(
                 hovers=[
                     _hover(
                         title,
-                        f"{escape_label(asset.asset_type)} · {stage_label}",
+                        f"{escape_label(type_labels.get(asset.asset_type, asset.asset_type))}"
+                        f" · {stage_label}",
                         f"Shared {_count(asset.shares, 'time')} with {_count(asset.leads, 'lead')}",
                     )
                     for title, asset in zip(titles, assets, strict=True)

@@ -5,6 +5,7 @@ turns those names into the dashboards' drill-down links (``metrics.dashboards.DR
 
 from collections.abc import Callable
 
+from leads.choices import AssetType
 from metrics import charts, dashboards
 from metrics.templatetags.kpi_format import CURRENCY
 
@@ -81,4 +82,5 @@ def pipeline(data: dict, drill_url) -> dict:
 
 def content(data: dict, drill_url) -> dict:
     link = _adapt(drill_url)
-    return {"assets": charts.asset_usage_chart(data["usage"], drill_url=link)}
+    types = dict(AssetType.choices)
+    return {"assets": charts.asset_usage_chart(data["usage"], drill_url=link, type_labels=types)}

@@ -526,6 +526,14 @@ def test_asset_usage_groups_the_most_shared_assets_under_their_funnel_stage_in_f
     assert chart["layout"]["yaxis"]["type"] == "multicategory"
 
 
+def test_asset_usage_names_the_asset_type_not_its_key():
+    chart = charts.asset_usage_chart(
+        asset_usage(), drill_url=drill_url, type_labels={"case_study": "Case study"}
+    )
+    hovers = [text for bar in chart["data"] for text in bar["hovertext"]]
+    assert all("Case study · " in text and "case_study" not in text for text in hovers)
+
+
 def test_content_utilization_shows_three_shares_with_their_drill_downs():
     (bars,) = charts.content_utilization_chart(utilization(), drill_url=drill_url)["data"]
     assert bars["x"] == [0.5, 1.0, 0.0]
