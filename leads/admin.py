@@ -142,6 +142,18 @@ class IcpCriterionInline(FrozenWhenPublishedInline):
     model = IcpCriterion
     form = IcpCriterionForm  # values as text, closed vocabularies checked, numeric ranges
     fields = ("name", "attribute", "values", "min_value", "max_value", "points", "is_exclusion")
+    readonly_fields = ("values_shown",)
+
+    def get_fields(self, request, obj=None):
+        # A published version is read-only: its values as words, not the stored JSON list.
+        fields = super().get_fields(request, obj)
+        if obj is not None and obj.is_published:
+            return ["values_shown" if name == "values" else name for name in fields]
+        return fields
+
+    @admin.display(description="Values")
+    def values_shown(self, criterion) -> str:
+        return ", ".join(criterion.values) or "—"
 
 
 @admin.register(IcpVersion)

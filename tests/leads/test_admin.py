@@ -63,6 +63,13 @@ def test_published_version_page_shows_its_rows_read_only(admin_client):
     assert 'name="_save"' not in body
 
 
+def test_a_published_icp_shows_its_values_as_words_not_json(admin_client):
+    v1 = IcpVersion.objects.get(number=1)
+    body = admin_client.get(reverse("admin:leads_icpversion_change", args=[v1.pk])).content
+    assert b"software, financial services, healthcare, e-commerce" in body
+    assert b"[&quot;software&quot;" not in body and b'["software"' not in body
+
+
 def test_posting_to_a_published_version_changes_nothing(admin_client):
     v1 = IcpVersion.objects.get(number=1)
     response = admin_client.post(
