@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from leads.admin import DefinitionVersionAdmin, FrozenWhenPublishedInline
-from metrics.models import ActionItem, Goal, GoalSet, Meeting, MeetingSnapshot
+from metrics.models import ActionItem, Goal, GoalNotice, GoalSet, Meeting, MeetingSnapshot
 
 
 class ActionItemInline(admin.TabularInline):
@@ -123,3 +123,18 @@ class GoalSetAdmin(DefinitionVersionAdmin):
         "published_at",
         "published_by",
     )
+
+
+@admin.register(GoalNotice)
+class GoalNoticeAdmin(admin.ModelAdmin):
+    """What was e-mailed about the goals (alerts, Monday digests): a record, read-only."""
+
+    list_display = ("subject", "kind", "sent_at", "recipients")
+    list_filter = ("kind",)
+    readonly_fields = ("key", "kind", "goal", "sent_at", "recipients", "subject", "body")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -469,3 +469,30 @@ class MonthlyReviewSnapshot(models.Model):
         super().clean()
         if not isinstance(self.figures, dict) or not self.figures:
             raise ValidationError({"figures": "A snapshot holds the review's figures."})
+
+
+class GoalNotice(models.Model):
+    """An e-mail sent about the goals: an alert (a goal turned red, or fell past its floor) or
+    the Monday digest of the scorecard. ``key`` makes each one happen once (``red:<goal>``,
+    ``floor:<goal>``, ``digest:<team>:<monday>``): the task that sends them can run twice."""
+
+    class Kind(models.TextChoices):
+        RED = "red", "Goal off track"
+        FLOOR = "floor", "Past its floor"
+        DIGEST = "digest", "Monday digest"
+
+    key = models.CharField(max_length=80, unique=True)
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    goal = models.ForeignKey(
+        Goal, null=True, blank=True, on_delete=models.CASCADE, related_name="notices"
+    )
+    sent_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveIntegerField(default=0)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject

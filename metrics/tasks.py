@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from metrics import dashboards, kpi_catalog, meeting, services, snapshots
+from metrics import dashboards, goal_notices, kpi_catalog, meeting, services, snapshots
 
 # The pages register their builders with ``snapshots`` when their modules are imported.
 PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting)
@@ -20,3 +20,15 @@ def open_this_weeks_meeting() -> str:
     screen (a Viewer, who changes nothing) finds it without opening it. Idempotent."""
     opened, _ = services.meeting_get_or_create_for_week(today=meeting.display_today())
     return opened.held_on.isoformat()
+
+
+@shared_task(name="metrics.tasks.send_goal_alerts", soft_time_limit=120, time_limit=150)
+def send_goal_alerts() -> int:
+    """Beat, every 15 minutes: e-mail an alert for each goal that turned red (once per goal)."""
+    return goal_notices.goal_alerts_send()
+
+
+@shared_task(name="metrics.tasks.send_scorecard_digest", soft_time_limit=120, time_limit=150)
+def send_scorecard_digest() -> int:
+    """Beat, hourly: on Mondays, the scorecard to each team (once per team and week)."""
+    return goal_notices.scorecard_digest_send()

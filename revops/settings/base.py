@@ -273,6 +273,9 @@ CELERY_BEAT_SCHEDULE = {
     "backtest-sweep": {"task": "scoring.backtest.tasks.sweep_backtests", "schedule": 120.0},
     # This week's pipeline review exists from Monday on, for screens that only read it.
     "open-weekly-meeting": {"task": "metrics.tasks.open_this_weeks_meeting", "schedule": 3600.0},
+    # A goal that turns red is e-mailed once; on Mondays each team gets the scorecard.
+    "goal-alerts": {"task": "metrics.tasks.send_goal_alerts", "schedule": 900.0},
+    "scorecard-digest": {"task": "metrics.tasks.send_scorecard_digest", "schedule": 3600.0},
     "import-upload-retention": {
         "task": "leads.imports.tasks.expire_import_uploads",
         "schedule": 24 * 3600.0,
