@@ -38,7 +38,7 @@ def definitions():
     restore_default_definitions()
 
 
-def person(username: str, role: str, first_name: str) -> "get_user_model()":
+def person(username: str, role: str, first_name: str):
     user = get_user_model().objects.create_user(
         username, f"{username}@example.com", PASSWORD, first_name=first_name, last_name="Walker"
     )
@@ -96,12 +96,8 @@ class Walk:
     projector on the same session."""
 
     def __init__(self, browser, live_server, artifacts, role: str, username: str):
-        self.browser, self.url, self.artifacts, self.role = (
-            browser,
-            live_server.url,
-            artifacts,
-            role,
-        )
+        self.browser, self.artifacts, self.role = browser, artifacts, role
+        self.url = live_server.url
         self.contexts = []
         self.desktop = self._page(DESKTOP)
         log_in(self.desktop, live_server, username)
