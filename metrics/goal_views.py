@@ -44,7 +44,7 @@ def _period_choices(current: goals.GoalPeriod) -> list[goals.GoalPeriod]:
         current,
         *goal_selectors.goal_periods(),
     }
-    return sorted(candidates, key=lambda p: (p.first_day, p.kind != goals.QUARTER), reverse=True)
+    return sorted(candidates, key=lambda p: (p.first_day, p.kind == goals.QUARTER), reverse=True)
 
 
 @login_required
