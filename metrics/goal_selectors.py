@@ -133,8 +133,8 @@ def history_period(period: Period, months: int = goals.HISTORY_MONTHS) -> Period
 
 def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -> Reading:
     """Won so far, and what a forecast needs: open pipeline by its lead's lifecycle stage (an
-    opportunity without a lead counts at the opportunity stage), each stage's historical
-    stage-to-won conversion, and the average opportunity cycle."""
+    opportunity without a lead, or a customer's, counts at the opportunity stage), each stage's
+    historical stage-to-won conversion, and the average opportunity cycle."""
     report = queries.pipeline_and_revenue(period, filters)
     if marketing_only:
         won = report.by_origin.get(SourceOrigin.MARKETING, queries.EMPTY_PIPELINE).won_amount
@@ -153,7 +153,11 @@ def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -
         open_pipeline = open_pipeline.filter(lead__source__origin=SourceOrigin.MARKETING)
     open_by_stage: dict[str, float] = {}
     for row in open_pipeline.values("lead__stage").annotate(amount=Sum("amount")):
-        stage = row["lead__stage"] or definition.opportunity_key or ""
+        stage = row["lead__stage"]
+        # No lead, or a customer's new deal: weighted as a deal at the opportunity stage (a
+        # won lead's own "conversion to won" would count the whole deal as won).
+        if not stage or stage == definition.won_key:
+            stage = definition.opportunity_key or ""
         open_by_stage[stage] = open_by_stage.get(stage, 0.0) + float(row["amount"] or 0)
     cycle = queries.opportunity_results(history, filters).average_opportunity_cycle_days
     return Reading(

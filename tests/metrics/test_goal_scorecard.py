@@ -129,8 +129,9 @@ def test_a_published_set_needs_a_goal_and_no_duplicate():
 @pytest.fixture
 def quarter_facts():
     """Q1 2026 half way: 3 MQLs (2 from events sources); 9 of 12 handoffs accepted; $6,000
-    won; $20,000 open at the opportunity stage. History (the 6 months before): 2 leads reached
-    opportunity and 1 of them won, its deal closing in 30 days."""
+    won; $20,000 open: $16,000 at the opportunity stage, $4,000 a customer's new deal. History
+    (the 6 months before): 2 leads reached opportunity and 1 of them won, its deal closing in
+    30 days."""
     webinar = SourceFactory(name="Webinar", channel_group="events")
     ads = SourceFactory(name="Ads", channel_group="paid_search")
     for source in (webinar, webinar, ads):
@@ -141,7 +142,9 @@ def quarter_facts():
         decide(at=ny(2026, 1, 20), assigned_at=ny(2026, 1, 19), lead__created_at=ny(2025, 5, 1))
     won(closed_at=ny(2026, 1, 20), created_at=ny(2026, 1, 5), amount=6000, lead=None)
     open_lead = MetricLeadFactory(created_at=ny(2025, 5, 1), stage="opportunity")
-    OpportunityFactory(lead=open_lead, amount=20000, created_at=ny(2026, 1, 10))
+    OpportunityFactory(lead=open_lead, amount=16000, created_at=ny(2026, 1, 10))
+    customer = MetricLeadFactory(created_at=ny(2025, 5, 1), stage="customer")
+    OpportunityFactory(lead=customer, amount=4000, created_at=ny(2026, 1, 10))  # an upsell
     winner = MetricLeadFactory(created_at=ny(2025, 10, 1))
     history(winner, ("lead", ny(2025, 10, 1)), ("opportunity", ny(2025, 10, 10)),
             ("customer", ny(2025, 11, 9)))  # fmt: skip
@@ -186,8 +189,9 @@ def test_the_scorecard_reads_each_goal_from_the_kpis_and_judges_it(quarter_facts
     assert response["higher_is_better"] is False
     assert (response["actual"], response["status"]["colour"]) == (None, "grey")
 
-    # Pace alone (6,000 → 12,000) would be red; the open $20,000 at a 50 % opportunity → won
-    # rate, all of it able to close in the 45 days left of a 30-day cycle, adds $10,000.
+    # Pace alone (6,000 → 12,000) would be red; the open $20,000 (the customer's deal weighted
+    # as an opportunity's, not as already won) at a 50 % opportunity → won rate, all of it able
+    # to close in the 45 days left of a 30-day cycle, adds $10,000.
     bookings = rows[("bookings", "Whole revenue team")]
     assert bookings["actual"] == 6000
     assert bookings["pace"] == 12000
