@@ -396,18 +396,26 @@ def stage_line(lifecycle: Lifecycle, stage: Stage) -> StageLine:
     )
 
 
-def threshold_note(lifecycle: Lifecycle, max_fit_points: int) -> str:
-    """Whether fit alone can hand a lead to sales (the README's promise: never)."""
+def fit_alone_reaches_handoff(lifecycle: Lifecycle, max_fit_points: float) -> bool:
+    """Whether a lead with the best fit and no engagement reaches the handoff threshold: the
+    one answer the playbook and the publish confirmation both give (the README's promise:
+    never). ``max_fit_points`` is the best total reachable without engagement."""
+    threshold = lifecycle.handoff_threshold
+    return threshold is not None and max_fit_points >= threshold
+
+
+def threshold_note(lifecycle: Lifecycle, max_fit_points: float) -> str:
+    """Whether fit alone can hand a lead to sales, in words."""
     threshold = lifecycle.handoff_threshold
     if threshold is None:
         return ""
-    if max_fit_points < threshold:
+    if not fit_alone_reaches_handoff(lifecycle, max_fit_points):
         return (
-            f"Fit tops out at {max_fit_points} points, below the threshold of {threshold}: a "
+            f"Fit tops out at {max_fit_points:g} points, below the threshold of {threshold}: a "
             "lead is never handed to sales on fit alone, it must also engage."
         )
     return (
-        f"Fit alone can reach {max_fit_points} points, at or above the threshold of "
+        f"Fit alone can reach {max_fit_points:g} points, at or above the threshold of "
         f"{threshold}: a lead can be handed to sales without any engagement."
     )
 

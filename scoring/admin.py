@@ -2,9 +2,20 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from leads.admin import DefinitionVersionAdmin, FrozenWhenPublishedInline
+from leads.admin import DefinitionVersionAdmin, FrozenWhenPublishedInline, register_publish_preview
+from leads.models import IcpVersion
+from scoring.impact import publish_impact
 from scoring.models import EventWeight, RescoreJob, ScoringModel
 from scoring.services import job_progress
+
+
+def _impact_preview(version) -> dict:
+    return {"impact": publish_impact(version)}
+
+
+# The publish confirmation of an ICP or a scoring model shows what the rescore would do.
+register_publish_preview(IcpVersion, _impact_preview)
+register_publish_preview(ScoringModel, _impact_preview)
 
 
 class EventWeightInline(FrozenWhenPublishedInline):

@@ -18,6 +18,7 @@ from leads.models import IcpVersion
 from scoring.backtest import selectors, services
 from scoring.backtest.charts import mql_volume_chart
 from scoring.backtest.models import Backtest
+from scoring.impact import publish_impact
 from scoring.models import ScoringModel
 
 PAGE_SIZE = 50
@@ -230,5 +231,6 @@ def backtest_publish(request, pk: int, which: str):
             "version": version,
             "which": which,
             "draft_edited": _draft_edited(backtest),
+            "impact": publish_impact(version),
         },
     )

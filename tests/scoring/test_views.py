@@ -16,7 +16,7 @@ def test_publishing_a_model_in_the_admin_starts_a_rescore_with_progress(admin_cl
     draft = ScoringModel.objects.get(number=2)
     response = admin_client.post(
         reverse("admin:scoring_scoringmodel_changelist"),
-        {"action": "publish_now", "_selected_action": [draft.pk]},
+        {"action": "publish_now", "_selected_action": [draft.pk], "confirm": "yes"},
         follow=True,
     )
     shown = [str(message) for message in response.context["messages"]]
