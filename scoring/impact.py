@@ -32,12 +32,10 @@ from scoring.models import LeadScoreState, ScoringModel
 from scoring.selectors import icp_spec, scoring_model_in_force, scoring_spec
 
 # Up to this many leads every lead is read; above it, a deterministic sample of about
-# SAMPLE_SIZE (every n-th lead id) keeps the preview within a few seconds at a million leads.
-SAMPLE_ABOVE = 250_000
-SAMPLE_SIZE = 100_000
-# Moving leads read one by one (in lead-id order) to replay the round robin and check
-# rejections; a burst larger than this is spread as far as read and the rest extrapolated.
-ORDERED_LIMIT = 20_000
+# SAMPLE_SIZE leads (``Sample``) keeps the preview within a few seconds at a million leads.
+SAMPLE_ABOVE = 120_000
+SAMPLE_SIZE = 60_000
+SAMPLE_BLOCKS = 50
 # Rejected leads checked for re-qualification (one grouped query over their events).
 REJECTED_LIMIT = 2_000
 
@@ -64,7 +62,7 @@ class PublishImpact:
     """The preview a publish confirmation shows."""
 
     leads_read: int  # leads whose draft score was computed (all, or the sample)
-    sample_step: int  # 1 = every lead; n = every n-th lead, figures scaled by n
+    sample_step: int  # 1 = every lead; n = about one lead in n, figures scaled by n
     moves: tuple[StageMoves, ...]
     handoffs: int
     spread: Spread | None
@@ -137,7 +135,7 @@ class _Draft:
     qualifying_kinds: tuple[str, ...]
 
 
-def _scores_sql(draft: _Draft, lifecycle: Lifecycle, *, as_of_day: int, step: int):
+def _scores_sql(draft: _Draft, lifecycle: Lifecycle, *, as_of_day: int, sample: "Sample"):
     """A query over score states giving, per lead: lead id, region, the draft tier and the old
     one, whether it has been rejected before, and the stage its draft score moves it to because
     of this publish (NULL: it does not move, or would move anyway)."""
@@ -150,24 +148,24 @@ def _scores_sql(draft: _Draft, lifecycle: Lifecycle, *, as_of_day: int, step: in
     else:
         fit = "s.fit_points AS points, CASE WHEN s.fit_excluded THEN 1 ELSE 0 END AS excluded"
         fit_params = []
-    sample = ""
-    sample_params: list = []
-    if step > 1:
-        sample = "AND s.lead_id - (s.lead_id / %s) * %s = 0"
-        sample_params = [step, step]
+    sample_sql, sample_params = sample.sql("s.lead_id")
+    lead_sample_sql, lead_sample_params = sample.sql("l.id")
     x = f"""
         SELECT s.lead_id, l.stage, {fit}, {engagement} AS engagement,
                s.total AS old_total, CASE WHEN s.fit_excluded THEN 1 ELSE 0 END AS old_excluded,
                s.tier AS old_tier, COALESCE(a.region, '') AS region,
-               CASE WHEN EXISTS (SELECT 1 FROM {HANDOFF_TABLE} h WHERE h.lead_id = s.lead_id
-                    AND h.outcome = %s) THEN 1 ELSE 0 END AS pending,
-               CASE WHEN EXISTS (SELECT 1 FROM {HANDOFF_TABLE} h WHERE h.lead_id = s.lead_id
-                    AND h.outcome = %s AND h.rejected_at IS NOT NULL) THEN 1 ELSE 0 END
-                    AS rejected
+               CASE WHEN p.lead_id IS NULL THEN 0 ELSE 1 END AS pending,
+               CASE WHEN r.lead_id IS NULL THEN 0 ELSE 1 END AS rejected
         FROM {bulk.STATE_TABLE} s
         JOIN {bulk.LEAD_TABLE} l ON l.id = s.lead_id
         LEFT JOIN {bulk.ACCOUNT_TABLE} a ON a.id = l.account_id
-        WHERE 1 = 1 {sample}
+        -- Joins rather than EXISTS per row: PostgreSQL then computes the scores in parallel.
+        LEFT JOIN (SELECT DISTINCT lead_id FROM {HANDOFF_TABLE} WHERE outcome = %s) p
+            ON p.lead_id = s.lead_id
+        LEFT JOIN (SELECT DISTINCT lead_id FROM {HANDOFF_TABLE}
+                   WHERE outcome = %s AND rejected_at IS NOT NULL) r
+            ON r.lead_id = s.lead_id
+        WHERE 1 = 1 {sample_sql} {lead_sample_sql}
     """
     params += [
         *fit_params,
@@ -175,6 +173,7 @@ def _scores_sql(draft: _Draft, lifecycle: Lifecycle, *, as_of_day: int, step: in
         HandoffOutcome.PENDING,
         HandoffOutcome.REJECTED,
         *sample_params,
+        *lead_sample_params,
     ]
     if draft.icp_is_draft:
         tier = (
@@ -255,14 +254,40 @@ def _held_back(ids: list[int], *, lifecycle: Lifecycle, kinds: tuple[str, ...]) 
     }
 
 
-def _sample_step() -> tuple[int, int]:
+@dataclass(frozen=True)
+class Sample:
+    """Which leads the preview reads: all (step 1), or about one in ``step`` as ``SAMPLE_BLOCKS``
+    runs of consecutive ids spread evenly over the id range — index range scans that read only
+    the sampled rows (every n-th id would still read every page), and leads of every age."""
+
+    step: int = 1
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    def sql(self, column: str) -> tuple[str, list]:
+        if self.step == 1:
+            return "", []
+        ors = " OR ".join(f"{column} BETWEEN %s AND %s" for _ in self.ranges)
+        return f"AND ({ors})", [bound for pair in self.ranges for bound in pair]
+
+
+def sample_of(lo: int, hi: int) -> Sample:
+    span = hi - lo + 1
+    if span <= SAMPLE_ABOVE:
+        return Sample()
+    step = math.ceil(span / SAMPLE_SIZE)
+    stride = math.ceil(span / SAMPLE_BLOCKS)
+    run = max(stride // step, 1)
+    return Sample(
+        step=step,
+        ranges=tuple((start, start + run - 1) for start in range(lo, hi + 1, stride)),
+    )
+
+
+def _sample() -> Sample:
     bounds = LeadScoreState.objects.aggregate(lo=Min("lead_id"), hi=Max("lead_id"))
     if bounds["lo"] is None:
-        return 1, 0
-    span = bounds["hi"] - bounds["lo"] + 1
-    if span <= SAMPLE_ABOVE:
-        return 1, span
-    return math.ceil(span / SAMPLE_SIZE), span
+        return Sample()
+    return sample_of(bounds["lo"], bounds["hi"])
 
 
 def _draft_of(version) -> tuple[_Draft, list[str]] | None:
@@ -308,76 +333,62 @@ def publish_impact(version) -> PublishImpact | None:
     now = timezone.now()
     lifecycle = lifecycle_at(now)
     best = fit_alone_total(draft.icp, draft.spec)
-    step, _span = _sample_step()
-    cte, params = _scores_sql(draft, lifecycle, as_of_day=engine.day_number(now), step=step)
+    sample = _sample()
+    step = sample.step
+    cte, params = _scores_sql(draft, lifecycle, as_of_day=engine.day_number(now), sample=sample)
 
+    # One pass: every lead the publish moves is a row of its own (the round robin needs them in
+    # id order), every other lead folds into a handful of (tier before, tier after) groups.
     grouped = f"""
         {cte}
-        SELECT z.moves_to, z.rejected, z.old_tier, z.tier, COUNT(*)
-        FROM z GROUP BY z.moves_to, z.rejected, z.old_tier, z.tier
+        SELECT CASE WHEN z.moves_to IS NULL THEN NULL ELSE z.lead_id END, z.moves_to,
+               z.rejected, z.old_tier, z.tier,
+               CASE WHEN z.moves_to IS NULL THEN NULL ELSE z.region END, COUNT(*)
+        FROM z GROUP BY 1, 2, 3, 4, 5, 6
     """
     with connection.cursor() as cursor:
         cursor.execute(grouped, params)
         groups = cursor.fetchall()
 
-    handoff_keys = set(lifecycle.handoff_keys)
-    keys_sql = ", ".join(["%s"] * len(handoff_keys)) or "NULL"
-    ordered = f"""
-        {cte}
-        SELECT z.lead_id, z.moves_to, z.region, z.tier, z.rejected FROM z
-        WHERE z.moves_to IS NOT NULL AND (z.moves_to IN ({keys_sql}) OR z.rejected = 1)
-        ORDER BY z.lead_id LIMIT %s
-    """
-    movers: list[tuple] = []
-    if any(moves_to is not None for moves_to, *_ in groups):
-        with connection.cursor() as cursor:
-            cursor.execute(ordered, [*params, *sorted(handoff_keys), ORDERED_LIMIT])
-            movers = cursor.fetchall()
-
     leads_read = sum(row[-1] for row in groups)
-    moving = Counter()
-    rejected_moving = Counter()
     tiers = Counter()
-    for moves_to, rejected, old_tier, tier, n in groups:
-        if moves_to is not None:
-            moving[moves_to] += n
-            if rejected:
-                rejected_moving[moves_to] += n
+    for _lead, _moves_to, _rejected, old_tier, tier, _region, n in groups:
         if old_tier != tier:
             tiers[(old_tier, tier)] += n
+    movers = sorted(row for row in groups if row[0] is not None)
 
-    # Rejected leads re-qualify only after new engagement: check those read, scale to the rest.
-    rejected_ids = [row[0] for row in movers if row[4]][:REJECTED_LIMIT]
+    # Rejected leads re-qualify only after new engagement: check them (up to a bound; the
+    # share held back among those checked stands for the rest).
+    rejected_ids = [row[0] for row in movers if row[2]]
+    checked = rejected_ids[:REJECTED_LIMIT]
     held = (
-        _held_back(rejected_ids, lifecycle=lifecycle, kinds=draft.qualifying_kinds)
-        if rejected_ids
-        else set()
+        _held_back(checked, lifecycle=lifecycle, kinds=draft.qualifying_kinds) if checked else set()
     )
-    held_by_target = Counter(row[1] for row in movers if row[0] in held)
-    held_back = 0
-    for key, n in rejected_moving.items():
-        checked = sum(1 for row in movers if row[4] and row[1] == key and row[0] in rejected_ids)
-        blocked = held_by_target[key]
-        if checked and checked < n:
-            blocked = round(blocked * n / checked)
-            caveats.append(
-                f"{n} previously rejected leads would cross the threshold; the share a rejection "
-                f"still holds back is estimated from {checked} of them."
-            )
-        moving[key] -= blocked
-        held_back += blocked
+    if len(checked) < len(rejected_ids):
+        caveats.append(
+            f"{len(rejected_ids) * step} previously rejected leads would cross the threshold; "
+            f"the share a rejection still holds back is estimated from {len(checked)} of them."
+        )
+        scale = len(rejected_ids) / len(checked)
+    else:
+        scale = 1.0
+    moving = Counter(row[1] for row in movers if row[0] not in held)
+    for key, n in Counter(row[1] for row in movers if row[0] in held).items():
+        moving[key] -= round(n * (scale - 1))
+    held_back = round(len(held) * scale)
 
-    handed = [(row[2], row[3]) for row in movers if row[1] in handoff_keys and row[0] not in held]
+    handoff_keys = set(lifecycle.handoff_keys)
     handoffs = sum(n for key, n in moving.items() if key in handoff_keys)
     spread = None
     if handoff_keys:
-        if step > 1:
-            # Each sampled lead stands for ``step`` leads in the burst.
-            handed = [lead for lead in handed for _ in range(step)]
-        if len(movers) >= ORDERED_LIMIT:
-            caveats.append(
-                f"The spread over reps replays the first {len(handed)} handoffs of the burst."
-            )
+        # In lead-id order, as the rescore hands them over; each sampled lead stands for
+        # ``step`` leads of the burst.
+        handed = [
+            (row[5], row[4])
+            for row in movers
+            if row[1] in handoff_keys and row[0] not in held
+            for _ in range(step)
+        ]
         spread = spread_handoffs(rep_line(on=now.date()), handed)
 
     moves = tuple(

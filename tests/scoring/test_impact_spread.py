@@ -1,10 +1,12 @@
 """The preview's pure pieces: the round robin replayed on plain values, and when fit alone
 reaches the handoff threshold."""
 
+import pytest
+
 from leads.lifecycle import Lifecycle, Stage
 from leads.playbook import fit_alone_reaches_handoff, threshold_note
 from scoring import engine
-from scoring.impact import fit_alone_total, zero_engagement
+from scoring.impact import Sample, fit_alone_total, sample_of, zero_engagement
 from scoring.impact_spread import RepSlot, spread_handoffs
 
 LIFECYCLE = Lifecycle(
@@ -65,3 +67,15 @@ def test_fit_alone_counts_the_engagement_floor():
     assert not fit_alone_reaches_handoff(LIFECYCLE, fit_alone_total(icp, plain))
     assert fit_alone_reaches_handoff(LIFECYCLE, fit_alone_total(icp, floored))
     assert "without any engagement" in threshold_note(LIFECYCLE, 70.0)
+
+
+def test_a_large_id_range_is_sampled_in_even_runs():
+    assert sample_of(1, 120_000) == Sample()  # small enough: every lead
+    sample = sample_of(1, 1_000_000)
+    assert sample.step == 17  # ⌈1,000,000 / 60,000⌉
+    assert len(sample.ranges) == 50
+    read = sum(hi - lo + 1 for lo, hi in sample.ranges)
+    assert 1_000_000 / read == pytest.approx(sample.step, rel=0.01)
+    assert sample.ranges[0][0] == 1 and sample.ranges[-1][1] <= 1_000_000
+    sql, params = sample.sql("s.lead_id")
+    assert sql.count("BETWEEN") == 50 and len(params) == 100
