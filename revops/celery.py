@@ -36,3 +36,12 @@ def _prepare_broker_for_publishers(**_kwargs) -> None:
 def ping() -> str:
     """Round trip through the broker: used by health checks and the worker tests."""
     return "pong"
+
+
+@app.task(name="revops.tidy_tables", soft_time_limit=1800, time_limit=1860)
+def tidy_tables() -> dict:
+    """Beat, every 10 minutes: vacuum / analyze the tables that need it when the server's
+    autovacuum is off (revops.maintenance.tables_tidy); idempotent, a no-op when it is on."""
+    from revops.maintenance import tables_tidy
+
+    return tables_tidy()

@@ -5,8 +5,9 @@ first dashboard queries), and, until a VACUUM, rows whose visibility every first
 check and write back (hint bits) and no visibility map (index-only scans read the heap anyway).
 With autovacuum on, its ANALYZE comes minutes later; with it off (this machine's server), never.
 So after a bulk write the app ANALYZEs what it wrote, and VACUUMs it too when autovacuum is off
-(``MAINTAIN_VACUUM``: ``auto``, ``always`` or ``never``). VACUUM cannot run inside a
-transaction: call these after the write committed.
+(``MAINTAIN_VACUUM``: ``auto``, ``always`` or ``never``); and every ten minutes
+``tables_tidy`` does what autovacuum would for the tables other writes churned (the breach
+sweep, rescores). VACUUM cannot run inside a transaction: call these after the write committed.
 """
 
 from __future__ import annotations
@@ -56,3 +57,41 @@ def after_bulk_write(model_list: Iterable[type[models.Model]], rows: int) -> str
     if rows < settings.MAINTAIN_AFTER_ROWS:
         return ""
     return tables_maintain(model_list)
+
+
+# What PostgreSQL's autovacuum would do with its default thresholds, for a server where it is off.
+VACUUM_BASE, VACUUM_SHARE = 50, 0.2
+ANALYZE_BASE, ANALYZE_SHARE = 50, 0.1
+
+
+def tables_tidy(connection=default_connection) -> dict[str, list[str]]:
+    """When the server's autovacuum is off (and ``MAINTAIN_VACUUM`` is not ``never``): VACUUM
+    (ANALYZE) every table whose dead rows passed autovacuum's default threshold, ANALYZE every
+    table changed that much since its statistics. The breach sweep, rescores and imports update
+    hundreds of thousands of rows; without this their dead versions stay in every scan and the
+    planner works from stale counts. With autovacuum on, it does nothing."""
+    done: dict[str, list[str]] = {"vacuumed": [], "analyzed": []}
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return done
+    if not vacuum_wanted(connection):
+        return done
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze
+            FROM pg_stat_user_tables WHERE schemaname = current_schema()
+            ORDER BY relname
+            """
+        )
+        rows = cursor.fetchall()
+        quote = connection.ops.quote_name
+        for table, live, dead, modified in rows:
+            if dead > VACUUM_BASE + VACUUM_SHARE * live:
+                cursor.execute(f"VACUUM (ANALYZE) {quote(table)}")
+                done["vacuumed"].append(table)
+            elif modified > ANALYZE_BASE + ANALYZE_SHARE * live:
+                cursor.execute(f"ANALYZE {quote(table)}")
+                done["analyzed"].append(table)
+    if done["vacuumed"] or done["analyzed"]:
+        logger.info("Tidied tables: %s", done)
+    return done

@@ -261,6 +261,8 @@ MAINTAIN_VACUUM = env("MAINTAIN_VACUUM", default="auto")
 CELERY_BEAT_SCHEDULE = {
     # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},
+    # Vacuum / analyze churned tables when the server's autovacuum is off (revops.maintenance).
+    "tidy-tables": {"task": "revops.tidy_tables", "schedule": 600.0},
     # Move every score to the new day once per UTC day (the check itself runs hourly).
     "scoring-daily-decay": {"task": "scoring.tasks.start_daily_decay", "schedule": 3600.0},
     # Mark handoffs past their SLA due times once, notify and escalate (idempotent).

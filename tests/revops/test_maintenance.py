@@ -61,3 +61,20 @@ def test_a_big_import_refreshes_the_statistics_of_what_it_wrote(settings, tmp_pa
     call_command("import_csv", "leads", str(path), "--mapping", str(mapping), stdout=StringIO())
     assert Lead.objects.count() == 2
     assert counters("leads_lead")[1] == analyzed + 1
+
+
+def test_tidy_vacuums_the_tables_updates_churned_and_only_when_wanted(settings):
+    from tests.factories import LeadFactory
+
+    leads = LeadFactory.create_batch(300)
+    Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(first_name="Again")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    settings.MAINTAIN_VACUUM = "never"
+    assert maintenance.tables_tidy() == {"vacuumed": [], "analyzed": []}
+    settings.MAINTAIN_VACUUM = "always"
+    vacuumed, _analyzed = counters("leads_lead")
+    done = maintenance.tables_tidy()
+    assert "leads_lead" in done["vacuumed"]
+    assert counters("leads_lead")[0] == vacuumed + 1
+    assert "leads_lead" not in maintenance.tables_tidy()["vacuumed"]  # nothing dead any more
