@@ -1162,3 +1162,115 @@ def trend_sparkline(
     # A sparkline sits inside a KPI tile: a toolbar would be bigger than the chart.
     chart["config"] = {**chart["config"], "displayModeBar": False}
     return chart
+
+
+def trend_line(
+    points: Sequence[tuple[str, float | int | Decimal | None, int | None, bool]],
+    *,
+    value_format: str = "number",
+    currency: str = "",
+    sample_noun: str = "rows",
+    dark: bool = False,
+) -> Chart | None:
+    """A KPI week by week, oldest first: ``points`` are ``(label, value, sample, maturing)``
+    (value None: a gap). A maturing week is drawn as a hollow marker and says so in its hover;
+    every hover names the sample size. Rates on a 0–100 % axis."""
+    if value_format != "money" and value_format not in _TREND_FORMATS:
+        raise ValueError(f"Unknown value format {value_format!r}.")
+    show = _TREND_FORMATS.get(value_format) or partial(_money, currency=currency)
+    if _all_none(value for _, value, _, _ in points):
+        return None
+    labels = _unique([escape_label(label) for label, *_ in points])
+    values = [_number(value) for _, value, _, _ in points]
+    colours = palette(dark)
+    hover = []
+    for label, (_, value, sample, maturing) in zip(labels, points, strict=True):
+        lines = ["no data" if value is None else show(float(value))]
+        if sample is not None:
+            lines.append(f"n = {sample:,} {escape_label(sample_noun)}")
+        if maturing:
+            lines.append("maturing: still converting, not a drop")
+        hover.append(_hover(label, *lines))
+    line = go.Scatter(
+        x=labels,
+        y=values,
+        mode="lines+markers",
+        line={"color": colours.series[0], "width": 2},
+        marker={
+            "size": 9,
+            "symbol": ["circle-open" if point[3] else "circle" for point in points],
+            "line": {"width": 2, "color": colours.series[0]},
+        },
+        hovertext=hover,
+        hoverinfo="text",
+        showlegend=False,
+    )
+    if value_format == "percent":
+        yaxis = {"title": {"text": "%"}, "tickformat": ".0%", "range": [0, 1.05]}
+    elif value_format == "money":
+        yaxis = _money_axis("Amount", currency)
+    else:
+        yaxis = {"title": {"text": value_format}, "rangemode": "tozero"}
+    chart = _figure(
+        [line],
+        {
+            "xaxis": {"type": "category", "title": {"text": "Week starting"}},
+            "yaxis": yaxis,
+            "height": 240,
+            "margin": {"l": 64, "r": 16, "t": 8, "b": 56},
+        },
+        dark=dark,
+    )
+    chart["config"] = {**chart["config"], "displayModeBar": False}
+    return chart
+
+
+@dataclass(frozen=True)
+class SparklineSvg:
+    """A sparkline drawn as inline SVG (no script: the overview's tiles load no charting
+    library): the polyline's runs (split at gaps) and each point's position, in a
+    ``width`` × ``height`` box."""
+
+    width: int
+    height: int
+    runs: tuple[str, ...]  # "x,y x,y …" per unbroken run of values
+    dots: tuple[tuple[float, float, bool], ...]  # (x, y, maturing) per point with a value
+
+
+def sparkline_svg(
+    values: Sequence[float | int | Decimal | None],
+    maturing: Sequence[bool] = (),
+    *,
+    width: int = 120,
+    height: int = 28,
+    pad: float = 3.0,
+) -> SparklineSvg | None:
+    """Scale ``values`` (oldest first; None: a gap) into the box, lowest value at the bottom.
+    A flat series sits in the middle. None when there is no value at all."""
+    numbers = [_number(value) for value in values]
+    present = [value for value in numbers if value is not None]
+    if not present:
+        return None
+    low, high = min(present), max(present)
+    step = (width - 2 * pad) / max(len(numbers) - 1, 1)
+
+    def y_of(value: float) -> float:
+        if high == low:
+            return round(height / 2, 1)
+        return round(height - pad - (value - low) / (high - low) * (height - 2 * pad), 1)
+
+    runs: list[str] = []
+    current: list[str] = []
+    dots = []
+    for index, value in enumerate(numbers):
+        if value is None:
+            if current:
+                runs.append(" ".join(current))
+            current = []
+            continue
+        x, y = round(pad + index * step, 1), y_of(value)
+        current.append(f"{x},{y}")
+        dots.append((x, y, bool(maturing[index]) if index < len(maturing) else False))
+    if current:
+        runs.append(" ".join(current))
+    return SparklineSvg(width, height, tuple(runs), tuple(dots))

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from metrics import kpis, queries, snapshots
+from metrics import kpis, queries, snapshots, trends
 from metrics.kpis import KpiFilters, Period
+from metrics.queries import trends as weekly
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,125 @@ def overview(period: Period, filters: KpiFilters) -> list[Headline]:
         )
         for key, label, unit, compute, definition, drill, better, rows in HEADLINES
     ]
+
+
+# --- Trends: the headlines week by week -----------------------------------------------------
+
+# Months of lead history the typical time to convert is learnt from.
+CONVERT_HISTORY_DAYS = 182
+
+
+@dataclass(frozen=True)
+class TrendsPage:
+    """The headline KPIs over the 13 whole weeks before the period's end (or today)."""
+
+    weeks: tuple[date, ...]
+    trends: tuple[trends.Trend, ...]
+    typical_days_to_opportunity: float | None
+    as_of: date
+
+    def by_key(self) -> dict[str, trends.Trend]:
+        return {trend.key: trend for trend in self.trends}
+
+
+def _rate_point(week: date, found: dict, maturing: bool = False) -> trends.WeekPoint:
+    row = found.get(week)
+    if row is None:
+        return trends.WeekPoint(week, None, 0, maturing)
+    return trends.WeekPoint(week, row.rate, row.sample, maturing)
+
+
+def trends_page(period: Period, filters: KpiFilters) -> TrendsPage:
+    """Every headline KPI week by week: one grouped query per KPI over the weeks read (the 13
+    shown and one before), velocity from the pipeline's and the results' weekly rows."""
+    zone = period.start.tzinfo
+    today = timezone.localdate(timezone.now(), zone)
+    as_of = min(period.last_day + timedelta(days=1), today)
+    weeks = trends.weeks_to_read(as_of)
+    window = Period.from_dates(weeks[0], weeks[-1] + timedelta(days=6), zone)
+    definition = queries.funnel_definition(at=min(window.end, timezone.now()))
+    history = Period.from_dates(
+        weeks[0] - timedelta(days=CONVERT_HISTORY_DAYS), weeks[0] - timedelta(days=1), zone
+    )
+    typical = weekly.typical_days_to_opportunity(history, filters, definition=definition)
+
+    acceptance = weekly.weekly_acceptance(window, filters)
+    response = weekly.weekly_response(window, filters)
+    sla = weekly.weekly_response_sla(window, filters)
+    cohorts = weekly.weekly_lead_to_opportunity(window, filters, definition=definition)
+    results = weekly.weekly_results(window, filters)
+    pipeline = weekly.weekly_open_pipeline(weeks, window, filters)
+    feedback = weekly.weekly_feedback(window, filters)
+
+    def result_point(week: date, value, sample) -> trends.WeekPoint:
+        found = results.get(week)
+        if found is None:
+            return trends.WeekPoint(week, None, 0)
+        return trends.WeekPoint(week, value(found), sample(found))
+
+    def velocity(week: date) -> trends.WeekPoint:
+        open_count, _ = pipeline.get(week, (0, 0))
+        found = results.get(week)
+        per_day = None
+        if found is not None:
+            per_day = kpis.pipeline_velocity(
+                open_opportunities=open_count,
+                win_rate=found.win_rate,
+                average_deal_size=found.average_deal_size,
+                average_cycle_days=found.average_cycle_days,
+            )
+        return trends.WeekPoint(week, per_day, open_count)
+
+    def number(value) -> float | None:
+        return None if value is None else float(value)
+
+    series: dict[str, list[trends.WeekPoint]] = {
+        "acceptance": [_rate_point(week, acceptance) for week in weeks],
+        "response": [trends.WeekPoint(week, *response.get(week, (None, 0))) for week in weeks],
+        "sla": [_rate_point(week, sla) for week in weeks],
+        "lead_to_opportunity": [
+            _rate_point(
+                week,
+                cohorts,
+                trends.is_maturing(week, today=today, typical_days=typical),
+            )
+            for week in weeks
+        ],
+        "win_rate": [
+            result_point(week, lambda r: r.win_rate, lambda r: r.won + r.lost) for week in weeks
+        ],
+        "deal_size": [
+            result_point(week, lambda r: number(r.average_deal_size), lambda r: r.won)
+            for week in weeks
+        ],
+        "pipeline": [
+            trends.WeekPoint(week, float(pipeline[week][1]), pipeline[week][0])
+            if week in pipeline
+            else trends.WeekPoint(week, None, 0)
+            for week in weeks
+        ],
+        "velocity": [velocity(week) for week in weeks],
+        "feedback": [_rate_point(week, feedback) for week in weeks],
+    }
+    rates = {"acceptance", "sla", "lead_to_opportunity", "win_rate", "feedback"}
+    shown = tuple(
+        trends.trend(
+            key=key,
+            label=label,
+            unit=unit,
+            higher_is_better=better,
+            is_rate=key in rates,
+            points=series[key],
+            typical_days=typical if key == "lead_to_opportunity" else None,
+        )
+        for key, label, unit, _, _, _, better, _ in HEADLINES
+    )
+    return TrendsPage(
+        weeks=tuple(weeks[-trends.WEEKS :]),
+        trends=shown,
+        typical_days_to_opportunity=typical,
+        as_of=as_of,
+    )
 
 
 def funnel_page(period: Period, filters: KpiFilters) -> dict:
@@ -373,6 +495,7 @@ DRILL_PARAMETERS = (
 
 for _page, _build in (
     ("overview", overview),
+    ("trends", trends_page),
     ("funnel", funnel_page),
     ("handoffs", handoff_page),
     ("pipeline", pipeline_page),

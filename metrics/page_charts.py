@@ -84,3 +84,45 @@ def content(data: dict, drill_url) -> dict:
     link = _adapt(drill_url)
     types = dict(AssetType.choices)
     return {"assets": charts.asset_usage_chart(data["usage"], drill_url=link, type_labels=types)}
+
+
+# KPI unit -> the trend line's value format, and what each KPI's sample counts.
+_TREND_FORMATS = {"percent": "percent", "hours": "hours", "days": "days", "money": "money",
+                  "money_per_day": "money"}  # fmt: skip
+TREND_SAMPLES = {
+    "acceptance": "decided handoffs",
+    "response": "answered handoffs",
+    "sla": "responses due",
+    "lead_to_opportunity": "leads created",
+    "win_rate": "closed opportunities",
+    "deal_size": "won opportunities",
+    "pipeline": "open opportunities",
+    "velocity": "open opportunities",
+    "feedback": "rejections",
+}
+
+
+def trends(data, drill_url) -> dict:
+    """One weekly line per headline KPI, keyed by the KPI (the trend page)."""
+    return {
+        trend.key: charts.trend_line(
+            [
+                (f"{point.week.day} {point.week:%b}", point.value, point.sample, point.maturing)
+                for point in trend.points
+            ],
+            value_format=_TREND_FORMATS.get(trend.unit, "number"),
+            currency=CURRENCY,
+            sample_noun=TREND_SAMPLES.get(trend.key, "rows"),
+        )
+        for trend in data.trends
+    }
+
+
+def sparklines(data) -> dict:
+    """The overview tiles' inline sparklines, keyed by the KPI."""
+    return {
+        trend.key: charts.sparkline_svg(
+            [point.value for point in trend.points], [point.maturing for point in trend.points]
+        )
+        for trend in data.trends
+    }

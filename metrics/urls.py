@@ -10,6 +10,7 @@ urlpatterns = [
     path("handoffs/", views.handoffs, name="handoffs"),
     path("pipeline/", views.pipeline, name="pipeline"),
     path("content/", views.content, name="content"),
+    path("trends/", views.trends, name="trends"),
     path("drill/<slug:kind>/", views.drill, name="drill"),
     path("scorecard/", goal_views.scorecard_page, name="scorecard"),
     path("scorecard/goals/", goal_views.goals_edit, name="goals_edit"),

@@ -31,6 +31,7 @@ PAGES = [
     ("handoffs", "Handoffs & SLA"),
     ("pipeline", "Pipeline & revenue"),
     ("content", "Content"),
+    ("trends", "Trends"),
 ]
 
 
@@ -106,7 +107,7 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
         "drill_url": drill_url,
         "empty": is_empty(data),
         "computed_at": computed_at,
-        **(extra() if extra else {}),
+        **(extra(period, filters) if extra else {}),
     }
     return render(request, f"metrics/{page}.html", context)
 
@@ -154,14 +155,51 @@ def overview(request):
         None,
         _overview_export,
         lambda headlines: all(h.change.current in (None, 0) for h in headlines),
-        extra=_overview_scorecard,
+        extra=_overview_extra,
     )
 
 
-def _overview_scorecard() -> dict:
+def _overview_extra(period: Period, filters) -> dict:
     # The goals' own period (this quarter or month), whatever the tiles' period and filters.
-    period = goal_selectors.scorecard_period(goal_selectors.local_today())
-    return {"scorecard": goal_selectors.card_for_display(goal_selectors.scorecard(period))}
+    goal_period = goal_selectors.scorecard_period(goal_selectors.local_today())
+    # The tiles' 13 weeks, from their own snapshot: the same period and filters as the tiles.
+    weekly, _ = snapshots.page_data("trends", period, filters)
+    return {
+        "scorecard": goal_selectors.card_for_display(goal_selectors.scorecard(goal_period)),
+        "trends": weekly.by_key(),
+        "sparklines": page_charts.sparklines(weekly),
+    }
+
+
+def _trends_export(data, totals_label: str):
+    """One row per KPI and week: value, sample size, maturing, and the last change's verdict."""
+    header = ["kpi", "unit", "week starting", "value", "sample", "maturing"]
+    rows = []
+    for trend in data.trends:
+        cell = _UNIT_CELLS.get(trend.unit, lambda value: value)
+        for point in trend.points:
+            rows.append(
+                [
+                    trend.label,
+                    _UNIT_NAMES.get(trend.unit, trend.unit),
+                    point.week.isoformat(),
+                    cell(point.value),
+                    point.sample,
+                    "yes" if point.maturing else "no",
+                ]
+            )
+    return header, rows
+
+
+@login_required
+def trends(request):
+    return _dashboard(
+        request,
+        "trends",
+        page_charts.trends,
+        _trends_export,
+        lambda data: all(point.value is None for t in data.trends for point in t.points),
+    )
 
 
 def _funnel_export(data, totals_label: str):

@@ -15,7 +15,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
-from django.db.models.functions import TruncMonth
+from django.db.models.functions import TruncMonth, TruncWeek
 
 from leads.models import (
     Handoff,
@@ -240,6 +240,9 @@ class GroupBy:
         (MONTH, "Month"),
     ]
     VALUES = tuple(value for value, _ in CHOICES)
+    # Weeks (starting Monday) are the trends' grouping, not a breakdown a page offers: thirteen
+    # weekly rows belong on a line, not in a table.
+    WEEK = "week"
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,9 @@ def _group_columns(by: str, paths: FactPaths, period: Period) -> tuple[dict, tup
         # closed at 23:30 New York time on 31 March is March's.
         month = TruncMonth(paths.instant, tzinfo=period.start.tzinfo, output_field=DateField())
         return {"group_month": month}, ("group_month",)
+    if by == GroupBy.WEEK:
+        week = TruncWeek(paths.instant, tzinfo=period.start.tzinfo, output_field=DateField())
+        return {"group_week": week}, ("group_week",)
     raise ValueError(f"Cannot group by {by!r}; choose one of {', '.join(GroupBy.VALUES)}.")
 
 
@@ -310,12 +316,14 @@ def _group_ref(by: str, key: tuple) -> GroupRef:
         return GroupRef(by, value, key[1])
     if by == GroupBy.TIER:
         return GroupRef(by, value, f"Tier {value}")
+    if by == GroupBy.WEEK:
+        return GroupRef(by, value, f"Week of {value.day} {value:%b %Y}")
     return GroupRef(by, value, value.strftime("%B %Y"))
 
 
 def _group_order(group: GroupRef) -> tuple:
     """Months in time order; other groups by name; the "no …" group last."""
-    if group.by == GroupBy.MONTH:
+    if group.by in (GroupBy.MONTH, GroupBy.WEEK):
         return (group.id is None, group.id or date.min, "")
     return (group.id is None, group.name.lower(), str(group.id))
 

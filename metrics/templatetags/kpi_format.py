@@ -71,8 +71,9 @@ def kpi_value(value, unit: str):
 
 
 @register.simple_tag
-def kpi_change(change, unit: str, higher_is_better: bool = True):
-    """The change from the previous period, green when it is an improvement."""
+def kpi_change(change, unit: str, higher_is_better: bool = True, coloured: bool = True):
+    """The change from the previous period, green when it is an improvement (``coloured``
+    False: in grey, where the trend beside it says whether the change is more than noise)."""
     if change.absolute is None:
         return mark_safe('<span class="change muted">no earlier data</span>')
     delta = float(change.absolute)
@@ -87,7 +88,46 @@ def kpi_change(change, unit: str, higher_is_better: bool = True):
         text = f"{delta:+,.1f}"
     return format_html(
         '<span class="change {}">{} {}</span>',
-        "positive" if good else "negative",
+        ("positive" if good else "negative") if coloured else "muted",
         "▲" if delta > 0 else "▼",
         text,
     )
+
+
+def _change_text(delta: float, unit: str) -> str:
+    if unit == "percent":
+        return f"{delta * 100:+.1f} pts"
+    if unit in ("money", "money_per_day"):
+        return f"{'+' if delta >= 0 else '-'}{CURRENCY}{abs(delta):,.0f}"
+    if unit == "hours":
+        return f"{delta:+.1f} h"
+    return f"{delta:+,.1f}"
+
+
+@register.simple_tag
+def week_change(trend):
+    """The last week's change against the week before, coloured only when the trends' rule
+    (``metrics.trends``) finds it outside normal variation; the rule's words in the title."""
+    if trend is None or trend.change is None:
+        reason = trend.verdict.reason if trend is not None else "no weekly data"
+        return format_html('<span class="change muted" title="{}">week: {}</span>', reason, reason)
+    if trend.last is not None and trend.last.maturing:
+        return format_html(
+            '<span class="change muted maturing" title="{}">week: maturing</span>',
+            trend.verdict.reason,
+        )
+    arrow = "▲" if trend.change > 0 else ("▼" if trend.change < 0 else "=")
+    return format_html(
+        '<span class="change {}" title="{}">week: {} {}{}</span>',
+        trend.colour,
+        trend.verdict.reason,
+        arrow,
+        _change_text(trend.change, trend.unit),
+        " (unusual)" if trend.verdict.unusual else "",
+    )
+
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]`` in a template (None when absent)."""
+    return (mapping or {}).get(key)

@@ -232,6 +232,7 @@ EXPECTED: dict[str, Access] = {
     "metrics:handoffs": page({"GET": EVERYONE}),
     "metrics:pipeline": page({"GET": EVERYONE}),
     "metrics:content": page({"GET": EVERYONE}),
+    "metrics:trends": page({"GET": EVERYONE}),
     "metrics:drill": page({"GET": EVERYONE}, kwargs=lambda w: {"kind": "acceptance"}),
     # --- Shared goals: one scorecard for everyone; RevOps admins set the goals ---------------
     "metrics:scorecard": page({"GET": EVERYONE}),

@@ -1,0 +1,210 @@
+"""Weekly series of the headline KPIs: each KPI over a run of whole weeks in one grouped query
+(``GROUP BY`` the week, in the period's time zone), never one query per week. Weeks start on
+Monday; a week with no rows is simply absent from the result (the caller fills the gap).
+
+The rows counted are the dashboards' own (``acceptance_handoffs``, ``cohort_leads``,
+``feedback_handoffs``…), so a week's figure is the overview tile's figure for that week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, DateField, F, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from leads.models import StageTransition
+from metrics import kpis
+from metrics.expressions import SecondsBetween
+from metrics.kpis import NO_FILTERS, KpiFilters, Period
+from metrics.queries.common import (
+    SECONDS_PER_DAY,
+    GroupBy,
+    _grouped,
+    _in,
+    _leads,
+    _medians,
+    _opportunities,
+)
+from metrics.queries.funnel import FunnelDefinition, cohort_leads, funnel_definition
+from metrics.queries.handoffs import (
+    SlaStatus,
+    _feedback_complete,
+    _handoffs,
+    _sla_conditions,
+    feedback_handoffs,
+    lead_acceptance_by,
+    response_time_by,
+)
+from metrics.queries.revenue import OpportunityResults, opportunity_results_by
+
+
+@dataclass(frozen=True)
+class WeekRate:
+    """A rate over one week: the rows that count (``hits``) of the rows measured (``sample``)."""
+
+    hits: int
+    sample: int
+    rate: float | None
+
+
+def _week(field: str, period: Period) -> TruncWeek:
+    return TruncWeek(field, tzinfo=period.start.tzinfo, output_field=DateField())
+
+
+def _rates(rows: dict[tuple, dict], hits: str, sample: str) -> dict[date, WeekRate]:
+    return {
+        key[0]: WeekRate(row[hits], row[sample], kpis.rate(row[hits], row[sample]))
+        for key, row in rows.items()
+    }
+
+
+def weekly_acceptance(period: Period, filters: KpiFilters = NO_FILTERS) -> dict[date, WeekRate]:
+    """Accepted ÷ decided per week of assignment (``lead_acceptance_by`` on the week)."""
+    return {
+        row.group.id: WeekRate(
+            row.acceptance.accepted,
+            row.acceptance.accepted + row.acceptance.rejected,
+            row.acceptance.rate,
+        )
+        for row in lead_acceptance_by(period, filters, by=GroupBy.WEEK)
+    }
+
+
+def weekly_response(period: Period, filters: KpiFilters = NO_FILTERS) -> dict[date, tuple]:
+    """(median business hours, answered) per week of assignment."""
+    return {
+        row.group.id: (row.response.median_hours, row.response.answered)
+        for row in response_time_by(period, filters, by=GroupBy.WEEK)
+    }
+
+
+def weekly_response_sla(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> dict[date, WeekRate]:
+    """Response SLA met ÷ (met + missed) per week the response was due."""
+    conditions = _sla_conditions(now or timezone.now())["response"]
+    handoffs = (
+        _handoffs(filters)
+        .filter(_in("response_due_at", period))
+        .annotate(week=_week("response_due_at", period))
+    )
+    rows = _grouped(
+        handoffs,
+        ("week",),
+        met=Count("pk", filter=conditions[SlaStatus.MET]),
+        missed=Count("pk", filter=conditions[SlaStatus.MISSED]),
+    )
+    return {
+        key[0]: WeekRate(
+            row["met"],
+            row["met"] + row["missed"],
+            kpis.rate(row["met"], row["met"] + row["missed"]),
+        )
+        for key, row in rows.items()
+    }
+
+
+def weekly_lead_to_opportunity(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, definition: FunnelDefinition | None = None
+) -> dict[date, WeekRate]:
+    """Leads created each week that ever reached the opportunity stage ÷ those leads (the
+    cohort funnel of ``conversion_by_source``, by week of creation)."""
+    definition = definition or funnel_definition(at=min(period.end, timezone.now()))
+    if not definition.opportunity_key:
+        return {}
+    position = definition.keys.index(definition.opportunity_key)
+    leads = cohort_leads(period, filters, definition=definition).annotate(
+        week=_week("created_at", period)
+    )
+    rows = _grouped(
+        leads,
+        ("week",),
+        leads=Count("pk"),
+        reached=Count("pk", filter=Q(furthest_position__gte=position)),
+    )
+    return _rates(rows, "reached", "leads")
+
+
+def weekly_feedback(period: Period, filters: KpiFilters = NO_FILTERS) -> dict[date, WeekRate]:
+    """Complete rejections ÷ rejections per week of rejection."""
+    rows = _grouped(
+        feedback_handoffs(period, filters).annotate(week=_week("rejected_at", period)),
+        ("week",),
+        rejected=Count("pk"),
+        complete=Count("pk", filter=_feedback_complete()),
+    )
+    return _rates(rows, "complete", "rejected")
+
+
+def weekly_results(
+    period: Period, filters: KpiFilters = NO_FILTERS
+) -> dict[date, OpportunityResults]:
+    """Win rate, deal size and cycle per week of closing (``opportunity_results_by``)."""
+    return {
+        row.group.id: row.results
+        for row in opportunity_results_by(period, filters, by=GroupBy.WEEK)
+    }
+
+
+def weekly_open_pipeline(
+    weeks: list[date], period: Period, filters: KpiFilters = NO_FILTERS
+) -> dict[date, tuple[int, Decimal]]:
+    """(open opportunities, open amount) at the end of each week: one query, one pair of
+    conditional aggregates per week end (pipeline is a stock, not a flow: a row counts in every
+    week it was open at the end of)."""
+    zone = period.start.tzinfo
+    ends = {
+        week: datetime.combine(week + timedelta(days=7), time.min, tzinfo=zone) for week in weeks
+    }
+    aggregates = {}
+    for index, end in enumerate(ends.values()):
+        open_then = Q(created_at__lt=end) & (Q(closed_at__isnull=True) | Q(closed_at__gte=end))
+        aggregates[f"count_{index}"] = Count("pk", filter=open_then)
+        aggregates[f"amount_{index}"] = Sum("amount", filter=open_then)
+    if not aggregates:
+        return {}
+    latest = max(ends.values())
+    earliest = min(ends.values())
+    row = _grouped(
+        _opportunities(filters).filter(
+            Q(created_at__lt=latest) & (Q(closed_at__isnull=True) | Q(closed_at__gte=earliest))
+        ),
+        (),
+        **aggregates,
+    )[()]
+    return {
+        week: (row[f"count_{index}"], kpis.money(row[f"amount_{index}"]) or Decimal("0.00"))
+        for index, week in enumerate(ends)
+    }
+
+
+def typical_days_to_opportunity(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, definition: FunnelDefinition | None = None
+) -> float | None:
+    """The median days from a lead's creation to its first entry into the opportunity stage
+    (or a later one), over the leads created in ``period`` that got there: how long a cohort
+    takes to convert, and so how young a cohort still is "maturing"."""
+    definition = definition or funnel_definition(at=min(period.end, timezone.now()))
+    if not definition.opportunity_key:
+        return None
+    later = definition.keys[definition.keys.index(definition.opportunity_key) :]
+    reached_at = (
+        StageTransition.objects.filter(lead=OuterRef("pk"), to_stage__in=later)
+        .order_by()
+        .values("lead")
+        .annotate(first=Min("transitioned_at"))
+        .values("first")
+    )
+    leads = (
+        _leads(filters)
+        .filter(_in("created_at", period))
+        .annotate(reached_at=Subquery(reached_at))
+        .filter(reached_at__isnull=False)
+    )
+    seconds = _medians(leads, {"days": SecondsBetween(F("created_at"), F("reached_at"))})
+    median = seconds.get((), {}).get("days")
+    return None if median is None else median / SECONDS_PER_DAY
