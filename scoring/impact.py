@@ -89,7 +89,9 @@ class PublishImpact:
 
 
 def zero_engagement(spec: engine.ScoringSpec) -> float:
-    """The engagement of a lead with no events and a business e-mail under ``spec``."""
+    """The engagement of a lead with no events and a business e-mail under ``spec``: 0 under
+    any model that can be saved (its floor is at most 0), kept so fit alone is judged as the
+    engine would."""
     return engine.quantize(min(max(0.0, spec.floor), spec.cap))
 
 
