@@ -152,6 +152,9 @@ def test_publish_has_a_confirm_step_then_publishes(
     url = reverse("scoring:backtest-publish", args=[backtest.pk, "model"])
     confirm = modeller.get(url)
     assert "Yes, publish scoring model v2" in confirm.content.decode()
+    # What publishing does now: the hot lead's demo request (55 → 85) makes it an MQL.
+    assert '<strong data-stage="mql">1</strong> lead moves to MQL' in confirm.content.decode()
+    assert '<strong class="impact-handoffs">1</strong> handoff opens' in confirm.content.decode()
     assert scoring_model_in_force().number == 1
     response = modeller.post(url)
     assert response.status_code == 302
