@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from leads.choices import ChannelGroup, FitTier
@@ -55,13 +56,35 @@ def owner_choices() -> QuerySet:
     without a rep record, and their rows must be reachable all the same."""
     from leads.models import Handoff, Lead, Opportunity
 
-    user = OuterRef("pk")
-    return get_user_model().objects.filter(
-        Q(sales_rep__isnull=False)
-        | Exists(Lead.objects.filter(owner=user))
-        | Exists(Opportunity.objects.filter(owner=user))
-        | Exists(Handoff.objects.filter(assignee=user))
-    )
+    responsible = {
+        *_distinct_ids(Lead, "owner_id"),
+        *_distinct_ids(Opportunity, "owner_id"),
+        *_distinct_ids(Handoff, "assignee_id"),
+    }
+    return get_user_model().objects.filter(Q(sales_rep__isnull=False) | Q(pk__in=responsible))
+
+
+def _distinct_ids(model, column: str) -> list[int]:
+    """The distinct non-null values of an indexed foreign key column, by skipping through its
+    index one value at a time (a "loose index scan"): a few dozen index probes for a few dozen
+    owners, where ``EXISTS`` per user or ``DISTINCT`` read all million lead rows (2.5 s)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH RECURSIVE found(value) AS (
+                SELECT (SELECT {column} FROM {table} WHERE {column} IS NOT NULL
+                        ORDER BY {column} LIMIT 1)
+                UNION ALL
+                SELECT (SELECT {column} FROM {table} WHERE {column} > found.value
+                        ORDER BY {column} LIMIT 1)
+                FROM found WHERE found.value IS NOT NULL
+            )
+            SELECT value FROM found WHERE value IS NOT NULL
+            """
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 class ModelMultipleChoiceOrNoneField(forms.ModelMultipleChoiceField):
