@@ -24,6 +24,10 @@ from scoring.models import EventWeight, LeadScoreState, RescoreJob, ScoringModel
 from tests.factories import AccountFactory, LeadFactory, SalesRepFactory
 from tests.metrics.factories import rejected
 
+# The definitions and their rows, the id range, the one pass over the scores, the rejected
+# leads' latest rejections and engagement since, the reps and their loads.
+QUERIES = 14
+
 # Tuesday 2026-03-10 14:00 New York time: inside the default calendar's working hours.
 NOW = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
 
@@ -127,12 +131,16 @@ def previewed_per_user(impact) -> dict:
     return per_user
 
 
-def test_a_model_draft_preview_matches_what_its_publish_does(db, clock, admin_client):
+def test_a_model_draft_preview_matches_what_its_publish_does(
+    db, clock, admin_client, django_assert_num_queries
+):
     world()
     draft = model_draft(pricing_points=30)  # 40 + 30 = 70 ≥ 65
     before = snapshot()
 
-    impact = publish_impact(draft)
+    # A fixed number of queries whatever the number of leads: one pass over the scores.
+    with django_assert_num_queries(QUERIES):
+        impact = publish_impact(draft)
 
     # 5 NA + 3 EMEA + the re-qualified one; not the sales lead, the pending one, the held one.
     assert [(m.key, m.leads) for m in impact.moves] == [("mql", 9)]
@@ -203,6 +211,10 @@ def test_confirming_in_the_admin_publishes_as_before(db, clock, admin_client):
     world()
     draft = model_draft(pricing_points=9)  # 49: nobody moves
     assert publish_impact(draft).moved == 0
+    assert publish_impact(draft).caveats == ()
+    ScoringModel.objects.filter(pk=draft.pk).update(half_life_days=14)
+    draft.refresh_from_db()
+    assert "approximate" in publish_impact(draft).caveats[0]
     response = admin_client.post(
         reverse("admin:scoring_scoringmodel_changelist"),
         {"action": "publish_now", "_selected_action": [draft.pk], "confirm": "yes"},
