@@ -196,6 +196,9 @@ BUILDERS = {
     "asset_usage": lambda **kw: charts.asset_usage_chart(asset_usage(), **kw),
     "content_utilization": lambda **kw: charts.content_utilization_chart(utilization(), **kw),
     "trend": lambda drill_url, **kw: charts.trend_sparkline([("W1", 3), ("W2", 5)], **kw),
+    "trend_line": lambda drill_url, **kw: charts.trend_line(
+        [("7 Sep", 0.4, 10, False), ("14 Sep", 0.5, 12, True)], value_format="percent", **kw
+    ),
 }
 
 
@@ -269,6 +272,7 @@ MARKUP_BUILDERS = {
         drill_url=drill_url,
     ),
     "trend": lambda: charts.trend_sparkline([(MARKUP, 1)]),
+    "trend_line": lambda: charts.trend_line([(MARKUP, 1, 2, False)], sample_noun=MARKUP),
 }
 
 
@@ -586,6 +590,30 @@ def test_trend_sparkline_refuses_an_unknown_format():
         charts.trend_sparkline([("W1", 1)], value_format="furlongs")
 
 
+def test_trend_line_names_the_sample_and_draws_a_maturing_week_hollow():
+    chart = charts.trend_line(
+        [("16 Nov", 0.04, 400, False), ("23 Nov", 0.01, 438, True), ("30 Nov", None, 0, True)],
+        value_format="percent",
+        sample_noun="leads created",
+    )
+    (line,) = chart["data"]
+    assert line["y"] == [0.04, 0.01, None]
+    assert line["marker"]["symbol"] == ["circle", "circle-open", "circle-open"]
+    assert line["hovertext"][0] == "<b>16 Nov</b><br>4%<br>n = 400 leads created"
+    assert "maturing: still converting, not a drop" in line["hovertext"][1]
+    assert chart["layout"]["yaxis"]["tickformat"] == ".0%"
+
+
+def test_the_svg_sparkline_scales_into_its_box_and_breaks_at_gaps():
+    # Box 120 × 28 with 3 px padding: x steps of (120 − 6) / 3 = 38; the lowest value sits at
+    # y = 25, the highest at y = 3.
+    line = charts.sparkline_svg([1, 3, None, 2], [False, False, False, True])
+    assert line.runs == ("3.0,25.0 41.0,3.0", "117.0,14.0")
+    assert line.dots[-1] == (117.0, 14.0, True)
+    flat = charts.sparkline_svg([5, 5])
+    assert flat.runs == ("3.0,14.0 117.0,14.0",)  # a flat line in the middle
+
+
 # --- Empty input -----------------------------------------------------------------------------
 
 
@@ -640,6 +668,8 @@ def test_trend_sparkline_refuses_an_unknown_format():
         lambda: charts.content_utilization_chart(utilization(rate=None), drill_url=drill_url),
         lambda: charts.trend_sparkline([]),
         lambda: charts.trend_sparkline([("W1", None), ("W2", None)]),
+        lambda: charts.trend_line([("W1", None, 0, False)]),
+        lambda: charts.sparkline_svg([None, None]),
     ],
 )
 def test_nothing_to_draw_gives_none_for_the_empty_state(build):
@@ -663,7 +693,7 @@ def test_every_chart_has_readable_defaults_and_no_plotly_logo(name):
     assert chart["layout"]["template"]["layout"]["font"]["size"] == 14
 
 
-@pytest.mark.parametrize("name", sorted(set(BUILDERS) - {"trend"}))
+@pytest.mark.parametrize("name", sorted(set(BUILDERS) - {"trend", "trend_line"}))
 def test_every_drillable_point_carries_a_site_relative_url(name):
     chart = BUILDERS[name](drill_url=drill_url)
     urls = [url for item in chart["data"] for url in item["customdata"]]
