@@ -132,7 +132,9 @@ def test_an_admin_sets_the_quarters_goals_and_every_page_shows_the_card(
     page.screenshot(path=str(artifacts / "monthly-review.png"), full_page=True)
 
 
-def test_a_viewer_sees_the_same_card_and_cannot_edit(page, live_server, decided_this_quarter):
+def test_a_viewer_sees_the_same_card_and_cannot_edit(
+    page, live_server, decided_this_quarter, artifacts
+):
     quarter = goals.quarter_of(goal_selectors.local_today())
     draft = goal_services.goal_set_create_draft(period=quarter, actor=None)
     goal_services.goal_set_replace_goals(
@@ -144,6 +146,8 @@ def test_a_viewer_sees_the_same_card_and_cannot_edit(page, live_server, decided_
         ],
     )  # fmt: skip
     goal_services.goal_set_publish(draft=draft, actor=None)
+    # Past weeks for the trends (Webinars only: 12 of 18 accepted keeps the total above 50 %).
+    weeks_of_handoffs(decided_this_quarter["Webinars"])
     user_in(VIEWER, "exec.viewer")
     log_in(page, live_server, "exec.viewer")
 
@@ -159,3 +163,34 @@ def test_a_viewer_sees_the_same_card_and_cannot_edit(page, live_server, decided_
 
     page.goto(f"{live_server.url}/dashboards/")
     expect(page.locator("#scorecard.overview-card").locator(RED_ROW)).to_be_visible()
+    expect(page.locator("#kpi-acceptance [data-trend] svg.sparkline")).to_be_visible()
+
+    # From the scorecard to the trends: every headline week by week, the young lead cohorts
+    # marked maturing (leads took 30 days to reach opportunity half a year ago).
+    page.goto(f"{live_server.url}/dashboards/scorecard/")
+    page.get_by_role("link", name="Trends", exact=True).click()
+    expect(page.locator("h1")).to_have_text("Trends: the headline KPIs week by week")
+    expect(page.locator(".trend-card")).to_have_count(9)
+    acceptance = page.locator("#trend-acceptance")
+    expect(acceptance.locator(".main-svg").first).to_be_visible()  # drawn by Plotly
+    # The sample beside the rate: 3 decided handoffs in each of the last weeks.
+    expect(acceptance.locator("tbody tr").nth(1).locator("td")).to_have_text(["3"] * 4)
+    expect(page.locator("#trend-lead_to_opportunity .badge").first).to_have_text("maturing")
+    page.screenshot(path=str(artifacts / "trends.png"), full_page=True)
+
+
+def weeks_of_handoffs(source):
+    """Six past weeks of decided handoffs (two accepted, one rejected a week, on leads created
+    that week), and three leads of half a year ago that reached opportunity in 30 days."""
+    from tests.metrics.factories import history
+
+    now = timezone.now()
+    for weeks_ago in range(1, 7):
+        when = now - timedelta(days=7 * weeks_ago)
+        for decide in (accepted, accepted, rejected):
+            decide(
+                at=when, assigned_at=when, lead=MetricLeadFactory(source=source, created_at=when)
+            )
+    for _ in range(3):
+        lead = MetricLeadFactory(source=source, created_at=now - timedelta(days=200))
+        history(lead, ("lead", lead.created_at), ("opportunity", now - timedelta(days=170)))
