@@ -370,6 +370,10 @@ class RepRotation:
             .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
         )
         self.picked: list[SalesRep] = []
+        # Stamps continue after the latest one in line: a burst moved in several transactions
+        # (each with its own rotation, all at one instant) keeps one order across them.
+        self.latest = max((rep.last_assigned_at for rep in self.line if rep.last_assigned_at),
+                          default=None)  # fmt: skip
 
     def pick(self, *, region: str, tier: str, at: datetime) -> SalesRep | None:
         """The first rep in line in the lead's territory and segment (or taking any) and below
@@ -384,7 +388,10 @@ class RepRotation:
             rep.open_handoffs += 1
             # Strictly later than the rep picked before, so the line keeps its order in the
             # database too (the next batch starts where this one stopped).
-            rep.last_assigned_at = at + timedelta(microseconds=len(self.picked))
+            stamp = at
+            if self.latest is not None and self.latest >= at:
+                stamp = self.latest + timedelta(microseconds=1)
+            rep.last_assigned_at = self.latest = stamp
             self.line.append(self.line.pop(position))
             self.picked.append(rep)
             return rep

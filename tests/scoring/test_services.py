@@ -224,6 +224,24 @@ def test_a_burst_of_moves_is_spread_evenly_over_the_reps_in_few_queries(
     assert following.user != last
 
 
+def test_a_burst_moved_in_several_transactions_keeps_one_rotation(db, frozen_now, monkeypatch):
+    monkeypatch.setattr(services, "MOVE_TRANSACTION", 1)
+    users = get_user_model().objects
+    for n in range(4):
+        SalesRep.objects.create(user=users.create_user(f"rep.{n}"), capacity=100)
+    leads = []
+    for n in range(10):
+        lead = icp_lead(email=f"buyer{n}@acme.example")
+        record(lead, "demo_request", 1, prefix=f"b{n}")
+        record(lead, "pricing_page", 2, prefix=f"p{n}")
+        leads.append(lead)
+    services.leads_rescore(lead_ids=[lead.pk for lead in leads])
+    assert services.threshold_moves_apply(lead_ids=[lead.pk for lead in leads]) == 10
+    in_order = list(Handoff.objects.order_by("pk").values_list("assignee__username", flat=True))
+    # One line across ten transactions at one instant: rep.0, rep.1, rep.2, rep.3, rep.0, …
+    assert in_order == [f"rep.{n % 4}" for n in range(10)]
+
+
 def test_a_lead_in_a_sales_stage_does_not_fall_back_or_move_on_score(db, frozen_now):
     lead = icp_lead(stage="sal")
     record(lead, "demo_request", 1)
