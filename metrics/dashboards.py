@@ -3,6 +3,7 @@ maps every number to the rows behind it. Views stay thin; the KPI maths is in ``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -194,6 +195,9 @@ class TrendsPage:
     trends: tuple[trends.Trend, ...]
     typical_days_to_opportunity: float | None
     as_of: date
+    # The weekly lines as Plotly figures (JSON-ready dicts): building nine takes longer than
+    # reading the snapshot, so they are drawn once per refresh, with the figures.
+    lines: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def by_key(self) -> dict[str, trends.Trend]:
         return {trend.key: trend for trend in self.trends}
@@ -291,12 +295,15 @@ def trends_page(period: Period, filters: KpiFilters) -> TrendsPage:
         )
         for key, label, unit, _, _, _, better, _ in HEADLINES
     )
-    return TrendsPage(
+    page = TrendsPage(
         weeks=tuple(weeks[-trends.WEEKS :]),
         trends=shown,
         typical_days_to_opportunity=typical,
         as_of=as_of,
     )
+    from metrics import page_charts  # imports this module: read at call time, not import
+
+    return dataclasses.replace(page, lines=page_charts.trend_lines(page))
 
 
 def funnel_page(period: Period, filters: KpiFilters) -> dict:

@@ -103,6 +103,11 @@ TREND_SAMPLES = {
 
 
 def trends(data, drill_url) -> dict:
+    """The trend page's lines: drawn with its snapshot (``dashboards.trends_page``)."""
+    return data.lines
+
+
+def trend_lines(data) -> dict:
     """One weekly line per headline KPI, keyed by the KPI (the trend page)."""
     return {
         trend.key: charts.trend_line(

@@ -94,6 +94,34 @@ def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, date
     return data, now
 
 
+def pages_data(
+    requests: list[tuple[str, Period, KpiFilters]],
+) -> list[tuple[Any, datetime]]:
+    """``page_data`` of several pages at once: the fresh snapshots in one query (a scorecard
+    reads one per goal), the others computed and stored as ``page_data`` does."""
+    now = timezone.now()
+    keys = [snapshot_key(_params(page, period, filters)) for page, period, filters in requests]
+    found = {
+        row.key: row
+        for row in KpiSnapshot.objects.filter(
+            key__in=keys, computed_at__gte=now - timedelta(seconds=MAX_AGE_SECONDS)
+        ).only("key", "payload", "computed_at", "requested_at")
+    }
+    touch = [
+        key
+        for key, row in found.items()
+        if row.requested_at < now - timedelta(seconds=TOUCH_SECONDS)
+    ]
+    if touch:
+        KpiSnapshot.objects.filter(key__in=touch).update(requested_at=now)
+    return [
+        (pickle.loads(found[key].payload), found[key].computed_at)
+        if key in found
+        else page_data(page, period, filters)
+        for key, (page, period, filters) in zip(keys, requests, strict=True)
+    ]
+
+
 def _store(key: str, params: dict, data: Any, *, computed_at: datetime, requested_at=None):
     payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     fields = {"params": params, "payload": payload, "computed_at": computed_at}
