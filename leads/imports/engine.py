@@ -22,6 +22,7 @@ the same transaction). Every problem is a ``RowError`` naming the row and the fi
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import defaultdict
@@ -67,7 +68,12 @@ from leads.selectors import lifecycle_at
 from leads.services import facts, team
 from leads.services.bulk import Writer, constraints_per_statement, rows_matching, writer_for
 
+logger = logging.getLogger(__name__)
+
 CHUNK_ROWS = 5_000
+# Writing a file again after PostgreSQL broke a deadlock by rolling the import back.
+DEADLOCK_ATTEMPTS = 3
+DEADLOCK = "40P01"
 MAX_STORED_ERRORS = 20_000
 PREVIEW_ROWS = 20
 DEFAULT_SOURCE_SYSTEM = "import"
@@ -83,6 +89,7 @@ class ImportReport:
 
     kind: str
     file_name: str = ""
+    deadlocked: bool = False  # the write was rolled back to break a deadlock (it is retried)
     encoding: str = ""
     encoding_note: str = ""
     delimiter: str = ""
@@ -1409,18 +1416,25 @@ def import_file(
         fmt = csvfile.sniff(path, encoding=mapping.encoding, delimiter=mapping.delimiter)
         context = mapping_context()
         for number, validate_only in enumerate(passes):
-            report = ImportReport(kind=mapping.kind, file_name=label or path.name)
-            report.encoding, report.encoding_note = fmt.encoding, fmt.note
-            report.delimiter = fmt.delimiter
-            with csvfile.open_rows(path, fmt) as csv_rows:
-                report.header, report.warnings = csv_rows.header, csv_rows.warnings
-                parser = compile_mapping(mapping, csv_rows.header, context)
-                if note := dates_note(mapping, context):
-                    report.notes.append(note)
-                _run(report, mapping, context, parser, csv_rows, skip_invalid=skip_invalid,
-                     dry_run=dry_run, limit=limit, preview=preview, actor_id=actor_id,
-                     label=label or path.name, validate_only=validate_only,
-                     progress=_pass_progress(progress, number, len(passes)))  # fmt: skip
+            for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+                report = ImportReport(kind=mapping.kind, file_name=label or path.name)
+                report.encoding, report.encoding_note = fmt.encoding, fmt.note
+                report.delimiter = fmt.delimiter
+                with csvfile.open_rows(path, fmt) as csv_rows:
+                    report.header, report.warnings = csv_rows.header, csv_rows.warnings
+                    parser = compile_mapping(mapping, csv_rows.header, context)
+                    if note := dates_note(mapping, context):
+                        report.notes.append(note)
+                    _run(report, mapping, context, parser, csv_rows, skip_invalid=skip_invalid,
+                         dry_run=dry_run, limit=limit, preview=preview, actor_id=actor_id,
+                         label=label or path.name, validate_only=validate_only,
+                         progress=_pass_progress(progress, number, len(passes)))  # fmt: skip
+                # A long import and concurrent writes (API batches, rescores) can lock the same
+                # leads in opposite orders; PostgreSQL then rolls one back. The file is written
+                # whole or not at all, so writing it again is safe: only the last refusal counts.
+                if not report.deadlocked or attempt == DEADLOCK_ATTEMPTS:
+                    break
+                logger.warning("Import %s met a deadlock; writing it again (%s)", label, attempt)
             if report.status == REJECTED:
                 break
     except MappingError as problem:
@@ -1466,6 +1480,7 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
             # Every row was checked first, so this is a change made meanwhile by someone else
             # (e.g. the same e-mail address saved since): nothing is written, try again.
             report.problems = [f"The database refused the import, nothing was written: {problem}"]
+            report.deadlocked = getattr(problem.__cause__, "pgcode", None) == DEADLOCK
         finally:
             try:
                 writer.close()

@@ -124,3 +124,36 @@ def test_a_header_naming_a_column_twice_is_warned_about(tmp_path):
     out, _ = run("leads", str(path), "--mapping", str(mapping))
     assert "The header names “Email” 2 times (columns 1, 3)" in out
     assert Lead.objects.get().email == "ada@example.com"  # the first column, as it says
+
+
+def test_an_import_rolled_back_by_a_deadlock_is_written_again_once(csv_file, tmp_path, monkeypatch):
+    """PostgreSQL breaks a deadlock (a long import against concurrent API batches) by rolling
+    one transaction back: the import, all or nothing, is written again, and exactly once."""
+    from django.db import OperationalError
+
+    from leads.imports import engine
+
+    class DeadlockCause(Exception):
+        pgcode = engine.DEADLOCK
+
+    real = engine._owners_become_reps
+    refusals = []
+
+    def deadlock_once(run):
+        if not run.validate_only and not refusals:
+            refusals.append(run)
+            error = OperationalError("deadlock detected")
+            error.__cause__ = DeadlockCause()
+            raise error
+        return real(run)
+
+    monkeypatch.setattr(engine, "_owners_become_reps", deadlock_once)
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING))
+    out, _ = run("leads", csv_file, "--mapping", mapping)
+    assert len(refusals) == 1
+    assert "2 rows: 2 created" in out
+    assert sorted(Lead.objects.values_list("email", flat=True)) == [
+        "ada@example.com",
+        "grace@example.com",
+    ]
