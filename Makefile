@@ -18,9 +18,13 @@ run: $(DEPS_STAMP)
 	scripts/run-embedded
 
 ## Set up and run the test suite (DATABASE_URL / CELERY_BROKER_URL pick PostgreSQL / Redis).
+# Two processes (pytest-xdist), each with its own test database and Redis database; a test file
+# stays in one process (its module fixtures are built once). TEST_PROCESSES=0 runs in one.
+TEST_PROCESSES ?= 2
+
 test: $(DEPS_STAMP)
 	scripts/ensure-chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .

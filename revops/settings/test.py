@@ -1,5 +1,7 @@
 """Test settings: whatever DATABASE_URL / CELERY_BROKER_URL point at (SQLite by default)."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -11,3 +13,13 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="cache+memory://")
+
+# Under pytest-xdist (`make test` runs two processes) each process gets a Redis database of its
+# own, so a real worker started by one process never takes a task another one sent. The tests
+# read the broker from the environment too (worker subprocesses inherit it).
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _XDIST_WORKER.startswith("gw") and CELERY_BROKER_URL.startswith("redis://"):  # noqa: F405
+    _base, _, _db = CELERY_BROKER_URL.rpartition("/")  # noqa: F405
+    _db = int(_db) if _db.isdigit() else 0
+    CELERY_BROKER_URL = f"{_base}/{_db + 1 + int(_XDIST_WORKER[2:])}"
+    os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
