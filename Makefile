@@ -24,7 +24,7 @@ TEST_PROCESSES ?= 2
 
 test: $(DEPS_STAMP)
 	scripts/ensure-chromium
-	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist load
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
