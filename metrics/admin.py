@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from leads.admin import DefinitionVersionAdmin, FrozenWhenPublishedInline
+from metrics.goal_services import GOAL_FIELDS
 from metrics.models import ActionItem, Goal, GoalNotice, GoalSet, Meeting, MeetingSnapshot
 
 
@@ -89,21 +90,7 @@ class MeetingSnapshotAdmin(admin.ModelAdmin):
 
 class GoalInline(FrozenWhenPublishedInline):
     model = Goal
-    fields = (
-        "order",
-        "metric",
-        "side",
-        "scope",
-        "channel_group",
-        "source",
-        "team_manager",
-        "rep",
-        "target",
-        "direction",
-        "amber_at",
-        "red_at",
-        "floor",
-    )
+    fields = GOAL_FIELDS
     raw_id_fields = ("team_manager", "rep")
 
 

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from leads.models import SalesRep, Source
+from metrics.goal_services import GOAL_FIELDS
 from metrics.goals import METRICS, PERIOD_KINDS
 from metrics.meeting_forms import UserChoiceField
 from metrics.models import Goal
@@ -18,20 +19,7 @@ class GoalForm(forms.ModelForm):
 
     class Meta:
         model = Goal
-        fields = (
-            "metric",
-            "side",
-            "scope",
-            "channel_group",
-            "source",
-            "team_manager",
-            "rep",
-            "target",
-            "direction",
-            "amber_at",
-            "red_at",
-            "floor",
-        )
+        fields = tuple(name for name in GOAL_FIELDS if name != "order")
         field_classes = {"team_manager": UserChoiceField, "rep": UserChoiceField}
         labels = {
             "side": "Whose commitment",
