@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
 
 import django  # noqa: E402
+from timing import percentile, timed_get  # noqa: E402  (bench/timing.py)
 
 django.setup()
 
@@ -133,19 +134,6 @@ def combinations() -> list[str]:
     filters = ["", f"&source={source}", "&tier=A", "&channel=events"]
     presets = ["this_week", "last_4_weeks", "this_quarter"]
     return [f"?preset={preset}{extra}" for preset in presets for extra in filters]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def timed_get(client: Client, url: str) -> float:
-    started = time.perf_counter()
-    response = client.get(url)
-    took = (time.perf_counter() - started) * 1000
-    assert response.status_code == 200, (url, response.status_code)
-    return took
 
 
 def main() -> None:

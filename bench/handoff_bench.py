@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
 
 import django  # noqa: E402
+from timing import percentile  # noqa: E402  (bench/timing.py)
 
 django.setup()
 
@@ -127,11 +128,6 @@ def ensure_open_handoffs() -> None:
         f"added {missing:,} open handoffs for {len(rep_ids)} bench reps "
         f"in {time.perf_counter() - started:.1f} s"
     )
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def bench_queue(requests: int) -> None:

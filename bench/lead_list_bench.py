@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
 
 import django  # noqa: E402
+from timing import percentile, timed_get  # noqa: E402  (bench/timing.py)
 
 django.setup()
 
@@ -43,11 +44,6 @@ from revops.pagination import cursor_encode  # noqa: E402
 
 TARGET_MS = 200.0
 DEPTH = 1999 * 50  # rows before page 2,000
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def offset_baseline(where: str, params: list) -> float:
@@ -69,14 +65,6 @@ def deep_cursor(filters: dict) -> str:
     leads = Lead.objects.filter(**filters).order_by("-created_at", "-pk")
     last = leads.values_list("created_at", "pk")[DEPTH - 1 : DEPTH].first()
     return cursor_encode(*last) if last else ""
-
-
-def timed_get(client: Client, url: str) -> float:
-    started = time.perf_counter()
-    response = client.get(url)
-    took = (time.perf_counter() - started) * 1000
-    assert response.status_code == 200, (url, response.status_code)
-    return took
 
 
 def evict_lead_pages() -> None:

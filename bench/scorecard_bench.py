@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
 
 import django  # noqa: E402
+from timing import percentile, timed_get  # noqa: E402  (bench/timing.py)
 
 django.setup()
 
@@ -158,19 +159,6 @@ def baseline(period: goals.GoalPeriod) -> float:
             print(f"  baseline {label}: {took * 1000:.0f} ms")
     print(f"baseline, plain SQL aggregates on raw tables: {total * 1000:.0f} ms in all")
     return total * 1000
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def timed_get(client: Client, url: str) -> float:
-    started = time.perf_counter()
-    response = client.get(url)
-    took = (time.perf_counter() - started) * 1000
-    assert response.status_code == 200, (url, response.status_code)
-    return took
 
 
 def main() -> None:
