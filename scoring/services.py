@@ -33,7 +33,7 @@ from leads.choices import ActorType, EventKind, HandoffOutcome
 from leads.lifecycle import Lifecycle, Rejection
 from leads.models import EngagementEvent, Handoff, IcpVersion, Lead
 from leads.selectors import icp_in_force, lifecycle_at
-from leads.services import HandoffRequest, facts, handoffs_open
+from leads.services import HandoffRequest, facts, handoffs_open, locked_leads_move
 from scoring import bulk, engine
 from scoring.models import LeadScoreState, RescoreChunk, RescoreJob, ScoringModel, sum_field_name
 from scoring.selectors import (
@@ -466,22 +466,11 @@ def _leads_move_on_score(*, lead_ids: list[int], rules: MoveRules, at: datetime)
                     reason=reason,
                 )
             )
-        recorded = facts.stage_moves_record(
+        locked_leads_move(
+            leads=[lead for lead, _target, _requalified in moving],
             moves=moves,
             lifecycle=lifecycle,
-            current={
-                lead.pk: facts.LeadStage(
-                    stage=lead.stage,
-                    entered_at=lead.stage_entered_at,
-                    in_nurture=lead.in_marketing_nurture,
-                )
-                for lead, _target, _requalified in moving
-            },
         )
-        for lead, _target, _requalified in moving:
-            state = recorded.stages[lead.pk]
-            lead.stage, lead.stage_entered_at = state.stage, state.entered_at
-            lead.in_marketing_nurture = state.in_nurture
         handoffs_open(
             [
                 HandoffRequest(lead=lead, stage_key=target.key, at=at)

@@ -45,6 +45,7 @@ from leads.services.pipeline import (
     lead_move_to_stage,
     lead_update,
     leads_apply_event_triggers,
+    locked_leads_move,
     opportunity_save,
     sales_rep_pick,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "lead_update",
     "leads_apply_event_triggers",
     "leads_score_all_now",
+    "locked_leads_move",
     "next_number",
     "notifications_email_pending",
     "notifications_mark_read",

@@ -65,7 +65,8 @@ def lead_move_to_stage(
         )
     if lead.stage == to_stage:
         raise ValidationError({"to_stage": f"{lead} is already in {target.name}."})
-    recorded = facts.stage_moves_record(
+    [transition] = locked_leads_move(
+        leads=[lead],
         moves=[
             facts.StageMove(
                 lead_id=lead.pk,
@@ -77,17 +78,31 @@ def lead_move_to_stage(
             )
         ],
         lifecycle=lifecycle,
+    )
+    return transition
+
+
+def locked_leads_move(
+    *, leads: Sequence[Lead], moves: Sequence[facts.StageMove], lifecycle=None
+) -> list[StageTransition]:
+    """Record stage moves of leads the caller holds locked (their instances say where they
+    are), and set the instances' stage fields to where the moves leave them."""
+    by_pk = {lead.pk: lead for lead in leads}
+    recorded = facts.stage_moves_record(
+        moves=moves,
+        lifecycle=lifecycle,
         current={
-            lead.pk: facts.LeadStage(
+            pk: facts.LeadStage(
                 stage=lead.stage,
                 entered_at=lead.stage_entered_at,
                 in_nurture=lead.in_marketing_nurture,
             )
+            for pk, lead in by_pk.items()
         },
     )
-    _stage_fields_set(lead, recorded.stages[lead.pk])
-    [transition] = recorded.transitions
-    return transition
+    for pk, state in recorded.stages.items():
+        _stage_fields_set(by_pk[pk], state)
+    return recorded.transitions
 
 
 def _stage_fields_set(lead: Lead, state: facts.LeadStage) -> None:
