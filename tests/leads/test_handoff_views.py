@@ -376,3 +376,13 @@ def test_admin_manages_objections_and_reps(admin_client, rep):
     assert SalesRep.objects.get(pk=rep.pk).tiers == []
     assert admin_client.get(reverse("admin:leads_leadactivity_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:leads_notification_changelist")).status_code == 200
+
+
+def test_the_unread_badge_is_counted_once_per_page(admin_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        admin_client.get(reverse("leads:queue"))
+    counts = [q["sql"] for q in queries.captured_queries if '"leads_notification"' in q["sql"]]
+    assert len(counts) == 1, counts
