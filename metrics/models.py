@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from leads.choices import ChannelGroup
@@ -496,3 +497,131 @@ class GoalNotice(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+# --- Content requests ------------------------------------------------------------------------
+
+
+class ContentRequest(models.Model):
+    """An asset sales asked marketing for, filed from a handoff: what it is about, for which
+    stage and objection. Marketing (or a RevOps admin) works it and closes it: done with the
+    asset that answers it, or declined with a reason sales can read.
+
+    Who filed it and when, who closed it and when, stay on the row; every write is also in the
+    audit trail (``metrics.content_requests``).
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+        DECLINED = "declined", "Declined"
+
+    OPEN_STATUSES = (Status.OPEN, Status.IN_PROGRESS)
+    CLOSED_STATUSES = (Status.DONE, Status.DECLINED)
+
+    handoff = models.ForeignKey(
+        "leads.Handoff", on_delete=models.CASCADE, related_name="content_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="content_requests",
+    )
+    title = models.CharField(max_length=200, help_text="The asset wanted, in a few words.")
+    # The handoff's stage when the request was filed (a lifecycle stage key, e.g. "sql").
+    stage = models.SlugField(max_length=30)
+    objection = models.ForeignKey(
+        "leads.ObjectionTag",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="content_requests",
+        help_text="The objection the asset should answer, if any.",
+    )
+    note = models.TextField(blank=True, help_text="What the buyer asked, what would help.")
+    status = models.CharField(max_length=11, choices=Status.choices, default=Status.OPEN)
+    fulfilled_by = models.ForeignKey(
+        "leads.ContentAsset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="content_requests",
+    )
+    close_note = models.TextField(blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(title=""),
+                name="metrics_content_request_has_title",
+                violation_error_message="Say what content is wanted.",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status__in=["open", "in_progress"], closed_at__isnull=True)
+                    | Q(status__in=["done", "declined"], closed_at__isnull=False)
+                ),
+                name="metrics_content_request_closed_has_date",
+                violation_error_message="A closed request has its close date, an open one none.",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=False) | Q(closed_by__isnull=True),
+                name="metrics_content_request_closed_by_needs_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(closed_at__gte=F("created_at")),
+                name="metrics_content_request_closed_after_filed",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="done", fulfilled_by__isnull=False)
+                | (~Q(status="done") & Q(fulfilled_by__isnull=True)),
+                name="metrics_content_request_done_has_asset",
+                violation_error_message="A done request names the asset that answers it.",
+            ),
+            # A double submission (or a second rep asking the same on one handoff) is refused
+            # while the first is still open.
+            models.UniqueConstraint(
+                "handoff",
+                Lower("title"),
+                condition=Q(status__in=["open", "in_progress"]),
+                name="metrics_content_request_once_open",
+                violation_error_message="This handoff already has an open request for that.",
+            ),
+        ]
+        indexes = [
+            # Marketing's list: by status, newest first; the slide's open requests.
+            models.Index(fields=["status", "created_at"], name="content_request_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    def clean(self) -> None:
+        super().clean()
+        self.title = " ".join((self.title or "").split())
+        self.note = (self.note or "").strip()
+        self.close_note = (self.close_note or "").strip()
+        errors = {}
+        if not self.title:
+            errors["title"] = "Say what content is wanted."
+        if self.status == self.Status.DONE and self.fulfilled_by_id is None:
+            errors["fulfilled_by"] = "Pick the asset that answers the request."
+        if self.status != self.Status.DONE and self.fulfilled_by_id is not None:
+            errors["fulfilled_by"] = "Only a done request names the asset that answers it."
+        if self.status == self.Status.DECLINED and not self.close_note:
+            errors["close_note"] = "Say why it is declined: sales reads it."
+        if errors:
+            raise ValidationError(errors)
