@@ -39,6 +39,8 @@ from leads.models import (
     SlaVersion,
     Source,
     StageTransition,
+    TargetAccount,
+    TargetAccountListVersion,
     WorkingHours,
 )
 from leads.models.definitions import validate_stage_set
@@ -273,6 +275,20 @@ class SlaPolicyInline(FrozenWhenPublishedInline):
 @admin.register(SlaVersion)
 class SlaVersionAdmin(DefinitionVersionAdmin):
     inlines = [SlaPolicyInline]
+    fields = ("number", "status", "effective_from", "note", "published_at", "published_by")
+
+
+class TargetAccountInline(FrozenWhenPublishedInline):
+    model = TargetAccount
+    fields = ("account", "tier", "note")
+    autocomplete_fields = ("account",)
+
+
+@admin.register(TargetAccountListVersion)
+class TargetAccountListVersionAdmin(DefinitionVersionAdmin):
+    """Also edited on /definitions/target-accounts/edit/ (paste a list by domain or name)."""
+
+    inlines = [TargetAccountInline]
     fields = ("number", "status", "effective_from", "note", "published_at", "published_by")
 
 

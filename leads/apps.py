@@ -14,5 +14,17 @@ class LeadsConfig(AppConfig):
 
         register_audited_models()
 
+        from leads.panels import register_lead_panel
+        from leads.target_accounts.selectors import lead_target_badge
+
+        # The lead page's "target account" badge (the list in force now).
+        register_lead_panel("target_account", lead_target_badge)
+
+        from leads.demo.hooks import on_demo_seeded
+        from leads.target_accounts.demo import demo_target_accounts
+
+        # seed_demo publishes a target-account list of the demo accounts.
+        on_demo_seeded(demo_target_accounts)
+
         post_migrate.connect(grant_roles_after_migrate, dispatch_uid="leads.roles.grant")
         user_logged_in.connect(extend_meeting_room_session, dispatch_uid="leads.roles.session")

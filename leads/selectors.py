@@ -160,8 +160,11 @@ def pipeline_counts() -> dict[str, int]:
     }
 
 
-def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: str = ""):
-    """Leads for the list page, newest first, filtered; the caller paginates."""
+def lead_list(
+    *, stage: str = "", tier: str = "", source_id: str = "", query: str = "", target: str = ""
+):
+    """Leads for the list page, newest first, filtered; the caller paginates. ``target``:
+    "yes" / "no" for leads whose account is / is not on the target-account list in force."""
     leads = Lead.objects.select_related("account", "source", "owner", "score_state").order_by(
         "-created_at", "-pk"
     )
@@ -171,6 +174,11 @@ def lead_list(*, stage: str = "", tier: str = "", source_id: str = "", query: st
         leads = leads.filter(tier=tier)
     if source_id.isdigit():
         leads = leads.filter(source_id=int(source_id))
+    if target in ("yes", "no"):
+        from leads.target_accounts.selectors import on_list_q  # it reads version_in_force here
+
+        on_list = on_list_q("account_id", at=timezone.now())
+        leads = leads.filter(on_list) if target == "yes" else leads.exclude(on_list)
     if query:
         leads = leads.filter(
             Q(email__icontains=query)

@@ -12,3 +12,10 @@ class MetricsConfig(AppConfig):
         # seed_demo adds goals and past meetings; its reset removes the meetings first.
         on_demo_seeded(demo.demo_goals_and_meetings)
         on_demo_reset(demo.demo_meetings_reset)
+
+        # A published target-account list changes the scorecard's target-account figures.
+        from leads.models import TargetAccountListVersion
+        from leads.services.definitions import on_definition_published
+        from metrics import target_selectors
+
+        on_definition_published(TargetAccountListVersion, target_selectors.forget_snapshots)

@@ -479,6 +479,16 @@ DRILLS: dict[str, Drill] = {
         lambda p, f, q: queries.stage_exits(p, f, stage=q.get("stage") or None),
         "transitions",
     ),
+    "target_pipeline": Drill(
+        "Opportunities created in the period on target accounts",
+        lambda p, f, q: queries.target_pipeline_opportunities(p, f),
+        "opportunities",
+    ),
+    "target_won": Drill(
+        "Opportunities won in the period on target accounts",
+        lambda p, f, q: queries.target_won_opportunities(p, f),
+        "opportunities",
+    ),
     "costed_leads": Drill(
         "Leads from campaigns with a known cost",
         lambda p, f, q: queries.costed_campaign_leads(p, f),

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from metrics import goal_selectors, goal_services, goals
+from metrics import goal_selectors, goal_services, goals, target_selectors
 from metrics.goal_forms import GoalFormSet, GoalSetForm, metric_help
 from metrics.goal_services import GOAL_FIELDS
 from revops.access import page_permission_required
@@ -54,7 +54,12 @@ def scorecard_page(request):
     return render(
         request,
         "metrics/scorecard.html",
-        {"card": card, "period": period, "periods": _period_choices(period)},
+        {
+            "card": card,
+            "period": period,
+            "periods": _period_choices(period),
+            "targets": target_selectors.target_accounts_card(period),
+        },
     )
 
 

@@ -2,10 +2,18 @@
 
 from celery import shared_task
 
-from metrics import dashboards, goal_notices, kpi_catalog, meeting, services, snapshots
+from metrics import (
+    dashboards,
+    goal_notices,
+    kpi_catalog,
+    meeting,
+    services,
+    snapshots,
+    target_selectors,
+)
 
 # The pages register their builders with ``snapshots`` when their modules are imported.
-PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting)
+PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting, target_selectors)
 
 
 @shared_task(name="metrics.tasks.refresh_snapshots", soft_time_limit=50, time_limit=60)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("scoring/", include("scoring.urls")),
     path("meeting/", include("metrics.meeting_urls")),
     path("dashboards/", include("metrics.urls")),
+    path("definitions/target-accounts/", include("leads.target_accounts.urls")),
     path("definitions/", include("leads.audit.urls")),
     path("playbook/", playbook.playbook, name="playbook"),
     path("admin/", admin.site.urls),

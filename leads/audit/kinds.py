@@ -75,6 +75,12 @@ KINDS: tuple[DefinitionKind, ...] = (
         row_models=("metrics.Goal",),
     ),
     DefinitionKind(
+        key="target-accounts",
+        label="Target accounts",
+        version_model="leads.TargetAccountListVersion",
+        row_models=("leads.TargetAccount",),
+    ),
+    DefinitionKind(
         key="rejection-reasons",
         label="Rejection reasons",
         version_model=None,

@@ -24,6 +24,7 @@ from .facts import (
     normalize_domain,
 )
 from .imports import ImportJob, ImportKind, SavedMapping
+from .target_accounts import TargetAccount, TargetAccountListVersion, TargetTier
 from .team import SalesRep
 from .workflow import LeadActivity, Notification, ObjectionTag
 
@@ -54,6 +55,9 @@ __all__ = [
     "SlaVersion",
     "Source",
     "StageTransition",
+    "TargetAccount",
+    "TargetAccountListVersion",
+    "TargetTier",
     "WorkingHours",
     "normalize_domain",
 ]

@@ -35,6 +35,7 @@ def _filters(request) -> dict:
         "tier": request.GET.get("tier", ""),
         "source_id": request.GET.get("source", ""),
         "query": request.GET.get("q", "").strip(),
+        "target": request.GET.get("target", ""),
     }
 
 
@@ -91,6 +92,7 @@ def lead_export(request):
         f"tier {filters['tier']}" if filters["tier"] else "",
         source,
         f"search {filters['query']}" if filters["query"] else "",
+        {"yes": "target accounts", "no": "not target accounts"}.get(filters["target"], ""),
     )
     return csv_response(name, EXPORT_HEADER, rows)
 

@@ -105,6 +105,12 @@ from metrics.queries.revenue import (
     pipeline_velocity,
     pipeline_velocity_by_source,
 )
+from metrics.queries.target_accounts import (
+    TargetAccountFigures,
+    target_account_figures,
+    target_pipeline_opportunities,
+    target_won_opportunities,
+)
 
 __all__ = [
     "EMPTY_PIPELINE",
@@ -154,6 +160,7 @@ __all__ = [
     "SourceRef",
     "SourceSlaCompliance",
     "StageDuration",
+    "TargetAccountFigures",
     "acceptance_handoffs",
     "asset_shares",
     "asset_usage",
@@ -192,5 +199,8 @@ __all__ = [
     "sla_compliance_by_source",
     "sla_handoffs",
     "stage_exits",
+    "target_account_figures",
+    "target_pipeline_opportunities",
+    "target_won_opportunities",
     "time_in_stage",
 ]

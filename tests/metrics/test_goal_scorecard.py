@@ -320,9 +320,9 @@ def test_the_meeting_opens_on_the_scorecard_and_freezes_it(client, q1_goals, adm
 
 
 # Session and user, the period's goals in force and their goals, one snapshot read for all the
-# goals' readings, the periods for the menu, and the top bar's permission lookups: however much
-# data the goals read, and however many goals.
-SCORECARD_PAGE_QUERIES = 8
+# goals' readings, the periods for the menu, the target-account figures' snapshot, and the top
+# bar's permission lookups: however much data the goals read, and however many goals.
+SCORECARD_PAGE_QUERIES = 9
 
 
 def test_the_scorecard_is_served_from_snapshots_in_few_queries(

@@ -234,6 +234,11 @@ EXPECTED: dict[str, Access] = {
     "metrics:content": page({"GET": EVERYONE}),
     "metrics:trends": page({"GET": EVERYONE}),
     "metrics:drill": page({"GET": EVERYONE}, kwargs=lambda w: {"kind": "acceptance"}),
+    # --- Target accounts: everyone reads the list in force; RevOps admins edit and publish ----
+    "target_accounts:list": page({"GET": EVERYONE}),
+    "target_accounts:edit": page(
+        {"GET": ADMINS, "POST": ADMINS}, data={"POST": lambda w: {"action": "note", "note": "m"}}
+    ),
     # --- Shared goals: one scorecard for everyone; RevOps admins set the goals ---------------
     "metrics:scorecard": page({"GET": EVERYONE}),
     "metrics:planning": page({"GET": EVERYONE}),
