@@ -135,7 +135,7 @@ def _apply(request, action: str, draft, import_form: ImportForm, note_form: Note
             services.target_list_publish(draft=draft, actor=request.user)
             return (
                 f"Target-account list v{draft.number} is published and in force: both teams "
-                "see it, and the scorecard counts it from now on."
+                "see it, and the scorecard counts the running period under it."
             )
         return f"Draft v{draft.number} saved."
     raise ValidationError("Unknown action.")
