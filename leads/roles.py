@@ -35,6 +35,10 @@ PIPELINE_READ = frozenset(
 )
 # Freeze the meeting's figures, add and complete its action items.
 MEETING_WRITE = "metrics.run_meeting"
+# Marketing's list of the content sales asked for, and closing a request (sales files them
+# with WORK_HANDOFFS, from a handoff's page).
+CONTENT_REQUESTS_READ = "metrics.view_contentrequest"
+CONTENT_REQUESTS_CLOSE = "metrics.change_contentrequest"
 # Log a touch, accept, reject: on the handoffs the service lets the user act on.
 WORK_HANDOFFS = "leads.work_handoffs"
 MANAGE_HANDOFFS = "leads.manage_handoffs"
@@ -73,6 +77,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "leads.change_campaign",
         "leads.add_contentasset",
         "leads.change_contentasset",
+        # The content requests sales files from handoffs: list them, work and close them.
+        CONTENT_REQUESTS_READ,
+        CONTENT_REQUESTS_CLOSE,
     },
     SALES_REP: PIPELINE_READ | {MEETING_WRITE, WORK_HANDOFFS},
     SALES_MANAGER: PIPELINE_READ | {MEETING_WRITE, WORK_HANDOFFS, MANAGE_HANDOFFS},

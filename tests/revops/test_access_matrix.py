@@ -234,6 +234,18 @@ EXPECTED: dict[str, Access] = {
     "metrics:content": page({"GET": EVERYONE}),
     "metrics:trends": page({"GET": EVERYONE}),
     "metrics:drill": page({"GET": EVERYONE}, kwargs=lambda w: {"kind": "acceptance"}),
+    # --- Content requests: sales files them from a handoff; marketing lists and closes them --
+    "metrics:content_request_file": page(
+        {"POST": WORKERS},
+        kwargs=lambda w: {"handoff_pk": w.handoff.pk},
+        data={"POST": lambda w: {"title": "Matrix case study"}},
+    ),
+    "metrics:content_requests": page({"GET": IMPORTERS}),
+    "metrics:content_request_update": page(
+        {"POST": IMPORTERS},
+        kwargs=by_pk("content_request"),
+        data={"POST": lambda w: {"status": "in_progress"}},
+    ),
     # --- Target accounts: everyone reads the list in force; RevOps admins edit and publish ----
     "target_accounts:list": page({"GET": EVERYONE}),
     "target_accounts:edit": page(
@@ -506,7 +518,7 @@ def build_world():
     )
     from leads.selectors import version_in_force
     from leads.services import definition_create_draft
-    from metrics.models import ActionItem, Meeting, MonthlyReview
+    from metrics.models import ActionItem, ContentRequest, Meeting, MonthlyReview
     from revops.api_tokens.services import api_token_create
     from scoring.backtest.services import backtest_start
     from scoring.models import RescoreJob, ScoringModel
@@ -538,6 +550,9 @@ def build_world():
         due_on=meeting.held_on + timedelta(days=7),
     )
     MonthlyReview.objects.create(month=date(2026, 3, 1), created_by=manager)
+    content_request = ContentRequest.objects.create(
+        handoff=handoff, requested_by=users[SALES_REP], title="Matrix request", stage="mql"
+    )
     import_job = import_services.import_job_create(
         kind="leads",
         upload=SimpleUploadedFile("leads.csv", b"email\nmatrix@example.com\n", "text/csv"),
@@ -569,6 +584,7 @@ def build_world():
         meeting=meeting,
         meeting_type=ContentType.objects.get_for_model(Meeting),
         action_item=action_item,
+        content_request=content_request,
         import_job=import_job,
         saved_mapping=saved_mapping,
         api_token=api_token,

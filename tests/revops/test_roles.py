@@ -54,6 +54,8 @@ EXPECTED = {
         "leads.change_campaign",
         "leads.add_contentasset",
         "leads.change_contentasset",
+        "metrics.view_contentrequest",
+        "metrics.change_contentrequest",
     },
     SALES_REP: PIPELINE_READ | {"metrics.run_meeting", "leads.work_handoffs"},
     SALES_MANAGER: PIPELINE_READ
