@@ -101,7 +101,7 @@ class Migration(migrations.Migration):
                     "account",
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
+                        related_name="target_rows",
                         to="leads.account",
                     ),
                 ),

@@ -41,8 +41,9 @@ class TargetAccount(VersionedRow):
     version = models.ForeignKey(
         TargetAccountListVersion, on_delete=models.CASCADE, related_name="accounts", db_index=False
     )
-    # An account deleted from the facts leaves every list it was on (nothing to target).
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    # An account deleted from the facts leaves every list it was on (nothing to target); a
+    # visible relation, so the demo reset empties these rows with the accounts.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="target_rows")
     tier = models.CharField(max_length=1, choices=TargetTier.choices, blank=True)
     note = models.CharField(
         max_length=200, blank=True, help_text="Who owns the account play, or why it is targeted."

@@ -156,3 +156,20 @@ def test_publishing_a_list_forgets_the_cards_snapshots(client, deals, in_q1):
     assert KpiSnapshot.objects.filter(params__page=PAGE).exists()
     publish("initech.com", at=in_q1)
     assert not KpiSnapshot.objects.filter(params__page=PAGE).exists()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_demo_data_shows_target_account_figures_on_first_run(monkeypatch):
+    from leads.demo.hooks import demo_seeded
+    from leads.demo.loader import demo_data_seed
+    from metrics.target_selectors import target_accounts_card
+
+    as_of = datetime(2026, 3, 4, tzinfo=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: as_of)
+    demo_data_seed(seed=42, leads=400, events_per_lead=1, as_of=as_of)
+    summaries = demo_seeded(as_of=as_of)
+    assert any(line.startswith("Demo target accounts: list v1 with") for line in summaries)
+    for quarter in (goals.quarter_of(date(2026, 1, 1)), goals.quarter_of(date(2025, 10, 1))):
+        card = target_accounts_card(quarter)
+        assert card["version_number"] == 1
+        assert card["figures"].pipeline_amount > 0
