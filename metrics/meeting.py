@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db.models import (
     Case,
     Count,
+    Exists,
     F,
     IntegerField,
     OuterRef,
@@ -35,18 +36,20 @@ from django.db.models import (
 from django.db.models.functions import Trim
 from django.utils import timezone
 
-from leads.choices import FitTier, HandoffOutcome, OpportunityStatus
+from leads.choices import FitTier, HandoffOutcome, OpportunityStage, OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
 from leads.models import Handoff, Lead, ObjectionTag, Opportunity, StageTransition
 from leads.selectors import handoff_clocks, lifecycle_at
 from metrics import goal_selectors, kpis, queries, snapshots
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
-from metrics.models import FIGURES_VERSION, ActionItem, Meeting, MeetingSnapshot
+from metrics.models import FIGURES_VERSION, ActionItem, ContentRequest, Meeting, MeetingSnapshot
 from metrics.queries import NO_SOURCE, SourceRef
+from metrics.queries.content import open_deal_content
 
 STALL_DAYS_DEFAULT = 14
 STALL_DAYS_MAX = 365
 TOP = 6  # rows per list on a slide
+HELPFUL_ASSETS = 3  # assets shown per group of open deals on the content slide
 ACTIONS_PER_SLIDE = 6
 REP_ROWS = 7
 MQL_KEY = "mql"
@@ -764,7 +767,93 @@ def closed_section(period: Period, previous: Period, *, top: int = TOP) -> dict:
     }
 
 
-# --- (f) Action items ------------------------------------------------------------------------
+# --- (f) Content that could support open deals -----------------------------------------------
+
+
+def open_handoffs(now: datetime) -> QuerySet[Handoff]:
+    """Handoffs sales is still working at ``now``: undecided, or accepted and not yet an
+    opportunity (the content slide's definition, as in ``queries.open_deal_content``)."""
+    has_opportunity = Opportunity.objects.filter(lead=OuterRef("lead_id"))
+    return Handoff.objects.filter(assigned_at__lte=now).filter(
+        Q(outcome=HandoffOutcome.PENDING)
+        | Q(outcome=HandoffOutcome.ACCEPTED) & ~Exists(has_opportunity)
+    )
+
+
+def content_section(now: datetime, *, top: int = TOP) -> dict:
+    """Content that could support the deals still open: open opportunities and the handoffs
+    sales is working, grouped by stage and objection heard (the biggest groups, those with an
+    objection first), each with the assets most used by similar won deals at that stage (same
+    industry, same objection); and the content sales asked for that does not exist yet (open
+    content requests, oldest first)."""
+    found = open_deal_content(now, top=top, assets=HELPFUL_ASSETS)
+    _, _, _, lifecycle_names = _sales_stages(now)
+    opportunity_names = dict(OpportunityStage.choices)
+    groups = [
+        {
+            "kind": group.kind,
+            "stage": group.stage,
+            "stage_name": (
+                opportunity_names if group.kind == "opportunity" else lifecycle_names
+            ).get(group.stage, group.stage),
+            "objection": (
+                {"key": group.objection_key, "label": group.objection_label}
+                if group.objection_key is not None
+                else None
+            ),
+            "deals": group.deals,
+            "amount": _optional_amount(group.amount if group.kind == "opportunity" else None),
+            "similar_won": group.similar_won,
+            "open_requests": group.open_requests,
+            "assets": [
+                {
+                    "asset_id": asset.asset_id,
+                    "title": asset.title,
+                    "asset_type": asset.asset_type,
+                    "funnel_stage": asset.funnel_stage,
+                    "won_deals": asset.won_deals,
+                }
+                for asset in group.assets
+            ],
+        }
+        for group in found.groups
+    ]
+    opportunities = Opportunity.objects.filter(
+        status=OpportunityStatus.OPEN, created_at__lte=now
+    ).aggregate(n=Count("pk"), amount=Sum("amount"))
+    waiting = ContentRequest.objects.filter(
+        status__in=ContentRequest.OPEN_STATUSES, created_at__lte=now
+    )
+    requests = [
+        {
+            "id": request.pk,
+            "title": request.title,
+            "status": request.status,
+            "stage_name": lifecycle_names.get(request.stage, request.stage),
+            "objection_label": request.objection.label if request.objection else None,
+            "requested_by_name": _person(request.requested_by),
+            "lead_name": _lead_name(request.handoff.lead),
+            "handoff_id": request.handoff_id,
+            "requested_at": _iso_at(request.created_at),
+            "days": (now - request.created_at).days,
+        }
+        for request in waiting.select_related(
+            "objection", "requested_by", "handoff__lead"
+        ).order_by("created_at", "pk")[:top]
+    ]
+    return {
+        "open_opportunities": {
+            "count": opportunities["n"],
+            "amount": _amount(opportunities["amount"]),
+        },
+        "open_handoffs": open_handoffs(now).count(),
+        "groups": groups,
+        "more_groups": max(found.group_count - len(groups), 0),
+        "requests": {"open": waiting.count(), "oldest": requests},
+    }
+
+
+# --- (g) Action items ------------------------------------------------------------------------
 
 
 def actions_section(meeting: Meeting) -> dict:
@@ -832,6 +921,7 @@ def meeting_figures(
         "pipeline": pipeline_section(period, previous_period, now, stall_days=stall_days),
         "feedback": feedback_section(period, previous_period),
         "closed": closed_section(period, previous_period),
+        "content": content_section(now),
         "actions": actions_section(meeting) if meeting is not None else None,
     }
 

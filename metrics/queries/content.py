@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
+from django.db import connection
 from django.db.models import (
     Count,
     Exists,
@@ -200,4 +203,231 @@ def asset_usage(period: Period, filters: KpiFilters = NO_FILTERS, *, top: int = 
     return AssetUsage(
         most_used={stage: tuple(used) for stage, used in most_used.items()},
         unused=tuple(asset for asset in assets if not asset.shares),
+    )
+
+
+# --- Content that could support open deals (the weekly meeting's content slide) --------------
+
+OPEN_DEAL_KINDS = ("opportunity", "handoff")
+
+
+@dataclass(frozen=True)
+class HelpfulAsset:
+    asset_id: int
+    title: str
+    asset_type: str
+    funnel_stage: str
+    won_deals: int  # similar won deals that used it at the same stage
+
+
+@dataclass(frozen=True)
+class OpenDealGroup:
+    """Open deals at one stage that heard one objection (``objection_key`` None: deals where
+    no objection was logged), and the assets most used by similar won deals at that stage.
+
+    ``kind`` is "opportunity" (``stage`` an opportunity stage) or "handoff" (a lifecycle stage
+    key). ``open_requests``: content requests still open for this stage and objection.
+    """
+
+    kind: str
+    stage: str
+    objection_key: str | None
+    objection_label: str | None
+    deals: int
+    amount: Decimal
+    similar_won: int
+    open_requests: int
+    assets: tuple[HelpfulAsset, ...]
+
+
+@dataclass(frozen=True)
+class OpenDealContent:
+    groups: tuple[OpenDealGroup, ...]
+    group_count: int  # all groups, the shown ones included
+
+
+_OPEN_DEAL_CONTENT_SQL = """
+WITH lead_objections AS (
+    -- Objections heard on a lead's touches: the deal's objections.
+    SELECT DISTINCT a.lead_id, ao.objectiontag_id AS objection_id
+    FROM leads_leadactivity_objections ao
+    JOIN leads_leadactivity a ON a.id = ao.leadactivity_id
+    WHERE a.occurred_at <= %(now)s
+),
+open_deals AS (
+    SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
+           COALESCE(NULLIF(oa.industry, ''), la.industry, '') AS industry, o.amount
+    FROM leads_opportunity o
+    LEFT JOIN leads_account oa ON oa.id = o.account_id
+    LEFT JOIN leads_lead l ON l.id = o.lead_id
+    LEFT JOIN leads_account la ON la.id = l.account_id
+    WHERE o.status = 'open' AND o.created_at <= %(now)s
+    UNION ALL
+    -- Handoffs sales is still working: undecided, or accepted with no opportunity yet.
+    SELECT 'handoff', h.stage::text, h.id, h.lead_id, COALESCE(la.industry, ''), NULL
+    FROM leads_handoff h
+    JOIN leads_lead l ON l.id = h.lead_id
+    LEFT JOIN leads_account la ON la.id = l.account_id
+    WHERE h.assigned_at <= %(now)s
+      AND (h.outcome = 'pending'
+           OR (h.outcome = 'accepted'
+               AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)))
+),
+open_groups AS (
+    SELECT d.kind, d.stage, lo.objection_id,
+           COUNT(DISTINCT d.deal_id) AS deals,
+           COALESCE(SUM(d.amount), 0) AS amount,
+           ARRAY_AGG(DISTINCT d.industry) AS industries
+    FROM open_deals d
+    LEFT JOIN lead_objections lo ON lo.lead_id = d.lead_id
+    GROUP BY d.kind, d.stage, lo.objection_id
+),
+shown AS (
+    SELECT g.*,
+           ROW_NUMBER() OVER (
+               ORDER BY g.objection_id IS NULL, g.deals DESC, g.amount DESC, g.kind DESC,
+                        g.stage, g.objection_id
+           ) AS position,
+           COUNT(*) OVER () AS group_count
+    FROM open_groups g
+    ORDER BY position
+    LIMIT %(top)s
+),
+won AS (
+    SELECT o.id AS deal_id, o.lead_id, o.created_at, o.closed_at,
+           COALESCE(NULLIF(oa.industry, ''), la.industry, '') AS industry
+    FROM leads_opportunity o
+    LEFT JOIN leads_account oa ON oa.id = o.account_id
+    JOIN leads_lead l ON l.id = o.lead_id
+    LEFT JOIN leads_account la ON la.id = l.account_id
+    WHERE o.status = 'won' AND o.closed_at <= %(now)s
+),
+alike AS (
+    -- Each shown group's similar won deals: an industry of the group's deals, and the
+    -- group's objection heard (any won deal of those industries for "no objection").
+    SELECT s.position, s.kind, s.stage, w.deal_id, w.lead_id, w.created_at, w.closed_at
+    FROM shown s
+    JOIN won w ON w.industry = ANY(s.industries)
+    WHERE s.objection_id IS NULL
+       OR EXISTS (SELECT 1 FROM lead_objections wo
+                  WHERE wo.lead_id = w.lead_id AND wo.objection_id = s.objection_id)
+),
+uses AS (
+    -- Assets sales shared with a won deal's lead, and assets the lead engaged with.
+    SELECT a.lead_id, ca.contentasset_id AS asset_id, a.occurred_at AS used_at
+    FROM leads_leadactivity_content_assets ca
+    JOIN leads_leadactivity a ON a.id = ca.leadactivity_id
+    WHERE a.lead_id IN (SELECT lead_id FROM won)
+    UNION ALL
+    SELECT e.lead_id, e.content_asset_id, e.occurred_at
+    FROM leads_engagementevent e
+    WHERE e.content_asset_id IS NOT NULL AND e.lead_id IN (SELECT lead_id FROM won)
+),
+helped AS (
+    -- Used at the group's stage: during the opportunity (created → closed) for an
+    -- opportunity group; before it, while the lead's latest handoff was at the group's
+    -- stage, for a handoff group.
+    SELECT m.position, u.asset_id, COUNT(DISTINCT m.deal_id) AS won_deals
+    FROM alike m
+    JOIN uses u ON u.lead_id = m.lead_id AND u.used_at <= m.closed_at
+    WHERE CASE
+        WHEN m.kind = 'opportunity' THEN u.used_at >= m.created_at
+        ELSE u.used_at < m.created_at
+             AND (SELECT h.stage FROM leads_handoff h
+                  WHERE h.lead_id = m.lead_id AND h.assigned_at <= u.used_at
+                  ORDER BY h.assigned_at DESC, h.id DESC LIMIT 1) = m.stage
+    END
+    GROUP BY m.position, u.asset_id
+),
+ranked AS (
+    SELECT hp.position, hp.asset_id, hp.won_deals, c.title, c.asset_type, c.funnel_stage,
+           ROW_NUMBER() OVER (
+               PARTITION BY hp.position ORDER BY hp.won_deals DESC, c.title, c.id
+           ) AS asset_rank
+    FROM helped hp
+    JOIN leads_contentasset c ON c.id = hp.asset_id
+),
+similar_counts AS (
+    SELECT position, COUNT(DISTINCT deal_id) AS similar_won FROM alike GROUP BY position
+),
+requests AS (
+    SELECT s.position, COUNT(r.id) AS open_requests
+    FROM shown s
+    JOIN metrics_contentrequest r
+      ON s.kind = 'handoff' AND r.stage = s.stage
+     AND r.objection_id IS NOT DISTINCT FROM s.objection_id
+    WHERE r.status IN ('open', 'in_progress') AND r.created_at <= %(now)s
+    GROUP BY s.position
+)
+SELECT s.position, s.group_count, s.kind, s.stage, t.key, t.label, s.deals, s.amount,
+       COALESCE(sc.similar_won, 0), COALESCE(rq.open_requests, 0),
+       r.asset_id, r.title, r.asset_type, r.funnel_stage, r.won_deals
+FROM shown s
+LEFT JOIN leads_objectiontag t ON t.id = s.objection_id
+LEFT JOIN similar_counts sc ON sc.position = s.position
+LEFT JOIN requests rq ON rq.position = s.position
+LEFT JOIN ranked r ON r.position = s.position AND r.asset_rank <= %(assets)s
+ORDER BY s.position, r.asset_rank
+"""
+
+
+def open_deal_content(now: datetime, *, top: int = 6, assets: int = 3) -> OpenDealContent:
+    """Open opportunities and the handoffs sales is still working (pending, or accepted with no
+    opportunity yet), grouped by stage and objection heard, the ``top`` biggest groups (those
+    with an objection first); for each, the ``assets`` content assets used by the most similar
+    won deals (same industry, same objection) at the same stage.
+
+    One SQL statement (grouping, matching and ranking in the database); the loop below only
+    nests its at most ``top`` × ``assets`` rows. The data keeps no history of an opportunity's
+    own stage, so for an opportunity group "the same stage" is the won deal's opportunity as a
+    whole (use from its creation to its close); for a handoff group it is the won deal's lead
+    while its latest handoff was at that stage, before the opportunity.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_DEAL_CONTENT_SQL, {"now": now, "top": top, "assets": assets})
+        rows = cursor.fetchall()
+    groups: dict[int, dict] = {}
+    group_count = 0
+    for (
+        position,
+        count,
+        kind,
+        stage,
+        objection_key,
+        objection_label,
+        deals,
+        amount,
+        similar_won,
+        open_requests,
+        asset_id,
+        title,
+        asset_type,
+        funnel_stage,
+        won_deals,
+    ) in rows:
+        group_count = count
+        group = groups.setdefault(
+            position,
+            {
+                "kind": kind,
+                "stage": stage,
+                "objection_key": objection_key,
+                "objection_label": objection_label,
+                "deals": deals,
+                "amount": amount,
+                "similar_won": similar_won,
+                "open_requests": open_requests,
+                "assets": [],
+            },
+        )
+        if asset_id is not None:
+            group["assets"].append(
+                HelpfulAsset(asset_id, title, asset_type, funnel_stage, won_deals)
+            )
+    return OpenDealContent(
+        groups=tuple(
+            OpenDealGroup(**{**group, "assets": tuple(group["assets"])})
+            for group in groups.values()
+        ),
+        group_count=group_count,
     )

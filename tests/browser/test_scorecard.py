@@ -111,7 +111,7 @@ def test_an_admin_sets_the_quarters_goals_and_every_page_shows_the_card(
     page.goto(f"{live_server.url}/meeting/")
     slide = page.locator("#slide-scorecard")
     expect(slide).to_be_visible()
-    expect(page.locator("[data-deck-position]")).to_have_text("1 / 8")
+    expect(page.locator("[data-deck-position]")).to_have_text("1 / 9")
     expect(slide).to_contain_text(f"Are we on track? {quarter.label}")
     expect(slide.locator(GREEN_ROW)).to_contain_text("On track")
     expect(slide.locator(AMBER_ROW)).to_contain_text("At risk")

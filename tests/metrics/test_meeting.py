@@ -46,7 +46,7 @@ NOW = datetime(2026, 3, 16, 10, 0, tzinfo=NEW_YORK)  # 10:00 on the meeting's da
 # The first view computes the figures and stores them as a snapshot; later views within the
 # minute read the snapshot and only the live parts (meeting, action items, session, and the
 # permission lookups of the top bar), and the period's goals (which period, its goals in force).
-FIRST_VIEW_QUERIES = 55
+FIRST_VIEW_QUERIES = 62
 PAGE_QUERIES = 12
 
 
@@ -510,6 +510,7 @@ def test_figures_are_plain_json(meeting, frozen_now):
         "pipeline",
         "feedback",
         "closed",
+        "content",
         "actions",
     }
 
@@ -610,8 +611,9 @@ def test_the_meeting_page_renders_every_section_as_a_slide(
     html = response.content.decode()
     assert response.status_code == 200
     assert response.context["live"] is True
-    assert html.count('<section class="slide"') == 7
-    for slide in ("agenda", "new-leads", "follow-up", "pipeline", "feedback", "closed", "actions"):
+    assert html.count('<section class="slide') == 8
+    slides = ("agenda", "new-leads", "follow-up", "pipeline", "feedback", "closed", "content")
+    for slide in (*slides, "actions"):
         assert f'id="slide-{slide}"' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" not in html
