@@ -1,5 +1,6 @@
 """The metrics app's part of the demo data set: shared goals for the last and the current
-quarter, and three past weekly meetings with their action items.
+quarter, three past weekly meetings with their action items, and a few content requests sales
+filed from handoffs (some open, one done, one declined).
 
 Run by ``seed_demo`` after the facts are loaded (``leads.demo.hooks``). Targets are set from the
 seeded data itself, so on any seed and any ``--as-of`` some goals are on track and some are not:
@@ -17,12 +18,14 @@ from math import floor, log10
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from leads.choices import HandoffOutcome
+from leads.models import ContentAsset, Handoff, ObjectionTag
 from leads.selectors import latest_published_effective_from
 from metrics import goal_selectors, goal_services, goals, services
 from metrics.goals import GoalPeriod
 from metrics.kpis import NO_FILTERS, Period
 from metrics.meeting import display_zone, week_of
-from metrics.models import ActionItem, Goal, GoalSet, Meeting
+from metrics.models import ActionItem, ContentRequest, Goal, GoalSet, Meeting
 
 DEMO_NOTE = "Demo meeting (seed_demo)."
 
@@ -113,6 +116,24 @@ def _publish(period: GoalPeriod, factors: dict[str, float], as_of: datetime) -> 
     return goal_services.goal_set_publish(draft=draft, actor=None, effective_from=effective_from)
 
 
+# What sales asks marketing for: title, objection key (or None), days before the seed's instant,
+# and how marketing answered (None: still open; "in_progress"; ("done", asset type);
+# ("declined", the reason)).
+CONTENT_REQUESTS = (
+    ("Price comparison against the competitors we meet most", "price", 2, None),
+    ("Security questionnaire answers (SOC 2, GDPR)", "security", 4, "in_progress"),
+    ("Integration guide for Salesforce and HubSpot", "integration", 6, None),
+    ("Case study from a company of this size", None, 12, ("done", "case_study")),
+    (
+        "Discount calculator for multi-year deals",
+        "price",
+        16,
+        ("declined", "Discounts are sales' call; the ROI calculator covers the value side."),
+    ),
+)
+CONTENT_MARKETER = "marketing.riley"
+
+
 def _meetings(as_of: datetime) -> int:
     users = {user.username: user for user in get_user_model().objects.filter(is_active=True)}
     this_monday = week_of(as_of.astimezone(display_zone()).date())[0]
@@ -143,6 +164,54 @@ def _meetings(as_of: datetime) -> int:
     return len(made)
 
 
+def _content_requests(as_of: datetime) -> int:
+    """The requests of ``CONTENT_REQUESTS``, each filed by the rep of one of the latest handoffs
+    still being worked (none when some exist). Written as seed rows, validated like the
+    services' (``full_clean``): the demo users get their roles only later
+    (``create_demo_admin``), so the services' role checks would refuse them here."""
+    if ContentRequest.objects.exists():
+        return 0
+    oldest = max(row[2] for row in CONTENT_REQUESTS)
+    handoffs = list(
+        Handoff.objects.filter(
+            outcome__in=(HandoffOutcome.PENDING, HandoffOutcome.ACCEPTED),
+            assignee__isnull=False,
+            assigned_at__lte=as_of - timedelta(days=oldest),
+        ).order_by("-assigned_at", "-pk")[: len(CONTENT_REQUESTS)]
+    )
+    marketer = get_user_model().objects.filter(username=CONTENT_MARKETER).first()
+    tags = {tag.key: tag for tag in ObjectionTag.objects.filter(is_active=True)}
+    made = 0
+    for handoff, (title, objection, days, answer) in zip(handoffs, CONTENT_REQUESTS, strict=False):
+        filed_at = as_of - timedelta(days=days)
+        request = ContentRequest(
+            handoff=handoff,
+            requested_by_id=handoff.assignee_id,
+            title=title,
+            stage=handoff.stage,
+            objection=tags.get(objection) if objection else None,
+            note="Asked by the buyer on the last call.",
+            created_at=filed_at,
+        )
+        if answer is not None and marketer is not None:
+            status, detail = (answer, "") if isinstance(answer, str) else answer
+            request.status = status
+            if status in ContentRequest.CLOSED_STATUSES:
+                request.closed_at, request.closed_by = filed_at + timedelta(days=2), marketer
+            if status == ContentRequest.Status.DONE:
+                request.fulfilled_by = (
+                    ContentAsset.objects.filter(asset_type=detail).order_by("pk").first()
+                )
+                if request.fulfilled_by is None:
+                    request.status, request.closed_at, request.closed_by = "open", None, None
+            if status == ContentRequest.Status.DECLINED:
+                request.close_note = detail
+        request.full_clean()
+        request.save()
+        made += 1
+    return made
+
+
 @transaction.atomic
 def demo_goals_and_meetings(*, as_of: datetime) -> str:
     """Goals for the quarter of ``as_of`` and the one before, and the past three weeks'
@@ -157,17 +226,20 @@ def demo_goals_and_meetings(*, as_of: datetime) -> str:
         if goal_set is not None
     ]
     meetings = _meetings(as_of)
+    requests = _content_requests(as_of)
     parts = [f"{g.period.label} ({g.goals.count()} goals)" for g in published]
     return (
         f"Demo goals: {', '.join(parts) or 'none added (the periods already have goals)'}; "
-        f"{meetings} past weekly meetings with their action items."
+        f"{meetings} past weekly meetings with their action items; "
+        f"{requests} content requests."
     )
 
 
 @transaction.atomic
 def demo_meetings_reset(*, usernames: tuple[str, ...]) -> None:
-    """Remove the demo meetings and every action item a demo user owns (they protect the
-    users the reset deletes)."""
+    """Remove the demo meetings, every action item a demo user owns (they protect the users
+    the reset deletes) and the content requests (they protect the assets they name)."""
+    ContentRequest.objects.all().delete()
     ActionItem.objects.filter(owner__username__in=usernames).delete()
     demo = Meeting.objects.filter(notes=DEMO_NOTE)
     ActionItem.objects.filter(meeting__in=demo).delete()
