@@ -329,3 +329,33 @@ def test_the_demo_list_is_the_accounts_with_the_most_recent_pipeline(db):
     assert (rows["Demo 29"], rows["Demo 20"], rows["Demo 10"]) == ("1", "2", "3")
     assert version.effective_from < datetime(2026, 1, 2, tzinfo=UTC)  # the quarter before
     assert demo_target_accounts(as_of=as_of) == ""  # a list in force is left alone
+
+
+def test_the_list_pages_read_a_fixed_number_of_queries(client, db, ops, django_assert_num_queries):
+    def add(count: int, start: int) -> None:
+        for index in range(start, start + count):
+            AccountFactory(name=f"Account {index:03d}", domain=f"q{index:03d}.example")
+
+    add(3, 0)
+    published("\n".join(f"q{index:03d}.example" for index in range(3)), actor=ops)
+    client.force_login(ops)
+    # However many accounts: session, user, the list in force and who published it, the
+    # draft, the page's count and rows, the permission lookups, the top bar's notice count.
+    with django_assert_num_queries(LIST_PAGE_QUERIES):
+        client.get(reverse("target_accounts:list"))
+    with django_assert_num_queries(EDIT_PAGE_QUERIES):
+        client.get(reverse("target_accounts:edit"))
+    add(60, 3)
+    services.target_accounts_import(
+        draft=services.target_list_draft(actor=ops),
+        text="\n".join(f"q{index:03d}.example" for index in range(3, 63)),
+    )
+    services.target_list_publish(draft=selectors.list_draft(), actor=ops)
+    with django_assert_num_queries(LIST_PAGE_QUERIES):
+        assert "Account 049" in client.get(reverse("target_accounts:list")).text
+    with django_assert_num_queries(EDIT_PAGE_QUERIES):
+        client.get(reverse("target_accounts:edit"))
+
+
+LIST_PAGE_QUERIES = 10
+EDIT_PAGE_QUERIES = 9
