@@ -6,10 +6,11 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, ExpressionWrapper
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from leads import services
@@ -45,6 +46,7 @@ from leads.models import (
 )
 from leads.models.definitions import validate_stage_set
 from leads.selectors import stages_in_force, version_in_force
+from leads.target_accounts.selectors import on_list_q
 
 admin.site.site_header = "RevOps dashboard — administration"
 admin.site.site_title = "RevOps admin"
@@ -398,9 +400,23 @@ class AccountAdmin(FactAdmin):
         "annual_revenue",
         "country",
         "region",
+        "on_target_list",
     )
     list_filter = ("region", "industry")
     search_fields = ("name", "domain", "external_id")
+
+    def get_queryset(self, request):
+        # "On the target-account list in force": a subquery of the page's one query.
+        on_list = on_list_q("pk", at=timezone.now())
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(on_list=ExpressionWrapper(on_list, output_field=models.BooleanField()))
+        )
+
+    @admin.display(boolean=True, description="Target account", ordering="on_list")
+    def on_target_list(self, obj) -> bool:
+        return obj.on_list
 
     def save_model(self, request, obj, form, change):
         # A changed account changes its leads' fit: the service has them rescored.

@@ -103,7 +103,7 @@ def _render_handoff(request, handoff: Handoff, *, forms=None, status: int = 200)
         "reject_form": RejectForm(initial=initial),
         "reassign_form": ReassignForm(initial=initial, candidates=candidates) if manages else None,
     }
-    context.update(lead_panels(handoff.lead, names=["explanation"]))
+    context.update(lead_panels(handoff.lead, names=["explanation", "target_account"]))
     context.update(forms or {})
     return render(request, "leads/handoff.html", context, status=status)
 

@@ -359,3 +359,21 @@ def test_the_list_pages_read_a_fixed_number_of_queries(client, db, ops, django_a
 
 LIST_PAGE_QUERIES = 10
 EDIT_PAGE_QUERIES = 9
+
+
+def test_the_handoff_page_marks_a_lead_of_a_target_account(client, accounts, ops):
+    from tests.metrics.factories import HandoffFactory
+
+    published("acme.com, 2, Ana runs the play", actor=ops)
+    handoff = HandoffFactory(lead=LeadFactory(account=accounts["acme"]))
+    client.force_login(ops)
+    page = client.get(reverse("leads:handoff", args=[handoff.pk])).text
+    assert "Target account · tier 2" in page and "Ana runs the play" in page
+
+
+def test_the_account_admin_marks_accounts_on_the_list(admin_client, accounts, ops):
+    published("acme.com", actor=ops)
+    page = admin_client.get(reverse("admin:leads_account_changelist")).text
+    acme = page[page.index(">Acme<") :].split("</tr>")[0]
+    globex = page[page.index(">Globex<") :].split("</tr>")[0]
+    assert 'alt="True"' in acme and 'alt="False"' in globex
