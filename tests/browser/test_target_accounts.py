@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from leads.roles import REVOPS_ADMIN
-from tests.browser.conftest import PASSWORD, log_in
+from tests.browser.conftest import PASSWORD, blocking_violations, log_in
 from tests.conftest import restore_default_definitions
 from tests.factories import AccountFactory
 from tests.metrics.factories import MetricLeadFactory, OpportunityFactory
@@ -93,3 +93,37 @@ def test_an_admin_publishes_target_accounts_and_the_scorecard_counts_their_pipel
     expect(page.locator("main")).to_contain_text("Acme platform")
     expect(page.locator("main")).to_contain_text("Globex rollout")
     expect(page.locator("main")).not_to_contain_text("Initech pilot")
+
+
+@pytest.fixture
+def audited_page(browser):
+    """A page whose Content-Security-Policy lets the test add axe's script (as in
+    test_accessibility.py; real visitors keep the policy)."""
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, locale="en-US", bypass_csp=True
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_the_target_account_pages_have_no_serious_accessibility_violation(
+    audited_page, live_server, deals
+):
+    from leads.target_accounts import services
+
+    user = get_user_model().objects.create_user("ops.a11y", "ops.a11y@example.com", PASSWORD)
+    user.groups.add(Group.objects.get(name=REVOPS_ADMIN))
+    draft = services.target_list_draft(actor=user)
+    services.target_accounts_import(draft=draft, text="acme.com, 1, Ana\nglobex.com")
+    services.target_list_publish(draft=draft, actor=user)
+    log_in(audited_page, live_server, "ops.a11y")
+    for path in (
+        "/definitions/target-accounts/",
+        "/definitions/target-accounts/edit/",
+        "/dashboards/scorecard/",
+    ):
+        audited_page.goto(f"{live_server.url}{path}")
+        found = blocking_violations(audited_page)
+        assert not found, f"{path}: " + "\n".join(found)
