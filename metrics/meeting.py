@@ -770,24 +770,25 @@ def closed_section(period: Period, previous: Period, *, top: int = TOP) -> dict:
 # --- (f) Content that could support open deals -----------------------------------------------
 
 
-def open_handoffs(now: datetime) -> QuerySet[Handoff]:
-    """Handoffs sales is still working at ``now``: undecided, or accepted and not yet an
-    opportunity (the content slide's definition, as in ``queries.open_deal_content``)."""
+def open_handoffs(now: datetime, open_stages: Iterable[str]) -> QuerySet[Handoff]:
+    """Handoffs sales is still working at ``now``: undecided, or accepted with the lead still
+    in an open sales stage and no opportunity yet (the content slide's definition, as in
+    ``queries.content.open_deal_content``)."""
     has_opportunity = Opportunity.objects.filter(lead=OuterRef("lead_id"))
+    worked = Q(outcome=HandoffOutcome.ACCEPTED, lead__stage__in=list(open_stages))
     return Handoff.objects.filter(assigned_at__lte=now).filter(
-        Q(outcome=HandoffOutcome.PENDING)
-        | Q(outcome=HandoffOutcome.ACCEPTED) & ~Exists(has_opportunity)
+        Q(outcome=HandoffOutcome.PENDING) | worked & ~Exists(has_opportunity)
     )
 
 
 def content_section(now: datetime, *, top: int = TOP) -> dict:
     """Content that could support the deals still open: open opportunities and the handoffs
-    sales is working, grouped by stage and objection heard (the biggest groups, those with an
-    objection first), each with the assets most used by similar won deals at that stage (same
-    industry, same objection); and the content sales asked for that does not exist yet (open
-    content requests, oldest first)."""
-    found = open_deal_content(now, top=top, assets=HELPFUL_ASSETS)
-    _, _, _, lifecycle_names = _sales_stages(now)
+    sales is working (``open_handoffs``), grouped by stage and objection heard (the biggest
+    groups, those with an objection first), each with the assets most used by similar won deals
+    at that stage (same industry, same objection); and the content sales asked for that does not
+    exist yet (open content requests, oldest first)."""
+    _, _, open_stages, lifecycle_names = _sales_stages(now)
+    found = open_deal_content(now, open_stages=open_stages, top=top, assets=HELPFUL_ASSETS)
     opportunity_names = dict(OpportunityStage.choices)
     groups = [
         {
@@ -846,7 +847,7 @@ def content_section(now: datetime, *, top: int = TOP) -> dict:
             "count": opportunities["n"],
             "amount": _amount(opportunities["amount"]),
         },
-        "open_handoffs": open_handoffs(now).count(),
+        "open_handoffs": open_handoffs(now, open_stages).count(),
         "groups": groups,
         "more_groups": max(found.group_count - len(groups), 0),
         "requests": {"open": waiting.count(), "oldest": requests},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -263,14 +264,15 @@ open_deals AS (
     LEFT JOIN leads_account la ON la.id = l.account_id
     WHERE o.status = 'open' AND o.created_at <= %(now)s
     UNION ALL
-    -- Handoffs sales is still working: undecided, or accepted with no opportunity yet.
+    -- Handoffs sales is still working: undecided, or accepted with the lead still in an open
+    -- sales stage and no opportunity yet.
     SELECT 'handoff', h.stage::text, h.id, h.lead_id, COALESCE(la.industry, ''), NULL
     FROM leads_handoff h
     JOIN leads_lead l ON l.id = h.lead_id
     LEFT JOIN leads_account la ON la.id = l.account_id
     WHERE h.assigned_at <= %(now)s
       AND (h.outcome = 'pending'
-           OR (h.outcome = 'accepted'
+           OR (h.outcome = 'accepted' AND l.stage = ANY(%(open_stages)s)
                AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)))
 ),
 open_groups AS (
@@ -371,11 +373,14 @@ ORDER BY s.position, r.asset_rank
 """
 
 
-def open_deal_content(now: datetime, *, top: int = 6, assets: int = 3) -> OpenDealContent:
-    """Open opportunities and the handoffs sales is still working (pending, or accepted with no
-    opportunity yet), grouped by stage and objection heard, the ``top`` biggest groups (those
-    with an objection first); for each, the ``assets`` content assets used by the most similar
-    won deals (same industry, same objection) at the same stage.
+def open_deal_content(
+    now: datetime, *, open_stages: Sequence[str], top: int = 6, assets: int = 3
+) -> OpenDealContent:
+    """Open opportunities and the handoffs sales is still working (pending, or accepted with
+    the lead still in one of ``open_stages`` and no opportunity yet), grouped by stage and
+    objection heard, the ``top`` biggest groups (those with an objection first); for each, the
+    ``assets`` content assets used by the most similar won deals (same industry, same
+    objection) at the same stage.
 
     One SQL statement (grouping, matching and ranking in the database); the loop below only
     nests its at most ``top`` × ``assets`` rows. The data keeps no history of an opportunity's
@@ -384,7 +389,10 @@ def open_deal_content(now: datetime, *, top: int = 6, assets: int = 3) -> OpenDe
     while its latest handoff was at that stage, before the opportunity.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_OPEN_DEAL_CONTENT_SQL, {"now": now, "top": top, "assets": assets})
+        cursor.execute(
+            _OPEN_DEAL_CONTENT_SQL,
+            {"now": now, "open_stages": list(open_stages), "top": top, "assets": assets},
+        )
         rows = cursor.fetchall()
     groups: dict[int, dict] = {}
     group_count = 0

@@ -184,12 +184,30 @@ def test_groups_are_cut_to_the_top_and_the_rest_counted(world):
     assert section["more_groups"] == 1
 
 
+def test_an_accepted_handoff_is_open_while_its_lead_is_worked_in_a_sales_stage(world):
+    worked = accepted(lead=lead_in("retail"), stage="mql", assigned_at=ny(3, 1), at=ny(3, 2))
+    worked.lead.stage = "sal"
+    worked.lead.save(update_fields=["stage"])
+    back_in_nurture = accepted(
+        lead=lead_in("retail"), stage="mql", assigned_at=ny(3, 1), at=ny(3, 2)
+    )
+    back_in_nurture.lead.stage = "nurture"
+    back_in_nurture.lead.save(update_fields=["stage"])
+
+    section = content_section(NOW)
+
+    assert section["open_handoffs"] == 2  # the pending one and the one in SAL
+    assert group(section, "handoff", "mql", None)["deals"] == 1
+
+
 def test_a_decided_or_converted_handoff_is_not_open(world):
     pending = world["pending"]
     pending.outcome, pending.rejected_at = "rejected", ny(3, 13)
     pending.reject_reason_id = 1
     pending.save()
     converted = accepted(lead=lead_in("healthcare"), stage="sql", assigned_at=ny(3, 1), at=ny(3, 2))
+    converted.lead.stage = "sql"
+    converted.lead.save(update_fields=["stage"])
     OpportunityFactory(lead=converted.lead, stage="discovery", created_at=ny(3, 3))
 
     section = content_section(NOW)
