@@ -19,7 +19,7 @@ from leads.models import LeadActivity, ObjectionTag, SalesRep
 from leads.roles import MARKETING, SALES_REP
 from metrics.models import ContentRequest
 from metrics.tasks import open_this_weeks_meeting
-from tests.browser.conftest import PASSWORD, log_in
+from tests.browser.conftest import PASSWORD, blocking_violations, log_in
 from tests.conftest import restore_default_definitions
 from tests.factories import AccountFactory, LeadFactory
 from tests.metrics.factories import (
@@ -145,7 +145,10 @@ def test_a_request_goes_from_the_handoff_to_marketing_and_onto_the_meeting_slide
     assert rep.goto(f"{live_server.url}/dashboards/content/requests/").status == 403
     rep_context.close()
 
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
+    # bypass_csp: lets the test add axe-core's script tag.
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, locale="en-US", bypass_csp=True
+    )
     context.set_default_timeout(10_000)
     marketing = context.new_page()
     log_in(marketing, live_server, "marketing.content")
@@ -157,6 +160,8 @@ def test_a_request_goes_from_the_handoff_to_marketing_and_onto_the_meeting_slide
     expect(rows.first).to_contain_text("Price comparison for hospital buyers")
     expect(rows.first).to_contain_text("Grace Hopper · healthcare")
     marketing.screenshot(path=str(artifacts / "content-requests.png"), full_page=True)
+    found = blocking_violations(marketing)
+    assert not found, "\n".join(found)
 
     security = marketing.locator("tr", has_text="Security questionnaire answers")
     security.locator("select[name=status]").select_option("done")
