@@ -4,9 +4,12 @@ Views parse input with forms and call ``metrics.content_requests``; a refusal is
 page it came from and changes nothing.
 """
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -100,8 +103,9 @@ def content_request_update_view(request, pk: int):
     """Marketing moves a request on from the list; back to the list (its filters kept)."""
     content_request = get_object_or_404(ContentRequest, pk=pk)
     back = reverse("metrics:content_requests")
-    # The list's filters and page, as a query string on the list's own path.
-    query = request.POST.get("back", "").lstrip("?")
+    # Back to the list's own path with its filter and page (nothing else is carried over).
+    kept = QueryDict(request.POST.get("back", "").lstrip("?"))
+    query = urlencode({key: kept[key] for key in ("status", "page") if kept.get(key)})
     if query:
         back = f"{back}?{query}"
     form = ContentRequestUpdateForm(request.POST)

@@ -321,6 +321,20 @@ def test_closing_from_the_list_keeps_its_filters(client, handoff, rep, marketer)
     assert (request.status, request.fulfilled_by) == ("done", asset)
 
 
+def test_closing_from_the_list_carries_back_only_its_filter_and_page(
+    client, handoff, rep, marketer
+):
+    request = file(handoff, rep)
+    client.force_login(marketer)
+    response = client.post(
+        reverse("metrics:content_request_update", args=[request.pk]),
+        {"status": "in_progress", "back": "page=2&next=//evil.example\r\nX: 1&status=open"},
+    )
+    assert response["Location"] == reverse("metrics:content_requests") + "?status=open&page=2"
+    request.refresh_from_db()
+    assert request.status == "in_progress"
+
+
 def test_a_refused_close_from_the_list_says_why_and_changes_nothing(client, handoff, rep, marketer):
     request = file(handoff, rep)
     client.force_login(marketer)
