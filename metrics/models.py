@@ -625,3 +625,12 @@ class ContentRequest(models.Model):
             errors["close_note"] = "Say why it is declined: sales reads it."
         if errors:
             raise ValidationError(errors)
+
+
+# The daily rollups' models live in their own module; importing them registers them here.
+from metrics.rollup_models import (  # noqa: E402, F401
+    CohortDay,
+    HandoffDay,
+    RollupDirty,
+    RollupState,
+)

@@ -7,6 +7,7 @@ from metrics import (
     goal_notices,
     kpi_catalog,
     meeting,
+    rollups,
     services,
     snapshots,
     target_selectors,
@@ -20,6 +21,13 @@ PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting, target_selectors)
 def refresh_snapshots() -> dict:
     """Beat, every 30 s: recompute the dashboard snapshots people are looking at."""
     return snapshots.snapshots_refresh(budget_seconds=25.0)
+
+
+@shared_task(name="metrics.tasks.refresh_rollups", soft_time_limit=110, time_limit=120)
+def refresh_rollups() -> dict:
+    """Beat, every 15 s: recompute the rollups' days whose facts changed. Idempotent; a no-op
+    while another refresh runs; a failed one leaves its marks for the next."""
+    return {str(fact): days for fact, days in rollups.rollups_refresh().items()}
 
 
 @shared_task(name="metrics.tasks.open_this_weeks_meeting")

@@ -22,6 +22,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -57,6 +58,8 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
+from metrics.queries.rolled import rollup_split
+from metrics.rollup_models import CohortDay, RollupFact
 
 # --- Cohort funnel ---------------------------------------------------------------------------
 
@@ -187,18 +190,29 @@ def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> Co
     lead → opportunity and opportunity → won rates of that cohort)."""
     definition = funnel_definition(at=_funnel_as_of(period))
     keys = definition.keys
-    rows = (
-        cohort_leads(period, filters, definition=definition)
-        .order_by()
+    leads = cohort_leads(period, filters, definition=definition)
+    # The rollup's days only where it was built with this funnel's stages.
+    split = rollup_split(RollupFact.COHORT, period, funnel_keys=keys)
+    if split is not None:
+        leads = leads.filter(split.raw_q("created_at"))
+    rows = [
+        (row["source_id"], row["source__name"], keys[row["furthest_position"]], row["leads"])
+        for row in leads.order_by()
         .values("source_id", "source__name", "furthest_position")
         .annotate(leads=Count("pk"))
-    )
+    ]
+    if split is not None:
+        rows += (
+            split.rows(CohortDay, filters)
+            .order_by()
+            .values_list("source_id", "source__name", "furthest_stage")
+            .annotate(leads=Sum("leads"))
+        )
     per_source: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     overall: dict[str, int] = defaultdict(int)
-    for row in rows:  # at most sources × stages rows
-        key = keys[row["furthest_position"]]
-        per_source[(row["source_id"], row["source__name"])][key] += row["leads"]
-        overall[key] += row["leads"]
+    for source_id, source_name, key, count in rows:  # at most sources × stages rows, twice
+        per_source[(source_id, source_name)][key] += count
+        overall[key] += count
     by_source = sorted(
         (
             _source_funnel(_source_ref(*source), definition, counts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
+from operator import or_
 
 from django.db.models import (
     Count,
@@ -27,6 +29,7 @@ from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_HOUR,
     FactPaths,
+    GroupBy,
     GroupRef,
     SourceRef,
     _group_order,
@@ -39,6 +42,8 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
+from metrics.queries.rolled import added, rolled_grouped, rollup_split
+from metrics.rollup_models import HandoffDay, RollupFact
 
 # --- Lead acceptance -------------------------------------------------------------------------
 
@@ -84,19 +89,34 @@ def acceptance_handoffs(
     )
 
 
+def _acceptance_grouped(
+    period: Period,
+    filters: KpiFilters,
+    group_by: Sequence[str],
+    handoffs: QuerySet[Handoff] | None = None,
+    *,
+    rolled: bool = True,
+) -> dict[tuple, dict]:
+    """Acceptance counts per group: the rolled-up days from the daily rollup, the rest (today,
+    days waiting for a refresh) from the handoffs themselves."""
+    if handoffs is None:
+        handoffs = acceptance_handoffs(period, filters)
+    split = rollup_split(RollupFact.HANDOFF, period) if rolled else None
+    if split is None:
+        return _grouped(handoffs, group_by, **_ACCEPTANCE_COUNTS)
+    raw = _grouped(handoffs.filter(split.raw_q("assigned_at")), group_by, **_ACCEPTANCE_COUNTS)
+    from_rollup = rolled_grouped(split, HandoffDay, filters, group_by, tuple(_ACCEPTANCE_COUNTS))
+    return added(tuple(_ACCEPTANCE_COUNTS), raw, from_rollup, group_by=group_by)
+
+
 def lead_acceptance(period: Period, filters: KpiFilters = NO_FILTERS) -> Acceptance:
-    found = _grouped(acceptance_handoffs(period, filters), (), **_ACCEPTANCE_COUNTS)
-    return _acceptance(found[()])
+    return _acceptance(_acceptance_grouped(period, filters, ())[()])
 
 
 def lead_acceptance_by_source(
     period: Period, filters: KpiFilters = NO_FILTERS
 ) -> list[SourceAcceptance]:
-    found = _grouped(
-        acceptance_handoffs(period, filters),
-        ("lead__source_id", "lead__source__name"),
-        **_ACCEPTANCE_COUNTS,
-    )
+    found = _acceptance_grouped(period, filters, ("lead__source_id", "lead__source__name"))
     rows = [SourceAcceptance(_source_ref(*key), _acceptance(row)) for key, row in found.items()]
     return sorted(rows, key=lambda row: _source_order(row.source))
 
@@ -118,7 +138,9 @@ def lead_acceptance_by(
     handoffs, columns, ref = _grouped_by(
         acceptance_handoffs(period, filters), by, HANDOFF_PATHS, period
     )
-    found = _grouped(handoffs, columns, **_ACCEPTANCE_COUNTS)
+    # Months and weeks are computed on the instant; the rollup's rows hold only its day.
+    by_instant = by in (GroupBy.MONTH, GroupBy.WEEK)
+    found = _acceptance_grouped(period, filters, columns, handoffs, rolled=not by_instant)
     rows = [GroupAcceptance(ref(key), _acceptance(row)) for key, row in found.items()]
     return sorted(rows, key=lambda row: _group_order(row.group))
 
@@ -250,28 +272,68 @@ class SourceSlaCompliance:
     compliance: SlaCompliance
 
 
-def _sla_conditions(now: datetime) -> dict[str, dict[str, Q]]:
+def sla_parts() -> dict[str, dict[str, Q]]:
+    """Each clock's handoffs split by what a later instant cannot change: done on time, done
+    late, not done yet. Whether "not done" is missed or still open depends on when one asks,
+    so the daily rollups store these parts and ``_sla_conditions`` combines them with now."""
     decided_on_time = Q(accepted_at__lte=F("accept_due_at")) | Q(
         rejected_at__lte=F("accept_due_at")
     )
     decided_late = Q(accepted_at__gt=F("accept_due_at")) | Q(rejected_at__gt=F("accept_due_at"))
-    undecided = Q(outcome=HandoffOutcome.PENDING)
     return {
         SlaClock.RESPONSE: {
-            SlaStatus.MET: Q(first_response_at__lte=F("response_due_at")),
-            SlaStatus.MISSED: Q(first_response_at__gt=F("response_due_at"))
-            | Q(first_response_at__isnull=True, response_due_at__lt=now),
-            SlaStatus.OPEN: Q(first_response_at__isnull=True, response_due_at__gte=now),
+            "on_time": Q(first_response_at__lte=F("response_due_at")),
+            "late": Q(first_response_at__gt=F("response_due_at")),
+            "not_done": Q(first_response_at__isnull=True),
         },
         SlaClock.ACCEPTANCE: {
-            SlaStatus.MET: decided_on_time,
-            SlaStatus.MISSED: decided_late | (undecided & Q(accept_due_at__lt=now)),
-            SlaStatus.OPEN: undecided & Q(accept_due_at__gte=now),
+            "on_time": decided_on_time,
+            "late": decided_late,
+            "not_done": Q(outcome=HandoffOutcome.PENDING),
         },
     }
 
 
+def _sla_conditions(now: datetime) -> dict[str, dict[str, Q]]:
+    conditions = {}
+    for clock, parts in sla_parts().items():
+        due = _DUE_FIELDS[clock]
+        conditions[clock] = {
+            SlaStatus.MET: parts["on_time"],
+            SlaStatus.MISSED: parts["late"] | (parts["not_done"] & Q(**{f"{due}__lt": now})),
+            SlaStatus.OPEN: parts["not_done"] & Q(**{f"{due}__gte": now}),
+        }
+    return conditions
+
+
 _DUE_FIELDS = {SlaClock.RESPONSE: "response_due_at", SlaClock.ACCEPTANCE: "accept_due_at"}
+_SLA_ROLLUP_MEASURES = (
+    "response_met",
+    "response_late",
+    "response_unanswered",
+    "accept_met",
+    "accept_late",
+    "accept_undecided",
+)
+
+
+def _sla_from_rollup(row: dict) -> dict[str, int]:
+    """A rollup row's SLA counts as the raw query names them. Its days are past, so what was
+    not done by the due time is missed, and nothing is open."""
+
+    def count(name: str) -> int:
+        return row[name] or 0
+
+    return {
+        f"{SlaClock.RESPONSE}_{SlaStatus.MET}": count("response_met"),
+        f"{SlaClock.RESPONSE}_{SlaStatus.MISSED}": count("response_late")
+        + count("response_unanswered"),
+        f"{SlaClock.RESPONSE}_{SlaStatus.OPEN}": 0,
+        f"{SlaClock.ACCEPTANCE}_{SlaStatus.MET}": count("accept_met"),
+        f"{SlaClock.ACCEPTANCE}_{SlaStatus.MISSED}": count("accept_late")
+        + count("accept_undecided"),
+        f"{SlaClock.ACCEPTANCE}_{SlaStatus.OPEN}": 0,
+    }
 
 
 def sla_handoffs(
@@ -293,15 +355,27 @@ def sla_handoffs(
 def _sla_by(
     period: Period, filters: KpiFilters, group_by: Sequence[str], now: datetime | None
 ) -> dict[tuple, SlaCompliance]:
-    conditions = _sla_conditions(now or timezone.now())
+    now = now or timezone.now()
+    conditions = _sla_conditions(now)
+    split = rollup_split(RollupFact.HANDOFF, period, now=now)
     aggregates = {}
+    due_in_period = {}
     for clock, due_field in _DUE_FIELDS.items():
-        due_in_period = _in(due_field, period)
+        due_in_period[clock] = _in(due_field, period)
+        if split is not None:  # the rolled-up days are counted from the rollup
+            due_in_period[clock] &= split.raw_q(due_field)
         for status, condition in conditions[clock].items():
-            aggregates[f"{clock}_{status}"] = Count("pk", filter=due_in_period & condition)
-    handoffs = _handoffs(filters).filter(
-        _in("response_due_at", period) | _in("accept_due_at", period)
-    )
+            aggregates[f"{clock}_{status}"] = Count("pk", filter=due_in_period[clock] & condition)
+    handoffs = _handoffs(filters).filter(reduce(or_, due_in_period.values()))
+    found = _grouped(handoffs, group_by, **aggregates)
+    if split is not None:
+        from_rollup = rolled_grouped(split, HandoffDay, filters, group_by, _SLA_ROLLUP_MEASURES)
+        found = added(
+            tuple(aggregates),
+            found,
+            {key: _sla_from_rollup(row) for key, row in from_rollup.items()},
+            group_by=group_by,
+        )
 
     def result(row: dict, clock: str) -> SlaResult:
         met, missed = row[f"{clock}_{SlaStatus.MET}"], row[f"{clock}_{SlaStatus.MISSED}"]
@@ -311,7 +385,7 @@ def _sla_by(
 
     return {
         key: SlaCompliance(result(row, SlaClock.RESPONSE), result(row, SlaClock.ACCEPTANCE))
-        for key, row in _grouped(handoffs, group_by, **aggregates).items()
+        for key, row in found.items()
     }
 
 
@@ -387,12 +461,21 @@ def feedback_handoffs(
 
 
 def feedback_loop_completion(period: Period, filters: KpiFilters = NO_FILTERS) -> FeedbackLoop:
+    handoffs = feedback_handoffs(period, filters)
+    split = rollup_split(RollupFact.HANDOFF, period)
+    if split is not None:
+        handoffs = handoffs.filter(split.raw_q("rejected_at"))
     row = _grouped(
-        feedback_handoffs(period, filters),
-        (),
-        rejected=Count("pk"),
-        complete=Count("pk", filter=_feedback_complete()),
+        handoffs, (), rejected=Count("pk"), complete=Count("pk", filter=_feedback_complete())
     )[()]
+    if split is not None:
+        rolled = rolled_grouped(
+            split, HandoffDay, filters, (), ("feedback_rejected", "feedback_complete")
+        )[()]
+        row = {
+            "rejected": row["rejected"] + (rolled["feedback_rejected"] or 0),
+            "complete": row["complete"] + (rolled["feedback_complete"] or 0),
+        }
     return FeedbackLoop(
         row["rejected"], row["complete"], kpis.rate(row["complete"], row["rejected"])
     )

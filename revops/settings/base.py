@@ -269,6 +269,8 @@ CELERY_BEAT_SCHEDULE = {
     "handoff-breach-sweep": {"task": "leads.tasks.sweep_handoff_breaches", "schedule": 60.0},
     # Keep the dashboard snapshots people are looking at at most a minute old.
     "dashboard-snapshots": {"task": "metrics.tasks.refresh_snapshots", "schedule": 30.0},
+    # Recompute the daily rollups' days whose facts changed (metrics.rollups).
+    "dashboard-rollups": {"task": "metrics.tasks.refresh_rollups", "schedule": 15.0},
     # Catch up on notification e-mails a failed send left behind.
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
     # Resume backtests of drafts whose worker died (they continue from their watermark).

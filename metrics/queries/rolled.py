@@ -1,0 +1,196 @@
+"""Reading a KPI from the daily rollups where they hold the answer, from the raw facts where
+they do not.
+
+A period is split into the local days the rollup covers (whole days, before today, built under
+the rules the read asks for, and not waiting for a refresh) and the rest (today, partial days,
+days with pending changes), which the raw query counts. The two parts' counts are added: the
+rollup rows hold exactly what the raw query would count on those days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import reduce
+from operator import or_
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connection
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from metrics.kpis import KpiFilters, Period
+from metrics.queries.common import _grouped, _lead_q, _owner_q
+from metrics.rollup_models import RollupDirty, RollupState
+
+
+def rollups_supported() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def local_days_of_hours(hours: Iterable[datetime], zone: ZoneInfo) -> set[date]:
+    """The local days an hour (UTC, from its start to the microsecond before the next) touches:
+    one, or two in a time zone whose offset is not whole hours."""
+    days = set()
+    for hour in hours:
+        start = hour if hour.tzinfo else hour.replace(tzinfo=UTC)
+        days.add(start.astimezone(zone).date())
+        days.add((start + timedelta(hours=1, microseconds=-1)).astimezone(zone).date())
+    return days
+
+
+def day_runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive days gathered into (first, last) runs, in order."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def days_q(field: str, days: Iterable[date], zone: ZoneInfo) -> Q:
+    """Instants in ``field`` falling on any of ``days`` (local to ``zone``), as ranges an index
+    on the field can serve."""
+    ranges = [
+        Q(
+            **{
+                f"{field}__gte": datetime.combine(first, time.min, tzinfo=zone),
+                f"{field}__lt": datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone),
+            }
+        )
+        for first, last in day_runs(days)
+    ]
+    return reduce(or_, ranges) if ranges else Q(pk__in=[])
+
+
+@dataclass(frozen=True)
+class RollupSplit:
+    """The days of a period the rollup answers for (in ``zone``); the raw facts answer the
+    rest."""
+
+    period: Period
+    days: tuple[date, ...]
+    zone: ZoneInfo
+
+    def rollup_q(self) -> Q:
+        return reduce(
+            or_,
+            (Q(day__gte=first, day__lte=last) for first, last in day_runs(self.days)),
+        )
+
+    def raw_q(self, field: str) -> Q:
+        """Rows whose ``field`` falls in the period outside the rolled-up days: the gaps
+        between them, as ranges (a NOT of the days would read every row of the period)."""
+        gaps, start = [], self.period.start
+        for first, last in day_runs(self.days):
+            covered_from = datetime.combine(first, time.min, tzinfo=self.zone)
+            if covered_from > start:
+                gaps.append((start, covered_from))
+            start = datetime.combine(last + timedelta(days=1), time.min, tzinfo=self.zone)
+        if start < self.period.end:
+            gaps.append((start, self.period.end))
+        ranges = [Q(**{f"{field}__gte": low, f"{field}__lt": high}) for low, high in gaps]
+        return reduce(or_, ranges) if ranges else Q(pk__in=[])
+
+    def rows(self, model, filters: KpiFilters) -> QuerySet:
+        """The rollup's rows on these days that pass the filters (named as on a lead)."""
+        return model.objects.filter(self.rollup_q(), _lead_q(filters), _owner_q(filters, "owner"))
+
+
+def _zone_name(period: Period) -> str:
+    zone = period.start.tzinfo
+    return getattr(zone, "key", str(zone))
+
+
+def _whole_days(period: Period, zone: ZoneInfo) -> tuple[date, date]:
+    start, end = period.start.astimezone(zone), period.end.astimezone(zone)
+    first = start.date() if start.time() == time.min else start.date() + timedelta(days=1)
+    return first, end.date() - timedelta(days=1)
+
+
+def rollup_split(
+    fact: str,
+    period: Period,
+    *,
+    now: datetime | None = None,
+    funnel_keys: Sequence[str] | None = None,
+) -> RollupSplit | None:
+    """Which days of ``period`` the ``fact`` rollup answers for; None when it answers for none
+    (not built, other rules, another time zone, SQLite, or only today)."""
+    if not rollups_supported() or _zone_name(period) != settings.DISPLAY_TIME_ZONE:
+        return None
+    # One query: the rollup's rules and the hours still waiting for a refresh.
+    state = (
+        RollupState.objects.filter(fact=fact, built=True)
+        .annotate(
+            pending=ArraySubquery(
+                RollupDirty.objects.filter(fact=fact).order_by().values("hour").distinct()
+            )
+        )
+        .first()
+    )
+    if state is None or state.time_zone != settings.DISPLAY_TIME_ZONE:
+        return None
+    if funnel_keys is not None and list(funnel_keys) != state.funnel_keys:
+        return None
+    zone = ZoneInfo(state.time_zone)
+    first, last = _whole_days(period, zone)
+    # Before today (and before ``now``): the SLA's "not done" is missed only once a day is past.
+    instants = [timezone.now()] + ([now] if now is not None else [])
+    last = min(last, min(instants).astimezone(zone).date() - timedelta(days=1))
+    if last < first:
+        return None
+    stale = local_days_of_hours(state.pending, zone)
+    days = tuple(
+        day
+        for day in (first + timedelta(days=offset) for offset in range((last - first).days + 1))
+        if day not in stale
+    )
+    return RollupSplit(period, days, zone) if days else None
+
+
+def rollup_column(raw: str) -> str:
+    """The rollup's column for a raw fact's group column ("lead__source_id" → "source_id",
+    "assignee__username" → "owner__username")."""
+    column = raw.removeprefix("lead__")
+    return "owner" + column.removeprefix("assignee") if column.startswith("assignee") else column
+
+
+def sums(names: Iterable[str]) -> dict[str, Sum]:
+    return {name: Sum(name) for name in names}
+
+
+def added(
+    measures: Sequence[str], *parts: dict[tuple, dict], group_by: Sequence[str] = ()
+) -> dict[tuple, dict]:
+    """Grouped rows of several parts, their ``measures`` added per group (None counts 0); the
+    group columns are kept from the first part that has the group."""
+    total: dict[tuple, dict] = {}
+    for part in parts:
+        for key, row in part.items():
+            into = total.setdefault(key, {name: 0 for name in measures})
+            for column, value in zip(group_by, key, strict=True):
+                into.setdefault(column, value)
+            for name in measures:
+                into[name] += row.get(name) or 0
+    return total
+
+
+def rolled_grouped(
+    split: RollupSplit,
+    model,
+    filters: KpiFilters,
+    group_by: Sequence[str],
+    measures: Sequence[str],
+) -> dict[tuple, dict]:
+    """The rollup's part, grouped by the raw columns ``group_by`` (keys as the raw query's)."""
+    columns = [rollup_column(name) for name in group_by]
+    # A row counts for these measures only if one of them is non-zero (its other measures may
+    # be another instant's): the raw query has no group without a row.
+    counted = reduce(or_, (Q(**{f"{name}__gt": 0}) for name in measures))
+    return _grouped(split.rows(model, filters).filter(counted), columns, **sums(measures))

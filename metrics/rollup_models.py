@@ -1,0 +1,118 @@
+"""Daily rollups of the pipeline's facts: counts per local day and per dimension (source,
+campaign, ICP tier, owner), so a dashboard for any filter set sums a few thousand narrow rows
+instead of joining a million leads (``metrics.rollups`` keeps them; ``metrics.queries`` reads
+them).
+
+Database triggers (PostgreSQL) write the hour of every changed fact into ``RollupDirty`` in the
+same transaction as the change, whatever wrote it: the ORM, a bulk UPDATE, COPY, an import or a
+delete. The refresh recomputes exactly those days; until it has, reads take those days from
+the raw facts. Medians and percentiles are not sums, so they stay on the raw facts.
+
+The dimension columns are foreign keys without database constraints: a rollup row only names
+what it counts, and the filters (``metrics.queries.common``) reach a source's channel group or
+an owner's team through them exactly as they do from a lead.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+def _dimension(model: str, **options) -> models.ForeignKey:
+    return models.ForeignKey(
+        model,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        **options,
+    )
+
+
+class RollupFact(models.TextChoices):
+    HANDOFF = "handoff", "Handoffs"
+    COHORT = "cohort", "Lead cohorts"
+
+
+class RollupState(models.Model):
+    """How one rollup was built: in which time zone its days are, with which funnel stages
+    (the cohort's "furthest stage"), and when. A rollup that was never built, or was built under
+    other rules than a read asks for, is not read: the raw facts answer instead."""
+
+    fact = models.CharField(max_length=16, choices=RollupFact.choices, primary_key=True)
+    built = models.BooleanField(default=False)
+    time_zone = models.CharField(max_length=64, blank=True)
+    funnel_keys = models.JSONField(default=list, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_fact_display()} rollup ({'built' if self.built else 'not built'})"
+
+
+class RollupDirty(models.Model):
+    """An hour (UTC, truncated) in which a fact of ``fact`` changed and whose local days the
+    rollup must recompute. Written by triggers; read and deleted by the refresh in one
+    statement, so a refresh that fails leaves them for the next one."""
+
+    id = models.BigAutoField(primary_key=True)
+    fact = models.CharField(max_length=16, choices=RollupFact.choices)
+    hour = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["fact", "hour"], name="rollup_dirty_fact_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.fact} changed in the hour of {self.hour:%Y-%m-%d %H:00} UTC"
+
+
+class HandoffDay(models.Model):
+    """Handoff counts for one local day and one combination of the lead's source, campaign and
+    tier and the handoff's assignee. Each group of measures is dated by its own instant: the
+    acceptance counts by the assignment, each SLA clock by its due time, the feedback counts by
+    the rejection (the same instants the raw KPIs filter on)."""
+
+    day = models.DateField()
+    source = _dimension("leads.Source")
+    campaign = _dimension("leads.Campaign")
+    tier = models.CharField(max_length=1)
+    owner = _dimension(settings.AUTH_USER_MODEL)
+    # dated by assigned_at
+    accepted = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    # dated by response_due_at
+    response_met = models.PositiveIntegerField(default=0)
+    response_late = models.PositiveIntegerField(default=0)
+    response_unanswered = models.PositiveIntegerField(default=0)
+    # dated by accept_due_at
+    accept_met = models.PositiveIntegerField(default=0)
+    accept_late = models.PositiveIntegerField(default=0)
+    accept_undecided = models.PositiveIntegerField(default=0)
+    # dated by rejected_at (rejected handoffs only)
+    feedback_rejected = models.PositiveIntegerField(default=0)
+    feedback_complete = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="handoff_day_day")]
+
+    def __str__(self) -> str:
+        return f"Handoffs on {self.day}"
+
+
+class CohortDay(models.Model):
+    """Leads created on one local day, per source, campaign, tier and owner, by the furthest
+    funnel stage they reached (under the funnel in ``RollupState.funnel_keys``)."""
+
+    day = models.DateField()
+    source = _dimension("leads.Source")
+    campaign = _dimension("leads.Campaign")
+    tier = models.CharField(max_length=1)
+    owner = _dimension(settings.AUTH_USER_MODEL)
+    furthest_stage = models.CharField(max_length=30)
+    leads = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="cohort_day_day")]
+
+    def __str__(self) -> str:
+        return f"Leads created on {self.day}"

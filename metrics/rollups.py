@@ -1,0 +1,271 @@
+"""Keeping the daily rollups (``metrics.rollup_models``) equal to the raw facts.
+
+Triggers mark the hours in which facts changed (migration ``0008_rollups``); ``rollups_refresh``
+takes those marks (one ``DELETE … RETURNING``, inside its transaction: if it fails, the marks
+come back) and recomputes every local day they touch, set-based: one grouped query per instant
+over those days, the day's rows deleted and written again. ``rollups_rebuild`` recomputes
+everything: after a seed, a TRUNCATE, a change of display time zone or of the funnel's stages.
+
+The rows are computed with the same conditions as the raw KPIs (``metrics.queries``), so a
+rollup-backed figure equals the raw one; ``tests/metrics/test_rollups.py`` holds them equal on
+random fact sets. PostgreSQL only: on SQLite (the embedded demo) nothing is rolled up and every
+figure is read raw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.db.models.functions import Trim, TruncDate
+from django.utils import timezone
+
+from leads.choices import HandoffOutcome
+from leads.models import Handoff, Lead
+from metrics.queries.funnel import _furthest_position, funnel_definition
+from metrics.queries.handoffs import SlaClock, _feedback_complete, sla_parts
+from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
+from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty, RollupFact, RollupState
+
+logger = logging.getLogger(__name__)
+
+# One refresh at a time: two would recompute the same day into duplicate rows.
+_LOCK_KEY = 7_140_001
+_WRITE_BATCH = 5_000
+_DIMENSIONS = ("source_id", "campaign_id", "tier", "owner_id")
+
+
+# --- What each rollup counts -----------------------------------------------------------------
+
+
+def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
+    """(instant, rows dated by it, measures): each group of ``HandoffDay`` measures."""
+    sla = sla_parts()
+    response, acceptance = sla[SlaClock.RESPONSE], sla[SlaClock.ACCEPTANCE]
+    return [
+        (
+            "assigned_at",
+            Q(),
+            {
+                "accepted": Count("pk", filter=Q(outcome=HandoffOutcome.ACCEPTED)),
+                "rejected": Count("pk", filter=Q(outcome=HandoffOutcome.REJECTED)),
+                "pending": Count("pk", filter=Q(outcome=HandoffOutcome.PENDING)),
+            },
+        ),
+        (
+            "response_due_at",
+            Q(),
+            {
+                "response_met": Count("pk", filter=response["on_time"]),
+                "response_late": Count("pk", filter=response["late"]),
+                "response_unanswered": Count("pk", filter=response["not_done"]),
+            },
+        ),
+        (
+            "accept_due_at",
+            Q(),
+            {
+                "accept_met": Count("pk", filter=acceptance["on_time"]),
+                "accept_late": Count("pk", filter=acceptance["late"]),
+                # "not done" and "late" cannot both hold, but the raw count of missed is one
+                # OR: keep the rollup's sum equal to it whatever the data.
+                "accept_undecided": Count(
+                    "pk", filter=acceptance["not_done"] & ~acceptance["late"]
+                ),
+            },
+        ),
+        (
+            "rejected_at",
+            Q(outcome=HandoffOutcome.REJECTED),
+            {
+                "feedback_rejected": Count("pk"),
+                "feedback_complete": Count("pk", filter=_feedback_complete()),
+            },
+        ),
+    ]
+
+
+def _handoff_rows(days: set[date] | None, zone: ZoneInfo) -> list[HandoffDay]:
+    merged: dict[tuple, dict[str, int]] = defaultdict(dict)
+    for instant, rows, measures in _handoff_parts():
+        handoffs = Handoff.objects.filter(rows, **{f"{instant}__isnull": False})
+        if days is not None:
+            handoffs = handoffs.filter(days_q(instant, days, zone))
+        grouped = (
+            handoffs.annotate(
+                rollup_day=TruncDate(instant, tzinfo=zone), trimmed_note=Trim("reject_note")
+            )
+            .order_by()
+            .values(
+                "rollup_day", "lead__source_id", "lead__campaign_id", "lead__tier", "assignee_id"
+            )
+            .annotate(**measures)
+        )
+        for row in grouped:
+            key = (
+                row["rollup_day"],
+                row["lead__source_id"],
+                row["lead__campaign_id"],
+                row["lead__tier"],
+                row["assignee_id"],
+            )
+            for name in measures:
+                merged[key][name] = row[name]
+    return [
+        HandoffDay(day=key[0], **dict(zip(_DIMENSIONS, key[1:], strict=True)), **counts)
+        for key, counts in merged.items()
+    ]
+
+
+def _cohort_rows(days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> list[CohortDay]:
+    leads = Lead.objects.all()
+    if days is not None:
+        leads = leads.filter(days_q("created_at", days, zone))
+    grouped = (
+        leads.annotate(
+            rollup_day=TruncDate("created_at", tzinfo=zone),
+            furthest_position=_furthest_position(keys),
+        )
+        .order_by()
+        .values("rollup_day", *_DIMENSIONS, "furthest_position")
+        .annotate(count=Count("pk"))
+    )
+    return [
+        CohortDay(
+            day=row["rollup_day"],
+            **{name: row[name] for name in _DIMENSIONS},
+            furthest_stage=keys[row["furthest_position"]],
+            leads=row["count"],
+        )
+        for row in grouped
+    ]
+
+
+_ROLLUPS = {RollupFact.HANDOFF: HandoffDay, RollupFact.COHORT: CohortDay}
+
+
+def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, keys: list[str]):
+    if fact == RollupFact.HANDOFF:
+        return _handoff_rows(days, zone)
+    return _cohort_rows(days, zone, keys)
+
+
+def _write(fact: str, days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> int:
+    model = _ROLLUPS[fact]
+    rows = _rows(fact, days, zone, keys)
+    if days is None:
+        model.objects.all().delete()
+    else:
+        model.objects.filter(day__in=sorted(days)).delete()
+    model.objects.bulk_create(rows, batch_size=_WRITE_BATCH)
+    return len(rows)
+
+
+def _current_rules() -> tuple[str, list[str]]:
+    return settings.DISPLAY_TIME_ZONE, funnel_definition(at=timezone.now()).keys
+
+
+def _locked() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
+        return cursor.fetchone()[0]
+
+
+def _take_marks() -> dict[str, set[datetime]]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {RollupDirty._meta.db_table} RETURNING fact, hour")
+        marks: dict[str, set[datetime]] = defaultdict(set)
+        for fact, hour in cursor.fetchall():
+            marks[fact].add(hour)
+    return marks
+
+
+def rollups_rebuild() -> dict[str, int]:
+    """Recompute every rollup from the raw facts (and drop the pending marks they cover)."""
+    if not rollups_supported():
+        return {}
+    zone_name, keys = _current_rules()
+    zone = ZoneInfo(zone_name)
+    written = {}
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        _take_marks()
+        now = timezone.now()
+        for fact in _ROLLUPS:
+            written[fact] = _write(fact, None, zone, keys)
+            RollupState.objects.update_or_create(
+                fact=fact,
+                defaults={
+                    "built": True,
+                    "time_zone": zone_name,
+                    "funnel_keys": keys,
+                    "built_at": now,
+                    "refreshed_at": now,
+                },
+            )
+    logger.info("Rebuilt the rollups: %s rows", written)
+    return written
+
+
+def rollups_refresh() -> dict[str, int]:
+    """Recompute the days whose facts changed since the last refresh; rebuild a rollup whose
+    rules (time zone, funnel stages) are no longer those in force, or that was never built.
+    Returns the number of days recomputed per rollup (-1: rebuilt). A no-op while another
+    refresh holds the lock."""
+    if not rollups_supported():
+        return {}
+    zone_name, keys = _current_rules()
+    zone = ZoneInfo(zone_name)
+    done: dict[str, int] = {}
+    with transaction.atomic():
+        if not _locked():
+            return done
+        states = {state.fact: state for state in RollupState.objects.select_for_update()}
+        marks = _take_marks()
+        now = timezone.now()
+        for fact in _ROLLUPS:
+            state = states.get(fact)
+            current = (
+                state is not None
+                and state.built
+                and state.time_zone == zone_name
+                and (fact != RollupFact.COHORT or state.funnel_keys == keys)
+            )
+            if current:
+                days = local_days_of_hours(marks.get(fact, ()), zone)
+                if days:
+                    _write(fact, days, zone, keys)
+                done[fact] = len(days)
+            else:
+                _write(fact, None, zone, keys)
+                done[fact] = -1
+            RollupState.objects.update_or_create(
+                fact=fact,
+                defaults={
+                    "built": True,
+                    "time_zone": zone_name,
+                    "funnel_keys": keys,
+                    "refreshed_at": now,
+                    **({} if current else {"built_at": now}),
+                },
+            )
+    return done
+
+
+def rollups_after_seed(*, as_of: datetime) -> str:
+    """``seed_demo``'s hook: the facts were loaded in bulk, so the rollups are built whole."""
+    if not rollups_supported():
+        return ""
+    started = time.monotonic()
+    written = rollups_rebuild()
+    return (
+        f"Rollups built: {sum(written.values()):,} daily rows "
+        f"in {time.monotonic() - started:.1f} s."
+    )
