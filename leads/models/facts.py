@@ -430,6 +430,15 @@ class Handoff(models.Model):
             models.Index(fields=["assigned_at"], name="handoff_assigned"),
             models.Index(fields=["outcome", "response_due_at"], name="handoff_outcome_due"),
             models.Index(fields=["lead", "assigned_at"], name="handoff_lead_assigned"),
+            # The KPIs that date a handoff by a due time or its rejection read one day's range
+            # of them (today's, beside the daily rollups) or a period's (the drill-downs).
+            models.Index(fields=["response_due_at"], name="handoff_response_due"),
+            models.Index(fields=["accept_due_at"], name="handoff_accept_due"),
+            models.Index(
+                fields=["rejected_at"],
+                condition=Q(rejected_at__isnull=False),
+                name="handoff_rejected",
+            ),
             # The breach sweep reads only handoffs not yet reported: these stay small however
             # many handoffs pile up.
             models.Index(
