@@ -20,3 +20,7 @@ class MetricsConfig(AppConfig):
         from metrics import target_selectors
 
         on_definition_published(TargetAccountListVersion, target_selectors.forget_snapshots)
+        # And the goals on those figures (pipeline and revenue from target accounts).
+        from metrics import goal_selectors
+
+        on_definition_published(TargetAccountListVersion, goal_selectors.forget_target_readings)

@@ -37,6 +37,7 @@ CURRENT_QUARTER = {
     "opportunities": 1.05,  # at risk
     "bookings": 0.9,
     "marketing_pipeline": 1.35,  # off track
+    "target_pipeline": 0.9,  # on track: pipeline from the demo's target-account list
     "acceptance_rate": 0.85,  # on track, with a floor
     "response_time": 1.25,  # lower is better: a target above the actual is on track
     "sla_compliance": 1.12,  # off track

@@ -16,14 +16,16 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from leads.choices import DefinitionStatus, SourceOrigin
+from leads.models import Opportunity
 from metrics import goals, queries, snapshots
 from metrics.goals import GoalPeriod, Reading
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
-from metrics.models import Goal, GoalSet
+from metrics.models import Goal, GoalSet, KpiSnapshot
+from metrics.queries.target_accounts import target_open_opportunities
 from metrics.templatetags.kpi_format import count, hours, money, percent
 
 # --- Goal sets -------------------------------------------------------------------------------
@@ -131,15 +133,12 @@ def history_period(period: Period, months: int = goals.HISTORY_MONTHS) -> Period
     return Period.from_dates(first, period.first_day - timedelta(days=1), period.start.tzinfo)
 
 
-def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -> Reading:
-    """Won so far, and what a forecast needs: open pipeline by its lead's lifecycle stage (an
-    opportunity without a lead, or a customer's, counts at the opportunity stage), each stage's
-    historical stage-to-won conversion, and the average opportunity cycle."""
-    report = queries.pipeline_and_revenue(period, filters)
-    if marketing_only:
-        won = report.by_origin.get(SourceOrigin.MARKETING, queries.EMPTY_PIPELINE).won_amount
-    else:
-        won = report.total.won_amount
+def _forecast_reading(
+    period: Period, filters: KpiFilters, *, won: float, open_pipeline: QuerySet[Opportunity]
+) -> Reading:
+    """Won so far, and what a forecast needs: ``open_pipeline`` by its lead's lifecycle stage
+    (an opportunity without a lead, or a customer's, counts at the opportunity stage), each
+    stage's historical stage-to-won conversion, and the average opportunity cycle."""
     history = history_period(period)
     conversion = queries.conversion_by_source(history, filters)
     funnel = conversion.overall.funnel
@@ -148,11 +147,8 @@ def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -
     if definition.won_key:
         for stage in definition.keys:
             won_rate_from[stage] = funnel.rate_between(stage, definition.won_key)
-    open_pipeline = queries.open_opportunities(period, filters).order_by()
-    if marketing_only:
-        open_pipeline = open_pipeline.filter(lead__source__origin=SourceOrigin.MARKETING)
     open_by_stage: dict[str, float] = {}
-    for row in open_pipeline.values("lead__stage").annotate(amount=Sum("amount")):
+    for row in open_pipeline.order_by().values("lead__stage").annotate(amount=Sum("amount")):
         stage = row["lead__stage"]
         # No lead, or a customer's new deal: weighted as a deal at the opportunity stage (a
         # won lead's own "conversion to won" would count the whole deal as won).
@@ -161,10 +157,34 @@ def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -
         open_by_stage[stage] = open_by_stage.get(stage, 0.0) + float(row["amount"] or 0)
     cycle = queries.opportunity_results(history, filters).average_opportunity_cycle_days
     return Reading(
-        float(won),
+        won,
         open_by_stage=open_by_stage,
         won_rate_from=won_rate_from,
         cycle_days=cycle,
+    )
+
+
+def _won_reading(period: Period, filters: KpiFilters, *, marketing_only: bool) -> Reading:
+    """Won so far (all of it, or from marketing-origin sources) and its open pipeline."""
+    report = queries.pipeline_and_revenue(period, filters)
+    open_pipeline = queries.open_opportunities(period, filters)
+    if marketing_only:
+        won = report.by_origin.get(SourceOrigin.MARKETING, queries.EMPTY_PIPELINE).won_amount
+        open_pipeline = open_pipeline.filter(lead__source__origin=SourceOrigin.MARKETING)
+    else:
+        won = report.total.won_amount
+    return _forecast_reading(period, filters, won=float(won), open_pipeline=open_pipeline)
+
+
+def _target_pipeline(period: Period, filters: KpiFilters) -> Reading:
+    return Reading(float(queries.target_account_figures(period, filters).pipeline_amount))
+
+
+def _target_revenue(period: Period, filters: KpiFilters) -> Reading:
+    """Won from target accounts, forecast from their open pipeline (the same list)."""
+    won = queries.target_account_figures(period, filters).won_amount
+    return _forecast_reading(
+        period, filters, won=float(won), open_pipeline=target_open_opportunities(period, filters)
     )
 
 
@@ -212,6 +232,8 @@ READINGS = {
     "marketing_pipeline": _marketing_pipeline,
     "marketing_revenue": partial(_won_reading, marketing_only=True),
     "bookings": partial(_won_reading, marketing_only=False),
+    "target_pipeline": _target_pipeline,
+    "target_revenue": _target_revenue,
     "acceptance_rate": _acceptance,
     "response_time": _response_time,
     "sla_compliance": partial(_sla, "response"),
@@ -227,6 +249,16 @@ def reading_page(metric: str) -> str:
 
 for _metric, _read in READINGS.items():
     snapshots.register(reading_page(_metric), _read)
+
+
+TARGET_ACCOUNT_METRICS = ("target_pipeline", "target_revenue")
+
+
+def forget_target_readings(**_) -> None:
+    """Publish hook of the target-account list: the target-account goals are read again on
+    the next view, as the scorecard's target-account figures are (``target_selectors``)."""
+    pages = [reading_page(metric) for metric in TARGET_ACCOUNT_METRICS]
+    KpiSnapshot.objects.filter(params__page__in=pages).delete()
 
 
 def goal_reading(goal: Goal, period: Period) -> tuple[Reading, datetime]:

@@ -7,10 +7,11 @@ the meeting's first slide:
 * **pace**: where the run-rate lands by the period's end. A count or a sum (MQLs, bookings)
   accumulates, so its pace is ``actual × period days ÷ elapsed days``; a rate or a median
   (acceptance rate, response time) does not, so its pace is the value to date;
-* **forecast** (won amounts only: total bookings, marketing-sourced revenue): won so far, plus
-  the open pipeline weighted by the historical stage-to-won conversion of the leads created in
-  the ``HISTORY_MONTHS`` months before the period, times the share of it that can still close
-  (``days left ÷ average opportunity cycle``, at most 1);
+* **forecast** (won amounts only: total bookings, marketing-sourced revenue, revenue from target
+  accounts): won so far, plus the open pipeline (of the same origin or accounts) weighted by the
+  historical stage-to-won conversion of the leads created in the ``HISTORY_MONTHS`` months before
+  the period, times the share of it that can still close (``days left ÷ average opportunity
+  cycle``, at most 1);
 * **status**, by ``judge``'s rule (first rule that applies):
 
   1. no value to judge (no data, or the period has not begun) → grey, "No data" / "Not started";
@@ -76,6 +77,13 @@ METRICS: tuple[MetricSpec, ...] = (
                "marketing-sourced source.", forecast=True),
     MetricSpec("bookings", "Total bookings", "money", True, True, SHARED,
                "Amount of every opportunity won in the period.", forecast=True),
+    MetricSpec("target_pipeline", "Pipeline from target accounts", "money", True, True, SHARED,
+               "Amount of the opportunities created in the period on an account of the "
+               "target-account list the period is counted under (its list at the period's end, "
+               "or now while it runs); an opportunity's account is its own, else its lead's."),
+    MetricSpec("target_revenue", "Revenue (won) from target accounts", "money", True, True,
+               SHARED, "Amount won in the period on opportunities of target accounts (the same "
+               "list and account as the pipeline from target accounts).", forecast=True),
     MetricSpec("acceptance_rate", "Lead acceptance rate", "percent", False, True, MARKETING,
                "Accepted ÷ (accepted + rejected) handoffs assigned in the period: the quality "
                "of what marketing hands over.", sample_label="decided handoffs"),

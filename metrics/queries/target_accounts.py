@@ -21,6 +21,7 @@ from leads.target_accounts.selectors import on_list_q, period_instant
 from metrics import kpis
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import ZERO, _in, _opportunities
+from metrics.queries.revenue import open_opportunities
 
 
 @dataclass(frozen=True)
@@ -106,4 +107,14 @@ def target_won_opportunities(
         .filter(_targeted(period, now))
         .select_related("lead__source", "owner")
         .order_by("-closed_at", "-pk")
+    )
+
+
+def target_open_opportunities(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
+) -> QuerySet[Opportunity]:
+    """The open pipeline of target accounts: opportunities open at the period's end (or now)
+    on an account of the period's list; what the target-account revenue goal forecasts from."""
+    return _with_account(open_opportunities(period, filters, now=now)).filter(
+        _targeted(period, now)
     )

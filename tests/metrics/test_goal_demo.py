@@ -32,6 +32,14 @@ def test_demo_goals_show_every_colour_and_past_meetings_carry_their_actions(monk
     q1, q4 = goals.quarter_of(date(2026, 1, 1)), goals.quarter_of(date(2025, 10, 1))
     for period in (q1, q4):
         assert goal_selectors.goal_set_in_force(period) is not None
+    # This quarter's goals include pipeline from the demo's target accounts, read non-zero.
+    [target] = [
+        row
+        for group in goal_selectors.scorecard(q1)["groups"]
+        for row in group["rows"]
+        if row["metric"] == "target_pipeline"
+    ]
+    assert target["actual"] > 0 and target["side"] == "shared"
     colours = set()
     for period in (q1, q4):
         card = goal_selectors.scorecard(period)

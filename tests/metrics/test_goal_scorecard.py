@@ -12,9 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.roles import MARKETING, REVOPS_ADMIN, SALES_REP, VIEWER
+from leads.target_accounts import services as target_services
 from metrics import goal_selectors, goal_services, goals
 from metrics.models import Goal, GoalSet
-from tests.factories import SourceFactory, UserFactory
+from tests.factories import AccountFactory, SourceFactory, UserFactory
 from tests.metrics.factories import (
     NEW_YORK,
     MetricLeadFactory,
@@ -207,6 +208,73 @@ def test_the_scorecard_reads_each_goal_from_the_kpis_and_judges_it(quarter_facts
     }
 
 
+@pytest.fixture
+def target_facts(quarter_facts):
+    """On top of ``quarter_facts`` (none of whose deals has an account): Acme on the target
+    list from 1 December 2025. Acme's deals: $3,000 created and won in Q1; $8,000 created in Q1,
+    open, its lead at the opportunity stage; $2,000 created in December, open, without a lead.
+    So Q1 half way: target pipeline $11,000, target revenue $3,000, open target pipeline $10,000
+    at the opportunity stage (the other $20,000 open is on no account)."""
+    acme = AccountFactory(name="Acme", domain="acme.com")
+    draft = target_services.target_list_draft(actor=None)
+    target_services.target_accounts_import(draft=draft, text="acme.com")
+    target_services.target_list_publish(draft=draft, actor=None, effective_from=ny(2025, 12, 1))
+    won(account=acme, lead=None, amount=3000, created_at=ny(2026, 1, 15), closed_at=ny(2026, 1, 25))
+    at_opportunity = MetricLeadFactory(created_at=ny(2025, 5, 1), stage="opportunity")
+    OpportunityFactory(account=acme, lead=at_opportunity, amount=8000, created_at=ny(2026, 1, 20))
+    OpportunityFactory(account=acme, lead=None, amount=2000, created_at=ny(2025, 12, 10))
+    return acme
+
+
+def test_target_account_goals_read_the_target_account_figures(target_facts, now):
+    publish(
+        Q1,
+        [
+            {"metric": "target_pipeline", "target": 20000},
+            {"metric": "target_revenue", "target": 8500},
+        ],
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    rows = _rows(goal_selectors.scorecard(Q1))
+
+    pipeline = rows[("target_pipeline", "Whole revenue team")]
+    assert (pipeline["unit"], pipeline["side"], pipeline["forecastable"]) == (
+        "money",
+        "shared",
+        False,
+    )
+    # $11,000 in 45 of 90 days → $22,000 by the end, past the $20,000 target.
+    assert (pipeline["actual"], pipeline["pace"]) == (11000, 22000)
+    assert pipeline["status"]["word"] == "On track"
+
+    revenue = rows[("target_revenue", "Whole revenue team")]
+    assert (revenue["side"], revenue["forecastable"]) == ("shared", True)
+    assert (revenue["actual"], revenue["pace"]) == (3000, 6000)
+    # Won $3,000 + Acme's open $10,000 × the 50 % opportunity → won rate, all able to close in
+    # the 45 days left of a 30-day cycle: $8,000 (the $20,000 open elsewhere is not Acme's).
+    # Pace alone would be red; the forecast is short of $8,500 but above its red line $7,650.
+    assert revenue["forecast"] == pytest.approx(8000)
+    assert (revenue["status"]["colour"], revenue["status"]["word"]) == ("amber", "At risk")
+
+
+def test_publishing_a_target_list_recounts_the_target_account_goals_at_once(target_facts, now):
+    publish(
+        Q1, [{"metric": "target_pipeline", "target": 20000}], at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert (
+        _rows(goal_selectors.scorecard(Q1))[("target_pipeline", "Whole revenue team")]["actual"]
+        == 11000
+    )  # and kept in its snapshot
+    # A list of an account without deals takes force now: the running quarter counts nothing.
+    AccountFactory(name="Initech", domain="initech.com")
+    draft = target_services.target_list_draft(actor=None)
+    target_services.target_accounts_remove(draft=draft, account_ids=[target_facts.pk])
+    target_services.target_accounts_import(draft=draft, text="initech.com")
+    target_services.target_list_publish(draft=draft, actor=None)
+    row = _rows(goal_selectors.scorecard(Q1))[("target_pipeline", "Whole revenue team")]
+    assert row["actual"] == 0
+
+
 def test_a_period_without_goals_has_an_empty_card(now):
     card = goal_selectors.scorecard(Q1)
     assert card["goal_set"] is None and card["groups"] == []
@@ -297,6 +365,25 @@ def test_an_admin_drafts_then_publishes_a_quarter_from_the_editor(client, admin,
     assert GoalSet.objects.count() == 1
     card = client.get(published["Location"]).content.decode()
     assert "Q2 2026" in card and "Not started" in card
+
+
+def test_the_editor_takes_a_target_account_goal_and_the_card_shows_it(
+    client, admin, target_facts, now
+):
+    client.force_login(admin)
+    url = f"{reverse('metrics:goals_edit')}?period=2026-Q1"
+    assert "Pipeline from target accounts" in client.get(url).content.decode()
+    rows = [{"metric": "target_pipeline", "target": "20000"}]
+    published = client.post(url, {**_formset(rows), "publish": "1"})
+    assert published.status_code == 302
+    [goal] = GoalSet.objects.get(status="published").goals.all()
+    assert (goal.metric, goal.target) == ("target_pipeline", Decimal("20000.00"))
+
+    client.force_login(UserFactory(username="someone", role=VIEWER))
+    html = client.get(published["Location"]).content.decode()
+    row = html[html.index('data-goal="target_pipeline"') :].split("</tr>")[0]
+    assert 'data-status="green"' in row and "Pipeline from target accounts" in row
+    assert "$11,000" in row and "$22,000" in row and "On track" in row
 
 
 def test_the_meeting_opens_on_the_scorecard_and_freezes_it(client, q1_goals, admin):
