@@ -29,7 +29,6 @@ from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_HOUR,
     FactPaths,
-    GroupBy,
     GroupRef,
     SourceRef,
     _group_order,
@@ -94,14 +93,12 @@ def _acceptance_grouped(
     filters: KpiFilters,
     group_by: Sequence[str],
     handoffs: QuerySet[Handoff] | None = None,
-    *,
-    rolled: bool = True,
 ) -> dict[tuple, dict]:
     """Acceptance counts per group: the rolled-up days from the daily rollup, the rest (today,
     days waiting for a refresh) from the handoffs themselves."""
     if handoffs is None:
         handoffs = acceptance_handoffs(period, filters)
-    split = rollup_split(RollupFact.HANDOFF, period) if rolled else None
+    split = rollup_split(RollupFact.HANDOFF, period)
     if split is None:
         return _grouped(handoffs, group_by, **_ACCEPTANCE_COUNTS)
     raw = _grouped(handoffs.filter(split.raw_q("assigned_at")), group_by, **_ACCEPTANCE_COUNTS)
@@ -138,9 +135,7 @@ def lead_acceptance_by(
     handoffs, columns, ref = _grouped_by(
         acceptance_handoffs(period, filters), by, HANDOFF_PATHS, period
     )
-    # Months and weeks are computed on the instant; the rollup's rows hold only its day.
-    by_instant = by in (GroupBy.MONTH, GroupBy.WEEK)
-    found = _acceptance_grouped(period, filters, columns, handoffs, rolled=not by_instant)
+    found = _acceptance_grouped(period, filters, columns, handoffs)
     rows = [GroupAcceptance(ref(key), _acceptance(row)) for key, row in found.items()]
     return sorted(rows, key=lambda row: _group_order(row.group))
 

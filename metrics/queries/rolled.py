@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import DateField, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
 from metrics.kpis import KpiFilters, Period
@@ -174,11 +175,18 @@ def added(
     for part in parts:
         for key, row in part.items():
             into = total.setdefault(key, {name: 0 for name in measures})
-            for column, value in zip(group_by, key, strict=True):
+            for column, value in zip(group_by, key, strict=False):
                 into.setdefault(column, value)
             for name in measures:
                 into[name] += row.get(name) or 0
     return total
+
+
+# The time groupings of a breakdown, on the rollup's local day instead of an instant.
+TIME_GROUPS = {
+    "group_week": TruncWeek("day", output_field=DateField()),
+    "group_month": TruncMonth("day", output_field=DateField()),
+}
 
 
 def rolled_grouped(
@@ -188,9 +196,12 @@ def rolled_grouped(
     group_by: Sequence[str],
     measures: Sequence[str],
 ) -> dict[tuple, dict]:
-    """The rollup's part, grouped by the raw columns ``group_by`` (keys as the raw query's)."""
+    """The rollup's part, grouped by the raw columns ``group_by`` (keys as the raw query's;
+    a week or month group, ``group_week`` / ``group_month``, is taken from the day)."""
     columns = [rollup_column(name) for name in group_by]
     # A row counts for these measures only if one of them is non-zero (its other measures may
     # be another instant's): the raw query has no group without a row.
     counted = reduce(or_, (Q(**{f"{name}__gt": 0}) for name in measures))
-    return _grouped(split.rows(model, filters).filter(counted), columns, **sums(measures))
+    rows = split.rows(model, filters).filter(counted)
+    times = {name: TIME_GROUPS[name] for name in columns if name in TIME_GROUPS}
+    return _grouped(rows.annotate(**times), columns, **sums(measures))

@@ -40,6 +40,8 @@ from metrics.queries.handoffs import (
     response_time_by,
 )
 from metrics.queries.revenue import OpportunityResults, opportunity_results_by
+from metrics.queries.rolled import TIME_GROUPS, added, rolled_grouped, rollup_split
+from metrics.rollup_models import CohortDay, HandoffDay, RollupFact
 
 
 @dataclass(frozen=True)
@@ -86,18 +88,37 @@ def weekly_response_sla(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> dict[date, WeekRate]:
     """Response SLA met ÷ (met + missed) per week the response was due."""
-    conditions = _sla_conditions(now or timezone.now())["response"]
-    handoffs = (
-        _handoffs(filters)
-        .filter(_in("response_due_at", period))
-        .annotate(week=_week("response_due_at", period))
-    )
+    now = now or timezone.now()
+    conditions = _sla_conditions(now)["response"]
+    handoffs = _handoffs(filters).filter(_in("response_due_at", period))
+    split = rollup_split(RollupFact.HANDOFF, period, now=now)
+    if split is not None:
+        handoffs = handoffs.filter(split.raw_q("response_due_at"))
     rows = _grouped(
-        handoffs,
-        ("week",),
+        handoffs.annotate(group_week=_week("response_due_at", period)),
+        ("group_week",),
         met=Count("pk", filter=conditions[SlaStatus.MET]),
         missed=Count("pk", filter=conditions[SlaStatus.MISSED]),
     )
+    if split is not None:  # its days are past: what was not answered by then was missed
+        rolled = rolled_grouped(
+            split,
+            HandoffDay,
+            filters,
+            ("group_week",),
+            ("response_met", "response_late", "response_unanswered"),
+        )
+        rows = added(
+            ("met", "missed"),
+            rows,
+            {
+                key: {
+                    "met": row["response_met"],
+                    "missed": row["response_late"] + row["response_unanswered"],
+                }
+                for key, row in rolled.items()
+            },
+        )
     return {
         key[0]: WeekRate(
             row["met"],
@@ -117,26 +138,64 @@ def weekly_lead_to_opportunity(
     if not definition.opportunity_key:
         return {}
     position = definition.keys.index(definition.opportunity_key)
-    leads = cohort_leads(period, filters, definition=definition).annotate(
-        week=_week("created_at", period)
-    )
+    leads = cohort_leads(period, filters, definition=definition)
+    split = rollup_split(RollupFact.COHORT, period, funnel_keys=definition.keys)
+    if split is not None:
+        leads = leads.filter(split.raw_q("created_at"))
     rows = _grouped(
-        leads,
-        ("week",),
+        leads.annotate(group_week=_week("created_at", period)),
+        ("group_week",),
         leads=Count("pk"),
         reached=Count("pk", filter=Q(furthest_position__gte=position)),
     )
+    if split is not None:
+        rolled = _grouped(
+            split.rows(CohortDay, filters).annotate(group_week=TIME_GROUPS["group_week"]),
+            ("group_week",),
+            cohort=Sum("leads"),
+            reached=Sum(
+                "leads", filter=Q(furthest_stage__in=definition.keys[position:]), default=0
+            ),
+        )
+        rows = added(
+            ("leads", "reached"),
+            rows,
+            {
+                key: {"leads": row["cohort"], "reached": row["reached"]}
+                for key, row in rolled.items()
+            },
+        )
     return _rates(rows, "reached", "leads")
 
 
 def weekly_feedback(period: Period, filters: KpiFilters = NO_FILTERS) -> dict[date, WeekRate]:
     """Complete rejections ÷ rejections per week of rejection."""
+    handoffs = feedback_handoffs(period, filters)
+    split = rollup_split(RollupFact.HANDOFF, period)
+    if split is not None:
+        handoffs = handoffs.filter(split.raw_q("rejected_at"))
     rows = _grouped(
-        feedback_handoffs(period, filters).annotate(week=_week("rejected_at", period)),
-        ("week",),
+        handoffs.annotate(group_week=_week("rejected_at", period)),
+        ("group_week",),
         rejected=Count("pk"),
         complete=Count("pk", filter=_feedback_complete()),
     )
+    if split is not None:
+        rolled = rolled_grouped(
+            split,
+            HandoffDay,
+            filters,
+            ("group_week",),
+            ("feedback_rejected", "feedback_complete"),
+        )
+        rows = added(
+            ("rejected", "complete"),
+            rows,
+            {
+                key: {"rejected": row["feedback_rejected"], "complete": row["feedback_complete"]}
+                for key, row in rolled.items()
+            },
+        )
     return _rates(rows, "complete", "rejected")
 
 

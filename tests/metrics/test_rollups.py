@@ -35,6 +35,7 @@ from leads.selectors import lifecycle_in_force
 from leads.services.definitions import definition_create_draft, definition_publish
 from metrics import queries, rollups
 from metrics.kpis import KpiFilters, Period
+from metrics.queries import trends as weekly
 from metrics.queries.rolled import RollupSplit, day_runs, local_days_of_hours, rollup_split
 from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty, RollupFact, RollupState
 from tests.factories import CampaignFactory, SourceFactory, UserFactory
@@ -219,7 +220,19 @@ ROLLUP_BACKED = [
     queries.feedback_loop_completion,
     queries.conversion_by_source,
 ]
-BREAKDOWNS = [queries.GroupBy.OWNER, queries.GroupBy.TEAM, queries.GroupBy.CAMPAIGN]
+BREAKDOWNS = [
+    queries.GroupBy.OWNER,
+    queries.GroupBy.TEAM,
+    queries.GroupBy.CAMPAIGN,
+    queries.GroupBy.WEEK,
+    queries.GroupBy.MONTH,
+]
+WEEKLY = [
+    weekly.weekly_acceptance,
+    weekly.weekly_response_sla,
+    weekly.weekly_feedback,
+    weekly.weekly_lead_to_opportunity,
+]
 
 
 @contextmanager
@@ -262,7 +275,7 @@ def _periods() -> list[Period]:
 
 
 def _readings(period: Period, filters: KpiFilters) -> dict[str, object]:
-    found = {kpi.__name__: kpi(period, filters) for kpi in ROLLUP_BACKED}
+    found = {kpi.__name__: kpi(period, filters) for kpi in [*ROLLUP_BACKED, *WEEKLY]}
     for by in BREAKDOWNS:
         found[f"lead_acceptance_by_{by}"] = queries.lead_acceptance_by(period, filters, by=by)
     return found
