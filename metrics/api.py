@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -36,6 +37,7 @@ from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpi_catalog import GROUPED, KPIS, snapshot_page
 from metrics.kpis import NONE, KpiFilters, Period
 from metrics.queries import GroupBy
+from revops.db_router import reads_may_be_stale
 
 # Dates a period may start or end on (a year 9999 end would overflow the day after it).
 EARLIEST = date(1900, 1, 1)
@@ -200,6 +202,7 @@ class KpiView(UtcMixin, APIView):
         ],
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 400: OpenApiTypes.OBJECT},
     )
+    @method_decorator(reads_may_be_stale)
     def get(self, request, name: str):
         if name not in KPIS:
             raise NotFound(f"No KPI named {name!r}; known: {', '.join(KPIS)}.")

@@ -19,6 +19,7 @@ from metrics import goal_selectors, goal_services, goals, target_selectors
 from metrics.goal_forms import GoalFormSet, GoalSetForm, metric_help
 from metrics.goal_services import GOAL_FIELDS
 from revops.access import page_permission_required
+from revops.db_router import reads_may_be_stale
 
 EDIT_GOALS = "metrics.change_goalset"
 
@@ -48,6 +49,7 @@ def _period_choices(current: goals.GoalPeriod) -> list[goals.GoalPeriod]:
 
 
 @login_required
+@reads_may_be_stale
 def scorecard_page(request):
     period = _period_or_404(request)
     card = goal_selectors.card_for_display(goal_selectors.scorecard(period))
@@ -136,6 +138,7 @@ def goals_edit(request):
 
 
 @login_required
+@reads_may_be_stale
 def planning_page(request):
     """Quarterly planning: last quarter's goals against its actuals, and the next quarter's
     goals as drafted or agreed. Everyone reads; RevOps admins draft and publish in the editor."""

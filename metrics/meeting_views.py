@@ -31,6 +31,7 @@ from metrics.meeting import (
 from metrics.meeting_forms import ActionItemForm, StallDaysForm
 from metrics.models import ActionItem, Meeting, MonthlyReview
 from revops.access import page_permission_required
+from revops.db_router import reads_may_be_stale
 
 HISTORY_PAGE_SIZE = 20
 ACTIONS_SLIDE = "slide-actions"
@@ -96,6 +97,7 @@ def meeting_current(request):
 
 @require_GET
 @login_required
+@reads_may_be_stale
 def meeting_page(request, held_on: date):
     return _render_meeting(request, _meeting_or_404(held_on))
 
@@ -177,6 +179,7 @@ def action_item_done_view(request, pk: int):
 
 @require_GET
 @login_required
+@reads_may_be_stale
 def meeting_history_page(request):
     page = Paginator(meeting_history(), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "metrics/meeting_history.html", {"page": page, "query": ""})
@@ -221,6 +224,7 @@ def monthly_current(request):
 
 @require_GET
 @login_required
+@reads_may_be_stale
 def monthly_page(request, month: str):
     review = _review_or_404(month)
     snapshot = monthly.review_latest_snapshot(review)

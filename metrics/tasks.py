@@ -12,6 +12,7 @@ from metrics import (
     snapshots,
     target_selectors,
 )
+from revops.db_router import stale_reads
 
 # The pages register their builders with ``snapshots`` when their modules are imported.
 PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting, target_selectors)
@@ -19,8 +20,10 @@ PAGES_WITH_SNAPSHOTS = (dashboards, kpi_catalog, meeting, target_selectors)
 
 @shared_task(name="metrics.tasks.refresh_snapshots", soft_time_limit=50, time_limit=60)
 def refresh_snapshots() -> dict:
-    """Beat, every 30 s: recompute the dashboard snapshots people are looking at."""
-    return snapshots.snapshots_refresh(budget_seconds=25.0)
+    """Beat, every 30 s: recompute the dashboard snapshots people are looking at (from the
+    read replica when there is one and it is within its lag bound)."""
+    with stale_reads():
+        return snapshots.snapshots_refresh(budget_seconds=25.0)
 
 
 @shared_task(name="metrics.tasks.refresh_rollups", soft_time_limit=110, time_limit=120)

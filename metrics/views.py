@@ -23,6 +23,7 @@ from metrics import dashboards, goal_selectors, page_charts, snapshots
 from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
 from metrics.queries import GroupBy, GroupRef
+from revops.db_router import reads_may_be_stale
 
 PAGE_SIZE = 50
 PAGES = [
@@ -148,6 +149,7 @@ def _overview_export(headlines, totals_label: str):
 
 
 @login_required
+@reads_may_be_stale
 def overview(request):
     return _dashboard(
         request,
@@ -192,6 +194,7 @@ def _trends_export(data, totals_label: str):
 
 
 @login_required
+@reads_may_be_stale
 def trends(request):
     return _dashboard(
         request,
@@ -223,6 +226,7 @@ def _funnel_export(data, totals_label: str):
 
 
 @login_required
+@reads_may_be_stale
 def funnel(request):
     return _dashboard(
         request,
@@ -269,6 +273,7 @@ def _handoffs_export(data, totals_label: str):
 
 
 @login_required
+@reads_may_be_stale
 def handoffs(request):
     return _dashboard(
         request,
@@ -322,6 +327,7 @@ def _pipeline_export(data, totals_label: str):
 
 
 @login_required
+@reads_may_be_stale
 def pipeline(request):
     return _dashboard(
         request,
@@ -352,6 +358,7 @@ def _content_export(data, totals_label: str):
 
 
 @login_required
+@reads_may_be_stale
 def content(request):
     return _dashboard(
         request,
@@ -440,6 +447,7 @@ _DRILL_RELATED = {
 
 
 @login_required
+@reads_may_be_stale
 def drill(request, kind: str):
     spec = dashboards.DRILLS.get(kind)
     if spec is None:

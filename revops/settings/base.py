@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -85,6 +86,18 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'revops.sqlite3'}"),
 }
+# A PostgreSQL streaming replica for the reads that may be a few seconds old (dashboards,
+# drill-downs, exports, the KPI API, the meeting pages, snapshots): revops.db_router.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    if {DATABASES[alias]["ENGINE"] for alias in DATABASES} != {"django.db.backends.postgresql"}:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL names a PostgreSQL streaming replica of DATABASE_URL's "
+            "PostgreSQL primary: both must be postgres:// URLs."
+        )
+    # Tests that do not start a replica of their own read the test database under this alias.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if DATABASES["default"]["NAME"] != ":memory:":
         Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -99,12 +112,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # The KPI queries are many short aggregates whose cost estimates cross PostgreSQL's JIT
-        # threshold: compiling them took 100–300 ms each, more than running them.
-        DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    for _database in DATABASES.values():
+        _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+        _database["CONN_HEALTH_CHECKS"] = True
+        if _database["ENGINE"] == "django.db.backends.postgresql":
+            # The KPI queries are many short aggregates whose cost estimates cross PostgreSQL's
+            # JIT threshold: compiling them took 100–300 ms each, more than running them.
+            _database.setdefault("OPTIONS", {})["options"] = "-c jit=off"
+if "replica" in DATABASES:
+    # A replica that does not answer within this many seconds is skipped (the primary serves).
+    DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DATABASE_REPLICA_CONNECT_TIMEOUT", default=2
+    )
+    DATABASE_ROUTERS = ["revops.db_router.ReplicaRouter"]
+    # After a write, that user's reads stay on the primary for a while.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "revops.db_router.ReadYourWritesMiddleware",
+    )
+# A replica further behind than this is skipped; its lag is checked at most this often per
+# process; after a write, that user's reads stay on the primary this long.
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=10.0)
+REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=5.0)
+REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", default=15)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------
