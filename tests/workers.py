@@ -30,23 +30,54 @@ def celery_worker(
     shutdown: the running task finishes) afterwards. ``queue`` may name several queues
     ("scoring,pipeline,celery"); ``hostname`` tells workers of one test apart. The worker's
     output is drained all along (a full pipe would block it) and its tail kept."""
+    arguments = [
+        "worker",
+        "--pool=solo",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        *(["--queues", queue] if queue else []),
+        *(["--hostname", hostname] if hostname else []),
+    ]
+    with celery_process(
+        arguments, env, ready=" ready.", ready_timeout=ready_timeout, stop_timeout=stop_timeout
+    ) as process:
+        yield process
+
+
+@contextmanager
+def celery_beat(
+    env: dict[str, str],
+    *,
+    ready: str,
+    max_interval: int = 1,
+    ready_timeout: float = 60.0,
+    stop_timeout: float = 20.0,
+):
+    """Start ``celery -A revops beat`` (the scheduler the settings name), ready once its log
+    shows ``ready``; ``max_interval`` is how often an idle beat looks again."""
+    arguments = ["beat", "--loglevel=INFO", f"--max-interval={max_interval}"]
+    with celery_process(
+        arguments, env, ready=ready, ready_timeout=ready_timeout, stop_timeout=stop_timeout
+    ) as process:
+        yield process
+
+
+@contextmanager
+def celery_process(
+    arguments: list[str],
+    env: dict[str, str],
+    *,
+    ready: str,
+    ready_timeout: float,
+    stop_timeout: float,
+):
+    """``celery -A revops <arguments>`` with ``env`` on top of ours, yielded once a line of its
+    output contains ``ready``; stopped with SIGTERM (then SIGKILL) afterwards."""
     full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "revops.settings.local", **env}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "revops",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            *(["--queues", queue] if queue else []),
-            *(["--hostname", hostname] if hostname else []),
-        ],
+        [sys.executable, "-m", "celery", "-A", "revops", *arguments],
         cwd=ROOT,
         env=full_env,
         stdout=subprocess.PIPE,
@@ -61,12 +92,12 @@ def celery_worker(
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line and process.poll() is not None:
-                raise RuntimeError("worker exited early:\n" + "".join(lines))
+                raise RuntimeError(f"celery {arguments[0]} exited early:\n" + "".join(lines))
             lines.append(line)
-            if " ready." in line:
+            if ready in line:
                 break
         else:
-            raise RuntimeError("worker not ready in time:\n" + "".join(lines))
+            raise RuntimeError(f"celery {arguments[0]} not ready in time:\n" + "".join(lines))
         drain = threading.Thread(target=_drain, args=(process, lines), daemon=True)
         drain.start()
         process.log_lines = lines  # for a test that wants to read it

@@ -267,19 +267,44 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Three queues (ADR 8): "scoring" takes every rescore, so a backlog of engagement never delays
-# the time-critical "pipeline" work (SLA breach sweep, notifications, dashboard snapshots, the
-# weekly meeting); everything else (imports, backtests, training) stays on the default "celery".
-# One worker may consume all three (the embedded run does); production runs a worker per queue.
-SCORING_QUEUE, PIPELINE_QUEUE, DEFAULT_QUEUE = "scoring", "pipeline", "celery"
-CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
-CELERY_TASK_ROUTES = {
-    "scoring.tasks.*": {"queue": SCORING_QUEUE},
-    "leads.tasks.*": {"queue": PIPELINE_QUEUE},
-    "metrics.tasks.*": {"queue": PIPELINE_QUEUE},
+# django-celery-beat's database scheduler behind a leader lock (revops/beat.py): any number of
+# beat processes may run, only the one holding the lock sends; another takes over when it dies.
+CELERY_BEAT_SCHEDULER = "revops.beat:LeaderDatabaseScheduler"
+# Five queues, each with its own worker service scaled on its own (docs/scaling.md, "Workers and
+# beat"; ADR 8), so a backlog in one never delays another's work.
+SCORING_QUEUE, PIPELINE_QUEUE, METRICS_QUEUE, IMPORTS_QUEUE, DEFAULT_QUEUE = (
+    "scoring",
+    "pipeline",
+    "metrics",
+    "imports",
+    "celery",
+)
+QUEUES = (SCORING_QUEUE, PIPELINE_QUEUE, METRICS_QUEUE, IMPORTS_QUEUE, DEFAULT_QUEUE)
+# Every task by name pattern, the one place that says which queue runs it (a test holds every
+# registered task to a pattern here).
+TASK_QUEUES = {
+    # Incremental rescores, full-rescore chunks, the scoring sweep, the daily decay, the vacuum.
+    "scoring.tasks.*": SCORING_QUEUE,
+    # The handoff SLA, time-critical: the breach sweep and the notification e-mails.
+    "leads.tasks.*": PIPELINE_QUEUE,
+    # Dashboard snapshots, daily rollups, the week's meeting, goal alerts and the digest.
+    "metrics.tasks.*": METRICS_QUEUE,
+    # CSV imports (long, acks_late) and the expiry of their uploads.
+    "leads.imports.tasks.*": IMPORTS_QUEUE,
+    # Backtests, predictive training, table tidying, the health-check ping.
+    "scoring.backtest.tasks.*": DEFAULT_QUEUE,
+    "scoring.predictive.tasks.*": DEFAULT_QUEUE,
+    "revops.*": DEFAULT_QUEUE,
 }
-ALL_QUEUES = ",".join([SCORING_QUEUE, PIPELINE_QUEUE, DEFAULT_QUEUE])
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+# The default queue's tasks are left unrouted: they follow task_default_queue wherever it points.
+CELERY_TASK_ROUTES = {
+    pattern: {"queue": queue}
+    for pattern, queue in TASK_QUEUES.items()
+    if queue != DEFAULT_QUEUE
+}
+# One worker may consume every queue (the embedded run does); production runs one per queue.
+ALL_QUEUES = ",".join(QUEUES)
 # The scoring sweep re-sends a dirty lead's rescore only when it was sent longer ago than this
 # (its message was lost); a lead merely waiting in the queue is left alone.
 SCORING_REQUEUE_AFTER_SECONDS = env.int("SCORING_REQUEUE_AFTER_SECONDS", default=120)

@@ -2,8 +2,11 @@
 it parses, describes the five services from one definition, and names every setting."""
 
 import re
+import shlex
+import warnings
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 
@@ -31,22 +34,90 @@ def test_settings_read_the_variables_we_expect_to_find():
     )
 
 
-WORKERS = {"worker-scoring": "scoring", "worker-pipeline": "pipeline", "worker": "celery"}
+WORKERS = {
+    "worker-scoring": "scoring",
+    "worker-pipeline": "pipeline",
+    "worker-metrics": "metrics",
+    "worker-imports": "imports",
+    "worker-default": "celery",
+}
 
 
-def test_compose_has_the_services_and_a_worker_per_queue(compose):
+def celery_command(command: str):
+    """Parse ``celery -A revops <sub> ...`` as the celery CLI would, without running it: an
+    unknown option, a bad value or a missing sub-command raises. Returns (group, sub) params."""
+    from celery.bin.base import CLIContext
+    from celery.bin.celery import celery as cli
+
+    from revops.celery import app
+
+    program, *arguments = shlex.split(command)
+    assert program == "celery"
+    obj = CLIContext(app=app, no_color=True, workdir=None, quiet=True)
+    group = cli.make_context("celery", arguments, obj=obj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # click 8.2 moves these to args
+        name, *rest = [*group.protected_args, *group.args]
+    sub = cli.get_command(group, name)
+    assert sub is not None, f"no celery sub-command {name!r}"
+    return group.params, name, sub.make_context(name, rest, parent=group, obj=obj).params
+
+
+def test_the_command_parser_rejects_what_celery_would():
+    # Guards the parser: the tests below would pass on anything if it accepted everything.
+    with pytest.raises(click.UsageError):
+        celery_command("celery -A revops worker --queuez=scoring")
+    with pytest.raises(click.BadParameter):
+        celery_command("celery -A revops beat --max-interval=soon")
+
+
+def test_compose_has_the_services_and_a_worker_per_queue(compose, settings):
     assert set(compose["services"]) == {"postgres", "redis", "web", "beat", *WORKERS}
+    assert sorted(WORKERS.values()) == sorted(settings.QUEUES)
 
 
-def test_every_queue_a_task_is_routed_to_has_a_worker_service(compose, settings):
-    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
-    routed.add(settings.CELERY_TASK_DEFAULT_QUEUE)
+def test_every_queue_a_task_is_routed_to_has_a_worker_service_consuming_only_it(compose, settings):
+    routed = set(settings.TASK_QUEUES.values()) | {settings.CELERY_TASK_DEFAULT_QUEUE}
     consumed = set()
     for name, queue in WORKERS.items():
-        command = compose["services"][name]["command"]
-        assert f"--queues={queue}" in command, name
+        group, sub, params = celery_command(compose["services"][name]["command"])
+        assert (group["app"], sub) == ("revops", "worker"), name
+        assert params["queues"] == [queue], name
+        assert params["hostname"].startswith(f"{queue if queue != 'celery' else 'default'}@")
         consumed.add(queue)
     assert routed == consumed
+
+
+def test_every_worker_is_scaled_by_its_replica_count_and_beat_runs_once(compose):
+    for name in WORKERS:
+        assert compose["services"][name]["deploy"]["replicas"] >= 1, name
+    assert compose["services"]["beat"]["deploy"]["replicas"] == 1
+
+
+def test_beat_runs_the_guarded_scheduler_the_settings_name(compose, settings):
+    command = compose["services"]["beat"]["command"]
+    group, sub, params = celery_command(command)
+    assert (group["app"], sub) == ("revops", "beat")
+    # No --scheduler on the command line: it would replace the guarded one.
+    assert not {"-S", "--scheduler"} & {word.split("=")[0] for word in shlex.split(command)}
+    assert params["scheduler"] == settings.CELERY_BEAT_SCHEDULER
+    assert settings.CELERY_BEAT_SCHEDULER == "revops.beat:LeaderDatabaseScheduler"
+
+
+def test_every_celery_command_in_compose_is_valid_for_the_app(compose):
+    commands = [compose["services"][name]["command"] for name in (*WORKERS, "beat")]
+    health = compose["services"]["worker-scoring"]["healthcheck"]["test"][1]
+    commands.append(health.split("|")[0])
+    for command in commands:
+        celery_command(command)
+
+
+def test_the_embedded_run_consumes_every_queue(settings):
+    script = (ROOT / "scripts" / "run-embedded").read_text()
+    (line,) = [line for line in script.splitlines() if "celery -A revops worker" in line]
+    command = line.split(">")[0].replace(".venv/bin/celery", "celery")
+    _, _, params = celery_command(command)
+    assert sorted(params["queues"]) == sorted(settings.QUEUES)
 
 
 def test_web_worker_and_beat_share_one_definition(compose):
@@ -55,7 +126,7 @@ def test_web_worker_and_beat_share_one_definition(compose):
         service = compose["services"][name]
         assert service["image"] == app["image"]
         assert service["environment"] == app["environment"]
-    assert "worker" in compose["services"]["worker"]["command"]
+    assert all("worker" in compose["services"][name]["command"] for name in WORKERS)
     assert "beat" in compose["services"]["beat"]["command"]
     assert "gunicorn" in compose["services"]["web"]["command"]
 

@@ -1,0 +1,106 @@
+"""Beat behind a leader lock (revops/beat.py): of two beat processes only one sends, and the
+other takes over when it dies, without sending any task twice."""
+
+import itertools
+import re
+from datetime import datetime
+
+import pytest
+import redis
+from django.db import connection
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from revops.beat import FileLeaderLock, PostgresLeaderLock
+from tests.conftest import REQUIRE_SERVICES
+from tests.workers import celery_beat, free_port, kill_hard, private_redis, wait_for
+
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        if REQUIRE_SERVICES:
+            pytest.fail("these tests need PostgreSQL in CI")
+        pytest.skip("needs DATABASE_URL on PostgreSQL")
+
+
+def test_a_file_lock_lets_one_holder_in_until_it_lets_go(tmp_path):
+    first, second = FileLeaderLock(tmp_path / "beat.lock"), FileLeaderLock(tmp_path / "beat.lock")
+
+    assert first.acquire() and first.held()
+    assert not second.acquire() and not second.held()
+    first.release()
+    assert second.acquire() and not first.held()
+    second.release()
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_the_advisory_lock_has_one_holder_and_is_free_once_its_session_ends(postgresql):
+    first, second = PostgresLeaderLock(), PostgresLeaderLock()
+    try:
+        assert first.acquire() and first.held()
+        assert not second.acquire() and not second.held()
+
+        # The leader's session ends without a word (its process was killed, its host vanished).
+        pid = first.connection.connection.info.backend_pid
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+        assert not first.held()
+        wait_for(second.acquire, timeout=5)
+        assert second.held()
+    finally:
+        first.release()
+        second.release()
+
+
+# --- Two real beat processes -------------------------------------------------------------------
+
+SENT = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}).*Sending due task probe ")
+PROBE_QUEUE = "beat-probe"
+
+
+def sends(process) -> list[datetime]:
+    """When this beat sent the probe task, from its log."""
+    return [
+        datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        for line in list(process.log_lines)
+        if (match := SENT.search(line))
+    ]
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_one_of_two_beats_sends_and_the_other_takes_over_when_it_dies(postgresql):
+    every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(
+        name="probe", task="revops.ping", interval=every_second, queue=PROBE_QUEUE
+    )
+    db = connection.settings_dict
+    with private_redis(free_port()) as broker:
+        env = {
+            "DJANGO_SETTINGS_MODULE": "revops.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": broker,
+            "CELERY_RESULT_BACKEND": "cache+memory://",
+            "CELERY_TASK_ALWAYS_EAGER": "false",  # the test settings' default would run them
+        }
+        queued = redis.Redis.from_url(broker)
+        with celery_beat(env, ready="took the leader lock") as first:
+            wait_for(lambda: len(sends(first)) >= 2, timeout=15)
+            with celery_beat(env, ready="standing by") as second:
+                sent = len(sends(first))
+                wait_for(lambda: len(sends(first)) >= sent + 3, timeout=15)
+                assert sends(second) == []  # both running: only the leader sends
+
+                kill_hard(first)  # no shutdown, no release: its session just ends
+                wait_for(lambda: len(sends(second)) >= 3, timeout=20)
+            before, after = sends(first), sends(second)
+            # Every send reached the broker.
+            assert queued.llen(PROBE_QUEUE) == len(before) + len(after)
+
+        # None twice: a task due every second went out at most once a second.
+        times = sorted(before + after)
+        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
+        assert min(gaps) > 0.5, gaps
+        assert after[0] > before[-1]
