@@ -299,9 +299,7 @@ TASK_QUEUES = {
 CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
 # The default queue's tasks are left unrouted: they follow task_default_queue wherever it points.
 CELERY_TASK_ROUTES = {
-    pattern: {"queue": queue}
-    for pattern, queue in TASK_QUEUES.items()
-    if queue != DEFAULT_QUEUE
+    pattern: {"queue": queue} for pattern, queue in TASK_QUEUES.items() if queue != DEFAULT_QUEUE
 }
 # One worker may consume every queue (the embedded run does); production runs one per queue.
 ALL_QUEUES = ",".join(QUEUES)
