@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -68,6 +68,7 @@ def _distinct_ids(model, column: str) -> list[int]:
     """The distinct non-null values of an indexed foreign key column, by skipping through its
     index one value at a time (a "loose index scan"): a few dozen index probes for a few dozen
     owners, where ``EXISTS`` per user or ``DISTINCT`` read all million lead rows (2.5 s)."""
+    connection = connections[router.db_for_read(model)]  # the replica in a stale-reads scope
     table = connection.ops.quote_name(model._meta.db_table)
     column = connection.ops.quote_name(column)
     with connection.cursor() as cursor:

@@ -150,7 +150,7 @@ class ReplicaPair:
         with open(self.primary.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
                 "\nwal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "fsync = off\nfull_page_writes = off\n"
                 "wal_receiver_status_interval = 1s\nhot_standby_feedback = on\n"
             )
         with open(self.primary.data_dir / "pg_hba.conf", "a") as hba:
@@ -201,7 +201,8 @@ class ReplicaPair:
 
     def wait_caught_up(self, timeout: float = 30.0) -> None:
         """Until the standby has replayed everything the primary wrote so far."""
-        target = self.primary.psql("SELECT pg_current_wal_lsn()")
+        # Everything inserted, not only what is written out yet.
+        target = self.primary.psql("SELECT pg_current_wal_insert_lsn()")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             done = self.standby.psql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")

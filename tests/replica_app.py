@@ -10,6 +10,7 @@ request runs is recorded with the port of the server it went to.
 
 import json
 import logging
+import re
 import sys
 from contextlib import ExitStack
 from datetime import timedelta
@@ -27,7 +28,7 @@ from revops import db_router  # noqa: E402
 from tests.conftest import restore_default_definitions  # noqa: E402
 
 # The application's own tables (the session and the signed-in user are read before any view).
-APP_TABLES = ('"leads_', '"metrics_', '"scoring_')
+APP_TABLES = re.compile(r"\b(leads|metrics|scoring)_[a-z]")
 clients: dict[str, Client] = {}
 log_lines: list[str] = []
 
@@ -38,6 +39,12 @@ class _Remember(logging.Handler):
 
 
 logging.getLogger("revops.db_router").addHandler(_Remember())
+
+
+def _is_app_read(sql: str) -> bool:
+    """A query (SELECT, or WITH … SELECT as the raw KPI statements are) of the app's tables."""
+    head = sql.lstrip().upper()
+    return head.startswith(("SELECT", "WITH")) and APP_TABLES.search(sql) is not None
 
 
 def _port(alias: str) -> int:
@@ -120,16 +127,14 @@ def _request(command, method: str):
         body = (
             b"".join(response.streaming_content) if response.streaming else response.content
         ).decode()
-    app_reads = [
-        s["port"]
-        for s in statements
-        if s["sql"].lstrip().upper().startswith("SELECT") and any(t in s["sql"] for t in APP_TABLES)
-    ]
+    app_reads = [s for s in statements if _is_app_read(s["sql"])]
     return {
         "status": response.status_code,
         "location": response.get("Location"),
         "found": {text: text in body for text in command.get("find", [])},
-        "read_ports": sorted(set(app_reads)),
+        "read_ports": sorted({s["port"] for s in app_reads}),
+        # Where each read went, for a failing test's message.
+        "reads": [f"{s['port']}: {s['sql'][:120]}" for s in app_reads],
         "cookies": sorted(response.cookies),
     }
 
@@ -163,14 +168,14 @@ def op_snapshots(_command):
     statements: list = []
     with _recording(statements):
         result = tasks.refresh_snapshots()
-    reads = {
-        s["port"]
-        for s in statements
-        if s["sql"].lstrip().upper().startswith("SELECT")
-        and any(t in s["sql"] for t in APP_TABLES)
-        and '"metrics_kpisnapshot"' not in s["sql"]
+    reads = [
+        s for s in statements if _is_app_read(s["sql"]) and '"metrics_kpisnapshot"' not in s["sql"]
+    ]
+    return {
+        "refreshed": result["refreshed"],
+        "read_ports": sorted({s["port"] for s in reads}),
+        "reads": [f"{s['port']}: {s['sql'][:120]}" for s in reads],
     }
-    return {"refreshed": result["refreshed"], "read_ports": sorted(reads)}
 
 
 def op_logs(_command):

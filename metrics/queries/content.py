@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import (
     Count,
     Exists,
@@ -388,7 +388,8 @@ def open_deal_content(
     whole (use from its creation to its close); for a handoff group it is the won deal's lead
     while its latest handoff was at that stage, before the opportunity.
     """
-    with connection.cursor() as cursor:
+    # The replica in a stale-reads scope (the meeting page), as the ORM's reads.
+    with connections[router.db_for_read(Opportunity)].cursor() as cursor:
         cursor.execute(
             _OPEN_DEAL_CONTENT_SQL,
             {"now": now, "open_stages": list(open_stages), "top": top, "assets": assets},
