@@ -237,9 +237,13 @@ class ReadYourWritesMiddleware:
         if request.method not in SAFE_METHODS:
             seconds = settings.REPLICA_READ_YOUR_WRITES_SECONDS
             response.set_cookie(
-                PIN_COOKIE, "1", max_age=seconds, httponly=True, samesite="Lax",
+                PIN_COOKIE,
+                "1",
+                max_age=seconds,
+                httponly=True,
+                samesite="Lax",
                 secure=settings.SESSION_COOKIE_SECURE,
-            )  # fmt: skip
+            )
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated:
                 cache.set(_pin_key(user.pk), 1, seconds)
