@@ -631,6 +631,7 @@ class ContentRequest(models.Model):
 from metrics.rollup_models import (  # noqa: E402, F401
     CohortDay,
     HandoffDay,
+    OpportunityDay,
     RollupDirty,
     RollupState,
 )

@@ -31,6 +31,7 @@ def _dimension(model: str, **options) -> models.ForeignKey:
 class RollupFact(models.TextChoices):
     HANDOFF = "handoff", "Handoffs"
     COHORT = "cohort", "Lead cohorts"
+    OPPORTUNITY = "opportunity", "Opportunities"
 
 
 class RollupState(models.Model):
@@ -116,3 +117,30 @@ class CohortDay(models.Model):
 
     def __str__(self) -> str:
         return f"Leads created on {self.day}"
+
+
+class OpportunityDay(models.Model):
+    """Opportunity counts and amounts for one local day and one combination of the lead's
+    source, campaign and tier (none without a lead) and the deal's owner: created that day,
+    closed that day (won or lost), and won that day. The pipeline open at an instant is what
+    was created before it less what was closed before it."""
+
+    day = models.DateField()
+    source = _dimension("leads.Source")
+    campaign = _dimension("leads.Campaign")
+    tier = models.CharField(max_length=1, null=True)
+    owner = _dimension(settings.AUTH_USER_MODEL)
+    # dated by created_at
+    created = models.PositiveIntegerField(default=0)
+    created_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    # dated by closed_at
+    closed = models.PositiveIntegerField(default=0)
+    closed_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    won = models.PositiveIntegerField(default=0)
+    won_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="opportunity_day_day")]
+
+    def __str__(self) -> str:
+        return f"Opportunities on {self.day}"

@@ -22,16 +22,23 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Trim, TruncDate
 from django.utils import timezone
 
-from leads.choices import HandoffOutcome
-from leads.models import Handoff, Lead
+from leads.choices import HandoffOutcome, OpportunityStatus
+from leads.models import Handoff, Lead, Opportunity
 from metrics.queries.funnel import _furthest_position, funnel_definition
 from metrics.queries.handoffs import SlaClock, _feedback_complete, sla_parts
 from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
-from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty, RollupFact, RollupState
+from metrics.rollup_models import (
+    CohortDay,
+    HandoffDay,
+    OpportunityDay,
+    RollupDirty,
+    RollupFact,
+    RollupState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +130,47 @@ def _handoff_rows(days: set[date] | None, zone: ZoneInfo) -> list[HandoffDay]:
     ]
 
 
+def _opportunity_rows(days: set[date] | None, zone: ZoneInfo) -> list[OpportunityDay]:
+    won = Q(status=OpportunityStatus.WON)
+    parts = [
+        ("created_at", {"created": Count("pk"), "created_amount": Sum("amount")}),
+        (
+            "closed_at",
+            {
+                "closed": Count("pk"),
+                "closed_amount": Sum("amount"),
+                "won": Count("pk", filter=won),
+                "won_amount": Sum("amount", filter=won, default=0),
+            },
+        ),
+    ]
+    merged: dict[tuple, dict] = defaultdict(dict)
+    for instant, measures in parts:
+        opportunities = Opportunity.objects.filter(**{f"{instant}__isnull": False})
+        if days is not None:
+            opportunities = opportunities.filter(days_q(instant, days, zone))
+        grouped = (
+            opportunities.annotate(rollup_day=TruncDate(instant, tzinfo=zone))
+            .order_by()
+            .values("rollup_day", "lead__source_id", "lead__campaign_id", "lead__tier", "owner_id")
+            .annotate(**measures)
+        )
+        for row in grouped:
+            key = (
+                row["rollup_day"],
+                row["lead__source_id"],
+                row["lead__campaign_id"],
+                row["lead__tier"],
+                row["owner_id"],
+            )
+            for name in measures:
+                merged[key][name] = row[name]
+    return [
+        OpportunityDay(day=key[0], **dict(zip(_DIMENSIONS, key[1:], strict=True)), **values)
+        for key, values in merged.items()
+    ]
+
+
 def _cohort_rows(days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> list[CohortDay]:
     leads = Lead.objects.all()
     if days is not None:
@@ -147,12 +195,18 @@ def _cohort_rows(days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> lis
     ]
 
 
-_ROLLUPS = {RollupFact.HANDOFF: HandoffDay, RollupFact.COHORT: CohortDay}
+_ROLLUPS = {
+    RollupFact.HANDOFF: HandoffDay,
+    RollupFact.COHORT: CohortDay,
+    RollupFact.OPPORTUNITY: OpportunityDay,
+}
 
 
 def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, keys: list[str]):
     if fact == RollupFact.HANDOFF:
         return _handoff_rows(days, zone)
+    if fact == RollupFact.OPPORTUNITY:
+        return _opportunity_rows(days, zone)
     return _cohort_rows(days, zone, keys)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import (
@@ -51,6 +51,8 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
+from metrics.queries.rolled import added, rolled_grouped, rollup_split
+from metrics.rollup_models import OpportunityDay, RollupFact
 
 # --- Opportunities: win rate, deal size, sales cycle -----------------------------------------
 
@@ -266,18 +268,96 @@ def _add(first: PipelineRevenue, second: PipelineRevenue) -> PipelineRevenue:
     )
 
 
+# How far back the rollup answers for "open at": facts older than this are counted raw.
+_HISTORY_DAYS = 3660
+_PIPELINE_MEASURES = ("open_count", "open_amount", "won_count", "won_amount")
+
+
+def _open_and_won(
+    as_of: datetime, period: Period, filters: KpiFilters, group_by: Sequence[str]
+) -> dict[tuple, dict]:
+    """Open count and amount at ``as_of`` and won count and amount in ``period``, per group.
+
+    From the daily rollup where it answers: open at ``as_of`` = created before it − closed
+    before it (a deal closes after it is created), each summed over the rolled-up days, plus
+    the raw facts on the other days (today, days waiting for a refresh, before the window)."""
+    open_at, won_in = _open_at(as_of), _won_in(period)
+    zone = period.start.tzinfo
+    history = Period(
+        datetime.combine(
+            as_of.astimezone(zone).date() - timedelta(days=_HISTORY_DAYS), time.min, tzinfo=zone
+        ),
+        as_of,
+    )
+    opened_split = rollup_split(RollupFact.OPPORTUNITY, history)
+    won_split = rollup_split(RollupFact.OPPORTUNITY, period)
+    if opened_split is None and won_split is None:
+        return _grouped(
+            _opportunities(filters).filter(open_at | won_in),
+            group_by,
+            open_count=Count("pk", filter=open_at),
+            open_amount=Sum("amount", filter=open_at),
+            won_count=Count("pk", filter=won_in),
+            won_amount=Sum("amount", filter=won_in),
+        )
+
+    def raw_window(field: str, split) -> Q:
+        if split is None:
+            return Q()
+        return Q(**{f"{field}__lt": split.period.start}) | split.raw_q(field)
+
+    created = Q(created_at__lt=as_of) & raw_window("created_at", opened_split)
+    closed = Q(closed_at__lt=as_of) & raw_window("closed_at", opened_split)
+    won_raw = won_in & raw_window("closed_at", won_split)
+    raw = _grouped(
+        _opportunities(filters).filter(created | closed | won_raw),
+        group_by,
+        created=Count("pk", filter=created),
+        created_amount=Sum("amount", filter=created, default=ZERO),
+        closed=Count("pk", filter=closed),
+        closed_amount=Sum("amount", filter=closed, default=ZERO),
+        won=Count("pk", filter=won_raw),
+        won_amount=Sum("amount", filter=won_raw, default=ZERO),
+    )
+    parts = [raw]
+    if opened_split is not None:
+        parts.append(
+            rolled_grouped(
+                opened_split,
+                OpportunityDay,
+                filters,
+                group_by,
+                ("created", "created_amount", "closed", "closed_amount"),
+            )
+        )
+    if won_split is not None:
+        parts.append(
+            rolled_grouped(won_split, OpportunityDay, filters, group_by, ("won", "won_amount"))
+        )
+    counts = ("created", "created_amount", "closed", "closed_amount", "won", "won_amount")
+    return {
+        key: {
+            **{column: row[column] for column in group_by},
+            "open_count": row["created"] - row["closed"],
+            "open_amount": row["created_amount"] - row["closed_amount"],
+            "won_count": row["won"],
+            "won_amount": row["won_amount"],
+        }
+        for key, row in added(counts, *parts, group_by=group_by).items()
+        # As the raw query: a group appears only with a deal open or won.
+        if not group_by or row["created"] - row["closed"] or row["won"]
+    }
+
+
 def pipeline_and_revenue(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineRevenueReport:
     as_of = _pipeline_as_of(period, now)
-    open_at, won_in = _open_at(as_of), _won_in(period)
-    found = _grouped(
-        _opportunities(filters).filter(open_at | won_in),
+    found = _open_and_won(
+        as_of,
+        period,
+        filters,
         ("lead__source_id", "lead__source__name", "lead__source__origin"),
-        open_count=Count("pk", filter=open_at),
-        open_amount=Sum("amount", filter=open_at),
-        won_count=Count("pk", filter=won_in),
-        won_amount=Sum("amount", filter=won_in),
     )
     by_source = []
     by_origin: dict[str | None, PipelineRevenue] = {}
@@ -330,9 +410,7 @@ def _velocity(open_count: int, results: OpportunityResults) -> PipelineVelocity:
 def pipeline_velocity(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineVelocity:
-    open_count = (
-        _opportunities(filters).filter(_open_at(_pipeline_as_of(period, now))).order_by().count()
-    )
+    open_count = _open_and_won(_pipeline_as_of(period, now), period, filters, ())[()]["open_count"]
     return _velocity(open_count, opportunity_results(period, filters))
 
 

@@ -15,18 +15,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from leads.choices import HandoffOutcome
+from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.imports.engine import COMMITTED, import_file
 from leads.imports.mapping import Mapping
 from leads.models import (
     Handoff,
     Lead,
     LifecycleVersion,
+    Opportunity,
     RejectionReason,
     SalesRep,
     StageTransition,
@@ -146,6 +148,42 @@ handoff_specs = st.lists(
 )
 
 
+opportunity_specs = st.lists(
+    st.fixed_dictionaries(
+        {
+            "lead": st.one_of(st.none(), st.integers(0, 11)),
+            "owner": st.sampled_from([0, 1, 2, None]),
+            "amount": st.integers(0, 50_000),
+            "created_hours_ago": st.integers(0, 20 * 24),
+            "status": st.sampled_from(list(OpportunityStatus.values)),
+            "closed_after": st.integers(0, 10 * 24),
+        }
+    ),
+    max_size=10,
+)
+
+
+def _opportunities_create(world, leads: list[Lead], specs: list[dict]) -> None:
+    now = _now()
+    rows = []
+    for n, spec in enumerate(specs):
+        created = now - timedelta(hours=spec["created_hours_ago"])
+        closed = min(created + timedelta(hours=spec["closed_after"]), now)
+        is_open = spec["status"] == OpportunityStatus.OPEN
+        rows.append(
+            Opportunity(
+                name=f"Deal {n}",
+                lead=None if spec["lead"] is None else leads[spec["lead"] % len(leads)],
+                owner=None if spec["owner"] is None else world["reps"][spec["owner"]],
+                amount=spec["amount"],
+                status=spec["status"],
+                created_at=created,
+                closed_at=None if is_open else closed,
+            )
+        )
+    Opportunity.objects.bulk_create(rows)
+
+
 def _facts_create(world, leads: list[dict], handoffs: list[dict]) -> list[Lead]:
     now = _now()
     created = Lead.objects.bulk_create(
@@ -220,6 +258,8 @@ ROLLUP_BACKED = [
     queries.feedback_loop_completion,
     queries.conversion_by_source,
 ]
+# Read "as of" an instant: both computations get the same one.
+AS_OF = [queries.pipeline_and_revenue, queries.pipeline_velocity]
 BREAKDOWNS = [
     queries.GroupBy.OWNER,
     queries.GroupBy.TEAM,
@@ -274,8 +314,9 @@ def _periods() -> list[Period]:
     ]
 
 
-def _readings(period: Period, filters: KpiFilters) -> dict[str, object]:
+def _readings(period: Period, filters: KpiFilters, now: datetime) -> dict[str, object]:
     found = {kpi.__name__: kpi(period, filters) for kpi in [*ROLLUP_BACKED, *WEEKLY]}
+    found.update({kpi.__name__: kpi(period, filters, now=now) for kpi in AS_OF})
     for by in BREAKDOWNS:
         found[f"lead_acceptance_by_{by}"] = queries.lead_acceptance_by(period, filters, by=by)
     return found
@@ -287,12 +328,16 @@ def assert_rollups_equal_raw(world, *, periods=None, filter_sets=None) -> int:
     rolled_in = 0
     for period in periods or _periods():
         for filters in filter_sets or _filter_sets(world):
-            rolled = _readings(period, filters)
+            now = _now()
+            rolled = _readings(period, filters, now)
             with raw_only():
-                raw = _readings(period, filters)
+                raw = _readings(period, filters, now)
             for name, value in rolled.items():
                 assert value == raw[name], (name, period, filters)
-        rolled_in += rollup_split(RollupFact.HANDOFF, period) is not None
+        rolled_in += all(
+            rollup_split(fact, period) is not None
+            for fact in (RollupFact.HANDOFF, RollupFact.OPPORTUNITY)
+        )
     return rolled_in
 
 
@@ -315,17 +360,18 @@ def rolled_back():
 
 
 @hypothesis_settings(
-    max_examples=4,
+    max_examples=3,
     # Shrinking a failure replays whole fact sets for minutes; the failing example is printed.
     phases=[Phase.explicit, Phase.generate],
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(leads=lead_specs, handoffs=handoff_specs, changes=st.data())
-def test_every_rollup_backed_kpi_equals_the_raw_computation(world, leads, handoffs, changes):
+@given(leads=lead_specs, handoffs=handoff_specs, deals=opportunity_specs, changes=st.data())
+def test_every_rollup_backed_kpi_equals_the_raw_computation(world, leads, handoffs, deals, changes):
     with rolled_back():
         created = _facts_create(world, leads, handoffs)
+        _opportunities_create(world, created, deals)
         rollups.rollups_rebuild()
         assert not RollupDirty.objects.exists()
         assert assert_rollups_equal_raw(world) > 0
@@ -339,6 +385,8 @@ def test_every_rollup_backed_kpi_equals_the_raw_computation(world, leads, handof
         Handoff.objects.filter(outcome=HandoffOutcome.PENDING).update(
             outcome=HandoffOutcome.ACCEPTED, accepted_at=_now()
         )
+        Opportunity.objects.filter(status=OpportunityStatus.OPEN).update(amount=F("amount") + 7)
+        Opportunity.objects.filter(pk__in=Opportunity.objects.order_by("-pk")[:1]).delete()
         assert_rollups_equal_raw(world)
         rollups.rollups_refresh()
         assert not RollupDirty.objects.exists()
