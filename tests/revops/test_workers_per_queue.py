@@ -19,7 +19,7 @@ from leads.models import Handoff, Lead, LeadActivity, Notification, SalesRep, St
 from leads.models.workflow import ActivityAction
 from metrics import rollups
 from metrics import tasks as metric_tasks
-from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty
+from metrics.rollup_models import CohortDay, HandoffDay, OpportunityDay, RollupDirty
 from scoring import tasks as scoring_tasks
 from scoring.models import LeadScoreState
 from tests.conftest import REQUIRE_SERVICES, broker_is_redis
@@ -148,7 +148,7 @@ def test_breach_sweeps_run_side_by_side_notify_once_per_breach(broker, publishin
 
 def rollup_rows() -> list[tuple]:
     rows = []
-    for model in (HandoffDay, CohortDay):
+    for model in (HandoffDay, CohortDay, OpportunityDay):
         fields = [field.attname for field in model._meta.concrete_fields if field.attname != "id"]
         rows += [(model.__name__, *row) for row in model.objects.values_list(*fields)]
     return sorted(rows, key=repr)  # dimensions may be None
