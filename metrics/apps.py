@@ -7,11 +7,14 @@ class MetricsConfig(AppConfig):
 
     def ready(self) -> None:
         from leads.demo.hooks import on_demo_reset, on_demo_seeded
+        from leads.services.bulk import tables_loaded_bare
         from metrics import demo, rollups
 
         # seed_demo adds goals and past meetings; its reset removes the meetings first.
         on_demo_seeded(demo.demo_goals_and_meetings)
         on_demo_seeded(rollups.rollups_after_seed)
+        # A bulk load with triggers off leaves the rollups to be rebuilt (the seed's hook does).
+        tables_loaded_bare.connect(rollups.rollups_unbuilt, dispatch_uid="metrics-rollups")
         on_demo_reset(demo.demo_meetings_reset)
 
         # A published target-account list changes the scorecard's target-account figures.

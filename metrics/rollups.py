@@ -313,6 +313,13 @@ def rollups_refresh() -> dict[str, int]:
     return done
 
 
+def rollups_unbuilt(**kwargs) -> None:
+    """Facts were written without their triggers (a bulk load): no rollup is read until the
+    next refresh or rebuild builds it again."""
+    if rollups_supported():
+        RollupState.objects.update(built=False)
+
+
 def rollups_after_seed(*, as_of: datetime) -> str:
     """``seed_demo``'s hook: the facts were loaded in bulk, so the rollups are built whole."""
     if not rollups_supported():

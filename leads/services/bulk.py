@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 from django.db import connection as default_connection
 from django.db import models
+from django.dispatch import Signal
 
 COPY_BUFFER = 1 << 18
 QUEUE_DEPTH = 4  # batches waiting for the COPY thread (bounds memory)
@@ -48,6 +49,9 @@ def constraints_per_statement(connection=default_connection) -> None:
 
 # Index builds after a load sort once instead of maintaining each index row by row.
 LOAD_MAINTENANCE_WORK_MEM = "256MB"
+# Sent after ``indexes_built_after`` loaded ``tables`` with their triggers off: what other apps
+# derive from those tables by trigger (the metrics' rollups) is stale until they rebuild it.
+tables_loaded_bare = Signal()
 
 
 @contextmanager
@@ -92,6 +96,10 @@ def indexes_built_after(connection, model_list: Iterable[type[models.Model]]) ->
             cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
         for _table, name, _definition in indexes:
             cursor.execute(f"DROP INDEX {name}")
+        # Other apps' triggers (the rollups' change marks) would look rows up by indexes that
+        # are not there: off during the load; ``tables_loaded_bare`` tells those apps after.
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {quote(table)} DISABLE TRIGGER USER")
     yield
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL maintenance_work_mem = %s", [LOAD_MAINTENANCE_WORK_MEM])
@@ -99,6 +107,9 @@ def indexes_built_after(connection, model_list: Iterable[type[models.Model]]) ->
             cursor.execute(definition)
         for table, name, definition in foreign_keys:
             cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {quote(table)} ENABLE TRIGGER USER")
+    tables_loaded_bare.send(sender=indexes_built_after, tables=tuple(tables))
 
 
 def rows_matching(

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from leads.demo import generator as g
 from leads.models import Account, EngagementEvent, Handoff, Lead, Opportunity, StageTransition
@@ -296,7 +297,6 @@ def test_reset_also_empties_rows_that_cascade_from_leads():
 
 @pytest.mark.django_db
 def test_demo_breaches_reach_the_team_manager(monkeypatch):
-    from django.utils import timezone
 
     from leads.demo.loader import DEMO_SLA_NOTE
     from leads.models import Notification, SlaVersion
@@ -371,3 +371,51 @@ def test_a_seed_builds_the_indexes_and_keys_it_loads_without(request):
         EngagementEvent.objects.create(
             lead_id=10**9, kind=event.kind, occurred_at=event.occurred_at
         )
+
+
+@pytest.mark.django_db
+def test_a_seed_loads_with_the_rollup_triggers_off_and_builds_the_rollups_after(request):
+    """The rollups' triggers look facts up by indexes the bare load drops: they are off during
+    it (and on again after), and the seed builds the rollups once at the end, equal to the raw
+    facts."""
+    from django.conf import settings
+    from django.db import connection
+
+    from leads.services.bulk import tables_loaded_bare
+    from metrics import queries
+    from metrics.kpis import Period
+    from metrics.rollup_models import RollupDirty, RollupState
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the rollups exist on PostgreSQL only")
+    marks_after_load = []
+
+    def count_marks(**kwargs):
+        marks_after_load.append(RollupDirty.objects.count())
+
+    tables_loaded_bare.connect(count_marks)
+    try:
+        seed("--leads=150", "--events-per-lead=2")
+    finally:
+        tables_loaded_bare.disconnect(count_marks)
+    assert marks_after_load == [0]  # no trigger fired during the load
+    assert set(RollupState.objects.filter(built=True).values_list("fact", flat=True)) == {
+        "handoff",
+        "cohort",
+        "opportunity",
+    }
+    assert not RollupDirty.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'metrics_rollup%%' "
+            "AND tgenabled = 'D'"
+        )
+        assert cursor.fetchone()[0] == 0  # every trigger on again
+    # The seed's data: the 12 months before 1 March 2026.
+    period = Period.from_dates(
+        AS_OF.date() - timedelta(days=365), AS_OF.date(), settings.DISPLAY_TIME_ZONE
+    )
+    rolled = queries.lead_acceptance(period), queries.conversion_by_source(period)
+    RollupState.objects.update(built=False)
+    assert (queries.lead_acceptance(period), queries.conversion_by_source(period)) == rolled
+    assert rolled[0].accepted > 0
