@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.db.models import F, Max
@@ -57,7 +58,8 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-ALL_QUEUES = "scoring,pipeline,celery"
+# Every queue the app routes to, as the embedded run consumes them.
+ALL_QUEUES = settings.ALL_QUEUES
 # The sweep re-sends a dirty lead's rescore when it was sent longer ago than this; small here so
 # a test need not wait the production default (120 s) for a lost message.
 REQUEUE_AFTER_SECONDS = 5
