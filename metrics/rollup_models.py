@@ -66,17 +66,26 @@ class RollupDirty(models.Model):
         return f"{self.fact} changed in the hour of {self.hour:%Y-%m-%d %H:00} UTC"
 
 
-class HandoffDay(models.Model):
-    """Handoff counts for one local day and one combination of the lead's source, campaign and
-    tier and the handoff's assignee. Each group of measures is dated by its own instant: the
-    acceptance counts by the assignment, each SLA clock by its due time, the feedback counts by
-    the rejection (the same instants the raw KPIs filter on)."""
+class RollupRow(models.Model):
+    """What every daily rollup row is keyed by: the local day and the lead's source, campaign
+    and tier, and the owner (the handoff's assignee, the lead's or the deal's owner)."""
 
     day = models.DateField()
     source = _dimension("leads.Source")
     campaign = _dimension("leads.Campaign")
     tier = models.CharField(max_length=1)
     owner = _dimension(settings.AUTH_USER_MODEL)
+
+    class Meta:
+        abstract = True
+
+
+class HandoffDay(RollupRow):
+    """Handoff counts for one local day and one combination of the lead's source, campaign and
+    tier and the handoff's assignee. Each group of measures is dated by its own instant: the
+    acceptance counts by the assignment, each SLA clock by its due time, the feedback counts by
+    the rejection (the same instants the raw KPIs filter on)."""
+
     # dated by assigned_at
     accepted = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
@@ -100,15 +109,10 @@ class HandoffDay(models.Model):
         return f"Handoffs on {self.day}"
 
 
-class CohortDay(models.Model):
+class CohortDay(RollupRow):
     """Leads created on one local day, per source, campaign, tier and owner, by the furthest
     funnel stage they reached (under the funnel in ``RollupState.funnel_keys``)."""
 
-    day = models.DateField()
-    source = _dimension("leads.Source")
-    campaign = _dimension("leads.Campaign")
-    tier = models.CharField(max_length=1)
-    owner = _dimension(settings.AUTH_USER_MODEL)
     furthest_stage = models.CharField(max_length=30)
     leads = models.PositiveIntegerField(default=0)
 
@@ -119,17 +123,13 @@ class CohortDay(models.Model):
         return f"Leads created on {self.day}"
 
 
-class OpportunityDay(models.Model):
+class OpportunityDay(RollupRow):
     """Opportunity counts and amounts for one local day and one combination of the lead's
     source, campaign and tier (none without a lead) and the deal's owner: created that day,
     closed that day (won or lost), and won that day. The pipeline open at an instant is what
     was created before it less what was closed before it."""
 
-    day = models.DateField()
-    source = _dimension("leads.Source")
-    campaign = _dimension("leads.Campaign")
-    tier = models.CharField(max_length=1, null=True)
-    owner = _dimension(settings.AUTH_USER_MODEL)
+    tier = models.CharField(max_length=1, null=True)  # a deal may have no lead
     # dated by created_at
     created = models.PositiveIntegerField(default=0)
     created_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trim, TruncDate
 from django.utils import timezone
 
@@ -98,44 +98,50 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
     ]
 
 
-def _handoff_rows(days: set[date] | None, zone: ZoneInfo) -> list[HandoffDay]:
-    merged: dict[tuple, dict[str, int]] = defaultdict(dict)
-    for instant, rows, measures in _handoff_parts():
-        handoffs = Handoff.objects.filter(rows, **{f"{instant}__isnull": False})
+def _rows_by_instant(
+    model,
+    facts: QuerySet,
+    owner: str,
+    parts: list[tuple[str, Q, dict]],
+    days: set[date] | None,
+    zone: ZoneInfo,
+) -> list:
+    """Rollup rows of ``model`` from ``facts``: each part's measures grouped by the local day of
+    its own instant and the lead's dimensions (the fact's ``owner`` field as owner), the parts
+    of one day and group merged into one row."""
+    merged: dict[tuple, dict] = defaultdict(dict)
+    columns = ("lead__source_id", "lead__campaign_id", "lead__tier", f"{owner}_id")
+    for instant, rows, measures in parts:
+        dated = facts.filter(rows, **{f"{instant}__isnull": False})
         if days is not None:
-            handoffs = handoffs.filter(days_q(instant, days, zone))
+            dated = dated.filter(days_q(instant, days, zone))
         grouped = (
-            handoffs.annotate(
-                rollup_day=TruncDate(instant, tzinfo=zone), trimmed_note=Trim("reject_note")
-            )
+            dated.annotate(rollup_day=TruncDate(instant, tzinfo=zone))
             .order_by()
-            .values(
-                "rollup_day", "lead__source_id", "lead__campaign_id", "lead__tier", "assignee_id"
-            )
+            .values("rollup_day", *columns)
             .annotate(**measures)
         )
         for row in grouped:
-            key = (
-                row["rollup_day"],
-                row["lead__source_id"],
-                row["lead__campaign_id"],
-                row["lead__tier"],
-                row["assignee_id"],
-            )
-            for name in measures:
-                merged[key][name] = row[name]
+            key = (row["rollup_day"], *(row[column] for column in columns))
+            merged[key].update({name: row[name] for name in measures})
     return [
-        HandoffDay(day=key[0], **dict(zip(_DIMENSIONS, key[1:], strict=True)), **counts)
-        for key, counts in merged.items()
+        model(day=key[0], **dict(zip(_DIMENSIONS, key[1:], strict=True)), **values)
+        for key, values in merged.items()
     ]
+
+
+def _handoff_rows(days: set[date] | None, zone: ZoneInfo) -> list[HandoffDay]:
+    handoffs = Handoff.objects.annotate(trimmed_note=Trim("reject_note"))
+    return _rows_by_instant(HandoffDay, handoffs, "assignee", _handoff_parts(), days, zone)
 
 
 def _opportunity_rows(days: set[date] | None, zone: ZoneInfo) -> list[OpportunityDay]:
     won = Q(status=OpportunityStatus.WON)
     parts = [
-        ("created_at", {"created": Count("pk"), "created_amount": Sum("amount")}),
+        ("created_at", Q(), {"created": Count("pk"), "created_amount": Sum("amount")}),
         (
             "closed_at",
+            Q(),
             {
                 "closed": Count("pk"),
                 "closed_amount": Sum("amount"),
@@ -144,31 +150,7 @@ def _opportunity_rows(days: set[date] | None, zone: ZoneInfo) -> list[Opportunit
             },
         ),
     ]
-    merged: dict[tuple, dict] = defaultdict(dict)
-    for instant, measures in parts:
-        opportunities = Opportunity.objects.filter(**{f"{instant}__isnull": False})
-        if days is not None:
-            opportunities = opportunities.filter(days_q(instant, days, zone))
-        grouped = (
-            opportunities.annotate(rollup_day=TruncDate(instant, tzinfo=zone))
-            .order_by()
-            .values("rollup_day", "lead__source_id", "lead__campaign_id", "lead__tier", "owner_id")
-            .annotate(**measures)
-        )
-        for row in grouped:
-            key = (
-                row["rollup_day"],
-                row["lead__source_id"],
-                row["lead__campaign_id"],
-                row["lead__tier"],
-                row["owner_id"],
-            )
-            for name in measures:
-                merged[key][name] = row[name]
-    return [
-        OpportunityDay(day=key[0], **dict(zip(_DIMENSIONS, key[1:], strict=True)), **values)
-        for key, values in merged.items()
-    ]
+    return _rows_by_instant(OpportunityDay, Opportunity.objects.all(), "owner", parts, days, zone)
 
 
 def _cohort_rows(days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> list[CohortDay]:
