@@ -79,7 +79,7 @@ def test_reads_outside_a_scope_go_to_the_primary():
     assert ReplicaRouter().db_for_read(None) == "default"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_read_inside_a_transaction_on_the_primary_stays_there():
     router = ReplicaRouter()
     token = db_router._read_alias.set("replica")
