@@ -122,7 +122,8 @@ def rollup_split(
     funnel_keys: Sequence[str] | None = None,
 ) -> RollupSplit | None:
     """Which days of ``period`` the ``fact`` rollup answers for; None when it answers for none
-    (not built, other rules, another time zone, SQLite, or only today)."""
+    (not built, other rules, another time zone, SQLite, days waiting for a refresh, or — with
+    ``now``, for reads that depend on it — today)."""
     if not rollups_supported() or _zone_name(period) != settings.DISPLAY_TIME_ZONE:
         return None
     # One query: the rollup's rules and the hours still waiting for a refresh.
@@ -141,9 +142,12 @@ def rollup_split(
         return None
     zone = ZoneInfo(state.time_zone)
     first, last = _whole_days(period, zone)
-    # Before today (and before ``now``): the SLA's "not done" is missed only once a day is past.
-    instants = [timezone.now()] + ([now] if now is not None else [])
-    last = min(last, min(instants).astimezone(zone).date() - timedelta(days=1))
+    # Facts are dated up to now, and today's rows are kept current like any other day's. A
+    # read ``now``-dependent (the SLA: "not done" is missed only once it is past due) takes
+    # only the days before ``now``'s.
+    today = timezone.localtime(timezone.now(), zone).date()
+    newest = today if now is None else min(today, now.astimezone(zone).date()) - timedelta(days=1)
+    last = min(last, newest)
     if last < first:
         return None
     stale = local_days_of_hours(state.pending, zone)

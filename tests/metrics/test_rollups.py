@@ -557,10 +557,20 @@ def test_a_refresh_that_fails_loses_no_mark(world, monkeypatch):
     assert HandoffDay.objects.get(day=at.date()).accepted == 1
 
 
-def test_today_is_always_read_raw(world):
+def test_today_is_rolled_up_but_the_sla_reads_it_raw(world):
     now = _now()
-    _handoff(world, assigned_at=now - timedelta(minutes=5))
-    rollups.rollups_rebuild()
     today = timezone.localtime(now, ZONE).date()
-    assert rollup_split(RollupFact.HANDOFF, Period.from_dates(today, today, ZONE)) is None
-    assert queries.lead_acceptance(Period.from_dates(today, today, ZONE)).pending == 1
+    start_of_today = datetime.combine(today, datetime.min.time(), ZONE)
+    _handoff(
+        world,
+        assigned_at=max(now - timedelta(minutes=5), start_of_today),
+        response_due_at=now + timedelta(seconds=1),
+    )
+    rollups.rollups_rebuild()
+    period = Period.from_dates(today, today, ZONE)
+    assert rollup_split(RollupFact.HANDOFF, period).days == (today,)
+    assert queries.lead_acceptance(period).pending == 1
+    # Whether an unanswered handoff is missed or still open depends on the instant asked.
+    assert rollup_split(RollupFact.HANDOFF, period, now=now) is None
+    assert queries.sla_compliance(period, now=now).response.open == 1
+    assert queries.sla_compliance(period, now=now + timedelta(seconds=2)).response.missed == 1
