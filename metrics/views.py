@@ -47,6 +47,7 @@ def _filter_query(request, drop: Iterable[str] = ()) -> str:
 # The filters a row of a table stands for: a drill link replaces the page's value with the
 # row's own (None: the rows without one, "none" in the URL).
 NARROWING = ("source", "campaign", "owner", "team", "tier")
+BREAKDOWN_ROWS = 25
 
 
 def _drill_url_factory(request, period: Period) -> Callable[..., str]:
@@ -90,7 +91,15 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
     if page in dashboards.BREAKDOWNS:
         by = form.breakdown() or dashboards.DEFAULT_BREAKDOWN
         rows, _ = snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)
-        breakdown = {"by": by, "label": dict(GroupBy.CHOICES)[by], "rows": rows}
+        # A breakdown by owner can hold hundreds of reps, each row four drill links: a page
+        # of them (the CSV export has them all).
+        shown = Paginator(rows, BREAKDOWN_ROWS).get_page(request.GET.get("page"))
+        breakdown = {
+            "by": by,
+            "label": dict(GroupBy.CHOICES)[by],
+            "rows": shown.object_list,
+            "page": shown,
+        }
     drill_url = _drill_url_factory(request, period)
     context = {
         "form": form,

@@ -287,3 +287,18 @@ def test_stages_and_funnel_stages_are_shown_by_name_not_key(admin_client, march)
     assert ["MQL", "Opportunity"] in [cells[2:4] for _, cells in exits.context["rows"]]
     assert '<th scope="row">MQL</th>' in pipeline and '<th scope="row">mql</th>' not in pipeline
     assert 'ROI guide <span class="muted">(Middle of funnel)</span>' in content
+
+
+def test_a_breakdown_by_owner_is_shown_a_page_at_a_time(admin_client, db):
+    """Hundreds of reps make hundreds of rows, each with four drill links: 25 a page, the
+    next ones on the next page, every owner once."""
+    for n in range(30):
+        HandoffFactory(assignee__username=f"rep{n:02}")
+    url = reverse("metrics:handoffs")
+    first = admin_client.get(url, {**MARCH, "group_by": "owner"}).content.decode()
+    second = admin_client.get(url, {**MARCH, "group_by": "owner", "page": 2}).content.decode()
+    names = re.compile(r'<th scope="row">(rep\d\d)</th>')
+    on_first, on_second = names.findall(first), names.findall(second)
+    assert (len(on_first), len(on_second)) == (25, 5)
+    assert sorted(on_first + on_second) == [f"rep{n:02}" for n in range(30)]
+    assert "Page 1 of 2" in first and "page=2" in first
