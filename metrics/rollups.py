@@ -222,6 +222,19 @@ def _take_marks() -> dict[str, set[datetime]]:
     return marks
 
 
+def _state_save(fact: str, zone_name: str, keys: list[str], now, *, rebuilt: bool) -> None:
+    RollupState.objects.update_or_create(
+        fact=fact,
+        defaults={
+            "built": True,
+            "time_zone": zone_name,
+            "funnel_keys": keys,
+            "refreshed_at": now,
+            **({"built_at": now} if rebuilt else {}),
+        },
+    )
+
+
 def rollups_rebuild() -> dict[str, int]:
     """Recompute every rollup from the raw facts (and drop the pending marks they cover)."""
     if not rollups_supported():
@@ -236,16 +249,7 @@ def rollups_rebuild() -> dict[str, int]:
         now = timezone.now()
         for fact in _ROLLUPS:
             written[fact] = _write(fact, None, zone, keys)
-            RollupState.objects.update_or_create(
-                fact=fact,
-                defaults={
-                    "built": True,
-                    "time_zone": zone_name,
-                    "funnel_keys": keys,
-                    "built_at": now,
-                    "refreshed_at": now,
-                },
-            )
+            _state_save(fact, zone_name, keys, now, rebuilt=True)
     logger.info("Rebuilt the rollups: %s rows", written)
     return written
 
@@ -282,16 +286,7 @@ def rollups_refresh() -> dict[str, int]:
             else:
                 _write(fact, None, zone, keys)
                 done[fact] = -1
-            RollupState.objects.update_or_create(
-                fact=fact,
-                defaults={
-                    "built": True,
-                    "time_zone": zone_name,
-                    "funnel_keys": keys,
-                    "refreshed_at": now,
-                    **({} if current else {"built_at": now}),
-                },
-            )
+            _state_save(fact, zone_name, keys, now, rebuilt=not current)
     return done
 
 
