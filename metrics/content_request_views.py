@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,6 +23,7 @@ from metrics.content_request_forms import (
 )
 from metrics.models import ContentRequest
 from revops.access import page_permission_required
+from revops.pagination import page_of
 
 PAGE_SIZE = 25
 VIEW_LEAD = "leads.view_lead"
@@ -76,15 +76,13 @@ def content_request_list_page(request):
     filters = ContentRequestFilterForm(request.GET)
     status = filters.status_or_default()
     rows = content_requests.content_request_list(status=status)
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, query = page_of(request, rows, PAGE_SIZE)
     return render(
         request,
         "metrics/content_requests.html",
         {
             "page": page,
-            "query": query.urlencode(),
+            "query": query,
             "status": status,
             "statuses": ContentRequestFilterForm.STATUSES,
             "can_close": content_requests.user_can_close(request.user),

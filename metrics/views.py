@@ -24,6 +24,7 @@ from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
 from metrics.queries import GroupBy, GroupRef
 from revops.db_router import reads_may_be_stale
+from revops.pagination import page_of
 
 PAGE_SIZE = 50
 PAGES = [
@@ -478,9 +479,7 @@ def drill(request, kind: str):
                 for row in rows.iterator(chunk_size=2_000)
             ),
         )
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, query = page_of(request, rows, PAGE_SIZE)
     # Rows link to the lead pages only for those who may open them (not the Viewer role).
     links = request.user.has_perm("leads.view_lead")
     return render(
@@ -501,7 +500,7 @@ def drill(request, kind: str):
                 for row in page.object_list
             ],
             "page": page,
-            "query": query.urlencode(),
+            "query": query,
             "back_query": _filter_query(request),
         },
     )

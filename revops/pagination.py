@@ -14,6 +14,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
 COUNT_CAP = 10_000
@@ -119,3 +120,14 @@ def newest_first_page(
 def _capped_count(rows: QuerySet) -> int:
     # COUNT(*) over at most COUNT_CAP + 1 rows: "10,000+" instead of scanning a million.
     return rows.order_by().values("pk")[: COUNT_CAP + 1].count()
+
+
+def page_of(request, rows, per_page: int, *, drop: tuple[str, ...] = ()) -> tuple[Page, str]:
+    """One numbered page of ``rows`` (the request's ``page``; past the end, the last page) and
+    the request's other parameters as a query string for the pager's links (without ``page``
+    and the ``drop`` ones)."""
+    page = Paginator(rows, per_page).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    for name in ("page", *drop):
+        query.pop(name, None)
+    return page, query.urlencode()

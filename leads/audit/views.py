@@ -2,12 +2,12 @@
 see who changed the rules, when, and what exactly changed."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
 from leads.audit import selectors
 from leads.audit.kinds import KINDS_BY_KEY
+from revops.pagination import page_of
 
 PAGE_SIZE = 50
 
@@ -32,9 +32,7 @@ def definition_history(request, kind: str):
     version = _positive_int(request.GET.get("version"))
     actor_id = _positive_int(request.GET.get("actor"))
     entries = selectors.definition_history(definition, version=version, actor_id=actor_id)
-    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, query = page_of(request, entries, PAGE_SIZE)
     return render(
         request,
         "audit/history.html",
@@ -44,7 +42,7 @@ def definition_history(request, kind: str):
             "entries": [selectors.history_entry(entry) for entry in page.object_list],
             "version": version,
             "actor_id": actor_id,
-            "query": query.urlencode(),
+            "query": query,
             **selectors.history_filter_options(definition),
         },
     )

@@ -5,7 +5,6 @@ parse input and call ``selectors`` (reads) or ``services`` (writes)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -14,6 +13,7 @@ from leads.csv_export import csv_response, export_filename
 from leads.target_accounts import selectors, services
 from leads.target_accounts.forms import ImportForm, NoteForm
 from revops.access import page_permission_required
+from revops.pagination import page_of
 
 EDIT_LIST = "leads.change_targetaccountlistversion"
 PAGE_SIZE = 50
@@ -37,9 +37,7 @@ def target_list_page(request):
             "target-accounts", f"v{version.number}" if version else "", query and f"search {query}"
         )
         return csv_response(name, CSV_HEADER, _csv_rows(rows))
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    params = request.GET.copy()
-    params.pop("page", None)
+    page, query_string = page_of(request, rows, PAGE_SIZE)
     return render(
         request,
         "leads/target_accounts.html",
@@ -48,7 +46,7 @@ def target_list_page(request):
             "draft": selectors.list_draft(),
             "page": page,
             "search": query,
-            "query": params.urlencode(),
+            "query": query_string,
             "can_edit": request.user.has_perm(EDIT_LIST),
         },
     )
@@ -87,11 +85,7 @@ def target_list_edit(request):
             return redirect("target_accounts:edit")
     shown = draft or in_force
     query = request.GET.get("q", "").strip()
-    page = Paginator(selectors.list_rows(shown, query=query), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    params = request.GET.copy()
-    params.pop("page", None)
+    page, query_string = page_of(request, selectors.list_rows(shown, query=query), PAGE_SIZE)
     return render(
         request,
         "leads/target_accounts_edit.html",
@@ -101,7 +95,7 @@ def target_list_edit(request):
             "shown": shown,
             "page": page,
             "search": query,
-            "query": params.urlencode(),
+            "query": query_string,
             "import_form": import_form,
             "note_form": note_form,
             "refusals": refusals,

@@ -42,6 +42,7 @@ from leads.selectors import (
     team_loads,
 )
 from revops.access import page_permission_required
+from revops.pagination import page_of
 
 PAGE_SIZE = 50
 VIEW_LEAD = "leads.view_lead"
@@ -58,15 +59,13 @@ def queue(request):
     rep_id = request.GET.get("rep", "")
     rep_id = int(rep_id) if rep_id.isdigit() else None
     handoffs = handoff_queue(user=user, scope=scope, rep_id=rep_id)
-    page = Paginator(handoffs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, query = page_of(request, handoffs, PAGE_SIZE)
     return render(
         request,
         "leads/queue.html",
         {
             "page": page,
-            "query": query.urlencode(),
+            "query": query,
             "clocks": handoff_clocks(page.object_list),
             "scope": scope,
             "is_manager": is_manager,
@@ -287,10 +286,7 @@ def outcomes(request):
             OUTCOME_CSV_HEADER,
             (_outcome_row(h) for h in handoffs.iterator(chunk_size=2_000)),
         )
-    page = Paginator(handoffs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("format", None)
+    page, query = page_of(request, handoffs, PAGE_SIZE, drop=("format",))
     source = form.cleaned_data.get("source") if form.is_bound and form.is_valid() else None
     return render(
         request,
@@ -300,8 +296,8 @@ def outcomes(request):
             "page": page,
             "counts": handoff_outcome_counts(handoffs),
             "campaigns": Campaign.objects.filter(source=source) if source else Campaign.objects,
-            "query": query.urlencode(),
-            "csv_url": f"{reverse('leads:handoff_outcomes')}?{query.urlencode()}&format=csv",
+            "query": query,
+            "csv_url": f"{reverse('leads:handoff_outcomes')}?{query}&format=csv",
         },
     )
 
