@@ -98,3 +98,21 @@ def pytest_collection_modifyitems(items):
     in which the serialized copy that transactional tests restore the migrations' rows from is
     out of reach; after them, no other test needs it."""
     items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))
+    unrestored = [item.nodeid for item in items if _flushes_without_restoring(item)]
+    if unrestored:
+        raise pytest.UsageError(
+            "A transactional test must restore the migrations' rows after its flush "
+            "(django_db(transaction=True, serialized_rollback=True)), or every transactional "
+            "test after it in the same process fails on duplicate content types: "
+            + ", ".join(unrestored)
+        )
+
+
+def _flushes_without_restoring(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return (
+        marker is not None
+        and marker.kwargs.get("transaction", False)
+        and not marker.kwargs.get("serialized_rollback", False)
+        and not item.nodeid.startswith("tests/browser/")
+    )
