@@ -5,9 +5,12 @@ screen shows them, and a file name that says what is in it (period and filters).
 import csv
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from functools import wraps
 
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
+
+from revops.db_router import reads_may_be_stale
 
 # A float that no formatter rounded still never shows more than this many decimals.
 FLOAT_DECIMALS = 4
@@ -80,3 +83,19 @@ def csv_response(
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def export_reads_may_be_stale(view):
+    """A page whose ``?format=csv`` download may read the replica (``reads_may_be_stale``): an
+    export is a copy of rows that is out of date as soon as it is saved, so a few seconds more
+    change nothing, and a big one is a long read the primary is spared. The page itself reads
+    where it did (the primary)."""
+    export = reads_may_be_stale(view)
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.GET.get("format") == "csv":
+            return export(request, *args, **kwargs)
+        return view(request, *args, **kwargs)
+
+    return wrapped

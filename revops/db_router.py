@@ -20,6 +20,10 @@ does nothing.
   (``DATABASE_REPLICA_CONNECT_TIMEOUT``), is skipped and the primary serves; the change is
   logged once. A replica that fails in the middle of a GET page is marked down and the page is
   computed again on the primary.
+- **Saying so.** A page served from a replica more than ``REPLICA_NOTICE_SECONDS`` behind (but
+  within the bound) says "Figures as of <time> (replica N s behind)" where it shows its
+  freshness (``request.replica_notice``, ``replica_notice`` in templates), and every response of
+  such a view carries ``X-Figures-As-Of`` and ``X-Replica-Lag-Seconds`` (the KPI API's clients).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # The database a read in the current scope goes to (None: outside every scope, the primary).
 _read_alias: ContextVar[str | None] = ContextVar("revops_read_alias", default=None)
+FIGURES_AS_OF_HEADER = "X-Figures-As-Of"
+REPLICA_LAG_HEADER = "X-Replica-Lag-Seconds"
 
 
 # --- The decision (pure) -------------------------------------------------------------------
@@ -60,6 +66,35 @@ class ReplicaHealth:
     reachable: bool
     lag_seconds: float | None = None
     as_of: datetime | None = None  # the commit time of the last transaction it replayed
+
+
+# What the scope's choice was based on (None: no replica, or outside every scope).
+_read_health: ContextVar[ReplicaHealth | None] = ContextVar("revops_read_health", default=None)
+
+
+@dataclass(frozen=True)
+class FiguresNotice:
+    """A page's figures come from a replica this far behind: they are as of ``as_of``."""
+
+    as_of: datetime
+    lag_seconds: float
+
+    @property
+    def lag_text(self) -> str:
+        return f"{self.lag_seconds:.0f}"
+
+
+def figures_notice(
+    alias: str, health: ReplicaHealth | None, *, notice_after: float
+) -> FiguresNotice | None:
+    """What a page read from ``alias`` should say about its figures' age: nothing when it read
+    the primary or a replica at most ``notice_after`` seconds behind; otherwise the commit time
+    of the last transaction the replica had replayed, and its lag."""
+    if alias != REPLICA or health is None or not health.reachable:
+        return None
+    if health.lag_seconds is None or health.as_of is None or health.lag_seconds <= notice_after:
+        return None
+    return FiguresNotice(as_of=health.as_of, lag_seconds=health.lag_seconds)
 
 
 def choose_read_alias(health: ReplicaHealth | None, *, max_lag: float, pinned: bool) -> str:
@@ -260,16 +295,26 @@ def stale_reads(request=None) -> Iterator[str]:
     if not replica_configured():
         yield DEFAULT_DB_ALIAS
         return
+    health = replica_health()
     alias = choose_read_alias(
-        replica_health(),
+        health,
         max_lag=settings.REPLICA_MAX_LAG_SECONDS,
         pinned=reader_pinned(request),
     )
     token = _read_alias.set(alias)
+    health_token = _read_health.set(health)
     try:
         yield alias
     finally:
+        _read_health.reset(health_token)
         _read_alias.reset(token)
+
+
+def current_figures_notice() -> FiguresNotice | None:
+    """The notice for the figures read in the current scope (None outside one)."""
+    return figures_notice(
+        current_read_alias(), _read_health.get(), notice_after=settings.REPLICA_NOTICE_SECONDS
+    )
 
 
 def reads_may_be_stale(view):
@@ -280,6 +325,7 @@ def reads_may_be_stale(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         with stale_reads(request) as alias:
+            notice = request.replica_notice = current_figures_notice()
             try:
                 response = view(request, *args, **kwargs)
             except (OperationalError, InterfaceError) as error:
@@ -288,9 +334,13 @@ def reads_may_be_stale(view):
                 _mark_replica_down(error)
                 response = None
         if response is None:
+            request.replica_notice = None
             return view(request, *args, **kwargs)
         if alias == REPLICA and isinstance(response, StreamingHttpResponse):
             response.streaming_content = _streamed_from(alias, response.streaming_content)
+        if notice is not None:
+            response[FIGURES_AS_OF_HEADER] = notice.as_of.isoformat()
+            response[REPLICA_LAG_HEADER] = f"{notice.lag_seconds:.1f}"
         return response
 
     return wrapped
@@ -314,3 +364,9 @@ def _streamed_from(alias: str, content) -> Iterator:
 def current_read_alias() -> str:
     """The database a read here would go to (for pages that say where their figures came from)."""
     return _read_alias.get() or DEFAULT_DB_ALIAS
+
+
+def replica_notice(request) -> dict:
+    """Template context (installed with a replica): ``replica_notice``, the page's
+    ``FiguresNotice`` or None."""
+    return {"replica_notice": getattr(request, "replica_notice", None)}

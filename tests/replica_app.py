@@ -29,6 +29,7 @@ from tests.conftest import restore_default_definitions  # noqa: E402
 
 # The application's own tables (the session and the signed-in user are read before any view).
 APP_TABLES = re.compile(r"\b(leads|metrics|scoring)_[a-z]")
+NOTICE = re.compile(r'id="replica-notice"[^>]*>([^<]*)<')
 clients: dict[str, Client] = {}
 log_lines: list[str] = []
 
@@ -128,6 +129,7 @@ def _request(command, method: str):
             b"".join(response.streaming_content) if response.streaming else response.content
         ).decode()
     app_reads = [s for s in statements if _is_app_read(s["sql"])]
+    notice = NOTICE.search(body)
     return {
         "status": response.status_code,
         "location": response.get("Location"),
@@ -136,6 +138,13 @@ def _request(command, method: str):
         # Where each read went, for a failing test's message.
         "reads": [f"{s['port']}: {s['sql'][:120]}" for s in app_reads],
         "cookies": sorted(response.cookies),
+        # "Figures as of … (replica N s behind)", where the page shows its freshness.
+        "notice": notice.group(1) if notice else None,
+        "headers": {
+            name: response.get(name)
+            for name in (db_router.FIGURES_AS_OF_HEADER, db_router.REPLICA_LAG_HEADER)
+            if response.has_header(name)
+        },
     }
 
 

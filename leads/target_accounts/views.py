@@ -9,7 +9,7 @@ from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from leads.csv_export import csv_response, export_filename
+from leads.csv_export import csv_response, export_filename, export_reads_may_be_stale
 from leads.target_accounts import selectors, services
 from leads.target_accounts.forms import ImportForm, NoteForm
 from revops.access import page_permission_required
@@ -27,6 +27,7 @@ def _csv_rows(rows):
 
 
 @login_required
+@export_reads_may_be_stale
 def target_list_page(request):
     """The list in force, searched by name or domain, 50 a page; ``?format=csv`` exports it."""
     version = selectors.list_in_force()

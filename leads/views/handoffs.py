@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from leads import services
-from leads.csv_export import csv_response, export_filename
+from leads.csv_export import csv_response, export_filename, export_reads_may_be_stale
 from leads.forms import (
     AcceptForm,
     OutcomeFilterForm,
@@ -255,6 +255,7 @@ def _outcome_row(handoff: Handoff) -> list:
 
 
 @page_permission_required(VIEW_LEAD)
+@export_reads_may_be_stale
 def outcomes(request):
     """Marketing's view: handed-off leads and what sales did with them, with the reasons."""
     form = OutcomeFilterForm(request.GET or None)

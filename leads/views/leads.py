@@ -17,6 +17,7 @@ from leads.selectors import (
     lifecycle_at,
 )
 from revops.access import page_permission_required
+from revops.db_router import reads_may_be_stale
 from revops.pagination import BadCursor, newest_first_page
 
 VIEW_LEAD = "leads.view_lead"
@@ -76,6 +77,7 @@ def lead_index(request):
 
 
 @page_permission_required(VIEW_LEAD)
+@reads_may_be_stale
 def lead_export(request):
     """The filtered lead list as CSV, with the nurture flag a marketing automation tool reads to
     suppress leads that sales is working."""

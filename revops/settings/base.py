@@ -130,11 +130,16 @@ if "replica" in DATABASES:
         MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
         "revops.db_router.ReadYourWritesMiddleware",
     )
+    # Pages read from a lagging replica say how old their figures are.
+    TEMPLATES[0]["OPTIONS"]["context_processors"].append("revops.db_router.replica_notice")
 # A replica further behind than this is skipped; its lag is checked at most this often per
 # process; after a write, that user's reads stay on the primary this long.
 REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=10.0)
 REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=5.0)
 REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", default=15)
+# A page read from a replica more than this far behind (within the bound above) says
+# "Figures as of <time> (replica N s behind)".
+REPLICA_NOTICE_SECONDS = env.float("REPLICA_NOTICE_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from revops.db_router import (
     ReplicaHealth,
     ReplicaRouter,
     choose_read_alias,
+    figures_notice,
     stale_reads,
 )
 
@@ -62,6 +64,38 @@ def test_a_reader_who_just_wrote_reads_the_primary():
 
 def test_without_a_replica_everything_reads_the_primary():
     assert choose_read_alias(None, max_lag=10, pinned=False) == "default"
+
+
+# --- "Figures as of …" -----------------------------------------------------------------------
+
+REPLAYED_AT = datetime(2026, 3, 2, 14, 0, 5, tzinfo=UTC)
+
+
+def test_a_page_from_a_replica_behind_the_notice_bound_says_when_its_figures_are_from():
+    health = ReplicaHealth(reachable=True, lag_seconds=7.4, as_of=REPLAYED_AT)
+
+    notice = figures_notice("replica", health, notice_after=5)
+
+    assert (notice.as_of, notice.lag_seconds, notice.lag_text) == (REPLAYED_AT, 7.4, "7")
+
+
+def test_a_replica_at_most_the_notice_bound_behind_says_nothing():
+    at_bound = ReplicaHealth(reachable=True, lag_seconds=5.0, as_of=REPLAYED_AT)
+    caught_up = ReplicaHealth(reachable=True, lag_seconds=0.0, as_of=REPLAYED_AT)
+    assert figures_notice("replica", at_bound, notice_after=5) is None
+    assert figures_notice("replica", caught_up, notice_after=5) is None
+
+
+def test_a_page_read_from_the_primary_says_nothing_however_far_the_replica_is_behind():
+    health = ReplicaHealth(reachable=True, lag_seconds=60.0, as_of=REPLAYED_AT)
+    assert figures_notice("default", health, notice_after=5) is None
+
+
+def test_no_notice_without_a_replica_or_without_its_replay_time():
+    assert figures_notice("default", None, notice_after=5) is None
+    assert figures_notice("replica", ReplicaHealth(reachable=False), notice_after=5) is None
+    unknown = ReplicaHealth(reachable=True, lag_seconds=9.0, as_of=None)
+    assert figures_notice("replica", unknown, notice_after=5) is None
 
 
 # --- The router ------------------------------------------------------------------------------
@@ -151,6 +185,23 @@ def test_without_a_replica_a_stale_scope_reads_the_primary_and_asks_nothing(
     assert db_router.replica_health() is None
 
 
+@pytest.mark.django_db
+def test_without_a_replica_a_dashboard_and_the_kpi_api_say_nothing_of_a_replica(admin_client):
+    if os.environ.get("DATABASE_REPLICA_URL"):
+        pytest.skip("this run names a replica")
+    page = admin_client.get("/dashboards/")
+    api = admin_client.get("/api/v1/kpis/lead_acceptance/")
+
+    assert page.status_code == api.status_code == 200
+    assert b"as of" in page.content
+    assert b"Figures as of" not in page.content
+    for response in (page, api):
+        assert not response.has_header(db_router.FIGURES_AS_OF_HEADER)
+        assert not response.has_header(db_router.REPLICA_LAG_HEADER)
+    processors = settings.TEMPLATES[0]["OPTIONS"]["context_processors"]
+    assert "revops.db_router.replica_notice" not in processors
+
+
 def _settings_with(env: dict[str, str]) -> dict:
     base = {
         key: value
@@ -160,7 +211,8 @@ def _settings_with(env: dict[str, str]) -> dict:
     show = (
         "import json; from django.conf import settings as s; print(json.dumps({"
         "'aliases': list(s.DATABASES), 'routers': s.DATABASE_ROUTERS, "
-        "'middleware': s.MIDDLEWARE, 'replica': s.DATABASES.get('replica')}, default=str))"
+        "'middleware': s.MIDDLEWARE, 'replica': s.DATABASES.get('replica'), "
+        "'processors': s.TEMPLATES[0]['OPTIONS']['context_processors']}, default=str))"
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", show],
@@ -197,3 +249,5 @@ def test_a_replica_url_adds_the_alias_router_and_middleware():
     )
     assert (plain["aliases"], plain["routers"], plain["replica"]) == (["default"], [], None)
     assert plain["middleware"] == [m for m in middleware if "db_router" not in m]
+    assert "revops.db_router.replica_notice" in configured["processors"]
+    assert plain["processors"] == [p for p in configured["processors"] if "db_router" not in p]

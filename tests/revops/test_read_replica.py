@@ -8,12 +8,16 @@ the ports its queries went to; the standby's port means the replica served them.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.db import connections
 
 from tests.conftest import REQUIRE_SERVICES
@@ -147,6 +151,7 @@ def replica(app):
             "REPLICA_MAX_LAG_SECONDS": 10.0,
             "REPLICA_CHECK_SECONDS": 0,
             "REPLICA_READ_YOUR_WRITES_SECONDS": 15,
+            "REPLICA_NOTICE_SECONDS": 5.0,
         },
     )
     yield app
@@ -219,6 +224,129 @@ def test_the_snapshot_refresh_reads_from_the_standby(replica):
 
     assert answer["refreshed"] >= 1
     assert answer["read_ports"] == [replica.standby_port], answer["reads"]
+
+
+def test_lead_exports_read_from_the_standby_and_the_pages_they_export_from_the_primary(replica):
+    replica.call("lead", name="Exported")
+    replica.pair.wait_caught_up()
+    for path in (
+        "/leads/export.csv",
+        "/leads/handoffs/?format=csv",
+        "/definitions/target-accounts/?format=csv",
+    ):
+        answer = replica.call("get", user="boss", path=path)
+        assert answer["status"] == 200, path
+        assert answer["read_ports"] == [replica.standby_port], (path, answer["reads"])
+    for path in ("/leads/handoffs/", "/definitions/target-accounts/"):
+        answer = replica.call("get", user="boss", path=path)
+        assert answer["status"] == 200, path
+        assert answer["read_ports"] == [replica.primary_port], (path, answer["reads"])
+
+
+def test_a_lead_export_has_what_the_replica_has_and_the_lead_list_what_the_primary_has(replica):
+    replica.call("settings", values={"REPLICA_MAX_LAG_SECONDS": PAUSED_BOUND})
+    replica.call("lead", name="Replayed")
+    _paused_with_a_new_lead(replica, "NotYetExported")
+
+    export = replica.call(
+        "get", user="other", path="/leads/export.csv", find=["Replayed", "NotYetExported"]
+    )
+    leads = replica.call(
+        "get", user="other", path="/leads/?q=NotYetExported", find=["NotYetExported"]
+    )
+
+    assert export["found"] == {"Replayed": True, "NotYetExported": False}
+    assert export["read_ports"] == [replica.standby_port], export["reads"]
+    assert leads["found"]["NotYetExported"] is True
+
+
+# --- "Figures as of …" -----------------------------------------------------------------------
+
+NOTICE = re.compile(r"^Figures as of (\d\d:\d\d:\d\d) \(replica (\d+) s behind\)$")
+
+
+def _replayed_at(pair) -> datetime:
+    """When the last transaction the standby replayed was committed on the primary."""
+    text = pair.standby.psql(
+        "SELECT to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    )
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _displayed(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(settings.DISPLAY_TIME_ZONE)).strftime("%H:%M:%S")
+
+
+def test_pages_from_a_replica_behind_the_notice_bound_say_how_old_their_figures_are(replica):
+    replica.call(
+        "settings",
+        values={"REPLICA_MAX_LAG_SECONDS": PAUSED_BOUND, "REPLICA_NOTICE_SECONDS": 1.0},
+    )
+    _paused_with_a_new_lead(replica, "Noticed")
+    time.sleep(1.5)
+    replayed_at = _replayed_at(replica.pair)
+    meeting = replica.setup["meeting"]
+
+    # A filter set nobody opened: computed now, from what the replica has.
+    dashboard = replica.call(
+        "get", user="other", path="/dashboards/funnel/?preset=this_quarter&tier=C"
+    )
+    meeting_page = replica.call("get", user="other", path=f"/meeting/{meeting}/")
+    scorecard = replica.call("get", user="other", path="/dashboards/scorecard/")
+    drill = replica.call("get", user="other", **_drill("Noticed"))
+    api = replica.call("get", user="other", path="/api/v1/kpis/lead_acceptance/")
+    lead_list = replica.call("get", user="other", path="/leads/")
+
+    for page in (dashboard, meeting_page, scorecard, drill, api):
+        assert page["status"] == 200
+        assert page["read_ports"] == [replica.standby_port], page["reads"]
+    for page in (dashboard, drill):
+        shown = NOTICE.match(page["notice"] or "")
+        assert shown, page["notice"]
+        assert shown.group(1) == _displayed(replayed_at)
+        assert 1 <= int(shown.group(2)) < 120
+    for page in (meeting_page, scorecard):
+        assert NOTICE.match(page["notice"] or ""), page["notice"]
+    assert drill["found"]["Noticed"] is False
+    headers = api["headers"]
+    assert datetime.fromisoformat(headers["X-Figures-As-Of"]) == replayed_at
+    assert 1.0 < float(headers["X-Replica-Lag-Seconds"]) < 120
+    # The lead list reads the primary: nothing to say.
+    assert lead_list["read_ports"] == [replica.primary_port]
+    assert (lead_list["notice"], lead_list["headers"]) == (None, {})
+
+
+def test_no_notice_within_the_notice_bound_nor_once_caught_up(replica):
+    replica.call(
+        "settings",
+        values={"REPLICA_MAX_LAG_SECONDS": PAUSED_BOUND, "REPLICA_NOTICE_SECONDS": 600.0},
+    )
+    _paused_with_a_new_lead(replica, "Quiet")
+    time.sleep(1.5)
+    within = replica.call("get", user="other", path="/dashboards/")
+    replica.call("settings", values={"REPLICA_NOTICE_SECONDS": 1.0})
+    behind = replica.call("get", user="other", path="/dashboards/")
+    replica.pair.resume_replay()
+    replica.pair.wait_caught_up()
+    caught_up = replica.call("get", user="other", path="/dashboards/")
+    api = replica.call("get", user="other", path="/api/v1/kpis/lead_acceptance/")
+
+    assert behind["notice"] is not None  # the same replica, the bound lowered
+    for page in (within, caught_up, api):
+        assert page["read_ports"] == [replica.standby_port], page["reads"]
+        assert (page["notice"], page["headers"]) == (None, {})
+
+
+def test_no_notice_when_the_primary_serves_a_replica_behind_the_lag_bound(replica):
+    replica.call("settings", values={"REPLICA_MAX_LAG_SECONDS": 2.0, "REPLICA_NOTICE_SECONDS": 1.0})
+    _paused_with_a_new_lead(replica, "TooFarBehind")
+    time.sleep(2.5)
+
+    page = replica.call("get", user="other", path="/dashboards/")
+
+    assert page["read_ports"] == [replica.primary_port], page["reads"]
+    assert (page["notice"], page["headers"]) == (None, {})
 
 
 # --- Read your writes ------------------------------------------------------------------------
