@@ -44,9 +44,9 @@ def _as_server_user() -> list[str]:
     return ["runuser", "-u", SERVER_USER, "--"]
 
 
-def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+def _run(args: list[str], timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [*_as_server_user(), *args], capture_output=True, text=True, timeout=60, **kwargs
+        [*_as_server_user(), *args], capture_output=True, text=True, timeout=timeout, **kwargs
     )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -133,10 +133,15 @@ class ReplicaPair:
         return self.standby.url(self.database)
 
     def start(self) -> ReplicaPair:
-        bin_dir = self.primary.bin_dir
+        self.start_primary()
+        self.start_standby()
+        return self
+
+    def start_primary(self, extra_conf: str = "") -> None:
+        """``initdb``, the replication settings (and ``extra_conf``), start, create the database."""
         _run(
             [
-                str(bin_dir / "initdb"),
+                str(self.primary.bin_dir / "initdb"),
                 "-D",
                 str(self.primary.data_dir),
                 "-U",
@@ -151,15 +156,20 @@ class ReplicaPair:
             conf.write(
                 "\nwal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n"
                 "fsync = off\nfull_page_writes = off\n"
-                "wal_receiver_status_interval = 1s\nhot_standby_feedback = on\n"
+                "wal_receiver_status_interval = 1s\nhot_standby_feedback = on\n" + extra_conf
             )
         with open(self.primary.data_dir / "pg_hba.conf", "a") as hba:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         self.primary.start()
         self.primary.psql(f'CREATE DATABASE "{self.database}"')
+
+    def start_standby(self, timeout: float = 60.0) -> None:
+        """A base backup of the primary as it is now (``-R``: it follows the primary), started
+        and waited for until it streams. Loading data first and backing it up after is faster
+        than streaming the load."""
         _run(
             [
-                str(bin_dir / "pg_basebackup"),
+                str(self.primary.bin_dir / "pg_basebackup"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -172,11 +182,11 @@ class ReplicaPair:
                 "--checkpoint=fast",
                 "--wal-method=stream",
                 "--no-sync",
-            ]
+            ],
+            timeout=timeout,
         )
         self.standby.start()
         self.wait_streaming()
-        return self
 
     def wait_streaming(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -218,9 +228,10 @@ class ReplicaPair:
 
 
 @contextmanager
-def replica_pair(database: str = "revops"):
+def replica_pair(database: str = "revops", *, standby: bool = True, extra_conf: str = ""):
     """A started ``ReplicaPair`` in a temporary folder owned by the server user, stopped and
-    removed afterwards whatever happened."""
+    removed afterwards whatever happened (an exception, Ctrl-C). ``standby=False`` starts only
+    the primary: ``pair.start_standby()`` follows once its data is loaded."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         raise RuntimeError("PostgreSQL's server programs (initdb, pg_basebackup) are not installed")
@@ -231,7 +242,10 @@ def replica_pair(database: str = "revops"):
     os.chmod(root, 0o755)
     pair = ReplicaPair(bin_dir, root, database)
     try:
-        yield pair.start()
+        pair.start_primary(extra_conf)
+        if standby:
+            pair.start_standby()
+        yield pair
     finally:
         pair.stop()
         shutil.rmtree(root, ignore_errors=True)
