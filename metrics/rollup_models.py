@@ -6,7 +6,9 @@ them).
 Database triggers (PostgreSQL) write the hour of every changed fact into ``RollupDirty`` in the
 same transaction as the change, whatever wrote it: the ORM, a bulk UPDATE, COPY, an import or a
 delete. The refresh recomputes exactly those days; until it has, reads take those days from
-the raw facts. Medians and percentiles are not sums, so they stay on the raw facts.
+the raw facts. Medians and percentiles are not sums: a rollup row keeps the values themselves
+(``RollupValues``), and a read takes the percentile over those of its days and the raw rows of
+the rest, in one query, so it stays exact.
 
 The dimension columns are foreign keys without database constraints: a rollup row only names
 what it counts, and the filters (``metrics.queries.common``) reach a source's channel group or
@@ -14,7 +16,28 @@ an owner's team through them exactly as they do from a lead.
 """
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+
+
+class RollupValues(ArrayField):
+    """The values a percentile is taken over (e.g. every response time of the day's group), as
+    a PostgreSQL ``float8[]``. Rollups are PostgreSQL only; on SQLite the column exists (as text)
+    but is never written."""
+
+    def __init__(self, **options):
+        options.setdefault("base_field", models.FloatField())
+        options.setdefault("default", list)
+        options.setdefault("blank", True)
+        super().__init__(**options)
+
+    def db_type(self, connection):
+        return super().db_type(connection) if connection.vendor == "postgresql" else "text"
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("base_field", None)
+        return name, path, args, kwargs
 
 
 def _dimension(model: str, **options) -> models.ForeignKey:
@@ -90,6 +113,9 @@ class HandoffDay(RollupRow):
     accepted = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     pending = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)  # with a timed response
+    unanswered = models.PositiveIntegerField(default=0)  # no response yet
+    response_seconds = RollupValues()  # the answered ones' response times, business seconds
     # dated by response_due_at
     response_met = models.PositiveIntegerField(default=0)
     response_late = models.PositiveIntegerField(default=0)

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trim, TruncDate
@@ -29,7 +30,13 @@ from django.utils import timezone
 from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.models import Handoff, Lead, Opportunity
 from metrics.queries.funnel import _furthest_position, funnel_definition
-from metrics.queries.handoffs import SlaClock, _feedback_complete, sla_parts
+from metrics.queries.handoffs import (
+    _ANSWERED,
+    _RESPONSE_COUNTS,
+    SlaClock,
+    _feedback_complete,
+    sla_parts,
+)
 from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
 from metrics.rollup_models import (
     CohortDay,
@@ -63,6 +70,10 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
                 "accepted": Count("pk", filter=Q(outcome=HandoffOutcome.ACCEPTED)),
                 "rejected": Count("pk", filter=Q(outcome=HandoffOutcome.REJECTED)),
                 "pending": Count("pk", filter=Q(outcome=HandoffOutcome.PENDING)),
+                **_RESPONSE_COUNTS,
+                "response_seconds": ArrayAgg(
+                    "response_business_seconds", filter=_ANSWERED, default=[]
+                ),
             },
         ),
         (

@@ -41,7 +41,7 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
-from metrics.queries.rolled import added, rolled_grouped, rollup_split
+from metrics.queries.rolled import added, rolled_grouped, rolled_percentiles, rollup_split
 from metrics.rollup_models import HandoffDay, RollupFact
 
 # --- Lead acceptance -------------------------------------------------------------------------
@@ -167,8 +167,9 @@ def response_time_handoffs(
     return handoffs
 
 
+_ANSWERED = Q(response_business_seconds__isnull=False)
 _RESPONSE_COUNTS = {
-    "answered": Count("pk", filter=Q(response_business_seconds__isnull=False)),
+    "answered": Count("pk", filter=_ANSWERED),
     "unanswered": Count("pk", filter=Q(first_response_at__isnull=True)),
 }
 
@@ -183,15 +184,36 @@ def _response(row: dict, percentiles: tuple[float | None, float | None]) -> Resp
     )
 
 
+def _response_grouped(
+    period: Period, filters: KpiFilters, group_by: Sequence[str], handoffs: QuerySet[Handoff]
+) -> tuple[dict[tuple, dict], dict[tuple, tuple]]:
+    """Answered / unanswered counts and the response time's median and p90 per group: the
+    rolled-up days from the daily rollup (counts and the days' response times), the rest from
+    the handoffs themselves."""
+    response = F("response_business_seconds")
+    split = rollup_split(RollupFact.HANDOFF, period)
+    if split is None:
+        counts = _grouped(handoffs, group_by, **_RESPONSE_COUNTS)
+        percentiles = _percentiles(handoffs.filter(_ANSWERED), response, (0.5, 0.9), group_by)
+        return counts, percentiles
+    raw = handoffs.filter(split.raw_q("assigned_at"))
+    counts = added(
+        tuple(_RESPONSE_COUNTS),
+        _grouped(raw, group_by, **_RESPONSE_COUNTS),
+        rolled_grouped(split, HandoffDay, filters, group_by, tuple(_RESPONSE_COUNTS)),
+        group_by=group_by,
+    )
+    percentiles = rolled_percentiles(
+        split, HandoffDay, filters, "response_seconds", raw, response, (0.5, 0.9), group_by
+    )
+    return counts, percentiles
+
+
 def response_time(period: Period, filters: KpiFilters = NO_FILTERS) -> ResponseTime:
-    handoffs = acceptance_handoffs(period, filters)
-    counts = _grouped(handoffs, (), **_RESPONSE_COUNTS)[()]
-    percentiles = _percentiles(
-        handoffs.filter(response_business_seconds__isnull=False),
-        F("response_business_seconds"),
-        (0.5, 0.9),
-    )[()]
-    return _response(counts, percentiles)
+    counts, percentiles = _response_grouped(
+        period, filters, (), acceptance_handoffs(period, filters)
+    )
+    return _response(counts[()], percentiles[()])
 
 
 @dataclass(frozen=True)
@@ -204,17 +226,11 @@ def response_time_by(
     period: Period, filters: KpiFilters = NO_FILTERS, *, by: str
 ) -> list[GroupResponseTime]:
     """Response time broken down ``by`` owner (the assignee), team, source, campaign, tier or
-    month (of the assignment): one GROUP BY for the counts, one for the percentiles."""
+    month (of the assignment): a GROUP BY for the counts, one for the percentiles."""
     handoffs, columns, ref = _grouped_by(
         acceptance_handoffs(period, filters), by, HANDOFF_PATHS, period
     )
-    counts = _grouped(handoffs, columns, **_RESPONSE_COUNTS)
-    percentiles = _percentiles(
-        handoffs.filter(response_business_seconds__isnull=False),
-        F("response_business_seconds"),
-        (0.5, 0.9),
-        columns,
-    )
+    counts, percentiles = _response_grouped(period, filters, columns, handoffs)
     rows = [
         GroupResponseTime(ref(key), _response(row, percentiles.get(key, (None, None))))
         for key, row in counts.items()

@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import DateField, Q, QuerySet, Sum
-from django.db.models.functions import TruncMonth, TruncWeek
+from django.db.models import DateField, Expression, F, FloatField, Func, Q, QuerySet, Sum
+from django.db.models.functions import Cast, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from metrics.kpis import KpiFilters, Period
@@ -209,3 +210,66 @@ def rolled_grouped(
     rows = split.rows(model, filters).filter(counted)
     times = {name: TIME_GROUPS[name] for name in columns if name in TIME_GROUPS}
     return _grouped(rows.annotate(**times), columns, **sums(measures))
+
+
+def rolled_percentiles(
+    split: RollupSplit,
+    model,
+    filters: KpiFilters,
+    values_column: str,
+    raw: QuerySet,
+    value: Expression,
+    fractions: Sequence[float],
+    group_by: Sequence[str] = (),
+) -> dict[tuple, tuple[float | None, ...]]:
+    """Percentiles per group over the values the rollup keeps for its days (``values_column``,
+    an array per row) and ``value`` on the ``raw`` rows of the rest, in one query: exact, as if
+    every value had been read raw. ``raw`` is already narrowed to the split's gaps; ``group_by``
+    names its columns (the rollup's are mapped as in ``rolled_grouped``)."""
+    groups = [f"percentile_group_{index}" for index in range(len(group_by))]
+    rolled_columns = [rollup_column(name) for name in group_by]
+
+    def dated(name: str, expression):
+        # The rows are read past the ORM's converters: a week or month is cast to a date in SQL
+        # (the rollup truncates a date, the raw query a local timestamp).
+        return Cast(expression, DateField()) if name in TIME_GROUPS else expression
+
+    rolled = split.rows(model, filters).annotate(
+        **{
+            alias: dated(column, TIME_GROUPS.get(column, F(column)))
+            for alias, column in zip(groups, rolled_columns, strict=True)
+        },
+        percentile_value=Func(F(values_column), function="unnest", output_field=FloatField()),
+    )
+    from_raw = raw.annotate(
+        **{alias: dated(name, F(name)) for alias, name in zip(groups, group_by, strict=True)},
+        percentile_value=value,
+    ).filter(percentile_value__isnull=False)
+    parts, params = [], []
+    for query in (rolled, from_raw):
+        try:
+            sql, part_params = (
+                query.order_by().values(*groups, "percentile_value").query.sql_with_params()
+            )
+        except EmptyResultSet:  # a filter that selects nothing (e.g. no gap between the days)
+            continue
+        parts.append(f"({sql})")
+        params.extend(part_params)
+    rows = []
+    if parts:
+        wanted = ", ".join(
+            "percentile_cont(%s) WITHIN GROUP (ORDER BY percentile_value)" for _ in fractions
+        )
+        grouped = f" GROUP BY {', '.join(groups)}" if groups else ""
+        sql = (
+            f"SELECT {', '.join([*groups, wanted])} FROM ({' UNION ALL '.join(parts)}) "
+            f"AS percentile_values{grouped}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*fractions, *params])
+            rows = cursor.fetchall()
+    width = len(groups)
+    found = {tuple(row[:width]): tuple(row[width:]) for row in rows}
+    if not group_by:
+        found.setdefault((), (None,) * len(fractions))
+    return found

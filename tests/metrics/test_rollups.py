@@ -234,6 +234,11 @@ def _facts_create(world, leads: list[dict], handoffs: list[dict]) -> list[Lead]:
                 response_due_at=after(spec["response_due_after"]),
                 accept_due_at=after(spec["accept_due_after"]),
                 first_response_at=after(spec["responded_after"]),
+                response_business_seconds=(
+                    None
+                    if spec["responded_after"] is None
+                    else spec["responded_after"] * 1800.0 + spec["decided_after"]
+                ),
                 outcome=outcome,
                 accepted_at=decided if outcome == HandoffOutcome.ACCEPTED else None,
                 rejected_at=decided if outcome == HandoffOutcome.REJECTED else None,
@@ -252,6 +257,7 @@ def _facts_create(world, leads: list[dict], handoffs: list[dict]) -> list[Lead]:
 ROLLUP_BACKED = [
     queries.lead_acceptance,
     queries.lead_acceptance_by_source,
+    queries.response_time,
     queries.sla_compliance,
     queries.sla_compliance_by_rep,
     queries.sla_compliance_by_source,
@@ -269,6 +275,7 @@ BREAKDOWNS = [
 ]
 WEEKLY = [
     weekly.weekly_acceptance,
+    weekly.weekly_response,
     weekly.weekly_response_sla,
     weekly.weekly_feedback,
     weekly.weekly_lead_to_opportunity,
@@ -319,6 +326,7 @@ def _readings(period: Period, filters: KpiFilters, now: datetime) -> dict[str, o
     found.update({kpi.__name__: kpi(period, filters, now=now) for kpi in AS_OF})
     for by in BREAKDOWNS:
         found[f"lead_acceptance_by_{by}"] = queries.lead_acceptance_by(period, filters, by=by)
+        found[f"response_time_by_{by}"] = queries.response_time_by(period, filters, by=by)
     return found
 
 
@@ -384,6 +392,10 @@ def test_every_rollup_backed_kpi_equals_the_raw_computation(world, leads, handof
         Handoff.objects.filter(pk__in=Handoff.objects.order_by("pk")[:2]).delete()
         Handoff.objects.filter(outcome=HandoffOutcome.PENDING).update(
             outcome=HandoffOutcome.ACCEPTED, accepted_at=_now()
+        )
+        # A late first response: its handoff's day (by assignment) gains a response time.
+        Handoff.objects.filter(first_response_at__isnull=True).update(
+            first_response_at=_now(), response_business_seconds=5400.0
         )
         Opportunity.objects.filter(status=OpportunityStatus.OPEN).update(amount=F("amount") + 7)
         Opportunity.objects.filter(pk__in=Opportunity.objects.order_by("-pk")[:1]).delete()
