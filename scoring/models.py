@@ -125,8 +125,20 @@ class EventWeight(VersionedRow):
 
 
 def _unindexed_version_key(model) -> models.ForeignKey:
+    # No database constraint either: a publish changes this column on every state row, and
+    # PostgreSQL checks a changed foreign key row by row at commit (a query and a key-share lock
+    # on the version's row per lead: ~9 µs a row, 9 s of a million-lead publish, and the locks
+    # of two workers on the same version row turn into multixacts). Only the scoring code writes
+    # it, always with a version it has just read as published, and published versions are never
+    # deleted (PROTECT still refuses it through the ORM).
     return models.ForeignKey(
-        model, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        model,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
 

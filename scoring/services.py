@@ -8,11 +8,16 @@ Concurrency, in one place (ADR 8):
   ``enqueued_at`` and enqueues the lead (a burst of 100 events ⇒ one rescore); the sweep
   re-sends dirty leads whose message is older than SCORING_REQUEUE_AFTER_SECONDS (lost), or was
   never sent.
-* Every writer of score rows locks them in lead-id order before writing: the mark-dirty upsert,
-  a full-rescore bucket (``lock_state_rows``), an incremental batch (``_claim_dirty``, with
-  SKIP LOCKED: it never waits, and sends busy leads again). No two of them deadlock, and each
-  statement after the lock sees the rows' latest committed versions. The rules in force are
-  read after the locks, so a publish that commits meanwhile is never overwritten.
+* A full-rescore bucket holds an advisory lock on its range (``lock_bucket``); the mark-dirty
+  upsert takes the shared form of the same lock for its leads' ranges before locking their rows
+  in id order, so the two never deadlock however the bucket's plan orders its rows. An
+  incremental batch claims rows with SKIP LOCKED (``_claim_dirty``): it never waits, and sends
+  busy leads again. The rules in force are read after the locks, so a publish that commits
+  meanwhile is never overwritten.
+* A bucket's refit and rescore statements compute each row from that row alone (and the
+  lead's facts), so a row an incremental rescore changes meanwhile is recomputed from its new
+  version and needs no lock first; re-reading sums joins the table to an aggregate of itself,
+  so that step locks the range's rows in id order first (``lock_state_rows``).
 * A batch writes only rows that are stale (other ICP, model or day), so running a batch or a
   task twice changes nothing the second time; a rescore marks ``scored_seq`` only for the seq
   whose events it read.
@@ -20,6 +25,7 @@ Concurrency, in one place (ADR 8):
   incremental task and the sweep alike: nothing a worker decides is lost when it dies.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,11 +150,27 @@ def leads_mark_dirty_sql() -> str:
     )
 
 
+def lock_buckets_shared_sql() -> str:
+    """One statement taking, in bucket order, the shared form of the advisory lock each
+    full-rescore bucket holds exclusively (``lock_bucket``); parameter: an array of lead ids."""
+    return (
+        "SELECT pg_advisory_xact_lock_shared(%s, bucket) FROM (SELECT DISTINCT "
+        "CAST(id / %s AS INTEGER) AS bucket FROM unnest(%s::bigint[]) AS ids(id) "
+        "ORDER BY bucket) AS buckets"
+    )
+
+
 def _leads_mark_dirty_upsert(lead_ids: list[int]) -> list[int]:
     """The same on PostgreSQL in one statement per 10,000 leads: create the missing score
-    states and bump the others, returning which just became dirty."""
+    states and bump the others, returning which just became dirty.
+
+    First it waits for any full-rescore bucket of these leads to commit (and keeps buckets from
+    starting on them until this transaction ends): a bucket updates its rows in whatever order
+    its plan reads them, this upsert in id order, and without the bucket lock the two could
+    each hold a row the other waits for."""
     became_dirty: list[int] = []
     with connection.cursor() as cursor:
+        cursor.execute(lock_buckets_shared_sql(), [ADVISORY_NAMESPACE, BUCKET_SIZE, lead_ids])
         for start in range(0, len(lead_ids), 10_000):
             cursor.execute(leads_mark_dirty_sql(), [list(lead_ids[start : start + 10_000])])
             became_dirty += [lead_id for lead_id, dirty in cursor.fetchall() if dirty]
@@ -582,8 +604,8 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
             lo = chunk.next_lead_id
             hi = min(lo - lo % BUCKET_SIZE + BUCKET_SIZE - 1, chunk.last_lead_id)
             lock_bucket(lo)
-            lock_state_rows(lo, hi)
-            # Read after the locks: the rules in force now, as the rows are now.
+            # Read after the lock: the rules in force now. A publish that commits later has a
+            # job of its own, whose bucket waits for this one and finds these rows stale.
             at = timezone.now()
             icp_version = icp_in_force(at=at)
             model = scoring_model_in_force(at=at)
@@ -606,6 +628,7 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
                 model_id=model.pk,
                 keep_sums_of=keep_sums_of,
                 as_of_day=engine.day_number(at),
+                lock_rows=functools.partial(lock_state_rows, lo, hi),
             )
             chunk.processed += Lead.objects.filter(pk__range=(lo, hi)).count()
             chunk.next_lead_id = hi + 1
