@@ -26,5 +26,11 @@ class LeadsConfig(AppConfig):
         # seed_demo publishes a target-account list of the demo accounts.
         on_demo_seeded(demo_target_accounts)
 
+        from leads.partitions import event_keys_after_bare_load
+        from leads.services.bulk import tables_loaded_bare
+
+        # The seed loads events with their triggers off: their idempotency keys follow.
+        tables_loaded_bare.connect(event_keys_after_bare_load, dispatch_uid="leads-event-keys")
+
         post_migrate.connect(grant_roles_after_migrate, dispatch_uid="leads.roles.grant")
         user_logged_in.connect(extend_meeting_room_session, dispatch_uid="leads.roles.session")

@@ -40,3 +40,19 @@ def send_notification_emails() -> int:
     while batch := services.notifications_email_pending():
         sent += batch
     return sent
+
+
+@shared_task(name="leads.tasks.maintain_event_partitions")
+def maintain_event_partitions() -> dict:
+    """Beat, hourly: the event table's month partitions ahead of time (and for rows that fell
+    into the default partition), then retention, if set (``leads.partitions``)."""
+    from leads.partitions import event_partitions_maintain, events_retire
+
+    retired = events_retire()
+    maintained = event_partitions_maintain()
+    return {
+        "created": maintained.created,
+        "moved_rows": maintained.moved_rows,
+        "dropped": retired.dropped,
+        "folded_rows": retired.folded_rows,
+    }

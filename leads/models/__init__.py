@@ -10,11 +10,13 @@ from .definitions import (
     SlaVersion,
     WorkingHours,
 )
+from .event_archive import FoldedContentEvent, FoldedEventDay
 from .facts import (
     Account,
     Campaign,
     ContentAsset,
     EngagementEvent,
+    EventKey,
     Handoff,
     Lead,
     Opportunity,
@@ -35,6 +37,9 @@ __all__ = [
     "ContentAsset",
     "DefinitionVersion",
     "EngagementEvent",
+    "EventKey",
+    "FoldedContentEvent",
+    "FoldedEventDay",
     "Handoff",
     "Holiday",
     "IcpCriterion",

@@ -243,7 +243,13 @@ class EngagementEvent(models.Model):
     The largest table (ten events a lead): every index costs each COPY and each API batch, so it
     keeps only those a read needs. ``(lead, occurred_at)`` serves the lead's own reads and the
     foreign key's cascade; ``occurred_at`` the time-ordered lists (a kind filter walks it too);
-    content links are rare, so only linked rows are indexed."""
+    content links are rare, so only linked rows are indexed.
+
+    On PostgreSQL the table is partitioned by month of ``occurred_at`` (migration 0015,
+    ``leads.partitions``): its primary key is ``(id, occurred_at)`` there, ``id`` alone here.
+    A partitioned table cannot hold a unique index without the partition key, so the
+    idempotency key lives in ``EventKey``, which triggers on this table keep in the writer's
+    own transaction, whoever the writer is (ORM, COPY, admin, raw SQL)."""
 
     # The composite index below leads with lead_id: a second, single-column one is dead weight.
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events", db_index=False)
@@ -264,16 +270,6 @@ class EngagementEvent(models.Model):
 
     class Meta:
         ordering = ["-occurred_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["source_system", "external_id"],
-                condition=~Q(external_id=""),
-                name="leads_event_unique_external_id",
-                violation_error_message=(
-                    "This event (source system + external id) was already received."
-                ),
-            ),
-        ]
         indexes = [
             models.Index(fields=["lead", "occurred_at"], name="event_lead_occurred"),
             models.Index(fields=["occurred_at"], name="event_occurred"),
@@ -286,6 +282,37 @@ class EngagementEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def validate_constraints(self, exclude=None) -> None:
+        # What the unique constraint said before the key moved to EventKey (forms, the admin).
+        super().validate_constraints(exclude=exclude)
+        if not self.external_id:
+            return
+        key = {"source_system": self.source_system, "external_id": self.external_id}
+        own = not self._state.adding and EngagementEvent.objects.filter(pk=self.pk, **key).exists()
+        if not own and EventKey.objects.filter(**key).exists():
+            raise ValidationError("This event (source system + external id) was already received.")
+
+
+class EventKey(models.Model):
+    """The (source system, external id) of every event received with one: the idempotency key
+    of ``EngagementEvent``, unique here because the partitioned event table cannot hold a
+    global unique index. Written only by triggers on the event table (migration 0015): an
+    insert adds the keys (a second one is a unique violation, as the old constraint was), a
+    delete or a changed key removes them, a TRUNCATE empties the table. Dropping a month's
+    partition (retention, ``leads.partitions.events_retire``) fires no trigger: the keys of folded
+    events stay, so an integration re-sending an old event still finds it received."""
+
+    pk = models.CompositePrimaryKey("source_system", "external_id")
+    source_system = models.CharField(max_length=40)
+    external_id = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "received event key"
+
+    def __str__(self) -> str:
+        return f"{self.source_system}:{self.external_id}"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

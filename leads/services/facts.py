@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from leads.choices import ActorType, EventKind, FitTier, Seniority
 from leads.lifecycle import Lifecycle
-from leads.models import Account, EngagementEvent, Lead, StageTransition
+from leads.models import Account, EngagementEvent, EventKey, Lead, StageTransition
 from leads.models.facts import normalize_tags
 from leads.selectors import lifecycle_at
 from leads.services.bulk import Writer, rows_matching
@@ -383,14 +383,15 @@ def _lead_stages_write(states: Mapping[int, LeadStage], writer: Writer | None) -
 
 def events_received(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which (source system, external id) pairs were received before. One indexed query per
-    source system (served by the partial unique index)."""
+    source system, on the key table (its primary key; it also holds the keys of events
+    retention dropped, so a re-sent old event stays a duplicate)."""
     by_system: dict[str, set[str]] = defaultdict(set)
     for system, external_id in keys:
         if external_id:
             by_system[system].add(external_id)
     received = set()
     for system, external_ids in by_system.items():
-        found = rows_matching(EngagementEvent, "external_id", external_ids, ["external_id"],
+        found = rows_matching(EventKey, "external_id", external_ids, ["external_id"],
                               where={"source_system": system})  # fmt: skip
         received.update((system, row["external_id"]) for row in found)
     return received

@@ -316,6 +316,9 @@ SCORING_REQUEUE_AFTER_SECONDS = env.int("SCORING_REQUEUE_AFTER_SECONDS", default
 # (revops.maintenance): with "auto", VACUUM only when the server's autovacuum is off.
 MAINTAIN_AFTER_ROWS = env.int("MAINTAIN_AFTER_ROWS", default=20_000)
 MAINTAIN_VACUUM = env("MAINTAIN_VACUUM", default="auto")
+# Months of raw engagement events kept (whole months before this one; unset or 0: all). Older
+# months are folded into per-lead daily counts, then dropped (leads.partitions).
+EVENT_RETENTION_MONTHS = env.int("EVENT_RETENTION_MONTHS", default=0)
 CELERY_BEAT_SCHEDULE = {
     # Rescore leads whose message was lost (broker down) and restart stalled rescore chunks.
     "scoring-sweep": {"task": "scoring.tasks.sweep_scoring", "schedule": 60.0},
@@ -329,6 +332,8 @@ CELERY_BEAT_SCHEDULE = {
     "dashboard-snapshots": {"task": "metrics.tasks.refresh_snapshots", "schedule": 30.0},
     # Recompute the daily rollups' days whose facts changed (metrics.rollups).
     "dashboard-rollups": {"task": "metrics.tasks.refresh_rollups", "schedule": 15.0},
+    # The event table's month partitions ahead of time, then retention (leads.partitions).
+    "event-partitions": {"task": "leads.tasks.maintain_event_partitions", "schedule": 3600.0},
     # Catch up on notification e-mails a failed send left behind.
     "notification-emails": {"task": "leads.tasks.send_notification_emails", "schedule": 300.0},
     # Resume backtests of drafts whose worker died (they continue from their watermark).
