@@ -1,0 +1,263 @@
+"""A publish's rescore, bucket by bucket: what each bucket reads, what it locks, and rows that
+an incremental rescore changes under it."""
+
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+
+from leads.models import IcpVersion
+from scoring import bulk, engine, services
+from scoring.models import LeadScoreState, ScoringModel
+from tests.scoring.test_bulk_equivalence import (
+    AS_OF_DAY,
+    bulk_score,
+    load,
+    scores_by_engine,
+    scores_in_database,
+)
+
+ICP = engine.IcpSpec(
+    1,
+    (
+        engine.Criterion("Software", "industry", ("software",), points=25),
+        engine.Criterion("Execs", "seniority", ("executive", "vp"), points=15),
+        engine.Criterion("Students", "seniority", ("student",), is_exclusion=True),
+    ),
+    30,
+    20,
+    10,
+)
+RULES = {
+    "page_view": engine.KindRule(1.0, 5),
+    "pricing_page": engine.KindRule(8.0, 3),
+    "demo_request": engine.KindRule(30.0, 1),
+}
+FIRST = engine.ScoringSpec(1, 30.0, RULES)
+# New weights, same half-life and caps: the stored sums stay valid.
+REWEIGHTED = engine.ScoringSpec(2, 30.0, {**RULES, "page_view": engine.KindRule(4.0, 5)})
+# Another half-life: sums read under it are not valid for REWEIGHTED.
+OTHER_HALF_LIFE = engine.ScoringSpec(3, 7.0, RULES)
+
+
+def lead_rows(count: int) -> list[dict]:
+    seniorities = ["executive", "vp", "student", "manager"]
+    return [
+        {
+            "account": index % 2,
+            "seniority": seniorities[index % 4],
+            "title": "",
+            "country": "US",
+            "domain": "gmail.com" if index % 3 == 0 else "acme.io",
+            "events": [("page_view", index % 40, 1 + index % 4), ("pricing_page", 3, index % 3)],
+        }
+        for index in range(count)
+    ]
+
+
+ACCOUNTS = [
+    {
+        "industry": "software",
+        "employees": 200,
+        "annual_revenue": None,
+        "country": "US",
+        "region": "NA",
+        "technologies": [],
+        "signals": [],
+    },
+    {
+        "industry": "retail",
+        "employees": 20,
+        "annual_revenue": None,
+        "country": "DE",
+        "region": "EMEA",
+        "technologies": [],
+        "signals": [],
+    },
+]
+
+
+def rows_read_from_state_table() -> int:
+    """Rows this transaction has read from the score-state table, by any scan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) "
+            "FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [LeadScoreState._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+def plan_as_on_a_million_rows() -> None:
+    """Plan as PostgreSQL does for a bucket of a big table: a range read by its index, and
+    joins of 10,000 rows hashed (on a few rows it would choose nested loops, which hide a
+    join's unbounded side)."""
+    with connection.cursor() as cursor:
+        for setting in ("enable_seqscan", "enable_nestloop", "enable_mergejoin"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+
+
+@pytest.mark.django_db
+def test_a_bucket_of_a_publish_reads_only_its_own_rows():
+    """Each bucket's statements are bounded by its id range: a rescore of 10,000 leads once
+    read the whole million-row table (a self-join, a LIMIT 1 that scanned from the table's
+    start), so a publish read the table once per bucket."""
+    leads = load(ACCOUNTS, lead_rows(80))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    model_id = ScoringModel.objects.get(number=1).pk
+    lo, hi = leads[10].pk, leads[14].pk
+    plan_as_on_a_million_rows()
+    before = rows_read_from_state_table()
+    bulk.bring_up_to_date(
+        lo,
+        hi,
+        icp=ICP,
+        icp_version_id=icp_id,
+        spec=REWEIGHTED,
+        model_id=model_id + 1000,  # a new model's id: every row of the range is stale
+        keep_sums_of=[model_id, model_id + 1000],
+        as_of_day=AS_OF_DAY,
+    )
+    read = rows_read_from_state_table() - before
+    in_range = hi - lo + 1
+    # Three passes over the range (what is stale, the rescore, the check after it) and the
+    # index-only count of ensure_states; the 80-row table is never read whole.
+    assert read <= 4 * in_range, read
+    scored = scores_in_database(leads[10:15])
+    assert scored == scores_by_engine(leads[10:15], ICP, REWEIGHTED)
+    assert scores_in_database(leads[:10]) == scores_by_engine(leads[:10], ICP, FIRST)
+
+
+@pytest.mark.django_db
+def test_an_icp_publish_refits_a_bucket_reading_only_its_rows_and_mirrors_changed_tiers():
+    leads = load(ACCOUNTS, lead_rows(80))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    model_id = ScoringModel.objects.get(number=1).pk
+    richer = engine.IcpSpec(
+        2,
+        (engine.Criterion("Any software", "industry", ("software",), points=40), *ICP.criteria),
+        30,
+        20,
+        10,
+    )
+    lo, hi = leads[20].pk, leads[29].pk
+    plan_as_on_a_million_rows()
+    before = rows_read_from_state_table()
+    bulk.bring_up_to_date(
+        lo,
+        hi,
+        icp=richer,
+        icp_version_id=icp_id + 1000,
+        spec=FIRST,
+        model_id=model_id,
+        keep_sums_of=[model_id],
+        as_of_day=AS_OF_DAY,
+    )
+    # A refit reads each row of the range once more than a reweight.
+    assert rows_read_from_state_table() - before <= 5 * (hi - lo + 1)
+    assert scores_in_database(leads[20:30]) == scores_by_engine(leads[20:30], richer, FIRST)
+
+
+@pytest.mark.django_db
+def test_a_row_rescored_meanwhile_under_other_rules_is_redone_under_the_row_locks():
+    """New weights need no row lock first: each row is computed from itself. But an incremental
+    rescore that read the rules before the publish may commit sums read with another
+    half-life while the bucket runs; such a row is not scored from those sums, and the bucket
+    does its range again under the locks."""
+    leads = load(ACCOUNTS, lead_rows(8))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    first_id = ScoringModel.objects.get(number=1).pk
+    new_id, older_rules_id = first_id + 1000, first_id + 2000
+    lo, hi = leads[0].pk, leads[-1].pk
+    changed = leads[3].pk
+    staleness = bulk.range_staleness
+    calls = []
+
+    def incremental_rescore_commits_meanwhile(*args, **kwargs):
+        calls.append(args)
+        result = staleness(*args, **kwargs)
+        if len(calls) == 1:
+            bulk.rescore_exactly(
+                [changed],
+                icp=ICP,
+                icp_version_id=icp_id,
+                spec=OTHER_HALF_LIFE,
+                model_id=older_rules_id,
+                as_of_day=AS_OF_DAY,
+            )
+        return result
+
+    lock_rows = mock.Mock()
+    with mock.patch.object(bulk, "range_staleness", incremental_rescore_commits_meanwhile):
+        bulk.bring_up_to_date(
+            lo,
+            hi,
+            icp=ICP,
+            icp_version_id=icp_id,
+            spec=REWEIGHTED,
+            model_id=new_id,
+            keep_sums_of=[first_id, new_id],
+            as_of_day=AS_OF_DAY,
+            lock_rows=lock_rows,
+        )
+    lock_rows.assert_called_once_with()
+    assert scores_in_database(leads) == scores_by_engine(leads, ICP, REWEIGHTED)
+    state = LeadScoreState.objects.get(lead_id=changed)
+    assert (state.sums_model_id, state.scoring_model_id) == (new_id, new_id)
+
+
+@pytest.mark.django_db
+def test_new_weights_lock_no_row_first_but_a_new_half_life_does():
+    leads = load(ACCOUNTS, lead_rows(6))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    first_id = ScoringModel.objects.get(number=1).pk
+    lo, hi = leads[0].pk, leads[-1].pk
+    lock_rows = mock.Mock()
+    common = {"icp": ICP, "icp_version_id": icp_id, "as_of_day": AS_OF_DAY}
+    bulk.bring_up_to_date(
+        lo,
+        hi,
+        spec=REWEIGHTED,
+        model_id=first_id + 1000,
+        keep_sums_of=[first_id, first_id + 1000],
+        lock_rows=lock_rows,
+        **common,
+    )
+    lock_rows.assert_not_called()
+    assert scores_in_database(leads) == scores_by_engine(leads, ICP, REWEIGHTED)
+    bulk.bring_up_to_date(
+        lo,
+        hi,
+        spec=OTHER_HALF_LIFE,
+        model_id=first_id + 2000,
+        keep_sums_of=[first_id + 2000],
+        lock_rows=lock_rows,
+        **common,
+    )
+    lock_rows.assert_called_once_with()
+    assert scores_in_database(leads) == scores_by_engine(leads, ICP, OTHER_HALF_LIFE)
+
+
+@pytest.mark.django_db
+def test_recording_events_holds_the_rescore_buckets_of_its_leads_shared(monkeypatch):
+    """Ingestion waits for a bucket being rescored (and keeps one from starting) on the
+    bucket's advisory lock, not on its rows: the bucket's UPDATE locks rows in its plan's
+    order, the mark-dirty upsert in id order, and the two must never each hold a row the
+    other waits for."""
+    monkeypatch.setattr(services, "BUCKET_SIZE", 10)
+    leads = load([], lead_rows(25))
+    ids = [leads[0].pk, leads[24].pk]
+    with transaction.atomic():
+        services.leads_mark_dirty(lead_ids=ids)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT classid, objid, mode, granted FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY objid"
+            )
+            held = cursor.fetchall()
+    buckets = sorted({lead_id // 10 for lead_id in ids})
+    assert held == [(services.ADVISORY_NAMESPACE, bucket, "ShareLock", True) for bucket in buckets]
