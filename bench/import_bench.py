@@ -38,6 +38,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"events": 50_000, "leads": 20_000}
 
 
+def load_average() -> str:
+    """The 1-minute load average: the machine is shared, so every figure says how busy it was."""
+    try:
+        with open("/proc/loadavg") as loadavg:
+            return loadavg.read().split()[0]
+    except OSError:
+        return "?"
+
+
 def setup(database_url: str) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DATABASE_URL"] = database_url
@@ -262,7 +271,7 @@ def main() -> None:
     total_leads = Lead.objects.count()
     print(
         f"Database: {connection.settings_dict['NAME']} — {total_leads:,} leads, "
-        f"{Account.objects.count():,} accounts"
+        f"{Account.objects.count():,} accounts; load average {load_average()}"
     )
     rng = random.Random(args.seed)
     ids = list(Lead.objects.exclude(external_id="").values_list("pk", flat=True)[:2_000_000])
@@ -362,7 +371,8 @@ def main() -> None:
                     all_seconds = bare_copy(*everything, new_leads=len(rows))
                 import_seconds, report = timed_import(path, mapping)
                 line = (
-                    f"  {kind} round {round_number}: import {import_seconds:.2f} s "
+                    f"  {kind} round {round_number} (load {load_average()}): "
+                    f"import {import_seconds:.2f} s "
                     f"({len(rows) / import_seconds:,.0f} rows/s), COPY {copy_seconds:.2f} s "
                     f"({len(rows) / copy_seconds:,.0f} rows/s)"
                 )
@@ -406,6 +416,7 @@ def main() -> None:
         f"Peak memory of this process: {peak:.0f} MB (the generated rows for the COPYs included)."
     )
     print(f"Leads in the database afterwards: {Lead.objects.count():,} (rolled back: unchanged)")
+    print(f"Load average (1 min) at the end: {load_average()}")
     if not args.no_vacuum:
         # Rolled-back rows stay behind as dead tuples (and index entries) until vacuumed; the
         # next benchmark (ours or another) would pay for them.

@@ -23,7 +23,9 @@ the same transaction). Every problem is a ``RowError`` naming the row and the fi
 from __future__ import annotations
 
 import logging
+import pickle
 import re
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -216,6 +218,8 @@ class ImportRun:
         self.announced: set[int] = set()  # leads the write layer announced (to be rescored)
         self.owner_ids: set[int] = set()  # every owner the rows name (to become reps)
         self.refs = Refs(self)
+        # (fraction of the writing done) for handlers that write after reading everything.
+        self.write_progress: Callable[[float], None] = lambda fraction: None
 
     @property
     def writing(self) -> bool:
@@ -576,6 +580,9 @@ class _RefResolver:
 
 class KindImport:
     kind = ""
+    # Checks every row while staging what it will write (no id taken, nothing written before
+    # the last row is checked), so all or nothing reads the file once instead of twice.
+    single_pass = False
 
     def __init__(self, run: ImportRun) -> None:
         self.run = run
@@ -739,11 +746,40 @@ def _split_name(values: dict) -> None:
         values["first_name"], values["last_name"] = first[:80], last[:80]
 
 
+class CheckedChunks:
+    """Chunks of checked rows kept for writing once the whole file is checked: pickled to a
+    temporary file, so a file of millions of rows does not sit in memory."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (read back in finish, then closed)
+        self.count = 0
+
+    def add(self, chunk: list) -> None:
+        if chunk:
+            pickle.dump(chunk, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.count += 1
+
+    def __iter__(self) -> Iterator[list]:
+        self.file.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self.file)  # our own file, written just before
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class LeadImport(KindImport):
+    """Reads the file once: each chunk is checked (matches, references, stage paths) with
+    nothing written, and kept (``CheckedChunks``); once every row is checked, the chunks are
+    written in order. A rejected file writes nothing and takes no ids, as when it was read
+    twice, and the checks run in the writing transaction."""
+
     kind = LEADS
+    single_pass = True
 
     def __init__(self, run: ImportRun) -> None:
         super().__init__(run)
+        self.checked = CheckedChunks()
         self.seen_ext: dict = {}
         self.seen_email: dict = {}
         self.refs = _RefResolver(run, LEADS)
@@ -783,9 +819,24 @@ class LeadImport(KindImport):
                 continue
             if not run.is_invalid(row):
                 plans.append((row, values, current, steps))
-        if not run.writing:
+        if run.writing:
+            self.checked.add(plans)  # written in finish(), once every row is checked
+        else:
             self._count(plans)
-            return
+
+    def finish(self) -> None:
+        run = self.run
+        for number, plans in enumerate(self.checked, start=1):
+            if run.writing:
+                self._write(plans)
+                run.write_progress(number / self.checked.count)
+            else:  # a later row was bad: nothing is written; count what would have been
+                self._count(plans)
+        self.checked.close()
+
+    def _write(self, plans) -> None:
+        run = self.run
+        run.writer.flush()  # the last chunk's COPYs: creating references runs statements
         self.refs.create_missing([(row, values) for row, values, _, _ in plans])
         new, changed, current_stages = [], [], {}
         for row, values, current, steps in plans:
@@ -963,10 +1014,13 @@ class LeadKeys:
 
 class EventImport(KindImport):
     """Events already received (same source system and external id) are counted, never
-    stored twice (the write layer skips them). Stage triggers apply once the whole file is
-    stored, in the order the events occurred."""
+    stored twice. The file is read once: valid new events are staged (``facts.events_stage``,
+    a temporary table on PostgreSQL) and stored together at the end, when every row has been
+    checked, in one statement (``facts.events_staged_store``), which then applies the stage
+    triggers in the order the events occurred. A rejected file took no event ids."""
 
     kind = EVENTS
+    single_pass = True
 
     def __init__(self, run: ImportRun) -> None:
         super().__init__(run)
@@ -974,7 +1028,9 @@ class EventImport(KindImport):
         self.seen: dict = {}
         # The kinds that move a lead (e.g. meeting_booked: SAL → SQL), as in the live path.
         self.trigger_kinds = set(run.lifecycle.event_triggers)
-        self.triggers: list = []  # stored events of those kinds
+        self.triggers: list[facts.EventRow] = []  # staged events of those kinds
+        self.lead_ids: set[int] = set()  # leads of the staged events
+        self.staged = 0
 
     def process(self, rows):
         run = self.run
@@ -1009,38 +1065,35 @@ class EventImport(KindImport):
                 )
             )
             rows_of.append(row)
-        if run.writing:
-            written = facts.events_record(
-                events=events, lifecycle=run.lifecycle, apply_triggers=False, writer=run.writer
-            )
-            duplicates = set(written.duplicates)
-            run.announced.update(written.lead_ids)
-            self.triggers += [e for e in written.events if e.kind in self.trigger_kinds]
-        else:
-            received = facts.events_received((e.source_system, e.external_id) for e in events)
-            duplicates = {
-                position
-                for position, e in enumerate(events)
-                if (e.source_system, e.external_id) in received
-            }
-        for position, row in enumerate(rows_of):
-            if position in duplicates:
+        received = facts.events_received((e.source_system, e.external_id) for e in events)
+        new = []
+        for event, row in zip(events, rows_of, strict=True):
+            if event.external_id and (event.source_system, event.external_id) in received:
                 run.report.duplicates += 1
                 run.note(row, "already received")
             else:
                 run.report.created += 1
                 run.note(row, "create")
+                new.append(event)
+        if not run.writing:  # a bad row: nothing will be stored; keep checking
+            return
+        facts.events_stage(events=new, writer=run.writer)
+        self.staged += len(new)
+        self.lead_ids.update(e.lead_id for e in new)
+        self.triggers += [e for e in new if e.kind in self.trigger_kinds]
 
     def finish(self) -> None:
         run = self.run
-        events = sorted(self.triggers, key=lambda e: e.occurred_at)
-        if events and run.writing:
-            for start in range(0, len(events), CHUNK_ROWS):
-                facts.event_triggers_apply(
-                    events=events[start : start + CHUNK_ROWS],
-                    lifecycle=run.lifecycle,
-                    writer=run.writer,
-                )
+        if run.writing:
+            facts.events_staged_store(
+                writer=run.writer,
+                lead_ids=self.lead_ids,
+                triggers=self.triggers,
+                lifecycle=run.lifecycle,
+                batch=CHUNK_ROWS,
+                progress=lambda stored: run.write_progress(stored / max(self.staged, 1)),
+            )
+            run.announced.update(self.lead_ids)
 
 
 # opportunities ----------------------------------------------------------------------------------
@@ -1410,7 +1463,8 @@ def import_file(
     path = Path(path)
     started = time.perf_counter()
     dry_run = dry_run or preview
-    passes = (False,) if skip_invalid else (True, False)  # validate_only
+    single_pass = skip_invalid or getattr(HANDLERS.get(mapping.kind), "single_pass", False)
+    passes = (False,) if single_pass else (True, False)  # validate_only
     report = ImportReport(kind=mapping.kind, file_name=label or path.name)
     try:
         fmt = csvfile.sniff(path, encoding=mapping.encoding, delimiter=mapping.delimiter)
@@ -1460,18 +1514,27 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
     with transaction.atomic():
         constraints_per_statement()
         writer = writer_for()
+        writer.announced = set()  # announced once at the end (facts.announce_collected)
         run = ImportRun(report=report, mapping=mapping, context=context, writer=writer,
                         skip_invalid=skip_invalid, actor_id=actor_id, label=label,
                         preview=preview, validate_only=validate_only)  # fmt: skip
         handler = HANDLERS[mapping.kind](run)
+        # A handler that writes once everything is read shows reading and writing as halves.
+        read_share = 0.5 if handler.single_pass and not validate_only else 1.0
+        if progress is not None and read_share < 1:
+            run.write_progress = lambda fraction: progress(
+                read_share + (1 - read_share) * fraction, report.rows
+            )
         try:
             for chunk in _parsed_chunks(csv_rows, parser, run, limit=limit, preview=preview_rows):
                 handler.process(chunk)
                 run.end_chunk()
                 if progress is not None:
-                    progress(csv_rows.fraction_read, report.rows)
+                    progress(csv_rows.fraction_read * read_share, report.rows)
             handler.finish()
-            writer.flush()  # the layer's last announcements run here, inside the transaction
+            if run.writing:
+                facts.announce_collected(writer)  # each lead once, inside the transaction
+            writer.flush()
             _owners_become_reps(run)
             report.rescore_leads = len(run.announced) if run.writing else 0
         except csvfile.CsvFileError as problem:

@@ -59,7 +59,7 @@ from leads.choices import (
 )
 from leads.imports.countries import COUNTRY_CODES
 from leads.lifecycle import Lifecycle
-from revops.datetimes import InstantError, local_day_start, to_utc
+from revops.datetimes import OFFSET_LIMIT, InstantError, local_day_start, to_utc
 from revops.text import CONTROL_CHARACTERS, control_character_problem
 
 FORMAT_TAG = "revops.import-mapping/1"
@@ -842,6 +842,15 @@ def parse_datetime(
         raise FieldProblem(f"is not a valid date (expected {expected})") from None
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise FieldProblem(f"has the year {value.year}, out of range ({MIN_YEAR}–{MAX_YEAR})")
+    if not date_only and value.tzinfo is not None:
+        # The common case (an offset in range): converted here, without the message
+        # to_utc prepares for a refusal; anything else takes to_utc's checks below.
+        offset = value.utcoffset()
+        if offset is not None and -OFFSET_LIMIT < offset < OFFSET_LIMIT:
+            try:
+                return value.astimezone(UTC)
+            except (OverflowError, ValueError):
+                pass
     try:  # the rule every instant from outside follows (an offset PostgreSQL can store)
         if date_only:
             return local_day_start(value.date(), zone=date_zone or zone, at=date_time)
@@ -1115,7 +1124,7 @@ class RowParser:
                     RowError(row, step.name, step.column, shown[:ERROR_VALUE_LENGTH], problem)
                 )
                 continue
-            if raw == "" or raw is None or raw == {}:
+            if not raw:  # "", None, {} (a property set without a value)
                 if step.required:
                     errors.append(RowError(row, step.name, step.column, "", "is required"))
                 continue
@@ -1130,11 +1139,13 @@ class RowParser:
             if value is not None and value != "":
                 values[step.name] = value
         for group in self.one_of:
-            if not any(name in values for name in group) and not any(
-                e.field in group for e in errors
-            ):
-                why = f"{ONE_OF_WHY[self.kind]}, none given"
-                errors.append(RowError(row, group[0], "", "", why))
+            for name in group:  # a loop, not any(): this runs for every row
+                if name in values:
+                    break
+            else:
+                if not any(e.field in group for e in errors):
+                    why = f"{ONE_OF_WHY[self.kind]}, none given"
+                    errors.append(RowError(row, group[0], "", "", why))
         return values, errors
 
 

@@ -25,6 +25,7 @@ from django.db import models
 from django.dispatch import Signal
 
 COPY_BUFFER = 1 << 18
+STAGED_BATCH = 100_000  # rows a statement when staged rows are written
 QUEUE_DEPTH = 4  # batches waiting for the COPY thread (bounds memory)
 
 # (label, rows, seconds): called once a batch is in the database (from the COPY thread).
@@ -181,6 +182,10 @@ class Writer:
         self.on_written = on_written
         self._columns: dict[tuple, _Columns] = {}
         self.rows_written = 0
+        # When a set, the write layer adds the leads it would announce here instead, and the
+        # caller announces them once (``leads.services.facts.announce_collected``): an import
+        # marks each lead for rescoring once, not once per chunk that touched it.
+        self.announced: set[int] | None = None
 
     def columns(self, model, fields) -> _Columns:
         key = (model, tuple(fields))
@@ -202,6 +207,27 @@ class Writer:
     def close(self) -> None:
         self.flush()
 
+    def stage(self, model, fields: Sequence[str], rows: Iterable[tuple]) -> None:
+        """Queue rows for ``insert_staged`` without writing them to the model's table: nothing
+        is written there (no id is taken from its sequence) until ``insert_staged``, so a
+        caller that finds a problem meanwhile rolls back having written nothing."""
+        raise NotImplementedError
+
+    def insert_staged(
+        self,
+        model,
+        fields: Sequence[str],
+        *,
+        order_by: Sequence[str],
+        batch: int = STAGED_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write every row staged for ``(model, fields)``, ordered by ``order_by`` (fields
+        among ``fields``: rows in an index's order touch each of its pages once), ``batch``
+        rows a statement, calling ``progress(rows written so far)`` after each (a long write
+        keeps showing it is alive). Returns the rows written."""
+        raise NotImplementedError
+
 
 class InsertWriter(Writer):
     """SQLite and others: parameterized ``executemany``, values prepared by the model fields."""
@@ -209,6 +235,7 @@ class InsertWriter(Writer):
     def __init__(self, connection, **kwargs) -> None:
         super().__init__(connection, **kwargs)
         self._next_id: dict[type, int] = {}
+        self._staged: dict[tuple, list[tuple]] = {}  # (model, fields) → rows (in memory)
 
     def allocate_ids(self, model: type[models.Model], count: int) -> list[int]:
         if model not in self._next_id:
@@ -258,6 +285,19 @@ class InsertWriter(Writer):
             cursor.executemany(sql, params)
         self._written(label or model._meta.label_lower, len(rows), time.perf_counter() - started)
 
+    def stage(self, model, fields: Sequence[str], rows: Iterable[tuple]) -> None:
+        self._staged.setdefault((model, tuple(fields)), []).extend(rows)
+
+    def insert_staged(self, model, fields, *, order_by, batch=STAGED_BATCH, progress=None) -> int:
+        rows = self._staged.pop((model, tuple(fields)), [])
+        positions = [list(fields).index(name) for name in order_by]
+        rows.sort(key=lambda row: tuple(row[p] for p in positions))
+        for start in range(0, len(rows), batch):
+            self.insert(model, fields, rows[start : start + batch])
+            if progress is not None:
+                progress(min(start + batch, len(rows)))
+        return len(rows)
+
     def update(self, model, fields: Sequence[str], rows: list[tuple]) -> None:
         """``rows`` are ``(pk, *values)``."""
         if not rows:
@@ -292,6 +332,7 @@ class CopyWriter(Writer):
         self.pending: list[Callable[[], None]] = []  # after_flush callbacks
         self._queued = 0
         self._temp_tables = 0
+        self._staging: dict[tuple, str] = {}  # (model, fields) → its temporary table
 
     def allocate_ids(self, model: type[models.Model], count: int) -> list[int]:
         if count == 0:
@@ -341,10 +382,82 @@ class CopyWriter(Writer):
             return
         spec = self.columns(model, fields)
         buffer = self._buffer(spec, rows, prepared=prepared)
+        self._queue_copy(label or model._meta.label_lower, len(rows), spec.table, spec, buffer)
+
+    def _queue_copy(self, label: str, count: int, table: str, spec: _Columns, buffer) -> None:
         self._start()
         self._raise_error()
         self._queued += 1
-        self.queue.put((label or model._meta.label_lower, len(rows), spec, buffer))
+        self.queue.put((label, count, self._copy_sql(table, spec), buffer))
+
+    def stage(self, model, fields: Sequence[str], rows: Iterable[tuple]) -> None:
+        """COPY into a temporary table of the model's columns (no indexes, no sequence, no
+        WAL), on the writer's thread like ``insert``."""
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return
+        spec = self.columns(model, fields)
+        key = (model, tuple(fields))
+        temp = self._staging.get(key)
+        if temp is None:
+            self.flush()
+            self._temp_tables += 1
+            temp = self.connection.ops.quote_name(f"bulk_stage_{self._temp_tables}")
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS "
+                    f"SELECT {', '.join(spec.columns)} FROM {spec.table} WITH NO DATA"
+                )
+            self._staging[key] = temp
+        label = f"{model._meta.label_lower} (staged)"
+        self._queue_copy(label, len(rows), temp, spec, self._buffer(spec, rows))
+
+    def insert_staged(self, model, fields, *, order_by, batch=STAGED_BATCH, progress=None) -> int:
+        temp = self._staging.pop((model, tuple(fields)), None)
+        if temp is None:
+            return 0
+        self.flush()
+        spec = self.columns(model, fields)
+        columns = ", ".join(spec.columns)
+        order = ", ".join(spec.columns[list(fields).index(name)] for name in order_by)
+        quote = self.connection.ops.quote_name
+        ordered = quote(f"{temp.strip(chr(34))}_ordered")
+        written = 0
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {temp}")
+            total = cursor.fetchone()[0]
+            if total <= batch:  # one statement
+                started = time.perf_counter()
+                cursor.execute(
+                    f"INSERT INTO {spec.table} ({columns}) SELECT {columns} FROM {temp} "
+                    f"ORDER BY {order}"
+                )
+                cursor.execute(f"DROP TABLE {temp}")
+                self._written(model._meta.label_lower, total, time.perf_counter() - started)
+                if progress is not None:
+                    progress(total)
+                return total
+            # Sorted once and numbered, so each batch is a range of the order.
+            cursor.execute(
+                f"CREATE TEMP TABLE {ordered} ON COMMIT DROP AS SELECT row_number() OVER "
+                f"(ORDER BY {order}) AS bulk_position, {columns} FROM {temp}"
+            )
+            cursor.execute(f"DROP TABLE {temp}")
+            cursor.execute(f"CREATE INDEX ON {ordered} (bulk_position)")
+            for start in range(0, total, batch):
+                started = time.perf_counter()
+                cursor.execute(
+                    f"INSERT INTO {spec.table} ({columns}) SELECT {columns} FROM {ordered} "
+                    "WHERE bulk_position > %s AND bulk_position <= %s ORDER BY bulk_position",
+                    [start, start + batch],
+                )
+                written += cursor.rowcount
+                self._written(model._meta.label_lower, cursor.rowcount,
+                              time.perf_counter() - started)  # fmt: skip
+                if progress is not None:
+                    progress(written)
+            cursor.execute(f"DROP TABLE {ordered}")
+        return written
 
     def _copy_loop(self) -> None:
         while True:
@@ -353,9 +466,9 @@ class CopyWriter(Writer):
                 if item is None:
                     return
                 if self.error is None:  # after a failure, drain without writing
-                    label, count, spec, buffer = item
+                    label, count, sql, buffer = item
                     started = time.perf_counter()
-                    self.raw.copy_expert(self._copy_sql(spec.table, spec), buffer, COPY_BUFFER)
+                    self.raw.copy_expert(sql, buffer, COPY_BUFFER)
                     self._written(label, count, time.perf_counter() - started)
             except BaseException as problem:  # re-raised in the caller's thread
                 self.error = problem

@@ -25,7 +25,7 @@ its rows are written and inside the writing transaction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +49,8 @@ UPDATE_BATCH = 1_000
 
 TRANSITION_FIELDS = ["lead", "from_stage", "to_stage", "transitioned_at", "actor_type", "actor",
                      "reason"]  # fmt: skip
+TRANSITION_ATTNAMES = ["lead_id", "from_stage", "to_stage", "transitioned_at", "actor_type",
+                       "actor_id", "reason"]  # fmt: skip
 LEAD_FIELDS = ["id", "first_name", "last_name", "email", "phone", "title", "seniority",
                "country", "account", "source", "campaign", "owner", "stage", "stage_entered_at",
                "tier", "in_marketing_nurture", "external_id", "created_at",
@@ -247,8 +249,23 @@ def _announce(lead_ids: Iterable[int], writer: Writer | None) -> list[int]:
         return ids
     if writer is None:
         lead_facts_changed(lead_ids=ids)
+    elif writer.announced is not None:
+        writer.announced.update(ids)  # the caller announces them once: announce_collected
     else:
         writer.after_flush(lambda: lead_facts_changed(lead_ids=ids))
+    return ids
+
+
+def announce_collected(writer: Writer) -> list[int]:
+    """Announce the leads collected in ``writer.announced`` (see ``bulk.Writer``) once what is
+    in flight is written, and empty it. An import touching a lead in several chunks marks it
+    for rescoring once instead of once a chunk (each mark rewrites its score row)."""
+    writer.flush()
+    ids = sorted(writer.announced or ())
+    if writer.announced:
+        writer.announced.clear()
+    if ids:
+        lead_facts_changed(lead_ids=ids)
     return ids
 
 
@@ -458,6 +475,54 @@ def events_record(
     return EventsRecorded(stored, duplicates, fresh, lead_ids, moved)
 
 
+def events_stage(*, events: Sequence[EventRow], writer: Writer) -> None:
+    """Queue new events for ``events_staged_store``. The caller has left out those received
+    before (``events_received``) and repeats within its rows. Nothing reaches the event table,
+    and no id is taken from its sequence, until then: a caller that finds a bad row later rolls
+    back having written nothing."""
+    now = timezone.now()
+    writer.stage(
+        EngagementEvent,
+        EVENT_FIELDS,
+        [
+            (e.lead_id, e.kind, e.occurred_at, e.properties, e.content_asset_id, e.source_system,
+             e.external_id, e.received_at or now)
+            for e in events
+        ],
+    )  # fmt: skip
+
+
+def events_staged_store(
+    *,
+    writer: Writer,
+    lead_ids: Iterable[int],
+    triggers: Sequence = (),
+    lifecycle: Lifecycle | None = None,
+    batch: int = 5_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Store every event ``events_stage`` queued, in one statement and in (lead, occurred_at)
+    order, so the lead index and the foreign key's lookups walk their pages in order; announce
+    their leads (``lead_ids``, once each); then apply the stage triggers of ``triggers`` (the
+    staged events of trigger kinds) in the order they occurred, ``batch`` leads' events at a
+    time. ``progress(events stored so far)`` is called as they are. Returns how many stage
+    moves the triggers made."""
+    writer.insert_staged(
+        EngagementEvent, EVENT_FIELDS, order_by=["lead", "occurred_at"], progress=progress
+    )
+    # Announce before the triggers, as events_record does (score rows, then lead rows).
+    _announce(lead_ids, writer)
+    if writer.announced is not None:
+        announce_collected(writer)
+    events = sorted(triggers, key=lambda e: e.occurred_at)
+    moved = 0
+    for start in range(0, len(events), batch):
+        moved += event_triggers_apply(
+            events=events[start : start + batch], lifecycle=lifecycle, writer=writer
+        )
+    return moved
+
+
 def event_triggers_apply(
     *, events: Sequence, lifecycle: Lifecycle | None = None, writer: Writer | None = None
 ) -> int:
@@ -579,53 +644,62 @@ def leads_upsert(
 def _leads_create(new: list[NewLead], lifecycle: Lifecycle, writer, now) -> list[int]:
     if not new:
         return []
-    leads, histories = [], []
+    paths, nurtures = [], []
     for row in new:
-        created_at = row.created_at or now
-        path = row.path or (StageStep(stage=lifecycle.first, at=created_at),)
+        path = row.path or (StageStep(stage=lifecycle.first, at=row.created_at or now),)
         nurture = row.in_marketing_nurture
         if nurture is None:
             nurture = _path_nurture(lifecycle, path, True)
-        leads.append(
+        paths.append(path)
+        nurtures.append(nurture)
+    unknown = {step.stage for path in paths for step in path} - lifecycle.by_key.keys()
+    if unknown:
+        raise ValidationError({"stage": f"Unknown stage {sorted(unknown)[0]!r}."})
+    tier = FitTier.D.value  # scoring sets the tier when it scores the lead
+    if writer is None:
+        leads = [
             Lead(
                 first_name=row.first_name, last_name=row.last_name, email=row.email,
                 phone=row.phone, title=row.title, seniority=row.seniority, country=row.country,
                 account_id=row.account_id, source_id=row.source_id,
                 campaign_id=row.campaign_id, owner_id=row.owner_id, stage=path[-1].stage,
-                stage_entered_at=path[-1].at,
-                tier=FitTier.D,  # scoring sets the tier when it scores the lead
-                in_marketing_nurture=nurture, external_id=row.external_id,
-                created_at=created_at, updated_at=now,
+                stage_entered_at=path[-1].at, tier=tier, in_marketing_nurture=nurture,
+                external_id=row.external_id, created_at=row.created_at or now, updated_at=now,
             )
-        )  # fmt: skip
-        histories.append(path)
-    unknown = {step.stage for path in histories for step in path} - lifecycle.by_key.keys()
-    if unknown:
-        raise ValidationError({"stage": f"Unknown stage {sorted(unknown)[0]!r}."})
-    if writer is None:
+            for row, path, nurture in zip(new, paths, nurtures, strict=True)
+        ]  # fmt: skip
         Lead.objects.bulk_create(leads, batch_size=UPDATE_BATCH)
+        ids = [lead.pk for lead in leads]
     else:
-        attnames = [_attname(Lead, name) for name in LEAD_FIELDS]
-        for lead, pk in zip(leads, writer.allocate_ids(Lead, len(leads)), strict=True):
-            lead.pk = pk
+        # Rows in LEAD_FIELDS' order, straight from the batch: a model instance per lead (and
+        # per history row) cost more than the COPY that writes it.
+        ids = writer.allocate_ids(Lead, len(new))
         writer.insert(
             Lead, LEAD_FIELDS,
-            [tuple(getattr(lead, name) for name in attnames) for lead in leads],
+            [
+                (pk, row.first_name, row.last_name, row.email, row.phone, row.title,
+                 row.seniority, row.country, row.account_id, row.source_id, row.campaign_id,
+                 row.owner_id, path[-1].stage, path[-1].at, tier, nurture, row.external_id,
+                 row.created_at or now, now)
+                for pk, row, path, nurture in zip(ids, new, paths, nurtures, strict=True)
+            ],
         )  # fmt: skip
-    transitions = []
-    for lead, row, path in zip(leads, new, histories, strict=True):
+    history = []
+    for pk, row, path in zip(ids, new, paths, strict=True):
         previous = ""
         for step in path:
-            transitions.append(
-                StageTransition(
-                    lead_id=lead.pk, from_stage=previous, to_stage=step.stage,
-                    transitioned_at=step.at, actor_type=row.actor_type, actor_id=row.actor_id,
-                    reason=step.reason[:300],
-                )
-            )  # fmt: skip
+            history.append((pk, previous, step.stage, step.at, row.actor_type, row.actor_id,
+                            step.reason[:300]))  # fmt: skip
             previous = step.stage
-    _transitions_write(transitions, writer)
-    return [lead.pk for lead in leads]
+    if writer is None:
+        _transitions_write(
+            [StageTransition(**dict(zip(TRANSITION_ATTNAMES, values, strict=True)))
+             for values in history],
+            writer,
+        )  # fmt: skip
+    else:
+        writer.insert(StageTransition, TRANSITION_FIELDS, history)
+    return ids
 
 
 def _grouped(changes: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[tuple[str, ...], list]:
