@@ -23,6 +23,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from leads.services.bulk import constraints_per_statement
+
 EVENTS = "leads_engagementevent"
 DEFAULT_PARTITION = f"{EVENTS}_default"
 PARTITIONS_BACK = 24  # months behind now kept as partitions even when empty
@@ -242,6 +244,8 @@ def events_retire(*, now: datetime | None = None) -> EventsRetired:
         if not partition_lock():
             result.skipped = "another run holds the lock"
             return result
+        # A table with deferred foreign-key checks pending cannot be dropped: run them now.
+        constraints_per_statement(connection)
         for month, name in sorted(month_partitions().items()):
             if month_add(month, 1) > horizon:
                 continue

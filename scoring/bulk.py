@@ -21,7 +21,7 @@ from django.db import connection
 
 from leads.choices import EventKind
 from leads.models import Lead
-from scoring import engine
+from scoring import engine, retention
 from scoring.models import LeadScoreState, sum_field_name
 
 LEAD_TABLE = Lead._meta.db_table
@@ -152,18 +152,18 @@ def reread_sums(
         stale_params = list(keep_sums_of)
     event_ids, event_id_params = only_ids("e.lead_id", ids)
     state_ids, state_id_params = only_ids("s.lead_id", ids)
+    # Raw events, and the day counts retention folded of the months it dropped (exact: scoring
+    # reads nothing of an event but its lead, kind and UTC day).
+    day_counts, repeats = retention.event_day_counts_sql(
+        f"e.lead_id BETWEEN %s AND %s {event_ids}", utc_day_sql, folded=retention.anything_folded()
+    )
     sql = f"""
         UPDATE {STATE_TABLE} SET {", ".join([assignments, *zeroed])},
             epoch_day = %s, sums_model_id = %s, scoring_model_id = NULL
         FROM (
             SELECT s.lead_id, {", ".join(columns)}
             FROM {STATE_TABLE} s
-            LEFT JOIN (
-                SELECT e.lead_id, e.kind, {utc_day_sql("e.occurred_at")} AS day, COUNT(*) AS n
-                FROM {EVENT_TABLE} e
-                WHERE e.lead_id BETWEEN %s AND %s {event_ids}
-                GROUP BY e.lead_id, e.kind, {utc_day_sql("e.occurred_at")}
-            ) d ON d.lead_id = s.lead_id
+            LEFT JOIN ({day_counts}) d ON d.lead_id = s.lead_id
             WHERE s.lead_id BETWEEN %s AND %s {stale} {state_ids}
             GROUP BY s.lead_id
         ) agg
@@ -176,9 +176,7 @@ def reread_sums(
                 as_of_day,
                 model_id,
                 *params,
-                lo,
-                hi,
-                *event_id_params,
+                *[lo, hi, *event_id_params] * repeats,
                 lo,
                 hi,
                 *stale_params,

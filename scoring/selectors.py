@@ -13,6 +13,7 @@ from leads.selectors import icp_in_force, lifecycle_at, version_in_force
 from scoring import engine
 from scoring.models import ScoringModel
 from scoring.outcomes import OutcomeFacts, StageGroups, stage_groups_of
+from scoring.retention import folded_event_days
 
 
 def scoring_model_in_force(*, at: datetime | None = None) -> ScoringModel | None:
@@ -89,13 +90,14 @@ def lead_facts(lead: Lead) -> engine.LeadFacts:
 
 
 def lead_event_days(lead_id: int) -> list[tuple[str, int]]:
-    """(kind, UTC day number) of every event of a lead, for the engine."""
+    """(kind, UTC day number) of every event of a lead, for the engine: its raw events and
+    those retention folded (``scoring.retention``)."""
     return [
         (kind, engine.day_number(occurred_at))
         for kind, occurred_at in Lead.objects.get(pk=lead_id)
         .events.order_by()
         .values_list("kind", "occurred_at")
-    ]
+    ] + folded_event_days(lead_id)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from django.db.models import (
 from leads.models import (
     ContentAsset,
     EngagementEvent,
+    FoldedContentEvent,
     Handoff,
     Lead,
     LeadActivity,
@@ -87,12 +88,16 @@ def created_opportunities(
         content_asset__isnull=False,
         occurred_at__lt=OuterRef("created_at"),
     )
+    # Content-linked events of months retention dropped are kept whole (leads.partitions).
+    engaged_before_folded = FoldedContentEvent.objects.filter(
+        lead=OuterRef("lead_id"), occurred_at__lt=OuterRef("created_at")
+    )
     return (
         _opportunities(filters)
         .filter(_in("created_at", period))
         .annotate(
             asset_shared=_shared_with(OuterRef("lead_id")),
-            asset_engaged_before=Exists(engaged_before),
+            asset_engaged_before=Exists(engaged_before) | Exists(engaged_before_folded),
         )
         .select_related("lead__source", "owner")
         .order_by("-created_at", "-pk")
@@ -324,6 +329,11 @@ uses AS (
     SELECT e.lead_id, e.content_asset_id, e.occurred_at
     FROM leads_engagementevent e
     WHERE e.content_asset_id IS NOT NULL AND e.lead_id IN (SELECT lead_id FROM won)
+    UNION ALL
+    -- Content-linked events of months retention dropped, kept whole (leads.partitions).
+    SELECT f.lead_id, f.content_asset_id, f.occurred_at
+    FROM leads_foldedcontentevent f
+    WHERE f.lead_id IN (SELECT lead_id FROM won)
 ),
 helped AS (
     -- Used at the group's stage: during the opportunity (created → closed) for an

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Min
 
-from leads.models import Handoff, Lead
+from leads.models import FoldedEventDay, Handoff, Lead
 from scoring import engine
 from scoring.backtest.models import Backtest, BacktestLead
 from scoring.bulk import utc_day_sql
@@ -103,6 +103,13 @@ def _event_counts(lo: int, hi: int, as_of: datetime) -> dict[int, dict[tuple[str
         cursor.execute(sql, [lo, hi, as_of])
         for lead_id, kind, event_day, n in cursor.fetchall():
             counts[lead_id][kind, int(event_day)] = n
+    # Days retention folded (scoring.retention): whole UTC days before the one ``as_of`` falls
+    # in (a backtest as of an instant inside a folded day misses that day's part before it).
+    folded = FoldedEventDay.objects.filter(
+        lead_id__gte=lo, lead_id__lte=hi, day__lt=engine.day_number(as_of)
+    ).values_list("lead_id", "kind", "day", "events")
+    for lead_id, kind, event_day, n in folded:
+        counts[lead_id][kind, event_day] = counts[lead_id].get((kind, event_day), 0) + n
     return counts
 
 

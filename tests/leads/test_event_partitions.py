@@ -2,6 +2,7 @@
 across partitions (the key table), partitions made ahead and out of the default partition, the
 seed's bare load, and the migration of a populated table."""
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,7 @@ from leads.services import facts
 from leads.services.pipeline import engagement_events_ingest
 from tests.api.conftest import grant, token_client
 from tests.factories import LeadFactory, UserFactory
+from tests.metrics.test_meeting_content import world  # noqa: F401 - a fixture used below
 
 pytestmark = [
     pytest.mark.skipif(
@@ -40,10 +42,10 @@ def partition_of(event_id: int) -> str:
         return cursor.fetchone()[0]
 
 
-def row(lead, external_id: str, at: datetime, system: str = "hubspot") -> facts.EventRow:
+def row(lead, external_id: str, at: datetime, kind: str = "page_view", asset=None):
     return facts.EventRow(
-        lead_id=lead.pk, kind="page_view", occurred_at=at, source_system=system,
-        external_id=external_id,
+        lead_id=lead.pk, kind=kind, occurred_at=at, source_system="hubspot",
+        external_id=external_id, content_asset_id=asset.pk if asset else None,
     )  # fmt: skip
 
 
@@ -321,3 +323,142 @@ def test_the_migration_converts_a_populated_table_and_back():
     finally:
         _migrate(None)
     assert _relkind() == "p"
+
+
+# --- Retention -------------------------------------------------------------------------------
+
+
+def _state_rows(leads, kinds):
+    from scoring.models import LeadScoreState, sum_field_name
+
+    fields = ["engagement", "total", "grade", *(sum_field_name(kind) for kind in kinds)]
+    return {
+        row["lead_id"]: row
+        for row in LeadScoreState.objects.filter(lead__in=leads).values("lead_id", *fields)
+    }
+
+
+def _scores(leads, spec, model_id, as_of_day):
+    """Re-read every lead's sums from events (a new half-life's publish does this), rescore."""
+    from scoring import bulk
+
+    lo, hi = min(lead.pk for lead in leads), max(lead.pk for lead in leads)
+    bulk.ensure_states(lo, hi)
+    bulk.reread_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day)
+    bulk.rescore_from_sums(lo, hi, spec=spec, model_id=model_id, as_of_day=as_of_day)
+    return _state_rows(leads, spec.rules)
+
+
+def _same_scores(before: dict, after: dict) -> None:
+    """Scores (engagement, total, grade) exactly; the float sums to the last bits of their
+    additions' order."""
+    assert before.keys() == after.keys()
+    for lead_id, row in before.items():
+        for name, value in row.items():
+            if isinstance(value, float) and name.startswith("sum_"):
+                assert after[lead_id][name] == pytest.approx(value, rel=1e-12, abs=1e-12)
+            else:
+                assert after[lead_id][name] == value, (lead_id, name)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("world")  # the content slide's facts: a won deal used an asset by an event
+def test_retention_drops_old_months_only_after_folding_them_and_nothing_read_changes(settings):
+    from leads.models import FoldedContentEvent, FoldedEventDay
+    from leads.partitions import events_retire
+    from metrics.kpis import Period
+    from metrics.meeting import content_section
+    from metrics.queries.content import content_utilization
+    from scoring import engine
+    from scoring.backtest.selectors import _event_counts
+    from scoring.models import ScoringModel
+    from scoring.selectors import lead_event_days
+    from tests.metrics.factories import ContentAssetFactory, OpportunityFactory
+    from tests.metrics.test_meeting_content import NOW
+
+    now = timezone.now()
+    current = month_of(now)
+    old, recent = month_add(current, -8), month_add(current, -1)
+    leads = [LeadFactory() for _ in range(3)]
+    rows = []
+    for n, lead in enumerate(leads):
+        for day, kind, count in [(2, "page_view", 7), (2, "email_open", 1), (9, "page_view", 2),
+                                 (3 + n, "content_download", 3)]:  # fmt: skip
+            for minute in range(count):
+                at = old + timedelta(days=day, hours=n, minutes=minute)
+                rows.append(row(lead, f"{lead.pk}-{day}-{kind}-{minute}", at, kind))
+                rows.append(
+                    row(lead, f"{lead.pk}-r{day}-{kind}-{minute}", recent + (at - old), kind)
+                )
+        # Backdated far beyond every partition: in the default one.
+        rows.append(row(lead, f"{lead.pk}-ancient", datetime(2015, 3, 3, 9, tzinfo=UTC)))
+    # Engaged with an asset before its opportunity was created (content utilization).
+    asset = ContentAssetFactory(title="Buyer's guide")
+    rows.append(row(leads[0], "guide", old + timedelta(days=4), "content_download", asset))
+    OpportunityFactory(lead=leads[0], created_at=old + timedelta(days=20))
+    facts.events_record(events=rows)
+    everyone = list(EngagementEvent.objects.values_list("lead_id", flat=True).distinct())
+    all_leads = list(type(leads[0]).objects.filter(pk__in=everyone))
+    model_id = ScoringModel.objects.order_by("pk").values_list("pk", flat=True).first()
+    as_of_day = engine.day_number(now)
+    spec = engine.ScoringSpec(
+        version=1, half_life_days=30.0, band_1=20.0, band_2=8.0, band_3=2.0,
+        rules={"page_view": engine.KindRule(1.0, 5), "email_open": engine.KindRule(2.0, 1),
+               "content_download": engine.KindRule(4.0, 2)},
+    )  # fmt: skip
+    longer = dataclasses.replace(spec, half_life_days=90.0)
+
+    def reads():
+        period = Period(old, month_add(old, 1))
+        lo, hi = min(everyone), max(everyone)
+        return {
+            "days": {pk: sorted(lead_event_days(pk)) for pk in everyone},
+            "backtest": _event_counts(lo, hi, now),
+            "content": content_section(NOW),
+            "utilization": content_utilization(period),
+        }
+
+    half_life_changed = _scores(all_leads, longer, model_id, as_of_day)
+    scores = _scores(all_leads, spec, model_id, as_of_day)
+    before = reads()
+    assert before["utilization"].opportunities_with_prior_engagement == 1
+    events = EngagementEvent.objects.count()
+
+    settings.EVENT_RETENTION_MONTHS = 6
+    result = events_retire(now=now)
+    horizon = month_add(current, -6)
+    assert partition_name(old) in result.dropped
+    assert min(month_partitions()) == horizon
+    assert not EngagementEvent.objects.filter(occurred_at__lt=horizon).exists()
+    assert result.folded_rows == events - EngagementEvent.objects.count() > 0
+    assert FoldedEventDay.objects.exists() and FoldedContentEvent.objects.exists()
+
+    # The same answers from what is left and what was folded.
+    assert reads() == before
+    _same_scores(scores, _scores(all_leads, spec, model_id, as_of_day))
+    _same_scores(half_life_changed, _scores(all_leads, longer, model_id, as_of_day))
+
+    # A backdated event on a day already folded: raw and folded counts add up before the cap.
+    late = old + timedelta(days=9, hours=5)
+    facts.events_record(events=[row(leads[0], "late", late)])
+    expected = sorted(before["days"][leads[0].pk] + [("page_view", engine.day_number(late))])
+    assert sorted(lead_event_days(leads[0].pk)) == expected
+    with_late = _scores(all_leads, spec, model_id, as_of_day)
+    assert with_late[leads[0].pk]["total"] > scores[leads[0].pk]["total"]
+    events_retire(now=now)  # folds it onto that day's count
+    assert sorted(lead_event_days(leads[0].pk)) == expected
+    _same_scores(with_late, _scores(all_leads, spec, model_id, as_of_day))
+    # An old event re-sent after its month was dropped is still a duplicate.
+    again = facts.events_record(events=[row(leads[1], f"{leads[1].pk}-2-page_view-0", old)])
+    assert again.duplicates == [0]
+
+
+@pytest.mark.django_db
+def test_retention_is_off_unless_set(settings):
+    from leads.partitions import events_retire
+
+    settings.EVENT_RETENTION_MONTHS = 0
+    lead = LeadFactory()
+    facts.events_record(events=[row(lead, "old", datetime(2016, 1, 1, tzinfo=UTC))])
+    assert events_retire().skipped == "retention off"
+    assert EngagementEvent.objects.count() == 1
