@@ -15,6 +15,8 @@ what it counts, and the filters (``metrics.queries.common``) reach a source's ch
 an owner's team through them exactly as they do from a lead.
 """
 
+import json
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -33,6 +35,11 @@ class RollupValues(ArrayField):
 
     def db_type(self, connection):
         return super().db_type(connection) if connection.vendor == "postgresql" else "text"
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if connection.vendor != "postgresql":  # the column's default, when SQLite adds it
+            return None if value is None else json.dumps(value)
+        return super().get_db_prep_value(value, connection, prepared)
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
@@ -164,6 +171,11 @@ class OpportunityDay(RollupRow):
     closed_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     won = models.PositiveIntegerField(default=0)
     won_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    lost = models.PositiveIntegerField(default=0)
+    # the cycles of the deals closed that day, won or lost, in seconds (see OpportunityResults)
+    lead_cycle_seconds = RollupValues()  # won, with a lead: the lead's creation to the close
+    opportunity_cycle_seconds = RollupValues()  # the deal's creation to its close
+    won_opportunity_cycle_seconds = RollupValues()  # the same, won deals only
 
     class Meta:
         indexes = [models.Index(fields=["day"], name="opportunity_day_day")]

@@ -37,6 +37,7 @@ from metrics.queries.handoffs import (
     _feedback_complete,
     sla_parts,
 )
+from metrics.queries.revenue import opportunity_cycles
 from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
 from metrics.rollup_models import (
     CohortDay,
@@ -158,6 +159,11 @@ def _opportunity_rows(days: set[date] | None, zone: ZoneInfo) -> list[Opportunit
                 "closed_amount": Sum("amount"),
                 "won": Count("pk", filter=won),
                 "won_amount": Sum("amount", filter=won, default=0),
+                "lost": Count("pk", filter=Q(status=OpportunityStatus.LOST)),
+                **{
+                    f"{name}_seconds": ArrayAgg(seconds, filter=deals, default=[])
+                    for name, (deals, seconds) in opportunity_cycles().items()
+                },
             },
         ),
     ]

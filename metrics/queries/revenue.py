@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import (
     Avg,
     Case,
     Count,
     DateField,
+    Expression,
     F,
     FloatField,
     Q,
@@ -51,7 +53,13 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
-from metrics.queries.rolled import added, rolled_grouped, rollup_split
+from metrics.queries.rolled import (
+    RolledValues,
+    added,
+    rolled_grouped,
+    rolled_value_stats,
+    rollup_split,
+)
 from metrics.rollup_models import OpportunityDay, RollupFact
 
 # --- Opportunities: win rate, deal size, sales cycle -----------------------------------------
@@ -124,64 +132,112 @@ def _only(condition: Q, value) -> Case:
     return Case(When(condition, then=value), default=None, output_field=FloatField())
 
 
-def _opportunity_results_grouped(
-    closed: QuerySet[Opportunity], group_by: Sequence[str]
-) -> dict[tuple, OpportunityResults]:
-    """Opportunity results per group of ``closed``: one GROUP BY for the counts and sums, one
-    for the three medians."""
+def opportunity_cycles() -> dict[str, tuple[Q, Expression]]:
+    """The three cycles' deals (among those closed) and seconds, as the medians and means read
+    them and as the opportunity rollup keeps them (``<name>_seconds``)."""
     won = Q(status=OpportunityStatus.WON)
-    won_with_lead = won & Q(lead__isnull=False)
-    found = _grouped(
-        closed,
-        group_by,
-        won=Count("pk", filter=won),
-        lost=Count("pk", filter=Q(status=OpportunityStatus.LOST)),
-        won_amount=Sum("amount", filter=won),
-        average_deal_size=Avg("amount", filter=won),
-        average_cycle_seconds=Avg(_cycle_seconds(), filter=won_with_lead),
-        average_opportunity_cycle_seconds=Avg(_opportunity_cycle_seconds()),
-    )
-    medians = _medians(
-        closed,
-        {
-            "lead_cycle": _only(won_with_lead, _cycle_seconds()),
-            "opportunity_cycle": _opportunity_cycle_seconds(),
-            "won_opportunity_cycle": _only(won, _opportunity_cycle_seconds()),
-        },
-        group_by,
-    )
-    no_medians = dict.fromkeys(("lead_cycle", "opportunity_cycle", "won_opportunity_cycle"))
+    return {
+        "lead_cycle": (won & Q(lead__isnull=False), _cycle_seconds()),
+        "opportunity_cycle": (
+            Q(status__in=[OpportunityStatus.WON, OpportunityStatus.LOST]),
+            _opportunity_cycle_seconds(),
+        ),
+        "won_opportunity_cycle": (won, _opportunity_cycle_seconds()),
+    }
+
+
+_RESULT_COUNTS = {
+    "won": Count("pk", filter=Q(status=OpportunityStatus.WON)),
+    "lost": Count("pk", filter=Q(status=OpportunityStatus.LOST)),
+    "won_amount": Sum("amount", filter=Q(status=OpportunityStatus.WON), default=ZERO),
+}
+
+
+def _opportunity_results_grouped(
+    closed: QuerySet[Opportunity],
+    group_by: Sequence[str],
+    period: Period,
+    filters: KpiFilters,
+) -> dict[tuple, OpportunityResults]:
+    """Opportunity results per group of ``closed``: the counts and sums, then the cycles'
+    medians and means. The days the opportunity rollup holds are read from it (counts, and the
+    cycles' values for the medians), the rest from the deals themselves."""
+    split = rollup_split(RollupFact.OPPORTUNITY, period)
+    raw = closed if split is None else closed.filter(split.raw_q("closed_at"))
+    found = _grouped(raw, group_by, **_RESULT_COUNTS)
+    if split is not None:
+        found = added(
+            tuple(_RESULT_COUNTS),
+            found,
+            rolled_grouped(split, OpportunityDay, filters, group_by, tuple(_RESULT_COUNTS)),
+            group_by=group_by,
+        )
+    cycles = opportunity_cycles()
+    if connection.vendor == "postgresql":
+        stats = rolled_value_stats(
+            split,
+            OpportunityDay,
+            filters,
+            raw,
+            {
+                name: RolledValues(f"{name}_seconds", _only(deals, seconds))
+                for name, (deals, seconds) in cycles.items()
+            },
+            group_by,
+            means=True,
+        )
+    else:  # SQLite, the embedded demo: no rollup, and medians computed in Python
+        medians = _medians(
+            raw,
+            {name: _only(deals, seconds) for name, (deals, seconds) in cycles.items()},
+            group_by,
+        )
+        means = _grouped(
+            raw,
+            group_by,
+            **{name: Avg(_only(deals, seconds)) for name, (deals, seconds) in cycles.items()},
+        )
+        stats = {
+            key: {name: (medians[key][name], means[key][name]) for name in cycles} for key in means
+        }
+    none = dict.fromkeys(cycles, (None, None))
 
     def days(value: float | None) -> float | None:
         return _scaled(value, SECONDS_PER_DAY)
 
     results = {}
     for key, row in found.items():
-        median = medians.get(key, no_medians)
+        cycle = stats.get(key, none)
+        won_amount = row["won_amount"] or ZERO
         results[key] = OpportunityResults(
             won=row["won"],
             lost=row["lost"],
             win_rate=kpis.rate(row["won"], row["won"] + row["lost"]),
-            won_amount=kpis.money(row["won_amount"]) or ZERO,
-            average_deal_size=kpis.money(row["average_deal_size"]),
-            median_cycle_days=days(median["lead_cycle"]),
-            average_cycle_days=days(row["average_cycle_seconds"]),
-            median_opportunity_cycle_days=days(median["opportunity_cycle"]),
-            average_opportunity_cycle_days=days(row["average_opportunity_cycle_seconds"]),
-            median_won_opportunity_cycle_days=days(median["won_opportunity_cycle"]),
+            won_amount=kpis.money(won_amount) or ZERO,
+            average_deal_size=kpis.money_per(won_amount, row["won"]),
+            median_cycle_days=days(cycle["lead_cycle"][0]),
+            average_cycle_days=days(cycle["lead_cycle"][1]),
+            median_opportunity_cycle_days=days(cycle["opportunity_cycle"][0]),
+            average_opportunity_cycle_days=days(cycle["opportunity_cycle"][1]),
+            median_won_opportunity_cycle_days=days(cycle["won_opportunity_cycle"][0]),
         )
     return results
 
 
 def opportunity_results(period: Period, filters: KpiFilters = NO_FILTERS) -> OpportunityResults:
-    return _opportunity_results_grouped(closed_opportunities(period, filters), ())[()]
+    return _opportunity_results_grouped(closed_opportunities(period, filters), (), period, filters)[
+        ()
+    ]
 
 
 def opportunity_results_by_source(
     period: Period, filters: KpiFilters = NO_FILTERS
 ) -> list[SourceOpportunityResults]:
     found = _opportunity_results_grouped(
-        closed_opportunities(period, filters), ("lead__source_id", "lead__source__name")
+        closed_opportunities(period, filters),
+        ("lead__source_id", "lead__source__name"),
+        period,
+        filters,
     )
     rows = [SourceOpportunityResults(_source_ref(*key), value) for key, value in found.items()]
     return sorted(rows, key=lambda row: _source_order(row.source))
@@ -195,7 +251,7 @@ def opportunity_results_by(
     closed, columns, ref = _grouped_by(
         closed_opportunities(period, filters), by, OPPORTUNITY_PATHS, period
     )
-    found = _opportunity_results_grouped(closed, columns)
+    found = _opportunity_results_grouped(closed, columns, period, filters)
     rows = [GroupOpportunityResults(ref(key), value) for key, value in found.items()]
     return sorted(rows, key=lambda row: _group_order(row.group))
 

@@ -212,6 +212,96 @@ def rolled_grouped(
     return _grouped(rows.annotate(**times), columns, **sums(measures))
 
 
+@dataclass(frozen=True)
+class RolledValues:
+    """A value a percentile (and a mean) is taken over: the rollup's array ``column`` on the
+    rolled-up days, ``raw`` (NULL where it does not apply) on the raw facts of the rest."""
+
+    column: str
+    raw: Expression
+
+
+def rolled_value_stats(
+    split: RollupSplit | None,
+    model,
+    filters: KpiFilters,
+    raw: QuerySet,
+    values: dict[str, RolledValues],
+    group_by: Sequence[str] = (),
+    *,
+    fractions: Sequence[float] = (0.5,),
+    means: bool = False,
+) -> dict[tuple, dict[str, tuple]]:
+    """Per group and named value: its percentiles at ``fractions`` (and, with ``means``, its
+    mean last), over the values the rollup keeps for the split's days and the ``raw`` rows
+    (already narrowed to the split's gaps; all of them without a split), in one query. Exact:
+    the same multiset of values a raw read would take, and a mean summed in ``numeric``, whose
+    sum does not depend on the order it is added in."""
+    groups = [f"value_group_{index}" for index in range(len(group_by))]
+    names = [f"value_{index}" for index in range(len(values))]
+
+    def dated(name: str, expression):
+        # The rows are read past the ORM's converters: a week or month is cast to a date in SQL
+        # (the rollup truncates a date, the raw query a local timestamp).
+        return Cast(expression, DateField()) if name in TIME_GROUPS else expression
+
+    from_raw = raw.annotate(
+        **{alias: dated(name, F(name)) for alias, name in zip(groups, group_by, strict=True)},
+        **{alias: value.raw for alias, value in zip(names, values.values(), strict=True)},
+    )
+    queries = [from_raw]
+    if split is not None:
+        rolled_columns = [rollup_column(name) for name in group_by]
+        queries.append(
+            split.rows(model, filters).annotate(
+                **{
+                    alias: dated(column, TIME_GROUPS.get(column, F(column)))
+                    for alias, column in zip(groups, rolled_columns, strict=True)
+                },
+                **{
+                    alias: Func(F(value.column), function="unnest", output_field=FloatField())
+                    for alias, value in zip(names, values.values(), strict=True)
+                },
+            )
+        )
+    parts, params = [], []
+    for query in queries:
+        try:
+            sql, part_params = query.order_by().values(*groups, *names).query.sql_with_params()
+        except EmptyResultSet:  # a filter that selects nothing (e.g. no gap between the days)
+            continue
+        parts.append(f"({sql})")
+        params.extend(part_params)
+    rows = []
+    if parts:
+        wanted, wanted_params = [], []
+        for name in names:
+            for fraction in fractions:
+                wanted.append(f"percentile_cont(%s) WITHIN GROUP (ORDER BY {name})")
+                wanted_params.append(fraction)
+            if means:
+                wanted.append(f"CAST(avg(CAST({name} AS numeric)) AS double precision)")
+        grouped = f" GROUP BY {', '.join(groups)}" if groups else ""
+        sql = (
+            f"SELECT {', '.join([*groups, *wanted])} FROM ({' UNION ALL '.join(parts)}) "
+            f"AS rolled_values{grouped}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*wanted_params, *params])
+            rows = cursor.fetchall()
+    width, each = len(groups), len(fractions) + means
+    found = {
+        tuple(row[:width]): {
+            name: tuple(row[width + index * each : width + (index + 1) * each])
+            for index, name in enumerate(values)
+        }
+        for row in rows
+    }
+    if not group_by:
+        found.setdefault((), {name: (None,) * each for name in values})
+    return found
+
+
 def rolled_percentiles(
     split: RollupSplit,
     model,
@@ -222,54 +312,14 @@ def rolled_percentiles(
     fractions: Sequence[float],
     group_by: Sequence[str] = (),
 ) -> dict[tuple, tuple[float | None, ...]]:
-    """Percentiles per group over the values the rollup keeps for its days (``values_column``,
-    an array per row) and ``value`` on the ``raw`` rows of the rest, in one query: exact, as if
-    every value had been read raw. ``raw`` is already narrowed to the split's gaps; ``group_by``
-    names its columns (the rollup's are mapped as in ``rolled_grouped``)."""
-    groups = [f"percentile_group_{index}" for index in range(len(group_by))]
-    rolled_columns = [rollup_column(name) for name in group_by]
-
-    def dated(name: str, expression):
-        # The rows are read past the ORM's converters: a week or month is cast to a date in SQL
-        # (the rollup truncates a date, the raw query a local timestamp).
-        return Cast(expression, DateField()) if name in TIME_GROUPS else expression
-
-    rolled = split.rows(model, filters).annotate(
-        **{
-            alias: dated(column, TIME_GROUPS.get(column, F(column)))
-            for alias, column in zip(groups, rolled_columns, strict=True)
-        },
-        percentile_value=Func(F(values_column), function="unnest", output_field=FloatField()),
+    """Percentiles of one value per group (``rolled_value_stats``), keyed as ``_percentiles``."""
+    found = rolled_value_stats(
+        split,
+        model,
+        filters,
+        raw,
+        {"value": RolledValues(values_column, value)},
+        group_by,
+        fractions=fractions,
     )
-    from_raw = raw.annotate(
-        **{alias: dated(name, F(name)) for alias, name in zip(groups, group_by, strict=True)},
-        percentile_value=value,
-    ).filter(percentile_value__isnull=False)
-    parts, params = [], []
-    for query in (rolled, from_raw):
-        try:
-            sql, part_params = (
-                query.order_by().values(*groups, "percentile_value").query.sql_with_params()
-            )
-        except EmptyResultSet:  # a filter that selects nothing (e.g. no gap between the days)
-            continue
-        parts.append(f"({sql})")
-        params.extend(part_params)
-    rows = []
-    if parts:
-        wanted = ", ".join(
-            "percentile_cont(%s) WITHIN GROUP (ORDER BY percentile_value)" for _ in fractions
-        )
-        grouped = f" GROUP BY {', '.join(groups)}" if groups else ""
-        sql = (
-            f"SELECT {', '.join([*groups, wanted])} FROM ({' UNION ALL '.join(parts)}) "
-            f"AS percentile_values{grouped}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*fractions, *params])
-            rows = cursor.fetchall()
-    width = len(groups)
-    found = {tuple(row[:width]): tuple(row[width:]) for row in rows}
-    if not group_by:
-        found.setdefault((), (None,) * len(fractions))
-    return found
+    return {key: stats["value"] for key, stats in found.items()}

@@ -263,6 +263,8 @@ ROLLUP_BACKED = [
     queries.sla_compliance_by_source,
     queries.feedback_loop_completion,
     queries.conversion_by_source,
+    queries.opportunity_results,
+    queries.opportunity_results_by_source,
 ]
 # Read "as of" an instant: both computations get the same one.
 AS_OF = [queries.pipeline_and_revenue, queries.pipeline_velocity]
@@ -327,6 +329,9 @@ def _readings(period: Period, filters: KpiFilters, now: datetime) -> dict[str, o
     for by in BREAKDOWNS:
         found[f"lead_acceptance_by_{by}"] = queries.lead_acceptance_by(period, filters, by=by)
         found[f"response_time_by_{by}"] = queries.response_time_by(period, filters, by=by)
+        found[f"opportunity_results_by_{by}"] = queries.opportunity_results_by(
+            period, filters, by=by
+        )
     return found
 
 
@@ -388,7 +393,9 @@ def test_every_rollup_backed_kpi_equals_the_raw_computation(world, leads, handof
         lead = changes.draw(st.sampled_from(created))
         lead.tier = changes.draw(st.sampled_from(TIERS))
         lead.source = changes.draw(st.sampled_from([None, *world["sources"]]))
-        lead.save(update_fields=["tier", "source"])
+        # An earlier creation lengthens its won deals' lead cycle.
+        lead.created_at -= timedelta(hours=changes.draw(st.integers(0, 30)))
+        lead.save(update_fields=["tier", "source", "created_at"])
         Handoff.objects.filter(pk__in=Handoff.objects.order_by("pk")[:2]).delete()
         Handoff.objects.filter(outcome=HandoffOutcome.PENDING).update(
             outcome=HandoffOutcome.ACCEPTED, accepted_at=_now()
