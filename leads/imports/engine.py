@@ -291,6 +291,7 @@ class Refs:
 
     def source(self, name: str) -> int | None:
         if self._sources is None:
+            self.run.writer.flush()  # no statement while a COPY is in flight
             self._sources = {}
             for source_id, source_name in Source.objects.order_by("pk").values_list("pk", "name"):
                 self._sources.setdefault(source_name.lower(), source_id)
@@ -300,6 +301,7 @@ class Refs:
         found = self.source(name)
         if found is not None:
             return found
+        self.run.writer.flush()
         source = Source.objects.create(
             name=name,
             channel_group=self.run.options.channel_group(name),
@@ -311,6 +313,7 @@ class Refs:
 
     def _load_campaigns(self) -> None:
         if self._campaigns is None:
+            self.run.writer.flush()
             self._campaigns = {}
             for pk, name, source_id in Campaign.objects.values_list("pk", "name", "source_id"):
                 self._campaigns[(source_id, name.lower())] = pk
@@ -331,6 +334,7 @@ class Refs:
         found = self.campaign(name, source_id)
         if found is not None:
             return found
+        self.run.writer.flush()
         campaign = Campaign.objects.create(name=name, source_id=source_id)
         self._campaigns[(source_id, name.lower())] = campaign.pk
         self._campaigns_by_name.setdefault(name.lower(), []).append(campaign.pk)
@@ -341,6 +345,7 @@ class Refs:
 
     def _load_users(self) -> dict[str, dict[str, list[int]]]:
         if self._users is None:
+            self.run.writer.flush()
             users = {"username": defaultdict(list), "email": defaultdict(list),
                      "name": defaultdict(list)}  # fmt: skip
             fields = ("pk", "username", "email", "first_name", "last_name")
@@ -394,6 +399,7 @@ class Refs:
             is_active=False,
         )
         user.set_unusable_password()
+        self.run.writer.flush()
         user.save()
         self._usernames.add(username)
         users = self._users
@@ -410,6 +416,7 @@ class Refs:
 
     def account_names(self) -> dict[str, int]:
         if self._account_names is None:
+            self.run.writer.flush()
             self._account_names = {}
             for pk, name in Account.objects.order_by("pk").values_list("pk", "name"):
                 self._account_names.setdefault(name.lower(), pk)
@@ -417,6 +424,7 @@ class Refs:
 
     def load_accounts(self, *, external_ids: set[str], domains: set[str]) -> None:
         """Fill the external id and domain caches for a chunk (two indexed queries)."""
+        self.run.writer.flush()
         external_ids -= self.account_by_ext.keys()
         domains -= self.account_by_domain.keys()
         for row in rows_matching(Account, "external_id", external_ids, ["external_id", "pk"]):
@@ -780,6 +788,7 @@ class LeadImport(KindImport):
     def __init__(self, run: ImportRun) -> None:
         super().__init__(run)
         self.checked = CheckedChunks()
+        self.new_leads = 0  # among the checked rows
         self.seen_ext: dict = {}
         self.seen_email: dict = {}
         self.refs = _RefResolver(run, LEADS)
@@ -821,11 +830,17 @@ class LeadImport(KindImport):
                 plans.append((row, values, current, steps))
         if run.writing:
             self.checked.add(plans)  # written in finish(), once every row is checked
+            self.new_leads += sum(1 for plan in plans if plan[2] is None)
         else:
             self._count(plans)
 
     def finish(self) -> None:
         run = self.run
+        if run.writing:
+            # One statement for every new lead's id: chunks are then built while the last
+            # one's COPYs run, with no statement between them (references created on the way
+            # flush the writer first: Refs).
+            run.writer.reserve_ids(Lead, self.new_leads)
         for number, plans in enumerate(self.checked, start=1):
             if run.writing:
                 self._write(plans)
@@ -836,7 +851,6 @@ class LeadImport(KindImport):
 
     def _write(self, plans) -> None:
         run = self.run
-        run.writer.flush()  # the last chunk's COPYs: creating references runs statements
         self.refs.create_missing([(row, values) for row, values, _, _ in plans])
         new, changed, current_stages = [], [], {}
         for row, values, current, steps in plans:

@@ -207,6 +207,9 @@ class Writer:
     def close(self) -> None:
         self.flush()
 
+    def reserve_ids(self, model: type[models.Model], count: int) -> None:
+        """Take ids ahead for ``allocate_ids`` (where taking them costs a statement)."""
+
     def stage(self, model, fields: Sequence[str], rows: Iterable[tuple]) -> None:
         """Queue rows for ``insert_staged`` without writing them to the model's table: nothing
         is written there (no id is taken from its sequence) until ``insert_staged``, so a
@@ -333,9 +336,21 @@ class CopyWriter(Writer):
         self._queued = 0
         self._temp_tables = 0
         self._staging: dict[tuple, str] = {}  # (model, fields) → its temporary table
+        self._reserved: dict[type, list[int]] = {}  # ids taken by reserve_ids, not yet handed out
+
+    def reserve_ids(self, model: type[models.Model], count: int) -> None:
+        """Take ``count`` ids from the model's sequence now, for later ``allocate_ids`` calls,
+        which then run no statement: they do not wait for the COPYs in flight (a caller
+        writing chunk after chunk keeps the writer's thread busy while it builds the next)."""
+        self._reserved.setdefault(model, []).extend(self._next_ids(model, count))
 
     def allocate_ids(self, model: type[models.Model], count: int) -> list[int]:
-        if count == 0:
+        reserved = self._reserved.get(model, [])
+        taken, self._reserved[model] = reserved[:count], reserved[count:]
+        return taken + self._next_ids(model, count - len(taken))
+
+    def _next_ids(self, model: type[models.Model], count: int) -> list[int]:
+        if count <= 0:
             return []
         self.flush()
         with self.connection.cursor() as cursor:

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
@@ -384,6 +384,27 @@ def _lead_stages_write(states: Mapping[int, LeadStage], writer: Writer | None) -
             updated_at=now,
         )
         return
+    if connection.vendor == "postgresql":
+        # One statement over arrays: Django's bulk_update builds a CASE per field with a WHEN
+        # per lead, ~2.5 ms of Python a lead (a publish's 7,000 threshold crossings spent 18 s
+        # there, against 0.6 s in PostgreSQL).
+        ordered = sorted(states.items())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Lead._meta.db_table} SET stage = v.stage, "
+                "stage_entered_at = v.entered_at, in_marketing_nurture = v.in_nurture, "
+                "updated_at = %s FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], "
+                "%s::boolean[]) AS v(id, stage, entered_at, in_nurture) "
+                f"WHERE {Lead._meta.db_table}.id = v.id",
+                [
+                    now,
+                    [pk for pk, _ in ordered],
+                    [s.stage for _, s in ordered],
+                    [s.entered_at for _, s in ordered],
+                    [s.in_nurture for _, s in ordered],
+                ],
+            )
+        return
     Lead.objects.bulk_update(
         [
             Lead(pk=pk, stage=s.stage, stage_entered_at=s.entered_at,
@@ -607,9 +628,13 @@ def leads_upsert(
     """Create leads with the stage history their path implies (``"" → first stage`` at the
     creation, then each step), and change leads: their fields, and the stage moves of their
     path from where they are. Announces every created and changed lead."""
-    _settle(writer)
+    # No flush here: each step that runs a statement settles the writer itself, so a caller
+    # that reserved the ids (``Writer.reserve_ids``) builds its next batch while this one's
+    # COPYs are still in flight.
     new, changed = list(new), [c for c in changed if c.fields or c.path]
-    lifecycle = lifecycle or lifecycle_at()
+    if lifecycle is None:
+        _settle(writer)
+        lifecycle = lifecycle_at()
     for change in changed:
         refused = NOT_CHANGEABLE & set(change.fields)
         if refused:
