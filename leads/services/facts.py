@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
@@ -383,6 +383,27 @@ def _lead_stages_write(states: Mapping[int, LeadStage], writer: Writer | None) -
             in_marketing_nurture=state.in_nurture,
             updated_at=now,
         )
+        return
+    if connection.vendor == "postgresql":
+        # One statement over arrays: Django's bulk_update builds a CASE per field with a WHEN
+        # per lead, ~2.5 ms of Python a lead (a publish's 7,000 threshold crossings spent 18 s
+        # there, against 0.6 s in PostgreSQL).
+        ordered = sorted(states.items())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Lead._meta.db_table} SET stage = v.stage, "
+                "stage_entered_at = v.entered_at, in_marketing_nurture = v.in_nurture, "
+                "updated_at = %s FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], "
+                "%s::boolean[]) AS v(id, stage, entered_at, in_nurture) "
+                f"WHERE {Lead._meta.db_table}.id = v.id",
+                [
+                    now,
+                    [pk for pk, _ in ordered],
+                    [s.stage for _, s in ordered],
+                    [s.entered_at for _, s in ordered],
+                    [s.in_nurture for _, s in ordered],
+                ],
+            )
         return
     Lead.objects.bulk_update(
         [

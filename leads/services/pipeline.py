@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -487,8 +487,24 @@ def handoffs_open(requests: Sequence[HandoffRequest]) -> list[Handoff]:
         now = timezone.now()
         for lead in owned:
             lead.updated_at = now
-        Lead.objects.bulk_update(owned, ["owner", "updated_at"])
+        _owners_write(owned, now)
     return handoffs
+
+
+def _owners_write(leads: Sequence[Lead], now: datetime) -> None:
+    if connection.vendor != "postgresql":
+        Lead.objects.bulk_update(leads, ["owner", "updated_at"])
+        return
+    # One statement over arrays: bulk_update's CASE with a WHEN per lead cost more Python than
+    # the whole UPDATE costs PostgreSQL (a publish opens thousands of handoffs).
+    ordered = sorted(leads, key=lambda lead: lead.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Lead._meta.db_table} SET owner_id = v.owner_id, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::integer[]) AS v(id, owner_id) "
+            f"WHERE {Lead._meta.db_table}.id = v.id",
+            [now, [lead.pk for lead in ordered], [lead.owner_id for lead in ordered]],
+        )
 
 
 def handoff_open(*, lead: Lead, stage_key: str, at: datetime) -> Handoff:
