@@ -50,6 +50,11 @@ from leads.services import (  # noqa: E402
 from scoring.models import LeadScoreState, RescoreJob, ScoringModel  # noqa: E402
 
 
+def load() -> str:
+    """The 1-minute load average: the machine is shared, so each figure says how busy it was."""
+    return f"load {Path('/proc/loadavg').read_text().split()[0]}"
+
+
 def baseline_single_statement() -> float:
     """The naive set-based rescore: re-read every event, weight and decay it, write each lead's
     engagement (into the same score table the product writes)."""
@@ -235,7 +240,7 @@ def main() -> None:
         raise SystemExit("Run against Redis: set CELERY_BROKER_URL=redis://…")
     leads = Lead.objects.count()
     events = EngagementEvent.objects.count()
-    print(f"data: {leads:,} leads, {events:,} events; {args.workers} worker(s)")
+    print(f"data: {leads:,} leads, {events:,} events; {args.workers} worker(s); {load()}")
 
     with Workers(args.workers) as workers:
         # Bring every lead to a scored state first (what a fresh install's first rescore does).
@@ -250,32 +255,38 @@ def main() -> None:
                 transaction.on_commit(lambda: enqueue_job(job.pk))
             wait_for_job(before)
             elapsed = time.perf_counter() - started
-            print(f"first full scoring (re-reads all events): {elapsed:.2f} s")
+            print(f"first full scoring (re-reads all events): {elapsed:.2f} s ({load()})")
         baseline = baseline_single_statement()
-        print(f"baseline single UPDATE … FROM (SELECT … GROUP BY lead_id): {baseline:.2f} s")
+        print(
+            f"baseline single UPDATE … FROM (SELECT … GROUP BY lead_id): {baseline:.2f} s "
+            f"({load()})"
+        )
 
         workers.reset_peak()
         weights = publish_and_wait(new_model(weights={"page_view": 2, "email_click": 4}))
         print(
             f"publish new event weights ⇒ all leads rescored: {weights:.2f} s "
-            f"(target ≤ 10 s; {weights / baseline:.2f} × baseline)"
+            f"(target ≤ 10 s; {weights / baseline:.2f} × baseline; {load()})"
         )
         for repeat in range(args.repeat_weights):
             again = publish_and_wait(new_model(weights={"page_view": 3 + repeat}))
-            print(f"  again: {again:.2f} s (target ≤ 10 s; {again / baseline:.2f} × baseline)")
+            print(
+                f"  again: {again:.2f} s (target ≤ 10 s; {again / baseline:.2f} × baseline; "
+                f"{load()})"
+            )
         rss_weights = workers.peak_rss_kb
         workers.reset_peak()
         icp = publish_and_wait(new_icp())
         print(
             f"publish a new ICP ⇒ all leads refitted: {icp:.2f} s "
-            f"(target ≤ 10 s; {icp / baseline:.2f} × baseline)"
+            f"(target ≤ 10 s; {icp / baseline:.2f} × baseline; {load()})"
         )
         workers.reset_peak()
         half_life = publish_and_wait(new_model(half_life_days=21))
         rss = max(rss_weights, workers.peak_rss_kb)
         print(
             f"publish a new half-life (re-reads events): {half_life:.2f} s "
-            f"({half_life / baseline:.2f} × baseline; target ≤ 1.3 ×)"
+            f"({half_life / baseline:.2f} × baseline; target ≤ 1.3 ×; {load()})"
         )
         print(f"peak worker RSS during full recomputes: {rss / 1024:.0f} MB (target ≤ 300 MB)")
 
@@ -283,7 +294,7 @@ def main() -> None:
         p50, p95 = incremental(args.incremental_samples)
     print(
         f"incremental, event ⇒ score visible, {args.incremental_samples} events, one worker: "
-        f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target p95 ≤ 1000 ms)"
+        f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target p95 ≤ 1000 ms; {load()})"
     )
 
 

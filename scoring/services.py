@@ -591,7 +591,9 @@ def rescore_job_create(*, reason: str, note: str = "") -> RescoreJob:
 
 def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = True) -> int:
     """Bring a chunk's leads up to date, bucket by bucket from its watermark, and after each
-    bucket move the leads of that bucket whose new score says so. Returns the moves made."""
+    bucket move the leads of that bucket whose new score says so; the chunk (and the job, with
+    its last chunk) is finished after its last bucket's moves, so a job done means every lead
+    it rescored has moved as its score says. Returns the moves made."""
     moved = 0
     # Published versions never change, so what is derived from them is built once per run; the
     # versions in force are still read every batch, so a publish mid-chunk takes effect.
@@ -600,6 +602,13 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
         with transaction.atomic():
             chunk = RescoreChunk.objects.select_for_update().filter(pk=chunk_id).first()
             if chunk is None or chunk.finished_at is not None:
+                break
+            if chunk.next_lead_id > chunk.last_lead_id:
+                # Every bucket done, and the last one's moves made (after a crash between the
+                # two, by the sweep).
+                chunk.finished_at = timezone.now()
+                chunk.save(update_fields=["finished_at", "updated_at"])
+                _finish_job_if_complete(chunk.job_id)
                 break
             lo = chunk.next_lead_id
             hi = min(lo - lo % BUCKET_SIZE + BUCKET_SIZE - 1, chunk.last_lead_id)
@@ -632,11 +641,7 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
             )
             chunk.processed += Lead.objects.filter(pk__range=(lo, hi)).count()
             chunk.next_lead_id = hi + 1
-            if chunk.next_lead_id > chunk.last_lead_id:
-                chunk.finished_at = timezone.now()
-            chunk.save(update_fields=["processed", "next_lead_id", "finished_at", "updated_at"])
-            if chunk.finished_at is not None:
-                _finish_job_if_complete(chunk.job_id)
+            chunk.save(update_fields=["processed", "next_lead_id", "updated_at"])
         # After the bucket's commit: a crash here leaves the moves to the sweep, which derives
         # them from the stored scores just written.
         if apply_moves:
