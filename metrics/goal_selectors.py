@@ -199,7 +199,7 @@ def _marketing_pipeline(period: Period, filters: KpiFilters) -> Reading:
 
 
 def _opportunities(period: Period, filters: KpiFilters) -> Reading:
-    return Reading(queries.content_utilization(period, filters).opportunities)
+    return Reading(queries.opportunities_created(period, filters))
 
 
 def _acceptance(period: Period, filters: KpiFilters) -> Reading:

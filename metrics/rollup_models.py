@@ -144,10 +144,13 @@ class HandoffDay(RollupRow):
 
 class CohortDay(RollupRow):
     """Leads created on one local day, per source, campaign, tier and owner, by the furthest
-    funnel stage they reached (under the funnel in ``RollupState.funnel_keys``)."""
+    funnel stage they reached (under the rules in ``RollupState.funnel_keys``: the funnel's
+    stages and its opportunity stage)."""
 
     furthest_stage = models.CharField(max_length=30)
     leads = models.PositiveIntegerField(default=0)
+    # of those that reached the opportunity stage: creation → first entry there, in seconds
+    opportunity_seconds = RollupValues()
 
     class Meta:
         indexes = [models.Index(fields=["day"], name="cohort_day_day")]

@@ -23,13 +23,20 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Trim, TruncDate
 from django.utils import timezone
 
 from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.models import Handoff, Lead, Opportunity
-from metrics.queries.funnel import _furthest_position, funnel_definition
+from metrics.expressions import SecondsBetween
+from metrics.queries.funnel import (
+    FunnelDefinition,
+    _furthest_position,
+    cohort_rules,
+    funnel_definition,
+    reached_opportunity_at,
+)
 from metrics.queries.handoffs import (
     _ANSWERED,
     _RESPONSE_COUNTS,
@@ -170,18 +177,34 @@ def _opportunity_rows(days: set[date] | None, zone: ZoneInfo) -> list[Opportunit
     return _rows_by_instant(OpportunityDay, Opportunity.objects.all(), "owner", parts, days, zone)
 
 
-def _cohort_rows(days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> list[CohortDay]:
+def _cohort_rows(
+    days: set[date] | None, zone: ZoneInfo, definition: FunnelDefinition
+) -> list[CohortDay]:
     leads = Lead.objects.all()
     if days is not None:
         leads = leads.filter(days_q("created_at", days, zone))
+    keys = definition.keys
+    reached_at = reached_opportunity_at(definition)
+    opportunity_seconds = (
+        {}
+        if reached_at is None
+        else {
+            "opportunity_seconds": ArrayAgg(
+                SecondsBetween(F("created_at"), F("reached_at")),
+                filter=Q(reached_at__isnull=False),
+                default=[],
+            )
+        }
+    )
     grouped = (
         leads.annotate(
             rollup_day=TruncDate("created_at", tzinfo=zone),
             furthest_position=_furthest_position(keys),
+            **({} if reached_at is None else {"reached_at": reached_at}),
         )
         .order_by()
         .values("rollup_day", *_DIMENSIONS, "furthest_position")
-        .annotate(count=Count("pk"))
+        .annotate(count=Count("pk"), **opportunity_seconds)
     )
     return [
         CohortDay(
@@ -189,6 +212,7 @@ def _cohort_rows(days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> lis
             **{name: row[name] for name in _DIMENSIONS},
             furthest_stage=keys[row["furthest_position"]],
             leads=row["count"],
+            opportunity_seconds=row.get("opportunity_seconds", []),
         )
         for row in grouped
     ]
@@ -201,17 +225,17 @@ _ROLLUPS = {
 }
 
 
-def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, keys: list[str]):
+def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelDefinition):
     if fact == RollupFact.HANDOFF:
         return _handoff_rows(days, zone)
     if fact == RollupFact.OPPORTUNITY:
         return _opportunity_rows(days, zone)
-    return _cohort_rows(days, zone, keys)
+    return _cohort_rows(days, zone, definition)
 
 
-def _write(fact: str, days: set[date] | None, zone: ZoneInfo, keys: list[str]) -> int:
+def _write(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelDefinition) -> int:
     model = _ROLLUPS[fact]
-    rows = _rows(fact, days, zone, keys)
+    rows = _rows(fact, days, zone, definition)
     if days is None:
         model.objects.all().delete()
     else:
@@ -220,8 +244,8 @@ def _write(fact: str, days: set[date] | None, zone: ZoneInfo, keys: list[str]) -
     return len(rows)
 
 
-def _current_rules() -> tuple[str, list[str]]:
-    return settings.DISPLAY_TIME_ZONE, funnel_definition(at=timezone.now()).keys
+def _current_rules() -> tuple[str, FunnelDefinition]:
+    return settings.DISPLAY_TIME_ZONE, funnel_definition(at=timezone.now())
 
 
 def _locked() -> bool:
@@ -239,13 +263,15 @@ def _take_marks() -> dict[str, set[datetime]]:
     return marks
 
 
-def _state_save(fact: str, zone_name: str, keys: list[str], now, *, rebuilt: bool) -> None:
+def _state_save(
+    fact: str, zone_name: str, definition: FunnelDefinition, now, *, rebuilt: bool
+) -> None:
     RollupState.objects.update_or_create(
         fact=fact,
         defaults={
             "built": True,
             "time_zone": zone_name,
-            "funnel_keys": keys,
+            "funnel_keys": cohort_rules(definition),
             "refreshed_at": now,
             **({"built_at": now} if rebuilt else {}),
         },
@@ -256,7 +282,7 @@ def rollups_rebuild() -> dict[str, int]:
     """Recompute every rollup from the raw facts (and drop the pending marks they cover)."""
     if not rollups_supported():
         return {}
-    zone_name, keys = _current_rules()
+    zone_name, definition = _current_rules()
     zone = ZoneInfo(zone_name)
     written = {}
     with transaction.atomic():
@@ -265,8 +291,8 @@ def rollups_rebuild() -> dict[str, int]:
         _take_marks()
         now = timezone.now()
         for fact in _ROLLUPS:
-            written[fact] = _write(fact, None, zone, keys)
-            _state_save(fact, zone_name, keys, now, rebuilt=True)
+            written[fact] = _write(fact, None, zone, definition)
+            _state_save(fact, zone_name, definition, now, rebuilt=True)
     logger.info("Rebuilt the rollups: %s rows", written)
     return written
 
@@ -278,7 +304,7 @@ def rollups_refresh() -> dict[str, int]:
     refresh holds the lock."""
     if not rollups_supported():
         return {}
-    zone_name, keys = _current_rules()
+    zone_name, definition = _current_rules()
     zone = ZoneInfo(zone_name)
     done: dict[str, int] = {}
     with transaction.atomic():
@@ -293,17 +319,17 @@ def rollups_refresh() -> dict[str, int]:
                 state is not None
                 and state.built
                 and state.time_zone == zone_name
-                and (fact != RollupFact.COHORT or state.funnel_keys == keys)
+                and (fact != RollupFact.COHORT or state.funnel_keys == cohort_rules(definition))
             )
             if current:
                 days = local_days_of_hours(marks.get(fact, ()), zone)
                 if days:
-                    _write(fact, days, zone, keys)
+                    _write(fact, days, zone, definition)
                 done[fact] = len(days)
             else:
-                _write(fact, None, zone, keys)
+                _write(fact, None, zone, definition)
                 done[fact] = -1
-            _state_save(fact, zone_name, keys, now, rebuilt=not current)
+            _state_save(fact, zone_name, definition, now, rebuilt=not current)
     return done
 
 

@@ -95,6 +95,27 @@ def funnel_definition(*, at: datetime | None = None) -> FunnelDefinition:
     return FunnelDefinition(refs, lifecycle.opportunity_key, lifecycle.won_key)
 
 
+def cohort_rules(definition: FunnelDefinition) -> list[str]:
+    """What the cohort rollup is built under (``RollupState.funnel_keys``): the funnel's stages,
+    which stage counts as the opportunity (its days-to-opportunity values start there)."""
+    return [*definition.keys, f"opportunity:{definition.opportunity_key or ''}"]
+
+
+def reached_opportunity_at(definition: FunnelDefinition) -> Subquery | None:
+    """A lead's first entry into the opportunity stage or a later one (None: the funnel has no
+    opportunity stage)."""
+    if not definition.opportunity_key:
+        return None
+    later = definition.keys[definition.keys.index(definition.opportunity_key) :]
+    return Subquery(
+        StageTransition.objects.filter(lead=OuterRef("pk"), to_stage__in=later)
+        .order_by()
+        .values("lead")
+        .annotate(first=Min("transitioned_at"))
+        .values("first")
+    )
+
+
 def _position_of(field: str, keys: Sequence[str]) -> Case:
     """The funnel position (0 = first stage) of the stage key in ``field``; NULL off-funnel."""
     return Case(
@@ -192,7 +213,7 @@ def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> Co
     keys = definition.keys
     leads = cohort_leads(period, filters, definition=definition)
     # The rollup's days only where it was built with this funnel's stages.
-    split = rollup_split(RollupFact.COHORT, period, funnel_keys=keys)
+    split = rollup_split(RollupFact.COHORT, period, funnel_keys=cohort_rules(definition))
     if split is not None:
         leads = leads.filter(split.raw_q("created_at"))
     rows = [

@@ -259,6 +259,18 @@ def opportunity_results_by(
 # --- Pipeline and revenue --------------------------------------------------------------------
 
 
+def opportunities_created(period: Period, filters: KpiFilters = NO_FILTERS) -> int:
+    """How many opportunities were created in the period (``content_utilization`` counts the
+    same deals): the rolled-up days from the opportunity rollup, the rest from the deals."""
+    created = _opportunities(filters).filter(_in("created_at", period))
+    split = rollup_split(RollupFact.OPPORTUNITY, period)
+    if split is None:
+        return created.count()
+    raw = created.filter(split.raw_q("created_at")).count()
+    rolled = rolled_grouped(split, OpportunityDay, filters, (), ("created",))[()]
+    return raw + (rolled["created"] or 0)
+
+
 @dataclass(frozen=True)
 class PipelineRevenue:
     """Opportunities open at the period's end (now, for a period still running) and their

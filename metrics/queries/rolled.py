@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import DateField, Expression, F, FloatField, Func, Q, QuerySet, Sum
 from django.db.models.functions import Cast, TruncMonth, TruncWeek
 from django.utils import timezone
@@ -286,7 +286,8 @@ def rolled_value_stats(
             f"SELECT {', '.join([*groups, *wanted])} FROM ({' UNION ALL '.join(parts)}) "
             f"AS rolled_values{grouped}"
         )
-        with connection.cursor() as cursor:
+        # Raw SQL goes where the ORM's reads would (the replica in a stale-reads scope).
+        with connections[router.db_for_read(model)].cursor() as cursor:
             cursor.execute(sql, [*wanted_params, *params])
             rows = cursor.fetchall()
     width, each = len(groups), len(fractions) + means

@@ -38,6 +38,7 @@ from leads.services.definitions import definition_create_draft, definition_publi
 from metrics import queries, rollups
 from metrics.kpis import KpiFilters, Period
 from metrics.queries import trends as weekly
+from metrics.queries.funnel import cohort_rules
 from metrics.queries.rolled import RollupSplit, day_runs, local_days_of_hours, rollup_split
 from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty, RollupFact, RollupState
 from tests.factories import CampaignFactory, SourceFactory, UserFactory
@@ -265,6 +266,8 @@ ROLLUP_BACKED = [
     queries.conversion_by_source,
     queries.opportunity_results,
     queries.opportunity_results_by_source,
+    queries.opportunities_created,
+    weekly.typical_days_to_opportunity,
 ]
 # Read "as of" an instant: both computations get the same one.
 AS_OF = [queries.pipeline_and_revenue, queries.pipeline_velocity]
@@ -497,7 +500,9 @@ def test_a_new_funnel_is_read_raw_until_the_cohort_rollup_is_rebuilt_under_it(wo
     )
     draft.stages.filter(key="sal").delete()
     definition_publish(version=draft, actor=None)
-    split = rollup_split(RollupFact.COHORT, _week(), funnel_keys=queries.funnel_definition().keys)
+    split = rollup_split(
+        RollupFact.COHORT, _week(), funnel_keys=cohort_rules(queries.funnel_definition())
+    )
     assert split is None
     after = queries.conversion_by_source(_week())
     assert [stage.key for stage in after.stages] != [stage.key for stage in before.stages]
