@@ -192,3 +192,26 @@ def test_staged_rows_are_written_in_order_in_batches_with_progress(copy):
     stored = list(EngagementEvent.objects.order_by("pk").values_list("lead_id", "occurred_at"))
     assert len(stored) == 12 and stored == sorted(stored)
     assert done == [5, 10, 12]
+
+
+def test_the_cycle_collector_is_off_while_rows_are_processed_and_back_on_after(
+    tmp_path, monkeypatch
+):
+    import gc
+
+    LeadFactory(external_id="L-1")
+    seen = []
+    real = engine.EventImport.process
+
+    def recording(self, rows):
+        seen.append(gc.isenabled())
+        return real(self, rows)
+
+    monkeypatch.setattr(engine.EventImport, "process", recording)
+    assert gc.isenabled()
+    path = events_files.write_csv(tmp_path, [event("L-1", 1, 1)])
+    assert import_file(path=path, mapping=events_files.mapping()).status == COMMITTED
+    bad = events_files.write_csv(tmp_path, [event("L-404", 2, 2)], name="bad.csv")
+    assert import_file(path=bad, mapping=events_files.mapping()).status == REJECTED
+    assert seen == [False, False]
+    assert gc.isenabled()
