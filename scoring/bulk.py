@@ -90,18 +90,20 @@ def only_ids(column: str, ids: Sequence[int] | None) -> tuple[str, list]:
     return f"AND {column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
-def ensure_states(lo: int, hi: int) -> int:
-    """Create the missing score states of the range (new leads start unscored)."""
+def ensure_states(lo: int, hi: int, *, states: int | None = None) -> int:
+    """Create the missing score states of the range (new leads start unscored); ``states``:
+    how many the range has, when the caller has just counted them."""
     with connection.cursor() as cursor:
         # Every state row has its lead, so equal counts mean none is missing: two index-only
         # counts cost a fraction of the anti-join that finds the missing ones (every publish
         # asks this of every range, and after the first full rescore the answer is "none").
-        cursor.execute(
-            f"SELECT (SELECT COUNT(*) FROM {LEAD_TABLE} WHERE id BETWEEN %s AND %s) "
-            f"- (SELECT COUNT(*) FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s)",
-            [lo, hi, lo, hi],
-        )
-        if cursor.fetchone()[0] == 0:
+        if states is None:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s", [lo, hi]
+            )
+            states = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*) FROM {LEAD_TABLE} WHERE id BETWEEN %s AND %s", [lo, hi])
+        if cursor.fetchone()[0] == states:
             return 0
     sql = f"""
         INSERT INTO {STATE_TABLE}
@@ -230,11 +232,11 @@ def rescore_from_sums(
     only_stale: bool = False,
     valid_sums_of: Sequence[int] | None = None,
     ids: Sequence[int] | None = None,
-) -> None:
+) -> int:
     """Engagement, total and grade from the sums; with ``only_stale``, only for rows scored under
     another model or day (or whose sums were just reread); with ``valid_sums_of``, only rows
     whose sums were read under one of these models (the others stay stale); with ``ids``, only
-    those leads."""
+    those leads. Returns the rows scored."""
     row = STATE_TABLE
     engagement, params = _engagement_sql(spec, as_of_day, row=row)
     stale = ""
@@ -279,13 +281,19 @@ def rescore_from_sums(
                 *state_id_params,
             ],
         )
+        return cursor.rowcount
 
 
 @dataclass(frozen=True)
 class RangeStaleness:
+    rows: int  # state rows in the range
     sums: bool  # some row's sums were read under another half-life or caps (or never)
     fit: bool  # some row was fitted under another ICP (or never)
-    any: bool  # some row is not current: those two, or scored under another model or day
+    unscored: int  # rows scored under another model or day (or never)
+
+    @property
+    def any(self) -> bool:
+        return self.sums or self.fit or self.unscored > 0
 
 
 def range_staleness(
@@ -312,14 +320,14 @@ def range_staleness(
     any_of = "BOOL_OR" if _is_postgres() else "MAX"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COALESCE({any_of}(s), {false}), COALESCE({any_of}(f), {false}), "
-            f"COALESCE({any_of}(o), {false}) FROM ("
+            f"SELECT COUNT(*), COALESCE({any_of}(s), {false}), COALESCE({any_of}(f), {false}), "
+            "COALESCE(SUM(CASE WHEN o THEN 1 ELSE 0 END), 0) FROM ("
             f"SELECT {sums_stale} AS s, {fit_stale} AS f, {score_stale} AS o "
             f"FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s) AS r",
             [*kept_params, icp_version_id, model_id, as_of_day, lo, hi],
         )
-        sums, fit, score = (bool(flag) for flag in cursor.fetchone())
-    return RangeStaleness(sums=sums, fit=fit, any=sums or fit or score)
+        rows, sums, fit, unscored = cursor.fetchone()
+    return RangeStaleness(rows=rows, sums=bool(sums), fit=bool(fit), unscored=int(unscored))
 
 
 def bring_up_to_date(
@@ -345,7 +353,6 @@ def bring_up_to_date(
     from its new version; and a row an incremental rescore left under older rules (its sums
     read with another half-life) is not scored but found by the last check, and the range is
     done again under the locks."""
-    ensure_states(lo, hi)
     rules = {
         "icp_version_id": icp_version_id,
         "model_id": model_id,
@@ -354,7 +361,7 @@ def bring_up_to_date(
     }
     valid_sums_of = sorted({*keep_sums_of, model_id})
 
-    def catch_up(stale: RangeStaleness) -> None:
+    def catch_up(stale: RangeStaleness) -> int:
         if stale.sums:
             reread_sums(
                 lo,
@@ -366,7 +373,7 @@ def bring_up_to_date(
             )
         if stale.fit:
             refit_in_sql(lo, hi, icp=icp, icp_version_id=icp_version_id, spec=spec)
-        rescore_from_sums(
+        return rescore_from_sums(
             lo,
             hi,
             spec=spec,
@@ -377,14 +384,16 @@ def bring_up_to_date(
         )
 
     stale = range_staleness(lo, hi, **rules)
+    if ensure_states(lo, hi, states=stale.rows):
+        stale = range_staleness(lo, hi, **rules)
     if not stale.sums:
         if not stale.any:
             return
-        catch_up(stale)
-        stale = range_staleness(lo, hi, **rules)
-        if not stale.any:
+        # The refit (if any) fits every stale row, re-checking a row changed meanwhile; so the
+        # range is current once every row that was unscored has been scored. Fewer means a
+        # row was left under older rules meanwhile (its sums no longer valid): redone below.
+        if catch_up(stale) == stale.unscored:
             return
-        # A row changed meanwhile under other rules: done again below, under the locks.
     lock_rows()
     catch_up(range_staleness(lo, hi, **rules))
 
