@@ -25,7 +25,11 @@ from django.db import models
 from django.dispatch import Signal
 
 COPY_BUFFER = 1 << 18
-STAGED_BATCH = 100_000  # rows a statement when staged rows are written
+# Rows a statement when staged rows are written: below it one INSERT … SELECT … ORDER BY; above
+# it the rows are numbered in a second temporary table first (a copy of the staged rows), so each
+# statement is a range; 250k rows take seconds, far inside the 120 s after which a job whose
+# progress stopped counts as dead.
+STAGED_BATCH = 250_000
 QUEUE_DEPTH = 4  # batches waiting for the COPY thread (bounds memory)
 
 # (label, rows, seconds): called once a batch is in the database (from the COPY thread).
