@@ -290,6 +290,9 @@ def main() -> None:
         )
         print(f"peak worker RSS during full recomputes: {rss / 1024:.0f} MB (target ≤ 300 MB)")
 
+    if args.incremental_samples <= 0:
+        print("incremental: skipped (--incremental-samples 0)")
+        return
     with Workers(1):
         p50, p95 = incremental(args.incremental_samples)
     print(
