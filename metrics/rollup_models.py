@@ -123,6 +123,7 @@ class HandoffDay(RollupRow):
     answered = models.PositiveIntegerField(default=0)  # with a timed response
     unanswered = models.PositiveIntegerField(default=0)  # no response yet
     response_seconds = RollupValues()  # the answered ones' response times, business seconds
+    requalified = models.PositiveIntegerField(default=0)  # re-qualifying an earlier rejection
     # dated by response_due_at
     response_met = models.PositiveIntegerField(default=0)
     response_late = models.PositiveIntegerField(default=0)

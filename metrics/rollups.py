@@ -42,6 +42,7 @@ from metrics.queries.handoffs import (
     _RESPONSE_COUNTS,
     SlaClock,
     _feedback_complete,
+    _rejected_before,
     sla_parts,
 )
 from metrics.queries.revenue import opportunity_cycles
@@ -79,6 +80,7 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
                 "rejected": Count("pk", filter=Q(outcome=HandoffOutcome.REJECTED)),
                 "pending": Count("pk", filter=Q(outcome=HandoffOutcome.PENDING)),
                 **_RESPONSE_COUNTS,
+                "requalified": Count("pk", filter=Q(_rejected_before())),
                 "response_seconds": ArrayAgg(
                     "response_business_seconds", filter=_ANSWERED, default=[]
                 ),

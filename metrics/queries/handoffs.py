@@ -524,13 +524,26 @@ def requalified_handoffs(period: Period, filters: KpiFilters = NO_FILTERS) -> Qu
     return acceptance_handoffs(period, filters).filter(_rejected_before())
 
 
+_REQUALIFICATION_COUNTS = ("accepted", "rejected", "pending", "requalified")
+
+
 def requalification(period: Period, filters: KpiFilters = NO_FILTERS) -> Requalification:
+    """The rolled-up days from the handoff rollup (opened = accepted + rejected + pending), the
+    rest from the handoffs themselves."""
+    handoffs = acceptance_handoffs(period, filters)
+    split = rollup_split(RollupFact.HANDOFF, period)
+    if split is not None:
+        handoffs = handoffs.filter(split.raw_q("assigned_at"))
     row = _grouped(
-        acceptance_handoffs(period, filters),
+        handoffs,
         (),
-        opened=Count("pk"),
+        **_ACCEPTANCE_COUNTS,
         requalified=Count("pk", filter=Q(_rejected_before())),
     )[()]
+    if split is not None:
+        rolled = rolled_grouped(split, HandoffDay, filters, (), _REQUALIFICATION_COUNTS)[()]
+        row = {name: row[name] + (rolled[name] or 0) for name in _REQUALIFICATION_COUNTS}
+    row["opened"] = row["accepted"] + row["rejected"] + row["pending"]
     return Requalification(
         row["opened"], row["requalified"], kpis.rate(row["requalified"], row["opened"])
     )

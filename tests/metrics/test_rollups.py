@@ -267,6 +267,7 @@ ROLLUP_BACKED = [
     queries.opportunity_results,
     queries.opportunity_results_by_source,
     queries.opportunities_created,
+    queries.requalification,
     weekly.typical_days_to_opportunity,
 ]
 # Read "as of" an instant: both computations get the same one.
@@ -533,6 +534,28 @@ def test_a_reason_that_starts_to_require_a_note_recounts_the_feedback_it_judged(
     rollups.rollups_refresh()
     assert queries.feedback_loop_completion(_week()).complete == 0
     assert_rollups_equal_raw(world)
+
+
+def test_a_backdated_rejection_requalifies_a_handoff_rolled_up_before_it(world):
+    later = _handoff(world, assigned_at=_three_days_ago())
+    rollups.rollups_rebuild()
+    assert queries.requalification(_week()).requalified == 0
+    # An import brings the lead's earlier handoff at the same stage, rejected before the
+    # later one was assigned: the later one now re-qualifies the lead.
+    Handoff.objects.create(
+        lead=later.lead,
+        stage="mql",
+        assignee=world["reps"][1],
+        assigned_at=later.assigned_at - timedelta(days=20),
+        outcome=HandoffOutcome.REJECTED,
+        rejected_at=later.assigned_at - timedelta(days=19),
+        reject_reason=world["reasons"][0],
+    )
+    rollups.rollups_refresh()
+    rolled = queries.requalification(_week())
+    with raw_only():
+        raw = queries.requalification(_week())
+    assert (rolled.opened, rolled.requalified) == (raw.opened, raw.requalified) == (1, 1)
 
 
 def test_deleted_facts_leave_the_rollups(world):
