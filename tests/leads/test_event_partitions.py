@@ -462,3 +462,19 @@ def test_retention_is_off_unless_set(settings):
     facts.events_record(events=[row(lead, "old", datetime(2016, 1, 1, tzinfo=UTC))])
     assert events_retire().skipped == "retention off"
     assert EngagementEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_beat_task_retires_then_makes_partitions(settings):
+    from leads.tasks import maintain_event_partitions
+
+    lead = LeadFactory()
+    settings.EVENT_RETENTION_MONTHS = 0
+    facts.events_record(events=[row(lead, "old", datetime(2017, 8, 8, tzinfo=UTC))])
+    first = maintain_event_partitions()
+    assert first["created"] == ["leads_engagementevent_p2017_08"] and first["dropped"] == []
+    settings.EVENT_RETENTION_MONTHS = 12
+    second = maintain_event_partitions()
+    assert "leads_engagementevent_p2017_08" in second["dropped"]
+    assert second["folded_rows"] == 1 and second["created"] == []
+    assert not EngagementEvent.objects.exists()
