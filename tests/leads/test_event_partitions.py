@@ -478,3 +478,21 @@ def test_the_beat_task_retires_then_makes_partitions(settings):
     assert "leads_engagementevent_p2017_08" in second["dropped"]
     assert second["folded_rows"] == 1 and second["created"] == []
     assert not EngagementEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_form_is_told_an_event_key_was_received_before():
+    """The admin's message, which the unique constraint gave before the key table."""
+    from django.core.exceptions import ValidationError
+
+    lead = LeadFactory()
+    stored = facts.events_record(events=[row(lead, "seen", timezone.now())]).events[0]
+    again = EngagementEvent(
+        lead=lead, kind="page_view", occurred_at=datetime(2026, 2, 1, tzinfo=UTC),
+        source_system="hubspot", external_id="seen",
+    )  # fmt: skip
+    with pytest.raises(ValidationError, match="already received"):
+        again.full_clean()
+    stored.refresh_from_db()
+    stored.kind = "email_open"
+    stored.full_clean()  # its own key is no clash
