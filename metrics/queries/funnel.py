@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -38,7 +39,7 @@ from leads.models import (
 )
 from leads.selectors import lifecycle_at
 from metrics import kpis
-from metrics.expressions import DaysBetween, SecondsBetween
+from metrics.expressions import DaysBetween, PercentileCont, SecondsBetween
 from metrics.kpis import NO_FILTERS, CohortFunnel, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_DAY,
@@ -409,10 +410,16 @@ def stage_exits(
 def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[StageDuration]:
     """Median days per stage, stages in lifecycle order (unknown keys last)."""
     exits = stage_exits(period, filters)
-    counts = _grouped(exits, ("from_stage",), exits=Count("pk"))
-    medians = _percentiles(
-        exits, SecondsBetween(F("entered_at"), F("transitioned_at")), (0.5,), ("from_stage",)
-    )
+    seconds = SecondsBetween(F("entered_at"), F("transitioned_at"))
+    if connection.vendor == "postgresql":
+        # One pass over the exits (each finds its entry with a subquery): count and median.
+        counts = _grouped(
+            exits, ("from_stage",), exits=Count("pk"), median=PercentileCont(seconds, 0.5)
+        )
+        medians = {key: (row["median"],) for key, row in counts.items()}
+    else:
+        counts = _grouped(exits, ("from_stage",), exits=Count("pk"))
+        medians = _percentiles(exits, seconds, (0.5,), ("from_stage",))
     lifecycle = lifecycle_at(_funnel_as_of(period))
     rows = [
         StageDuration(
