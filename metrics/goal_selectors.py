@@ -189,17 +189,12 @@ def _target_revenue(period: Period, filters: KpiFilters) -> Reading:
 
 
 def _marketing_pipeline(period: Period, filters: KpiFilters) -> Reading:
-    created = (
-        queries.created_opportunities(period, filters)
-        .filter(lead__source__origin=SourceOrigin.MARKETING)
-        .order_by()
-        .aggregate(amount=Sum("amount"))
-    )
-    return Reading(float(created["amount"] or 0))
+    created = queries.opportunities_created(period, filters, origin=SourceOrigin.MARKETING)
+    return Reading(float(created.amount))
 
 
 def _opportunities(period: Period, filters: KpiFilters) -> Reading:
-    return Reading(queries.opportunities_created(period, filters))
+    return Reading(queries.opportunities_created(period, filters).count)
 
 
 def _acceptance(period: Period, filters: KpiFilters) -> Reading:

@@ -83,6 +83,7 @@ from metrics.queries.handoffs import (
 from metrics.queries.revenue import (
     EMPTY_PIPELINE,
     OPPORTUNITY_PATHS,
+    CreatedOpportunities,
     GroupOpportunityResults,
     LeadEconomics,
     OpportunityResults,
@@ -129,6 +130,7 @@ __all__ = [
     "AssetUse",
     "ContentUtilization",
     "ConversionBySource",
+    "CreatedOpportunities",
     "FactPaths",
     "FeedbackLoop",
     "FunnelDefinition",

@@ -259,16 +259,33 @@ def opportunity_results_by(
 # --- Pipeline and revenue --------------------------------------------------------------------
 
 
-def opportunities_created(period: Period, filters: KpiFilters = NO_FILTERS) -> int:
-    """How many opportunities were created in the period (``content_utilization`` counts the
-    same deals): the rolled-up days from the opportunity rollup, the rest from the deals."""
+@dataclass(frozen=True)
+class CreatedOpportunities:
+    count: int
+    amount: Decimal
+
+
+def opportunities_created(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, origin: str | None = None
+) -> CreatedOpportunities:
+    """Opportunities created in the period (``content_utilization`` counts the same deals), and
+    their amount; with ``origin``, only those whose lead's source has that origin (marketing- or
+    sales-sourced). The rolled-up days from the opportunity rollup, the rest from the deals."""
     created = _opportunities(filters).filter(_in("created_at", period))
+    sourced = Q() if origin is None else Q(source__origin=origin)
+    if origin is not None:
+        created = created.filter(lead__source__origin=origin)
     split = rollup_split(RollupFact.OPPORTUNITY, period)
-    if split is None:
-        return created.count()
-    raw = created.filter(split.raw_q("created_at")).count()
-    rolled = rolled_grouped(split, OpportunityDay, filters, (), ("created",))[()]
-    return raw + (rolled["created"] or 0)
+    if split is not None:
+        created = created.filter(split.raw_q("created_at"))
+    found = _grouped(created, (), created=Count("pk"), created_amount=Sum("amount", default=ZERO))
+    if split is not None:
+        rolled = rolled_grouped(
+            split, OpportunityDay, filters, (), ("created", "created_amount"), where=sourced
+        )
+        found = added(("created", "created_amount"), found, rolled)
+    row = found[()]
+    return CreatedOpportunities(row["created"], kpis.money(row["created_amount"]) or ZERO)
 
 
 @dataclass(frozen=True)

@@ -200,14 +200,17 @@ def rolled_grouped(
     filters: KpiFilters,
     group_by: Sequence[str],
     measures: Sequence[str],
+    *,
+    where: Q | None = None,
 ) -> dict[tuple, dict]:
     """The rollup's part, grouped by the raw columns ``group_by`` (keys as the raw query's;
-    a week or month group, ``group_week`` / ``group_month``, is taken from the day)."""
+    a week or month group, ``group_week`` / ``group_month``, is taken from the day); ``where``
+    narrows the rows further, in the rollup's own columns."""
     columns = [rollup_column(name) for name in group_by]
     # A row counts for these measures only if one of them is non-zero (its other measures may
     # be another instant's): the raw query has no group without a row.
     counted = reduce(or_, (Q(**{f"{name}__gt": 0}) for name in measures))
-    rows = split.rows(model, filters).filter(counted)
+    rows = split.rows(model, filters).filter(counted, where or Q())
     times = {name: TIME_GROUPS[name] for name in columns if name in TIME_GROUPS}
     return _grouped(rows.annotate(**times), columns, **sums(measures))
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from leads.choices import HandoffOutcome, OpportunityStatus
+from leads.choices import HandoffOutcome, OpportunityStatus, SourceOrigin
 from leads.imports.engine import COMMITTED, import_file
 from leads.imports.mapping import Mapping
 from leads.models import (
@@ -100,7 +100,7 @@ def world(db):
     SalesRep.objects.create(user=reps[2])
     sources = [
         SourceFactory(name="Webinar", channel_group="events"),
-        SourceFactory(name="Ads", channel_group="paid_search"),
+        SourceFactory(name="Ads", channel_group="paid_search", origin=SourceOrigin.SALES),
     ]
     campaigns = [CampaignFactory(source=sources[0]), CampaignFactory(source=sources[1])]
     return {
@@ -255,6 +255,11 @@ def _facts_create(world, leads: list[dict], handoffs: list[dict]) -> list[Lead]:
 
 # --- Comparing -------------------------------------------------------------------------------
 
+
+def marketing_sourced_pipeline(period: Period, filters: KpiFilters):
+    return queries.opportunities_created(period, filters, origin=SourceOrigin.MARKETING)
+
+
 ROLLUP_BACKED = [
     queries.lead_acceptance,
     queries.lead_acceptance_by_source,
@@ -267,6 +272,7 @@ ROLLUP_BACKED = [
     queries.opportunity_results,
     queries.opportunity_results_by_source,
     queries.opportunities_created,
+    marketing_sourced_pipeline,
     queries.requalification,
     weekly.typical_days_to_opportunity,
 ]
