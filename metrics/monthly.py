@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from metrics import goal_selectors, goals, queries, snapshots
+from metrics import goal_selectors, goals, kpis, queries, snapshots
 from metrics.goals import GoalPeriod
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.meeting import display_zone
@@ -111,7 +111,8 @@ def campaign_section(period: Period) -> list[dict]:
     for row in created:
         pipeline = entry(row["lead__campaign_id"], row["lead__campaign__name"])
         pipeline["opportunities"] = row["n"]
-        pipeline["pipeline_amount"] = row["amount"] or queries.ZERO
+        # In cents on every database (SQLite sums decimals without their scale).
+        pipeline["pipeline_amount"] = kpis.money(row["amount"]) or queries.ZERO
     for row in queries.opportunity_results_by(period, NO_FILTERS, by=queries.GroupBy.CAMPAIGN):
         entry(row.group.id, row.group.name)["won_amount"] = row.results.won_amount
     ranked = sorted(

@@ -98,6 +98,9 @@ def plan_as_on_a_million_rows() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="plans, row counts and advisory locks of PostgreSQL"
+)
 def test_a_bucket_of_a_publish_reads_only_its_own_rows():
     """Each bucket's statements are bounded by its id range: a rescore of 10,000 leads once
     read the whole million-row table (a self-join, a LIMIT 1 that scanned from the table's
@@ -130,6 +133,9 @@ def test_a_bucket_of_a_publish_reads_only_its_own_rows():
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="plans, row counts and advisory locks of PostgreSQL"
+)
 def test_an_icp_publish_refits_a_bucket_reading_only_its_rows_and_mirrors_changed_tiers():
     leads = load(ACCOUNTS, lead_rows(80))
     bulk_score(leads, ICP, FIRST)
@@ -243,6 +249,9 @@ def test_new_weights_lock_no_row_first_but_a_new_half_life_does():
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="plans, row counts and advisory locks of PostgreSQL"
+)
 def test_recording_events_holds_the_rescore_buckets_of_its_leads_shared(monkeypatch):
     """Ingestion waits for a bucket being rescored (and keeps one from starting) on the
     bucket's advisory lock, not on its rows: the bucket's UPDATE locks rows in its plan's
