@@ -173,7 +173,8 @@ def event_partitions_maintain(
 def event_keys_after_bare_load(sender, tables=(), **kwargs) -> None:
     """``tables_loaded_bare`` receiver: a bare load (the seed) wrote events with the triggers
     off, so their idempotency keys are written here, in one statement (a duplicate fails the
-    load, as the unique index did), and the loaded months get partitions of their own."""
+    load, as the unique index did), and their content-linked rows in another; the loaded
+    months get partitions of their own."""
     if EVENTS not in tables:
         return
     with connection.cursor() as cursor:
@@ -181,6 +182,12 @@ def event_keys_after_bare_load(sender, tables=(), **kwargs) -> None:
             "INSERT INTO leads_eventkey (source_system, external_id, occurred_at) "
             f"SELECT source_system, external_id, occurred_at FROM {EVENTS} "
             "WHERE external_id <> ''"
+        )
+        cursor.execute(
+            "INSERT INTO leads_contentevent "
+            "(event_id, lead_id, content_asset_id, occurred_at, kind) "
+            f"SELECT id, lead_id, content_asset_id, occurred_at, kind FROM {EVENTS} "
+            "WHERE content_asset_id IS NOT NULL"
         )
     if events_partitioned():
         event_partitions_maintain()
@@ -201,8 +208,9 @@ class EventsRetired:
 def events_fold(table: str, where: str = "", params: list | None = None) -> int:
     """Fold the events of ``table`` (a partition) matching ``where`` into the archive
     (``leads.models.event_archive``): per lead, kind and UTC day counts, added to those folded
-    before (a backdated event can land on a day folded already), and content-linked events
-    whole. Returns how many events were folded."""
+    before (a backdated event can land on a day folded already). Content-linked events need
+    nothing: their rows in ``leads_contentevent`` stay, as the drop or delete on a partition
+    fires none of the parent's triggers. Returns how many events were folded."""
     params = params or []
     with connection.cursor() as cursor:
         cursor.execute(
@@ -212,14 +220,6 @@ def events_fold(table: str, where: str = "", params: list | None = None) -> int:
             GROUP BY lead_id, kind, {UTC_DAY}
             ON CONFLICT (lead_id, kind, day)
             DO UPDATE SET events = leads_foldedeventday.events + EXCLUDED.events
-            """,
-            params,
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO leads_foldedcontentevent (lead_id, kind, occurred_at, content_asset_id)
-            SELECT lead_id, kind, occurred_at, content_asset_id FROM {table}
-            {where or "WHERE TRUE"} AND content_asset_id IS NOT NULL
             """,
             params,
         )

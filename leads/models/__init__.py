@@ -10,7 +10,7 @@ from .definitions import (
     SlaVersion,
     WorkingHours,
 )
-from .event_archive import FoldedContentEvent, FoldedEventDay
+from .event_archive import ContentEvent, FoldedEventDay
 from .facts import (
     Account,
     Campaign,
@@ -35,10 +35,10 @@ __all__ = [
     "BusinessCalendar",
     "Campaign",
     "ContentAsset",
+    "ContentEvent",
     "DefinitionVersion",
     "EngagementEvent",
     "EventKey",
-    "FoldedContentEvent",
     "FoldedEventDay",
     "Handoff",
     "Holiday",

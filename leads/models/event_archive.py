@@ -4,9 +4,10 @@ A month's raw events go only after their effect is folded here, in the transacti
 them: everything a re-read of events computes from them is kept, exactly, and nothing else.
 Scoring counts events per lead, kind and UTC day (a daily cap, then decay by whole days), so
 ``FoldedEventDay`` keeps those counts; the content KPIs compare a content-linked event's instant
-with a deal's, so ``FoldedContentEvent`` keeps those few events whole. The readers of raw events
-(``scoring.bulk.reread_sums``, ``scoring.selectors.lead_event_days``, the backtest's counts and
-``metrics.queries.content``) add these rows in.
+with a deal's, and read them from ``ContentEvent`` (every content-linked event, kept by trigger),
+whose rows outlive the dropped partitions: those few events are kept whole. The readers of raw
+events (``scoring.bulk.reread_sums``, ``scoring.selectors.lead_event_days``, the backtest's
+counts) add the folded day counts in.
 """
 
 from django.db import models
@@ -34,17 +35,36 @@ class FoldedEventDay(models.Model):
         return f"{self.events} × {self.kind} on day {self.day} (lead #{self.lead_id})"
 
 
-class FoldedContentEvent(models.Model):
-    """A content-linked event retention dropped, kept whole (they are rare)."""
+class ContentEvent(models.Model):
+    """A content-linked engagement event, narrow and indexed by lead: what the content KPIs read
+    (an asset engaged with before a deal, the meeting's content slide) instead of probing every
+    month partition of the event table for a lead's few linked events.
 
+    Kept by triggers on the event table (migration 0016: statement-level with transition tables
+    on PostgreSQL, row-level on SQLite) in the writer's own transaction, whoever the writer is
+    (ORM, COPY, admin, raw SQL): an insert of a linked event adds its row, a delete removes it,
+    an update follows the event (lead, asset, instant, kind; unlinking removes it), a TRUNCATE
+    empties the table. Retention drops a month's partition, or deletes from the default one,
+    which fires none of them: the rows of retired events stay, so retention keeps content-linked
+    events whole here (they are rare). ``event_id`` is the event's id (negative for an event
+    folded before this table existed, whose id was not kept)."""
+
+    event_id = models.BigIntegerField(primary_key=True)
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", db_index=False)
-    kind = models.CharField(max_length=30, choices=EventKind.choices)
+    content_asset = models.ForeignKey(
+        ContentAsset, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     occurred_at = models.DateTimeField()
-    content_asset = models.ForeignKey(ContentAsset, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=30, choices=EventKind.choices)
 
     class Meta:
         indexes = [
-            models.Index(fields=["lead", "occurred_at"], name="folded_content_lead_occurred"),
+            # A lead's linked events by time, with the asset: the readers' index-only scan.
+            models.Index(
+                fields=["lead", "occurred_at", "content_asset"], name="content_event_lead"
+            ),
+            # Deleting an asset cascades through it.
+            models.Index(fields=["content_asset"], name="content_event_asset"),
         ]
 
     def __str__(self) -> str:

@@ -19,8 +19,7 @@ from django.db.models import (
 
 from leads.models import (
     ContentAsset,
-    EngagementEvent,
-    FoldedContentEvent,
+    ContentEvent,
     Handoff,
     Lead,
     LeadActivity,
@@ -83,13 +82,9 @@ def created_opportunities(
 ) -> QuerySet[Opportunity]:
     """Drill-down: opportunities created in the period, annotated with ``asset_shared`` and
     ``asset_engaged_before`` (their lead engaged with an asset before the opportunity)."""
-    engaged_before = EngagementEvent.objects.filter(
-        lead=OuterRef("lead_id"),
-        content_asset__isnull=False,
-        occurred_at__lt=OuterRef("created_at"),
-    )
-    # Content-linked events of months retention dropped are kept whole (leads.partitions).
-    engaged_before_folded = FoldedContentEvent.objects.filter(
+    # The content-linked events (retired ones included), one index probe per opportunity
+    # instead of one per month partition of the event table.
+    engaged_before = ContentEvent.objects.filter(
         lead=OuterRef("lead_id"), occurred_at__lt=OuterRef("created_at")
     )
     return (
@@ -97,7 +92,7 @@ def created_opportunities(
         .filter(_in("created_at", period))
         .annotate(
             asset_shared=_shared_with(OuterRef("lead_id")),
-            asset_engaged_before=Exists(engaged_before) | Exists(engaged_before_folded),
+            asset_engaged_before=Exists(engaged_before),
         )
         .select_related("lead__source", "owner")
         .order_by("-created_at", "-pk")
@@ -326,14 +321,11 @@ uses AS (
     JOIN leads_leadactivity a ON a.id = ca.leadactivity_id
     WHERE a.lead_id IN (SELECT lead_id FROM won)
     UNION ALL
+    -- The content-linked events (leads_contentevent, retired ones included): by lead through
+    -- its index, not through every month partition of the event table.
     SELECT e.lead_id, e.content_asset_id, e.occurred_at
-    FROM leads_engagementevent e
-    WHERE e.content_asset_id IS NOT NULL AND e.lead_id IN (SELECT lead_id FROM won)
-    UNION ALL
-    -- Content-linked events of months retention dropped, kept whole (leads.partitions).
-    SELECT f.lead_id, f.content_asset_id, f.occurred_at
-    FROM leads_foldedcontentevent f
-    WHERE f.lead_id IN (SELECT lead_id FROM won)
+    FROM leads_contentevent e
+    WHERE e.lead_id IN (SELECT lead_id FROM won)
 ),
 helped AS (
     -- Used at the group's stage: during the opportunity (created → closed) for an
