@@ -96,25 +96,34 @@ class RollupDirty(models.Model):
         return f"{self.fact} changed in the hour of {self.hour:%Y-%m-%d %H:00} UTC"
 
 
-class RollupRow(models.Model):
-    """What every daily rollup row is keyed by: the local day and the lead's source, campaign
-    and tier, and the owner (the handoff's assignee, the lead's or the deal's owner)."""
+class LeadRollupRow(models.Model):
+    """What a rollup row of the lead grain is keyed by: the local day and the lead's source,
+    campaign and tier. Reads with no owner or team filter and no owner grouping sum these rows:
+    one per combination of the lead's dimensions instead of one per owner as well."""
 
     day = models.DateField()
     source = _dimension("leads.Source")
     campaign = _dimension("leads.Campaign")
     tier = models.CharField(max_length=1)
+
+    class Meta:
+        abstract = True
+
+
+class RollupRow(LeadRollupRow):
+    """What every daily rollup row of the owner grain is keyed by: the lead grain's keys and
+    the owner (the handoff's assignee, the lead's or the deal's owner)."""
+
     owner = _dimension(settings.AUTH_USER_MODEL)
 
     class Meta:
         abstract = True
 
 
-class HandoffDay(RollupRow):
-    """Handoff counts for one local day and one combination of the lead's source, campaign and
-    tier and the handoff's assignee. Each group of measures is dated by its own instant: the
-    acceptance counts by the assignment, each SLA clock by its due time, the feedback counts by
-    the rejection (the same instants the raw KPIs filter on)."""
+class HandoffMeasures(models.Model):
+    """Handoff counts for one local day and one group. Each group of measures is dated by its
+    own instant: the acceptance counts by the assignment, each SLA clock by its due time, the
+    feedback counts by the rejection (the same instants the raw KPIs filter on)."""
 
     # dated by assigned_at
     accepted = models.PositiveIntegerField(default=0)
@@ -137,21 +146,46 @@ class HandoffDay(RollupRow):
     feedback_complete = models.PositiveIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class HandoffDay(RollupRow, HandoffMeasures):
+    """Handoff counts per local day, the lead's source, campaign and tier, and the handoff's
+    assignee."""
+
+    class Meta:
         indexes = [models.Index(fields=["day"], name="handoff_day_day")]
 
     def __str__(self) -> str:
         return f"Handoffs on {self.day}"
 
 
-class CohortDay(RollupRow):
-    """Leads created on one local day, per source, campaign, tier and owner, by the furthest
-    funnel stage they reached (under the rules in ``RollupState.funnel_keys``: the funnel's
-    stages and its opportunity stage)."""
+class HandoffLeadDay(LeadRollupRow, HandoffMeasures):
+    """``HandoffDay`` summed over the assignees (derived from it by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="handoff_lead_day_day")]
+
+    def __str__(self) -> str:
+        return f"Handoffs on {self.day}, all owners"
+
+
+class CohortMeasures(models.Model):
+    """Leads created on one local day in one group, by the furthest funnel stage they reached
+    (under the rules in ``RollupState.funnel_keys``: the funnel's stages and its opportunity
+    stage)."""
 
     furthest_stage = models.CharField(max_length=30)
     leads = models.PositiveIntegerField(default=0)
     # of those that reached the opportunity stage: creation → first entry there, in seconds
     opportunity_seconds = RollupValues()
+
+    class Meta:
+        abstract = True
+
+
+class CohortDay(RollupRow, CohortMeasures):
+    """Lead cohorts per local day of creation, source, campaign, tier and the lead's owner."""
 
     class Meta:
         indexes = [models.Index(fields=["day"], name="cohort_day_day")]
@@ -160,11 +194,21 @@ class CohortDay(RollupRow):
         return f"Leads created on {self.day}"
 
 
-class OpportunityDay(RollupRow):
-    """Opportunity counts and amounts for one local day and one combination of the lead's
-    source, campaign and tier (none without a lead) and the deal's owner: created that day,
-    closed that day (won or lost), and won that day. The pipeline open at an instant is what
-    was created before it less what was closed before it."""
+class CohortLeadDay(LeadRollupRow, CohortMeasures):
+    """``CohortDay`` summed over the owners (derived from it by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="cohort_lead_day_day")]
+
+    def __str__(self) -> str:
+        return f"Leads created on {self.day}, all owners"
+
+
+class OpportunityMeasures(models.Model):
+    """Opportunity counts and amounts for one local day and one group (a deal without a lead
+    has no source, campaign or tier): created that day, closed that day (won or lost), and won
+    that day. The pipeline open at an instant is what was created before it less what was
+    closed before it."""
 
     tier = models.CharField(max_length=1, null=True)  # a deal may have no lead
     # dated by created_at
@@ -182,7 +226,34 @@ class OpportunityDay(RollupRow):
     won_opportunity_cycle_seconds = RollupValues()  # the same, won deals only
 
     class Meta:
+        abstract = True
+
+
+class OpportunityDay(OpportunityMeasures, RollupRow):
+    """Opportunities per local day, the lead's source, campaign and tier, and the deal's
+    owner."""
+
+    class Meta:
         indexes = [models.Index(fields=["day"], name="opportunity_day_day")]
 
     def __str__(self) -> str:
         return f"Opportunities on {self.day}"
+
+
+class OpportunityLeadDay(OpportunityMeasures, LeadRollupRow):
+    """``OpportunityDay`` summed over the owners (derived from it by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="opportunity_lead_day_day")]
+
+    def __str__(self) -> str:
+        return f"Opportunities on {self.day}, all owners"
+
+
+# Each rollup of the owner grain and its lead grain: a read that neither filters nor groups by
+# owner or team sums the lead grain's rows (``metrics.queries.rolled``).
+LEAD_GRAINS = {
+    HandoffDay: HandoffLeadDay,
+    CohortDay: CohortLeadDay,
+    OpportunityDay: OpportunityLeadDay,
+}

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, DecimalField, F, PositiveIntegerField, Q, QuerySet, Sum
 from django.db.models.functions import Trim, TruncDate
 from django.utils import timezone
 
@@ -48,12 +48,14 @@ from metrics.queries.handoffs import (
 from metrics.queries.revenue import opportunity_cycles
 from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
 from metrics.rollup_models import (
+    LEAD_GRAINS,
     CohortDay,
     HandoffDay,
     OpportunityDay,
     RollupDirty,
     RollupFact,
     RollupState,
+    RollupValues,
 )
 
 logger = logging.getLogger(__name__)
@@ -238,12 +240,49 @@ def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelD
 def _write(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelDefinition) -> int:
     model = _ROLLUPS[fact]
     rows = _rows(fact, days, zone, definition)
-    if days is None:
-        model.objects.all().delete()
-    else:
-        model.objects.filter(day__in=sorted(days)).delete()
+    for grain in (model, LEAD_GRAINS[model]):
+        if days is None:
+            grain.objects.all().delete()
+        else:
+            grain.objects.filter(day__in=sorted(days)).delete()
     model.objects.bulk_create(rows, batch_size=_WRITE_BATCH)
+    _write_lead_grain(model, days)
     return len(rows)
+
+
+# Concatenates the value arrays of the rows it groups (``RollupValues``); migration 0015.
+_VALUES_AGGREGATE = "metrics_rollup_values_cat"
+
+
+def _write_lead_grain(model, days: set[date] | None) -> None:
+    """The lead grain's rows of ``days`` (all without), summed in SQL from the owner grain's
+    rows just written: counts and amounts added, value arrays concatenated (a percentile does
+    not depend on the order of its values)."""
+    grain = LEAD_GRAINS[model]
+    quote = connection.ops.quote_name
+    keys, columns, selected = [], [], []
+    for field in grain._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        column = quote(field.column)
+        columns.append(column)
+        if isinstance(field, RollupValues):
+            selected.append(f"{_VALUES_AGGREGATE}({column})")
+        elif isinstance(field, PositiveIntegerField | DecimalField):
+            selected.append(f"sum({column})")
+        else:
+            keys.append(column)
+            selected.append(column)
+    where, params = "", []
+    if days is not None:
+        where, params = f"WHERE {quote('day')} = ANY(%s)", [sorted(days)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(grain._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selected)} FROM {quote(model._meta.db_table)} {where} "
+            f"GROUP BY {', '.join(keys)}",
+            params,
+        )
 
 
 def _current_rules() -> tuple[str, FunnelDefinition]:

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from metrics.kpis import KpiFilters, Period
 from metrics.queries.common import _grouped, _lead_q, _owner_q
-from metrics.rollup_models import RollupDirty, RollupState
+from metrics.rollup_models import LEAD_GRAINS, RollupDirty, RollupState
 
 
 def rollups_supported() -> bool:
@@ -99,9 +99,22 @@ class RollupSplit:
         ranges = [Q(**{f"{field}__gte": low, f"{field}__lt": high}) for low, high in gaps]
         return reduce(or_, ranges) if ranges else Q(pk__in=[])
 
-    def rows(self, model, filters: KpiFilters) -> QuerySet:
-        """The rollup's rows on these days that pass the filters (named as on a lead)."""
+    def rows(self, model, filters: KpiFilters, columns: Sequence[str] = ()) -> QuerySet:
+        """The rollup's rows on these days that pass the filters (named as on a lead), from its
+        lead grain unless the filters or the rollup ``columns`` read name an owner or team."""
+        if not _by_owner(filters, columns):
+            model = LEAD_GRAINS.get(model, model)
         return model.objects.filter(self.rollup_q(), _lead_q(filters), _owner_q(filters, "owner"))
+
+
+def _by_owner(filters: KpiFilters, columns: Sequence[str]) -> bool:
+    return (
+        bool(filters.owner_ids)
+        or filters.team_manager_id is not None
+        or filters.lacks("owner")
+        or filters.lacks("team")
+        or any(column.split("__")[0] in ("owner", "owner_id") for column in columns)
+    )
 
 
 def _zone_name(period: Period) -> str:
@@ -210,7 +223,7 @@ def rolled_grouped(
     # A row counts for these measures only if one of them is non-zero (its other measures may
     # be another instant's): the raw query has no group without a row.
     counted = reduce(or_, (Q(**{f"{name}__gt": 0}) for name in measures))
-    rows = split.rows(model, filters).filter(counted, where or Q())
+    rows = split.rows(model, filters, columns).filter(counted, where or Q())
     times = {name: TIME_GROUPS[name] for name in columns if name in TIME_GROUPS}
     return _grouped(rows.annotate(**times), columns, **sums(measures))
 
@@ -256,7 +269,7 @@ def rolled_value_stats(
     if split is not None:
         rolled_columns = [rollup_column(name) for name in group_by]
         queries.append(
-            split.rows(model, filters).annotate(
+            split.rows(model, filters, rolled_columns).annotate(
                 **{
                     alias: dated(column, TIME_GROUPS.get(column, F(column)))
                     for alias, column in zip(groups, rolled_columns, strict=True)
