@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, connections
 from django.db.models import (
     Case,
     Count,
@@ -39,7 +40,7 @@ from leads.models import (
 )
 from leads.selectors import lifecycle_at
 from metrics import kpis
-from metrics.expressions import DaysBetween, PercentileCont, SecondsBetween
+from metrics.expressions import DaysBetween, SecondsBetween
 from metrics.kpis import NO_FILTERS, CohortFunnel, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_DAY,
@@ -378,11 +379,9 @@ class StageDuration:
     median_days: float | None
 
 
-def stage_exits(
-    period: Period, filters: KpiFilters = NO_FILTERS, *, stage: str | None = None
-) -> QuerySet[StageTransition]:
-    """Drill-down: transitions in the period that left a stage whose entry is on record,
-    annotated with ``entered_at`` (the latest earlier transition of the lead into that stage)."""
+def _exits_with_entry(period: Period, filters: KpiFilters) -> QuerySet[StageTransition]:
+    """Transitions in the period that left a stage, annotated with ``entered_at``: the latest
+    earlier transition of the lead into that stage (NULL when none is on record)."""
     entry = (
         StageTransition.objects.filter(lead=OuterRef("lead_id"), to_stage=OuterRef("from_stage"))
         .filter(
@@ -392,7 +391,7 @@ def stage_exits(
         .order_by("-transitioned_at", "-pk")
         .values("transitioned_at")[:1]
     )
-    exits = (
+    return (
         StageTransition.objects.filter(
             _in("transitioned_at", period),
             _lead_q(filters, "lead__"),
@@ -400,11 +399,44 @@ def stage_exits(
         )
         .exclude(from_stage="")
         .annotate(entered_at=Subquery(entry))
-        .filter(entered_at__isnull=False)
     )
+
+
+def stage_exits(
+    period: Period, filters: KpiFilters = NO_FILTERS, *, stage: str | None = None
+) -> QuerySet[StageTransition]:
+    """Drill-down: transitions in the period that left a stage whose entry is on record,
+    annotated with ``entered_at`` (the latest earlier transition of the lead into that stage)."""
+    exits = _exits_with_entry(period, filters).filter(entered_at__isnull=False)
     if stage is not None:
         exits = exits.filter(from_stage=stage)
     return exits.select_related("lead").order_by("-transitioned_at", "-pk")
+
+
+def _stage_medians_postgresql(period: Period, filters: KpiFilters) -> dict[tuple, dict]:
+    """Exits and median seconds per stage left, each exit's entry looked up once: the ORM
+    would repeat the lookup in the WHERE, the count and the median (three index probes per
+    exit). ``OFFSET 0`` keeps the planner from folding the inner query into the outer one,
+    which would copy the lookup into each aggregate again."""
+    seconds = SecondsBetween(F("entered_at"), F("transitioned_at"))
+    inner = (
+        _exits_with_entry(period, filters)
+        .annotate(stay_seconds=seconds)
+        .order_by()
+        .values("from_stage", "stay_seconds")
+    )
+    try:
+        sql, params = inner.query.sql_with_params()
+    except EmptyResultSet:
+        return {}
+    with connections[inner.db].cursor() as cursor:
+        cursor.execute(
+            "SELECT from_stage, count(stay_seconds), "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY stay_seconds) "
+            f"FROM ({sql} OFFSET 0) AS exits WHERE stay_seconds IS NOT NULL GROUP BY from_stage",
+            params,
+        )
+        return {(stage,): {"exits": count, "median": median} for stage, count, median in cursor}
 
 
 def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[StageDuration]:
@@ -412,10 +444,7 @@ def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[Stag
     exits = stage_exits(period, filters)
     seconds = SecondsBetween(F("entered_at"), F("transitioned_at"))
     if connection.vendor == "postgresql":
-        # One pass over the exits (each finds its entry with a subquery): count and median.
-        counts = _grouped(
-            exits, ("from_stage",), exits=Count("pk"), median=PercentileCont(seconds, 0.5)
-        )
+        counts = _stage_medians_postgresql(period, filters)
         medians = {key: (row["median"],) for key, row in counts.items()}
     else:
         counts = _grouped(exits, ("from_stage",), exits=Count("pk"))
