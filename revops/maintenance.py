@@ -67,29 +67,36 @@ ANALYZE_BASE, ANALYZE_SHARE = 50, 0.1
 def tables_tidy(connection=default_connection) -> dict[str, list[str]]:
     """When the server's autovacuum is off (and ``MAINTAIN_VACUUM`` is not ``never``): VACUUM
     (ANALYZE) every table whose dead rows passed autovacuum's default threshold, ANALYZE every
-    table changed that much since its statistics. The breach sweep, rescores and imports update
-    hundreds of thousands of rows; without this their dead versions stay in every scan and the
-    planner works from stale counts. With autovacuum on, it does nothing."""
+    table changed that much since its statistics, or holding rows and never analyzed. The
+    breach sweep, rescores and imports update hundreds of thousands of rows; without this their
+    dead versions stay in every scan and the planner works from stale counts. With autovacuum
+    on, it does nothing."""
     done: dict[str, list[str]] = {"vacuumed": [], "analyzed": []}
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return done
     if not vacuum_wanted(connection):
         return done
     with connection.cursor() as cursor:
+        # A table holding rows that was never analyzed (reltuples -1: loaded by a bulk path
+        # that analyzed only its own tables, or a database copied or restored, whose activity
+        # counters start from zero) is analyzed too: the planner would guess its size from
+        # its pages and pick hash joins over the whole of its neighbours.
         cursor.execute(
             """
-            SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze
-            FROM pg_stat_user_tables WHERE schemaname = current_schema()
-            ORDER BY relname
+            SELECT s.relname, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+                   c.reltuples < 0 AND pg_relation_size(c.oid) > 0
+            FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+            WHERE s.schemaname = current_schema()
+            ORDER BY s.relname
             """
         )
         rows = cursor.fetchall()
         quote = connection.ops.quote_name
-        for table, live, dead, modified in rows:
+        for table, live, dead, modified, never_analyzed in rows:
             if dead > VACUUM_BASE + VACUUM_SHARE * live:
                 cursor.execute(f"VACUUM (ANALYZE) {quote(table)}")
                 done["vacuumed"].append(table)
-            elif modified > ANALYZE_BASE + ANALYZE_SHARE * live:
+            elif never_analyzed or modified > ANALYZE_BASE + ANALYZE_SHARE * live:
                 cursor.execute(f"ANALYZE {quote(table)}")
                 done["analyzed"].append(table)
     if done["vacuumed"] or done["analyzed"]:

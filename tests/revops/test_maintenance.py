@@ -78,3 +78,20 @@ def test_tidy_vacuums_the_tables_updates_churned_and_only_when_wanted(settings):
     assert "leads_lead" in done["vacuumed"]
     assert counters("leads_lead")[0] == vacuumed + 1
     assert "leads_lead" not in maintenance.tables_tidy()["vacuumed"]  # nothing dead any more
+
+
+def test_tidy_analyzes_a_table_holding_rows_that_was_never_analyzed(settings):
+    """A copied or restored database starts its activity counters from zero: a table loaded
+    without an ANALYZE would keep no statistics for good."""
+    from leads.models import ObjectionTag
+
+    settings.MAINTAIN_VACUUM = "always"
+    maintenance.tables_tidy()  # whatever earlier tests left
+    ObjectionTag.objects.create(key="tidy-probe", label="Tidy probe")
+    with connection.cursor() as cursor:
+        # As after a bare load: rows, no statistics.
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = -1 WHERE oid = 'leads_objectiontag'::regclass"
+        )
+    assert "leads_objectiontag" in maintenance.tables_tidy()["analyzed"]
+    assert "leads_objectiontag" not in maintenance.tables_tidy()["analyzed"]  # analyzed now
