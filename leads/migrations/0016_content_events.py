@@ -196,4 +196,12 @@ class Migration(migrations.Migration):
         migrations.DeleteModel(
             name="FoldedContentEvent",
         ),
+        # The open-stage leads' ids and accounts from the index (see Lead.Meta).
+        migrations.RemoveIndex(model_name="lead", name="lead_stage_entered"),
+        migrations.AddIndex(
+            model_name="lead",
+            index=models.Index(
+                fields=["stage", "stage_entered_at", "id", "account"], name="lead_stage_entered"
+            ),
+        ),
     ]

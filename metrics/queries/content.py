@@ -256,24 +256,33 @@ WITH lead_objections AS (
     WHERE a.occurred_at <= %(now)s
 ),
 open_deals AS (
+    -- The industry: the opportunity's account's, else its lead's account's (looked up only
+    -- then: a join would read every lead to find a few).
     SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
-           COALESCE(NULLIF(oa.industry, ''), la.industry, '') AS industry, o.amount
+           COALESCE(NULLIF(oa.industry, ''),
+                    (SELECT la.industry FROM leads_lead l JOIN leads_account la
+                     ON la.id = l.account_id WHERE l.id = o.lead_id),
+                    '') AS industry,
+           o.amount
     FROM leads_opportunity o
     LEFT JOIN leads_account oa ON oa.id = o.account_id
-    LEFT JOIN leads_lead l ON l.id = o.lead_id
-    LEFT JOIN leads_account la ON la.id = l.account_id
     WHERE o.status = 'open' AND o.created_at <= %(now)s
     UNION ALL
     -- Handoffs sales is still working: undecided, or accepted with the lead still in an open
-    -- sales stage and no opportunity yet.
+    -- sales stage and no opportunity yet. Two parts, so that the second reads the open-stage
+    -- leads (ids and accounts) from the index lead_stage_entered instead of every lead.
     SELECT 'handoff', h.stage::text, h.id, h.lead_id, COALESCE(la.industry, ''), NULL
     FROM leads_handoff h
     JOIN leads_lead l ON l.id = h.lead_id
     LEFT JOIN leads_account la ON la.id = l.account_id
-    WHERE h.assigned_at <= %(now)s
-      AND (h.outcome = 'pending'
-           OR (h.outcome = 'accepted' AND l.stage = ANY(%(open_stages)s)
-               AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)))
+    WHERE h.assigned_at <= %(now)s AND h.outcome = 'pending'
+    UNION ALL
+    SELECT 'handoff', h.stage::text, h.id, h.lead_id, COALESCE(la.industry, ''), NULL
+    FROM leads_handoff h
+    JOIN leads_lead l ON l.id = h.lead_id AND l.stage = ANY(%(open_stages)s)
+    LEFT JOIN leads_account la ON la.id = l.account_id
+    WHERE h.assigned_at <= %(now)s AND h.outcome = 'accepted'
+      AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)
 ),
 open_groups AS (
     SELECT d.kind, d.stage, lo.objection_id,
@@ -297,12 +306,13 @@ shown AS (
 ),
 won AS (
     SELECT o.id AS deal_id, o.lead_id, o.created_at, o.closed_at,
-           COALESCE(NULLIF(oa.industry, ''), la.industry, '') AS industry
+           COALESCE(NULLIF(oa.industry, ''),
+                    (SELECT la.industry FROM leads_lead l JOIN leads_account la
+                     ON la.id = l.account_id WHERE l.id = o.lead_id),
+                    '') AS industry
     FROM leads_opportunity o
     LEFT JOIN leads_account oa ON oa.id = o.account_id
-    JOIN leads_lead l ON l.id = o.lead_id
-    LEFT JOIN leads_account la ON la.id = l.account_id
-    WHERE o.status = 'won' AND o.closed_at <= %(now)s
+    WHERE o.status = 'won' AND o.closed_at <= %(now)s AND o.lead_id IS NOT NULL
 ),
 alike AS (
     -- Each shown group's similar won deals: an industry of the group's deals, and the
