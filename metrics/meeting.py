@@ -501,6 +501,10 @@ def forward_moves(funnel_keys: list[str], forward_keys: list[str]) -> QuerySet[S
     )
 
 
+def _stalled_q(stall_keys: list[str], now: datetime, stall_days: int) -> Q:
+    return Q(stage__in=stall_keys, stage_entered_at__lte=now - timedelta(days=stall_days))
+
+
 def stalled_leads(stall_keys: list[str], now: datetime, stall_days: int) -> QuerySet[Lead]:
     """Leads sitting in an open sales stage whose stage has not changed for ``stall_days`` days
     or more (by when they entered it), longest first, with ``open_amount``: the amount of their
@@ -513,9 +517,7 @@ def stalled_leads(stall_keys: list[str], now: datetime, stall_days: int) -> Quer
         .values("total")
     )
     return (
-        Lead.objects.filter(
-            stage__in=stall_keys, stage_entered_at__lte=now - timedelta(days=stall_days)
-        )
+        Lead.objects.filter(_stalled_q(stall_keys, now, stall_days))
         .annotate(open_amount=Subquery(open_amount))
         .select_related("owner", "source")
         .order_by("stage_entered_at", "pk")
@@ -575,14 +577,18 @@ def pipeline_section(
         )
     )
     stalled = stalled_leads(stall_keys, now, stall_days)
+    # Counted and ranked from the index lead_stage_entered (stage, entered, id) alone: tens of
+    # thousands of open-stage leads would each cost a heap page; only the shown ones are read.
+    stalled_ids = Lead.objects.filter(_stalled_q(stall_keys, now, stall_days)).order_by()
     stalled_by_stage = {
-        row["stage"]: row["n"] for row in stalled.order_by().values("stage").annotate(n=Count("pk"))
+        row["stage"]: row["n"] for row in stalled_ids.values("stage").annotate(n=Count("pk"))
     }
     stalled_pipeline = (
-        Opportunity.objects.filter(status=OpportunityStatus.OPEN, lead__in=stalled.values("pk"))
+        Opportunity.objects.filter(status=OpportunityStatus.OPEN, lead__in=stalled_ids.values("pk"))
         .order_by()
         .aggregate(n=Count("pk"), amount=Sum("amount"))
     )
+    shown = stalled_ids.order_by("stage_entered_at", "pk").values("pk")[:top]
     oldest = [
         {
             "lead_id": lead.pk,
@@ -594,7 +600,7 @@ def pipeline_section(
             "days": (now - lead.stage_entered_at).days,
             "open_amount": _optional_amount(lead.open_amount),
         }
-        for lead in stalled[:top]
+        for lead in stalled.filter(pk__in=shown)
     ]
     return {
         "forward": {
@@ -660,8 +666,11 @@ def feedback_section(period: Period, previous: Period, *, top: int = TOP) -> dic
     last_loop = queries.feedback_loop_completion(previous)
     heard_this = _in("activities__occurred_at", period)
     heard_last = _in("activities__occurred_at", previous)
+    # Only the two weeks' touches are joined (the filter comes before the counts, which use
+    # its join): not every touch that ever named an objection.
     tags = (
-        ObjectionTag.objects.order_by()
+        ObjectionTag.objects.filter(heard_this | heard_last)
+        .order_by()
         .values("key", "label")
         .annotate(
             this=Count("activities", filter=heard_this, distinct=True),
@@ -776,7 +785,9 @@ def open_handoffs(now: datetime, open_stages: Iterable[str]) -> QuerySet[Handoff
     in an open sales stage and no opportunity yet (the content slide's definition, as in
     ``queries.content.open_deal_content``)."""
     has_opportunity = Opportunity.objects.filter(lead=OuterRef("lead_id"))
-    worked = Q(outcome=HandoffOutcome.ACCEPTED, lead__stage__in=list(open_stages))
+    # The open-stage leads' ids from the index lead_stage_entered, not a join to every lead.
+    open_leads = Lead.objects.filter(stage__in=list(open_stages)).values("pk")
+    worked = Q(outcome=HandoffOutcome.ACCEPTED, lead_id__in=open_leads)
     return Handoff.objects.filter(assigned_at__lte=now).filter(
         Q(outcome=HandoffOutcome.PENDING) | worked & ~Exists(has_opportunity)
     )
@@ -855,7 +866,10 @@ def content_section(now: datetime, *, top: int = TOP) -> dict:
             "count": opportunities["n"],
             "amount": _amount(opportunities["amount"]),
         },
-        "open_handoffs": open_handoffs(now, open_stages).count(),
+        # The matching statement counts them as it reads them.
+        "open_handoffs": (
+            found.open_handoffs if matched else open_handoffs(now, open_stages).count()
+        ),
         "groups": groups,
         "matched": matched,
         "more_groups": max(found.group_count - len(groups), 0),

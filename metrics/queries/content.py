@@ -245,6 +245,7 @@ class OpenDealGroup:
 class OpenDealContent:
     groups: tuple[OpenDealGroup, ...]
     group_count: int  # all groups, the shown ones included
+    open_handoffs: int = 0  # the handoffs sales is still working (``meeting.open_handoffs``)
 
 
 _OPEN_DEAL_CONTENT_SQL = """
@@ -283,6 +284,10 @@ open_deals AS (
     LEFT JOIN leads_account la ON la.id = l.account_id
     WHERE h.assigned_at <= %(now)s AND h.outcome = 'accepted'
       AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)
+),
+open_handoffs AS (
+    -- Counted here, where they are read anyway, for the slide's headline.
+    SELECT COUNT(*) AS n FROM open_deals WHERE kind = 'handoff'
 ),
 open_groups AS (
     SELECT d.kind, d.stage, lo.objection_id,
@@ -375,7 +380,8 @@ requests AS (
 )
 SELECT s.position, s.group_count, s.kind, s.stage, t.key, t.label, s.deals, s.amount,
        COALESCE(sc.similar_won, 0), COALESCE(rq.open_requests, 0),
-       r.asset_id, r.title, r.asset_type, r.funnel_stage, r.won_deals
+       r.asset_id, r.title, r.asset_type, r.funnel_stage, r.won_deals,
+       (SELECT n FROM open_handoffs)
 FROM shown s
 LEFT JOIN leads_objectiontag t ON t.id = s.objection_id
 LEFT JOIN similar_counts sc ON sc.position = s.position
@@ -408,7 +414,7 @@ def open_deal_content(
         )
         rows = cursor.fetchall()
     groups: dict[int, dict] = {}
-    group_count = 0
+    group_count = open_handoffs = 0  # no row: no open deal
     for (
         position,
         count,
@@ -425,8 +431,9 @@ def open_deal_content(
         asset_type,
         funnel_stage,
         won_deals,
+        handoffs,
     ) in rows:
-        group_count = count
+        group_count, open_handoffs = count, handoffs
         group = groups.setdefault(
             position,
             {
@@ -451,4 +458,5 @@ def open_deal_content(
             for group in groups.values()
         ),
         group_count=group_count,
+        open_handoffs=open_handoffs,
     )
