@@ -100,16 +100,17 @@ def created_opportunities(
 
 
 def content_utilization(period: Period, filters: KpiFilters = NO_FILTERS) -> ContentUtilization:
-    # Counted from the handoffs of the period (the same leads as ``handed_off_leads``), with
-    # the leads sales shared content with as one set: no per-lead subquery over every lead.
-    leads_with_shares = LeadActivity.content_assets.through.objects.values("leadactivity__lead_id")
+    # Counted from the handoffs of the period (the same leads as ``handed_off_leads``), each
+    # asking whether its lead was shared an asset through the lead's own touches (an index
+    # probe each): the set of every lead ever shared one would join every touch.
     leads = (
         _handoffs(filters)
         .filter(_in("assigned_at", period))
+        .annotate(asset_shared=_shared_with(OuterRef("lead_id")))
         .order_by()
         .aggregate(
             total=Count("lead_id", distinct=True),
-            shared=Count("lead_id", distinct=True, filter=Q(lead_id__in=leads_with_shares)),
+            shared=Count("lead_id", distinct=True, filter=Q(asset_shared=True)),
         )
     )
     opportunities = (
@@ -173,15 +174,19 @@ def asset_shares(
 
 
 def asset_usage(period: Period, filters: KpiFilters = NO_FILTERS, *, top: int = 5) -> AssetUsage:
-    shared = _share_q(period, filters, "shared_in_activities__")
-    rows = (
-        ContentAsset.objects.order_by()
-        .values("pk", "title", "asset_type", "funnel_stage")
-        .annotate(
-            shares=Count("shared_in_activities", filter=shared),
-            leads=Count("shared_in_activities__lead", filter=shared, distinct=True),
+    # The period's shares counted per asset (the period and filters narrow the join), then the
+    # library: counting every asset's shares of all time with a FILTER joined every share to
+    # its touch and lead.
+    counted = {
+        row["contentasset_id"]: row
+        for row in LeadActivity.content_assets.through.objects.filter(
+            _share_q(period, filters, "leadactivity__")
         )
-    )
+        .order_by()
+        .values("contentasset_id")
+        .annotate(shares=Count("pk"), leads=Count("leadactivity__lead", distinct=True))
+    }
+    rows = ContentAsset.objects.order_by().values("pk", "title", "asset_type", "funnel_stage")
     # One row per asset (a library of tens or hundreds): ranking them is presentation.
     assets = sorted(
         (
@@ -190,8 +195,8 @@ def asset_usage(period: Period, filters: KpiFilters = NO_FILTERS, *, top: int = 
                 row["title"],
                 row["asset_type"],
                 row["funnel_stage"],
-                row["shares"],
-                row["leads"],
+                counted.get(row["pk"], {}).get("shares", 0),
+                counted.get(row["pk"], {}).get("leads", 0),
             )
             for row in rows
         ),
