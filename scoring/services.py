@@ -603,7 +603,15 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
     derived: dict[tuple[int, int], tuple] = {}
     while True:
         with transaction.atomic():
-            chunk = RescoreChunk.objects.select_for_update().filter(pk=chunk_id).first()
+            # This chunk's row only: the model's ordering ("job", …) joins the job, and a plain
+            # FOR UPDATE then locked the job row too, queueing every bucket of one worker
+            # behind the other's (~10 s of a million-lead publish on two workers).
+            chunk = (
+                RescoreChunk.objects.select_for_update(of=("self",))
+                .filter(pk=chunk_id)
+                .order_by()
+                .first()
+            )
             if chunk is None or chunk.finished_at is not None:
                 break
             if chunk.next_lead_id > chunk.last_lead_id:
@@ -655,6 +663,9 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
 
 
 def _finish_job_if_complete(job_id: int) -> None:
+    # Chunks finishing at once take turns on their job's row (held to the commit), so the last
+    # of them reads every other one finished and finishes the job.
+    list(RescoreJob.objects.select_for_update().filter(pk=job_id).values_list("pk"))
     if RescoreChunk.objects.filter(job_id=job_id, finished_at__isnull=True).exists():
         return
     finished = RescoreJob.objects.filter(pk=job_id, status=RescoreJob.Status.RUNNING).update(

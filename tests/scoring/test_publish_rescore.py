@@ -270,3 +270,42 @@ def test_recording_events_holds_the_rescore_buckets_of_its_leads_shared(monkeypa
             held = cursor.fetchall()
     buckets = sorted({lead_id // 10 for lead_id in ids})
     assert held == [(services.ADVISORY_NAMESPACE, bucket, "ShareLock", True) for bucket in buckets]
+
+
+def row_locked_or_changed(table: str, pk: int) -> bool:
+    """Whether this transaction (or one of its savepoints) has locked or changed the row since
+    it was inserted: PostgreSQL stamps the locker's transaction id in the row's ``xmax``."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT xmax::text <> '0' FROM {table} WHERE id = %s", [pk])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks of PostgreSQL")
+def test_a_bucket_locks_its_chunk_but_not_the_job_so_two_workers_rescore_side_by_side(
+    monkeypatch,
+):
+    """Each worker runs a chunk of the same job: a bucket's transaction holds its own chunk row,
+    never the job's (locking the job row queued every bucket of one worker behind the other's,
+    ~10 s of a million-lead ICP publish on two workers)."""
+    leads = load(ACCOUNTS, lead_rows(6))
+    bulk_score(leads, ICP, FIRST)
+    job = services.rescore_job_create(reason="manual")
+    [chunk] = job.chunks.all()
+    held = []
+    bring_up_to_date = bulk.bring_up_to_date
+
+    def spy(*args, **kwargs):
+        held.append(
+            (
+                row_locked_or_changed("scoring_rescorechunk", chunk.pk),
+                row_locked_or_changed("scoring_rescorejob", job.pk),
+            )
+        )
+        return bring_up_to_date(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "bring_up_to_date", spy)
+    services.rescore_chunk_run(chunk_id=chunk.pk, apply_moves=False)
+    assert held == [(True, False)]
+    job.refresh_from_db()
+    assert job.status == job.Status.DONE
