@@ -16,11 +16,11 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from leads.choices import DefinitionStatus, SourceOrigin
-from leads.models import Opportunity
+from leads.models import Lead, Opportunity
 from metrics import goals, queries, snapshots
 from metrics.goals import GoalPeriod, Reading
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
@@ -148,8 +148,17 @@ def _forecast_reading(
         for stage in definition.keys:
             won_rate_from[stage] = funnel.rate_between(stage, definition.won_key)
     open_by_stage: dict[str, float] = {}
-    for row in open_pipeline.order_by().values("lead__stage").annotate(amount=Sum("amount")):
-        stage = row["lead__stage"]
+    # Each deal's lead's stage by its key (thousands of probes), not a join that hashes every
+    # lead.
+    lead_stage = Subquery(Lead.objects.filter(pk=OuterRef("lead_id")).order_by().values("stage"))
+    rows = (
+        open_pipeline.order_by()
+        .annotate(lead_stage=lead_stage)
+        .values("lead_stage")
+        .annotate(amount=Sum("amount"))
+    )
+    for row in rows:
+        stage = row["lead_stage"]
         # No lead, or a customer's new deal: weighted as a deal at the opportunity stage (a
         # won lead's own "conversion to won" would count the whole deal as won).
         if not stage or stage == definition.won_key:
