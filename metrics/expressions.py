@@ -74,3 +74,12 @@ class DaysBetween(_Between):
     output_field = IntegerField()
     postgresql_template = "(%(end)s - %(start)s)"
     sqlite_template = "CAST(julianday(%(end)s) - julianday(%(start)s) AS INTEGER)"
+
+
+class EpochSeconds(Func):
+    """An instant as seconds since the Unix epoch (``double precision``), PostgreSQL only: the
+    rollups keep due times as such values, and a read compares them with ``now`` converted the
+    same way, so the comparison agrees with one on the instants."""
+
+    template = "CAST(EXTRACT(EPOCH FROM %(expressions)s) AS double precision)"
+    output_field = FloatField()

@@ -137,10 +137,13 @@ class HandoffMeasures(models.Model):
     response_met = models.PositiveIntegerField(default=0)
     response_late = models.PositiveIntegerField(default=0)
     response_unanswered = models.PositiveIntegerField(default=0)
+    # their due times (epoch seconds): missed once past, open until then
+    response_unanswered_due = RollupValues()
     # dated by accept_due_at
     accept_met = models.PositiveIntegerField(default=0)
     accept_late = models.PositiveIntegerField(default=0)
     accept_undecided = models.PositiveIntegerField(default=0)
+    accept_undecided_due = RollupValues()  # their due times (epoch seconds)
     # dated by rejected_at (rejected handoffs only)
     feedback_rejected = models.PositiveIntegerField(default=0)
     feedback_complete = models.PositiveIntegerField(default=0)

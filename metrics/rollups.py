@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.models import Handoff, Lead, Opportunity
-from metrics.expressions import SecondsBetween
+from metrics.expressions import EpochSeconds, SecondsBetween
 from metrics.queries.funnel import (
     FunnelDefinition,
     _furthest_position,
@@ -95,6 +95,9 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
                 "response_met": Count("pk", filter=response["on_time"]),
                 "response_late": Count("pk", filter=response["late"]),
                 "response_unanswered": Count("pk", filter=response["not_done"]),
+                "response_unanswered_due": ArrayAgg(
+                    EpochSeconds("response_due_at"), filter=response["not_done"], default=[]
+                ),
             },
         ),
         (
@@ -107,6 +110,11 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
                 # OR: keep the rollup's sum equal to it whatever the data.
                 "accept_undecided": Count(
                     "pk", filter=acceptance["not_done"] & ~acceptance["late"]
+                ),
+                "accept_undecided_due": ArrayAgg(
+                    EpochSeconds("accept_due_at"),
+                    filter=acceptance["not_done"] & ~acceptance["late"],
+                    default=[],
                 ),
             },
         ),

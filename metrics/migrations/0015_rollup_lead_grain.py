@@ -57,6 +57,12 @@ def _lead_grain_from_owner_grain(apps, schema_editor):
         )
 
 
+def _handoff_rollup_unbuilt(apps, schema_editor):
+    # The handoff rows built before hold no due times: the next refresh (beat, every 15 s)
+    # rebuilds both grains, and until then the handoff KPIs read the raw handoffs.
+    apps.get_model("metrics", "RollupState").objects.filter(fact="handoff").update(built=False)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("metrics", "0014_rollup_requalified"),
@@ -216,4 +222,25 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(_values_aggregate, _drop_values_aggregate),
         migrations.RunPython(_lead_grain_from_owner_grain, migrations.RunPython.noop),
+        migrations.AddField(
+            model_name="handoffday",
+            name="response_unanswered_due",
+            field=metrics.rollup_models.RollupValues(blank=True, default=list, size=None),
+        ),
+        migrations.AddField(
+            model_name="handoffday",
+            name="accept_undecided_due",
+            field=metrics.rollup_models.RollupValues(blank=True, default=list, size=None),
+        ),
+        migrations.AddField(
+            model_name="handoffleadday",
+            name="response_unanswered_due",
+            field=metrics.rollup_models.RollupValues(blank=True, default=list, size=None),
+        ),
+        migrations.AddField(
+            model_name="handoffleadday",
+            name="accept_undecided_due",
+            field=metrics.rollup_models.RollupValues(blank=True, default=list, size=None),
+        ),
+        migrations.RunPython(_handoff_rollup_unbuilt, migrations.RunPython.noop),
     ]

@@ -13,10 +13,13 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
+    Sum,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Trim
 from django.utils import timezone
 
@@ -41,7 +44,13 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
-from metrics.queries.rolled import added, rolled_grouped, rolled_percentiles, rollup_split
+from metrics.queries.rolled import (
+    RollupSplit,
+    added,
+    rolled_grouped,
+    rolled_percentiles,
+    rollup_split,
+)
 from metrics.rollup_models import HandoffDay, RollupFact
 
 # --- Lead acceptance -------------------------------------------------------------------------
@@ -318,33 +327,65 @@ def _sla_conditions(now: datetime) -> dict[str, dict[str, Q]]:
 
 
 _DUE_FIELDS = {SlaClock.RESPONSE: "response_due_at", SlaClock.ACCEPTANCE: "accept_due_at"}
-_SLA_ROLLUP_MEASURES = (
-    "response_met",
-    "response_late",
-    "response_unanswered",
-    "accept_met",
-    "accept_late",
-    "accept_undecided",
-)
+_SLA_ROLLUP_MEASURES_BY_CLOCK = {
+    SlaClock.RESPONSE: ("response_met", "response_late", "response_unanswered"),
+    SlaClock.ACCEPTANCE: ("accept_met", "accept_late", "accept_undecided"),
+}
 
 
-def _sla_from_rollup(row: dict) -> dict[str, int]:
-    """A rollup row's SLA counts as the raw query names them. Its days are past, so what was
-    not done by the due time is missed, and nothing is open."""
+def _due_count(column: str, now: datetime, *, past: bool) -> RawSQL:
+    """How many of a rollup row's due times (``column``, epoch seconds) are before ``now``
+    (``past``) or not, ``now`` converted as the rollup converted them."""
+    operator = "<" if past else ">="
+    return RawSQL(
+        f"(SELECT count(*) FROM unnest({column}) AS due WHERE due {operator} "
+        "CAST(EXTRACT(EPOCH FROM CAST(%s AS timestamptz)) AS double precision))",
+        [now],
+        output_field=IntegerField(),
+    )
 
-    def count(name: str) -> int:
-        return row[name] or 0
 
-    return {
-        f"{SlaClock.RESPONSE}_{SlaStatus.MET}": count("response_met"),
-        f"{SlaClock.RESPONSE}_{SlaStatus.MISSED}": count("response_late")
-        + count("response_unanswered"),
-        f"{SlaClock.RESPONSE}_{SlaStatus.OPEN}": 0,
-        f"{SlaClock.ACCEPTANCE}_{SlaStatus.MET}": count("accept_met"),
-        f"{SlaClock.ACCEPTANCE}_{SlaStatus.MISSED}": count("accept_late")
-        + count("accept_undecided"),
-        f"{SlaClock.ACCEPTANCE}_{SlaStatus.OPEN}": 0,
-    }
+def sla_rolled(
+    split: RollupSplit,
+    filters: KpiFilters,
+    group_by: Sequence[str],
+    now: datetime,
+    *,
+    clocks: Sequence[str] = (SlaClock.RESPONSE, SlaClock.ACCEPTANCE),
+) -> dict[tuple, dict[str, int]]:
+    """The SLA counts of the rolled-up days, per group, named as the raw query names them:
+    done on time or late as the rollup counted them; not done, missed once its due time (the
+    row keeps them) is past ``now`` and open until then. A group is there when one of the
+    ``clocks`` was due in it, as in the raw query."""
+    rolled = rolled_grouped(
+        split,
+        HandoffDay,
+        filters,
+        group_by,
+        tuple(name for clock in clocks for name in _SLA_ROLLUP_MEASURES_BY_CLOCK[clock]),
+        computed={
+            f"{name}_{tense}": Sum(_due_count(f"{name}_due", now, past=tense == "past"))
+            for name in ("response_unanswered", "accept_undecided")
+            for tense in ("past", "ahead")
+        },
+    )
+
+    def counts(row: dict) -> dict[str, int]:
+        def count(name: str) -> int:
+            return row.get(name) or 0
+
+        return {
+            f"{SlaClock.RESPONSE}_{SlaStatus.MET}": count("response_met"),
+            f"{SlaClock.RESPONSE}_{SlaStatus.MISSED}": count("response_late")
+            + count("response_unanswered_past"),
+            f"{SlaClock.RESPONSE}_{SlaStatus.OPEN}": count("response_unanswered_ahead"),
+            f"{SlaClock.ACCEPTANCE}_{SlaStatus.MET}": count("accept_met"),
+            f"{SlaClock.ACCEPTANCE}_{SlaStatus.MISSED}": count("accept_late")
+            + count("accept_undecided_past"),
+            f"{SlaClock.ACCEPTANCE}_{SlaStatus.OPEN}": count("accept_undecided_ahead"),
+        }
+
+    return {key: counts(row) for key, row in rolled.items()}
 
 
 def sla_handoffs(
@@ -368,7 +409,7 @@ def _sla_by(
 ) -> dict[tuple, SlaCompliance]:
     now = now or timezone.now()
     conditions = _sla_conditions(now)
-    split = rollup_split(RollupFact.HANDOFF, period, now=now)
+    split = rollup_split(RollupFact.HANDOFF, period)
     aggregates = {}
     due_in_period = {}
     for clock, due_field in _DUE_FIELDS.items():
@@ -380,12 +421,8 @@ def _sla_by(
     handoffs = _handoffs(filters).filter(reduce(or_, due_in_period.values()))
     found = _grouped(handoffs, group_by, **aggregates)
     if split is not None:
-        from_rollup = rolled_grouped(split, HandoffDay, filters, group_by, _SLA_ROLLUP_MEASURES)
         found = added(
-            tuple(aggregates),
-            found,
-            {key: _sla_from_rollup(row) for key, row in from_rollup.items()},
-            group_by=group_by,
+            tuple(aggregates), found, sla_rolled(split, filters, group_by, now), group_by=group_by
         )
 
     def result(row: dict, clock: str) -> SlaResult:

@@ -156,12 +156,12 @@ def rollup_split(
         return None
     zone = ZoneInfo(state.time_zone)
     first, last = _whole_days(period, zone)
-    # Facts are dated up to now, and today's rows are kept current like any other day's. A
-    # read ``now``-dependent (the SLA: "not done" is missed only once it is past due) takes
-    # only the days before ``now``'s.
-    today = timezone.localtime(timezone.now(), zone).date()
-    newest = today if now is None else min(today, now.astimezone(zone).date()) - timedelta(days=1)
-    last = min(last, newest)
+    # Today's rows, and those of days ahead (due times), are kept current like any other
+    # day's. A read ``now``-dependent whose rows do not say when (``now``) takes only the days
+    # before ``now``'s.
+    if now is not None:
+        today = timezone.localtime(timezone.now(), zone).date()
+        last = min(last, min(today, now.astimezone(zone).date()) - timedelta(days=1))
     if last < first:
         return None
     stale = local_days_of_hours(state.pending, zone)
@@ -215,17 +215,19 @@ def rolled_grouped(
     measures: Sequence[str],
     *,
     where: Q | None = None,
+    computed: dict[str, Expression] | None = None,
 ) -> dict[tuple, dict]:
     """The rollup's part, grouped by the raw columns ``group_by`` (keys as the raw query's;
-    a week or month group, ``group_week`` / ``group_month``, is taken from the day); ``where``
-    narrows the rows further, in the rollup's own columns."""
+    a week or month group, ``group_week`` / ``group_month``, is taken from the day): the sums
+    of ``measures`` and the ``computed`` aggregates. ``where`` narrows the rows further, in the
+    rollup's own columns."""
     columns = [rollup_column(name) for name in group_by]
     # A row counts for these measures only if one of them is non-zero (its other measures may
     # be another instant's): the raw query has no group without a row.
     counted = reduce(or_, (Q(**{f"{name}__gt": 0}) for name in measures))
     rows = split.rows(model, filters, columns).filter(counted, where or Q())
     times = {name: TIME_GROUPS[name] for name in columns if name in TIME_GROUPS}
-    return _grouped(rows.annotate(**times), columns, **sums(measures))
+    return _grouped(rows.annotate(**times), columns, **sums(measures), **(computed or {}))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from metrics.queries.funnel import (
     reached_opportunity_at,
 )
 from metrics.queries.handoffs import (
+    SlaClock,
     SlaStatus,
     _feedback_complete,
     _handoffs,
@@ -44,6 +45,7 @@ from metrics.queries.handoffs import (
     feedback_handoffs,
     lead_acceptance_by,
     response_time_by,
+    sla_rolled,
 )
 from metrics.queries.revenue import OpportunityResults, opportunity_results_by
 from metrics.queries.rolled import (
@@ -104,7 +106,7 @@ def weekly_response_sla(
     now = now or timezone.now()
     conditions = _sla_conditions(now)["response"]
     handoffs = _handoffs(filters).filter(_in("response_due_at", period))
-    split = rollup_split(RollupFact.HANDOFF, period, now=now)
+    split = rollup_split(RollupFact.HANDOFF, period)
     if split is not None:
         handoffs = handoffs.filter(split.raw_q("response_due_at"))
     rows = _grouped(
@@ -113,21 +115,15 @@ def weekly_response_sla(
         met=Count("pk", filter=conditions[SlaStatus.MET]),
         missed=Count("pk", filter=conditions[SlaStatus.MISSED]),
     )
-    if split is not None:  # its days are past: what was not answered by then was missed
-        rolled = rolled_grouped(
-            split,
-            HandoffDay,
-            filters,
-            ("group_week",),
-            ("response_met", "response_late", "response_unanswered"),
-        )
+    if split is not None:
+        rolled = sla_rolled(split, filters, ("group_week",), now, clocks=(SlaClock.RESPONSE,))
         rows = added(
             ("met", "missed"),
             rows,
             {
                 key: {
-                    "met": row["response_met"],
-                    "missed": row["response_late"] + row["response_unanswered"],
+                    "met": row[f"{SlaClock.RESPONSE}_{SlaStatus.MET}"],
+                    "missed": row[f"{SlaClock.RESPONSE}_{SlaStatus.MISSED}"],
                 }
                 for key, row in rolled.items()
             },

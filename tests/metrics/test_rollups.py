@@ -615,20 +615,33 @@ def test_a_refresh_that_fails_loses_no_mark(world, monkeypatch):
     assert HandoffDay.objects.get(day=at.date()).accepted == 1
 
 
-def test_today_is_rolled_up_but_the_sla_reads_it_raw(world):
+def test_today_and_days_ahead_are_rolled_up_and_the_sla_splits_not_done_by_its_due_time(world):
     now = _now()
     today = timezone.localtime(now, ZONE).date()
     start_of_today = datetime.combine(today, datetime.min.time(), ZONE)
-    _handoff(
-        world,
-        assigned_at=max(now - timedelta(minutes=5), start_of_today),
-        response_due_at=now + timedelta(seconds=1),
+    assigned_at = max(now - timedelta(minutes=5), start_of_today)
+    _handoff(world, assigned_at=assigned_at, response_due_at=now + timedelta(seconds=1))
+    due_ahead = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZONE) + (
+        timedelta(hours=12)
     )
+    _handoff(world, assigned_at=assigned_at, response_due_at=due_ahead)
     rollups.rollups_rebuild()
-    period = Period.from_dates(today, today, ZONE)
-    assert rollup_split(RollupFact.HANDOFF, period).days == (today,)
-    assert queries.lead_acceptance(period).pending == 1
-    # Whether an unanswered handoff is missed or still open depends on the instant asked.
-    assert rollup_split(RollupFact.HANDOFF, period, now=now) is None
-    assert queries.sla_compliance(period, now=now).response.open == 1
-    assert queries.sla_compliance(period, now=now + timedelta(seconds=2)).response.missed == 1
+    period = Period.from_dates(today, today + timedelta(days=2), ZONE)
+    assert rollup_split(RollupFact.HANDOFF, period).days == (
+        today,
+        today + timedelta(days=1),
+        today + timedelta(days=2),
+    )
+    assert queries.lead_acceptance(period).pending == 2
+    # Whether an unanswered handoff is missed or still open depends on the instant asked: the
+    # rollup keeps the due times, so the SLA reads the rolled days too.
+    assert queries.sla_compliance(period, now=now).response == queries.SlaResult(0, 0, 2, None)
+    later = now + timedelta(seconds=2)
+    assert queries.sla_compliance(period, now=later).response == queries.SlaResult(0, 1, 1, 0.0)
+    after_both = due_ahead + timedelta(seconds=1)
+    assert queries.sla_compliance(period, now=after_both).response.missed == 2
+    # The same counts with the rollup's days marked for a refresh (read raw).
+    RollupDirty.objects.create(fact=RollupFact.HANDOFF, hour=assigned_at)
+    RollupDirty.objects.create(fact=RollupFact.HANDOFF, hour=due_ahead)
+    assert rollup_split(RollupFact.HANDOFF, period).days == (today + timedelta(days=2),)
+    assert queries.sla_compliance(period, now=later).response == queries.SlaResult(0, 1, 1, 0.0)
