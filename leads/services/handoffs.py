@@ -40,7 +40,12 @@ from leads.models import (
     SlaPolicy,
 )
 from leads.selectors import lifecycle_at
-from leads.services.pipeline import engagement_events_record, lead_move_to_stage, sales_rep_pick
+from leads.services.pipeline import (
+    _rotation_lock,
+    engagement_events_record,
+    lead_move_to_stage,
+    sales_rep_pick,
+)
 from leads.sla_clock import business_seconds_between
 
 # A client clock slightly ahead of ours must not make a fresh action "in the future".
@@ -291,6 +296,9 @@ def handoff_reject(
 def _reassign(
     locked: Handoff, to_user, *, actor, at: datetime, note: str, breach: bool = False
 ) -> None:
+    # A manual reassignment moves the rep in the round robin's line too: it takes its turn
+    # with the rotations, which read the line and the open handoffs under the same lock.
+    _rotation_lock()
     previous = locked.assignee_id
     locked.assignee = to_user
     _save(locked, "assignee")

@@ -361,17 +361,33 @@ def _eligible_reps(*, on: date, exclude_user_id: int | None = None):
     return eligible
 
 
+# pg_advisory_xact_lock(namespace, key) that rotations take turns on (scoring's buckets use
+# namespace 7301, the beat leader 7302 with key 1).
+ROTATION_LOCK = (7302, 2)
+
+
+def _rotation_lock() -> None:
+    """Wait for any other rotation to commit, and hold off the next one until this transaction
+    ends. One lock instead of a row lock on every eligible rep and their user: those rows stay
+    free for admin edits, logins and the foreign-key checks of other assignments. SQLite runs
+    one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(ROTATION_LOCK))
+
+
 class RepRotation:
-    """The round robin over the reps eligible on a day, for one transaction: the reps are locked
-    (concurrent assignments take turns) and each one's open handoffs counted once, from the
-    queue index; then every pick is made in memory, so a batch of a thousand handoffs costs the
-    same two queries as one. The rep assigned longest ago goes first, and a rep just picked goes
-    to the back of the line even within one instant, so a burst is spread evenly."""
+    """The round robin over the reps eligible on a day, for one transaction: rotations take
+    turns on one lock (``_rotation_lock``) and each eligible rep's open handoffs are counted
+    once, from the queue index; then every pick is made in memory, so a batch of a thousand
+    handoffs costs the same few queries as one. The rep assigned longest ago goes first, and a
+    rep just picked goes to the back of the line even within one instant, so a burst is spread
+    evenly."""
 
     def __init__(self, *, on: date, exclude_user_id: int | None = None) -> None:
+        _rotation_lock()
+        # Read after the lock: the line as the previous rotation committed it.
         eligible = _eligible_reps(on=on, exclude_user_id=exclude_user_id)
-        # FOR UPDATE cannot be combined with the count's aggregate: lock, then count.
-        locked = list(eligible.select_for_update().values_list("pk", flat=True))
         open_count = (
             Handoff.objects.filter(assignee_id=OuterRef("user_id"), outcome="pending")
             .order_by()
@@ -380,9 +396,9 @@ class RepRotation:
             .values("n")
         )
         self.line = list(
-            SalesRep.objects.filter(pk__in=locked)
-            .annotate(open_handoffs=Coalesce(Subquery(open_count), 0))
-            .order_by(F("last_assigned_at").asc(nulls_first=True), "pk")
+            eligible.annotate(open_handoffs=Coalesce(Subquery(open_count), 0)).order_by(
+                F("last_assigned_at").asc(nulls_first=True), "pk"
+            )
         )
         self.picked: list[SalesRep] = []
         # Stamps continue after the latest one in line: a burst moved in several transactions

@@ -1245,3 +1245,41 @@ def test_one_batch_moves_each_lead_once(db, frozen_now):
     assert (sal.stage, sal.stage_entered_at) == ("sql", NOW - 2 * HOUR)
     assert StageTransition.objects.filter(lead=sal).count() == 1
     assert Lead.objects.get(pk=mql.pk).stage == "mql"
+
+
+# --- Round robin under load ----------------------------------------------------------------------
+
+
+def rows_locked(table: str, ids: list[int]) -> list[int]:
+    """Which of these rows this transaction (or a savepoint of it) locked or changed: PostgreSQL
+    stamps the locker's transaction id in the row's ``xmax``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE id = ANY(%s) AND xmax::text <> '0' ORDER BY id", [ids]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="locks of PostgreSQL")
+def test_a_rotation_takes_turns_on_one_lock_and_leaves_reps_it_does_not_pick_unlocked(
+    db, frozen_now
+):
+    """Opening handoffs takes turns with every other rotation on one advisory lock held to the
+    commit, instead of locking every eligible rep and their user rows: a publish's moves no
+    longer hold reps (and users) an admin edit, a login or another assignment waits for."""
+    picked = SalesRepFactory(user__username="rep.ana")
+    idle = SalesRepFactory(user__username="rep.ben", last_assigned_at=NOW - HOUR)
+    lead = LeadFactory(stage_entered_at=NOW - timedelta(days=3))
+    with transaction.atomic():
+        lead_move_to_stage(lead=lead, to_stage="mql", actor_type=ActorType.SCORING, at=NOW)
+        handoff = handoff_open(lead=lead, stage_key="mql", at=NOW)
+        assert handoff.assignee == picked.user  # never assigned: first in line
+        assert rows_locked("leads_salesrep", [idle.pk]) == []
+        assert rows_locked("auth_user", [picked.user_id, idle.user_id]) == []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND mode = 'ExclusiveLock'"
+            )
+            assert cursor.fetchone()[0] == 1
+    assert SalesRep.objects.get(pk=picked.pk).last_assigned_at == NOW
