@@ -341,9 +341,11 @@ def bring_up_to_date(
     keep_sums_of: list[int],
     as_of_day: int,
     lock_rows=lambda: None,
-) -> None:
+) -> int:
     """Make every lead of the range current with the ICP and model in force and the day: rows
-    already current are skipped, so re-running a range is cheap and changes nothing.
+    already current are skipped, so re-running a range is cheap and changes nothing. Returns
+    how many leads the range has (its state rows, once the missing ones are created), for the
+    chunk's progress.
 
     ``lock_rows`` locks the range's rows in id order. Re-reading sums needs it first: that
     statement joins the table to an aggregate of its own rows, and a row a concurrent rescore
@@ -386,16 +388,18 @@ def bring_up_to_date(
     stale = range_staleness(lo, hi, **rules)
     if ensure_states(lo, hi, states=stale.rows):
         stale = range_staleness(lo, hi, **rules)
+    leads = stale.rows  # every lead of the range has its state row now
     if not stale.sums:
         if not stale.any:
-            return
+            return leads
         # The refit (if any) fits every stale row, re-checking a row changed meanwhile; so the
         # range is current once every row that was unscored has been scored. Fewer means a
         # row was left under older rules meanwhile (its sums no longer valid): redone below.
         if catch_up(stale) == stale.unscored:
-            return
+            return leads
     lock_rows()
     catch_up(range_staleness(lo, hi, **rules))
+    return leads
 
 
 def rescore_exactly(

@@ -639,7 +639,7 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
                     compatible_sums_models(model),
                 )
             icp, spec, keep_sums_of = derived[key]
-            bulk.bring_up_to_date(
+            leads = bulk.bring_up_to_date(
                 lo,
                 hi,
                 icp=icp,
@@ -650,7 +650,7 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
                 as_of_day=engine.day_number(at),
                 lock_rows=functools.partial(lock_state_rows, lo, hi),
             )
-            chunk.processed += Lead.objects.filter(pk__range=(lo, hi)).count()
+            chunk.processed += leads
             chunk.next_lead_id = hi + 1
             chunk.save(update_fields=["processed", "next_lead_id", "updated_at"])
         # After the bucket's commit: a crash here leaves the moves to the sweep, which derives

@@ -451,11 +451,12 @@ def test_events_arriving_during_a_full_rescore_end_with_the_right_score(
     calls = []
 
     def with_events_arriving(lo, hi, **kwargs):
-        original(lo, hi, **kwargs)
+        rows = original(lo, hi, **kwargs)
         calls.append((lo, hi))
         if len(calls) == 1:
             record(leads[0], "webinar_attended", 1, prefix="during")  # bucket already done
             record(leads[-1], "form_fill", 1, prefix="during")  # bucket still ahead
+        return rows
 
     monkeypatch.setattr(services.bulk, "bring_up_to_date", with_events_arriving)
     job = services.rescore_job_create(reason="manual")
