@@ -95,3 +95,18 @@ def test_tidy_analyzes_a_table_holding_rows_that_was_never_analyzed(settings):
         )
     assert "leads_objectiontag" in maintenance.tables_tidy()["analyzed"]
     assert "leads_objectiontag" not in maintenance.tables_tidy()["analyzed"]  # analyzed now
+
+
+def test_tidy_vacuums_a_table_after_many_inserts(settings):
+    """As autovacuum's insert threshold: an insert-only table gets its visibility map (the
+    index-only scans of a trigger-kept table such as leads_contentevent)."""
+    from leads.models import ObjectionTag
+
+    settings.MAINTAIN_VACUUM = "always"
+    maintenance.tables_tidy()
+    ObjectionTag.objects.bulk_create(
+        ObjectionTag(key=f"probe-{n}", label=f"Probe {n}") for n in range(3000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    assert "leads_objectiontag" in maintenance.tables_tidy()["vacuumed"]
