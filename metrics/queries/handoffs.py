@@ -10,6 +10,7 @@ from functools import reduce
 from operator import or_
 
 from django.db.models import (
+    Case,
     Count,
     Exists,
     F,
@@ -18,6 +19,8 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    Value,
+    When,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Trim
@@ -333,12 +336,11 @@ _SLA_ROLLUP_MEASURES_BY_CLOCK = {
 }
 
 
-def _due_count(column: str, now: datetime, *, past: bool) -> RawSQL:
-    """How many of a rollup row's due times (``column``, epoch seconds) are before ``now``
-    (``past``) or not, ``now`` converted as the rollup converted them."""
-    operator = "<" if past else ">="
+def _due_ahead(column: str, now: datetime) -> RawSQL:
+    """How many of a rollup row's due times (``column``, epoch seconds) are not before ``now``,
+    ``now`` converted as the rollup converted them."""
     return RawSQL(
-        f"(SELECT count(*) FROM unnest({column}) AS due WHERE due {operator} "
+        f"(SELECT count(*) FROM unnest({column}) AS due WHERE due >= "
         "CAST(EXTRACT(EPOCH FROM CAST(%s AS timestamptz)) AS double precision))",
         [now],
         output_field=IntegerField(),
@@ -357,6 +359,7 @@ def sla_rolled(
     done on time or late as the rollup counted them; not done, missed once its due time (the
     row keeps them) is past ``now`` and open until then. A group is there when one of the
     ``clocks`` was due in it, as in the raw query."""
+    today = timezone.localtime(now, split.zone).date()
     rolled = rolled_grouped(
         split,
         HandoffDay,
@@ -364,9 +367,11 @@ def sla_rolled(
         group_by,
         tuple(name for clock in clocks for name in _SLA_ROLLUP_MEASURES_BY_CLOCK[clock]),
         computed={
-            f"{name}_{tense}": Sum(_due_count(f"{name}_due", now, past=tense == "past"))
-            for name in ("response_unanswered", "accept_undecided")
-            for tense in ("past", "ahead")
+            f"{name}_ahead": Sum(
+                # A day before now's is past whole: none of its due times is ahead.
+                Case(When(day__lt=today, then=Value(0)), default=_due_ahead(f"{name}_due", now))
+            )
+            for name in (_SLA_ROLLUP_MEASURES_BY_CLOCK[clock][-1] for clock in clocks)
         },
     )
 
@@ -377,11 +382,13 @@ def sla_rolled(
         return {
             f"{SlaClock.RESPONSE}_{SlaStatus.MET}": count("response_met"),
             f"{SlaClock.RESPONSE}_{SlaStatus.MISSED}": count("response_late")
-            + count("response_unanswered_past"),
+            + count("response_unanswered")
+            - count("response_unanswered_ahead"),
             f"{SlaClock.RESPONSE}_{SlaStatus.OPEN}": count("response_unanswered_ahead"),
             f"{SlaClock.ACCEPTANCE}_{SlaStatus.MET}": count("accept_met"),
             f"{SlaClock.ACCEPTANCE}_{SlaStatus.MISSED}": count("accept_late")
-            + count("accept_undecided_past"),
+            + count("accept_undecided")
+            - count("accept_undecided_ahead"),
             f"{SlaClock.ACCEPTANCE}_{SlaStatus.OPEN}": count("accept_undecided_ahead"),
         }
 
