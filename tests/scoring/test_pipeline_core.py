@@ -144,9 +144,7 @@ def test_a_batch_refits_a_lead_whose_account_changed(db, clock):
 # --- Stage moves derived from state ----------------------------------------------------------
 
 
-def test_moves_lost_in_a_crash_are_made_by_the_next_sweep_exactly_once(
-    db, clock, rep, monkeypatch
-):
+def test_moves_lost_in_a_crash_are_made_by_the_next_sweep_exactly_once(db, clock, rep, monkeypatch):
     leads = [icp_lead() for _ in range(3)]
     for lead in leads:
         EngagementEvent.objects.create(
@@ -251,3 +249,35 @@ def test_the_stage_cool_down_delays_requalification(db, clock, rep):
     services.leads_rescore(lead_ids=[lead.pk])
     assert services.threshold_moves_apply(lead_ids=[lead.pk]) == 1
     assert Lead.objects.get(pk=lead.pk).stage == "mql"
+
+
+def test_move_candidates_are_read_without_parallel_workers_and_the_session_is_left_as_it_was(
+    db, clock
+):
+    """A bucket's move candidates are ~10,000 score rows read by index: on the bloated state
+    table PostgreSQL plans them parallel, and starting a worker (10–45 ms on a busy two-core
+    server) cost more than the read, once per bucket of a publish."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    lead = icp_lead()
+    record(lead, "demo_request", at=NOW - timedelta(hours=1), tag="d")
+    services.leads_rescore(lead_ids=[lead.pk])
+    seen = []
+
+    def observe(execute, sql, params, many, context):
+        if "scoring_leadscorestate" in sql and "leads_handoff" in sql:
+            context["cursor"].execute("SHOW max_parallel_workers_per_gather")
+            seen.append(context["cursor"].fetchone()[0])
+        return execute(sql, params, many, context)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 3")
+    with connection.execute_wrapper(observe):
+        due, _ = services.leads_due_to_move()
+    assert [lead_id for lead_id, _ in due] == [lead.pk]
+    assert seen == ["0"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone()[0] == "3"
