@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/import_bench.py \
         [--database-url postgres://postgres@127.0.0.1:5432/revops_bench] \
-        [--events 200000] [--event-leads 50000] [--leads 100000] [--rounds 2]
+        [--events 200000] [--event-leads 50000] [--leads 100000] [--rounds 2] \
+        [--received 100000] [--phases]
 
 Generates synthetic CSV files in a temporary folder — HubSpot-style engagement events for
 existing leads, and new leads (e-mail, names, company and website, source, lifecycle stage,
@@ -18,6 +19,13 @@ vacuumed at the end (rolled-back rows are dead tuples until then). Foreign keys 
 per statement in both (``SET CONSTRAINTS ALL IMMEDIATE``), as the import does: a rolled-back
 transaction with deferred checks would never check them.
 Targets: events ≥ 50,000 rows/s, leads ≥ 20,000 rows/s.
+
+``--received`` also re-imports that many events the database has already received (taken from
+the seeded ones): nothing is written, so it times the idempotency check (the key lookups) and
+the parsing alone. ``--phases`` prints where each import's time went: every SQL statement the
+import ran on its connection, grouped (key lookups, the ordered INSERT with its triggers and
+foreign-key checks, the rescoring marks…), and the rest, Python (reading, parsing, checking,
+building the COPY data), with the staging COPYs overlapping it on the writer's thread.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import resource
 import sys
 import tempfile
 import time
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -230,19 +239,122 @@ def everything_the_lead_import_writes(lead_rows, lead_columns):
     ]
 
 
-def timed_import(path: Path, mapping):
-    from django.db import transaction
+class Phases:
+    """The import's SQL statements, timed and grouped by what they do (``--phases``)."""
+
+    GROUPS = (
+        ("key lookups", ("SELECT found.*",)),
+        ("ids taken", ("SELECT nextval",)),
+        ("staged rows stored (INSERT … SELECT: indexes, triggers, FK checks)", ("INSERT INTO",)),
+        ("rescoring marks", ('INSERT INTO "scoring_', "SELECT pg_advisory_xact_lock_shared")),
+        ("updates through temporary tables", ("UPDATE",)),
+    )
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list] = {}
+        self.copied: dict[str, list] = {}  # COPYs, on the writer's thread
+
+    @contextmanager
+    def copies(self):
+        """Time the bulk writer's COPYs too (they run on its thread, beside the Python)."""
+        from leads.services import bulk
+
+        original = bulk.Writer._written
+
+        def written(writer, label, rows, seconds):
+            entry = self.copied.setdefault(label, [0, 0, 0.0])
+            entry[0] += 1
+            entry[1] += rows
+            entry[2] += seconds
+            original(writer, label, rows, seconds)
+
+        bulk.Writer._written = written
+        try:
+            yield
+        finally:
+            bulk.Writer._written = original
+
+    def group(self, sql: str) -> str:
+        found = "other statements"
+        for name, prefixes in self.GROUPS:
+            if sql.lstrip().startswith(prefixes):
+                found = name  # the last group that matches (marks are inserts too)
+        return found
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            entry = self.seconds.setdefault(self.group(sql), [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    def lines(self, total: float) -> list[str]:
+        spent = sum(seconds for _, seconds in self.seconds.values())
+        lines = [
+            f"      {seconds:6.2f} s  {name} ({count} statement{'s' if count > 1 else ''})"
+            for name, (count, seconds) in sorted(self.seconds.items(), key=lambda kv: -kv[1][1])
+        ]
+        lines.append(
+            f"      {total - spent:6.2f} s  the rest: Python (reading, parsing, checking, COPY "
+            "data) and waits for the COPYs below"
+        )
+        for label, (count, rows, seconds) in self.copied.items():
+            if "engagementevent" in label and "staged" not in label:
+                continue  # the staged rows' INSERT, counted above
+            lines.append(
+                f"        {seconds:6.2f} s  COPY {label}: {rows:,} rows in {count} "
+                "(on the writer's thread, beside the Python)"
+            )
+        return lines
+
+
+def timed_import(path: Path, mapping, *, phases: bool = False):
+    from django.db import connection, transaction
 
     from leads.imports.engine import COMMITTED, import_file
 
-    with transaction.atomic():
+    recorder = Phases()
+    with (
+        transaction.atomic(),
+        connection.execute_wrapper(recorder if phases else _untimed),
+        recorder.copies() if phases else nullcontext(),
+    ):
         started = time.perf_counter()
         report = import_file(path=path, mapping=mapping, label=path.name)
         seconds = time.perf_counter() - started
         transaction.set_rollback(True)  # the database keeps its data
     if report.status != COMMITTED:
         raise SystemExit(f"import of {path.name} failed: {report.summary} {report.errors[:3]}")
+    if phases:
+        print("\n".join(recorder.lines(seconds)))
     return seconds, report
+
+
+def _untimed(execute, sql, params, many, context):
+    return execute(sql, params, many, context)
+
+
+def write_received(path: Path, *, rows: int) -> int:
+    """Events the database has received already (seeded ones, with their leads' external ids),
+    as an export would send them again; returns how many were written."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.external_id, e.kind, e.occurred_at, e.source_system, e.external_id "
+            "FROM leads_engagementevent e JOIN leads_lead l ON l.id = e.lead_id "
+            "WHERE e.external_id <> '' AND l.external_id <> '' LIMIT %s",
+            [rows],
+        )
+        found = cursor.fetchall()
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Record ID", "Activity Type", "Activity Date", "Source", "Activity ID"])
+        writer.writerows((lead, kind, at.isoformat(), system, key)
+                         for lead, kind, at, system, key in found)  # fmt: skip
+    return len(found)
 
 
 def main() -> None:
@@ -253,6 +365,15 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2, help="Runs of each (the best counts).")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--received",
+        type=int,
+        default=100_000,
+        help="Also re-import this many events received before (0: skip).",
+    )
+    parser.add_argument(
+        "--phases", action="store_true", help="Print where each import's time went."
+    )
     parser.add_argument(
         "--no-vacuum",
         action="store_true",
@@ -369,7 +490,7 @@ def main() -> None:
                 all_seconds = None
                 if everything is not None:
                     all_seconds = bare_copy(*everything, new_leads=len(rows))
-                import_seconds, report = timed_import(path, mapping)
+                import_seconds, report = timed_import(path, mapping, phases=args.phases)
                 line = (
                     f"  {kind} round {round_number} (load {load_average()}): "
                     f"import {import_seconds:.2f} s "
@@ -383,6 +504,32 @@ def main() -> None:
                 best_import = min(best_import or import_seconds, import_seconds)
                 best_copy = min(best_copy or copy_seconds, copy_seconds)
             results[kind] = (len(rows), best_import, best_copy, best_all, report)
+        received = None
+        if args.received:
+            again_csv = Path(folder) / "received.csv"
+            count = write_received(again_csv, rows=args.received)
+            again_mapping = Mapping.from_json(
+                {
+                    "kind": "events",
+                    "fields": {
+                        "lead_external_id": "Record ID",
+                        "kind": "Activity Type",
+                        "occurred_at": "Activity Date",
+                        "source_system": "Source",
+                        "external_id": "Activity ID",
+                    },
+                }
+            )
+            best = None
+            for round_number in range(1, args.rounds + 1):
+                seconds, report = timed_import(again_csv, again_mapping, phases=args.phases)
+                print(
+                    f"  events received before, round {round_number} (load "
+                    f"{load_average()}): {seconds:.2f} s ({count / seconds:,.0f} rows/s), "
+                    f"{report.duplicates:,} already received"
+                )
+                best = min(best or seconds, seconds)
+            received = (count, best)
     print()
     print(
         f"{'':8} {'rows':>9} {'import rows/s':>14} {'COPY rows/s':>12} {'import/COPY':>12} "
@@ -411,6 +558,11 @@ def main() -> None:
             extra.append(", ".join(f"{n:,} {k} created" for k, n in report.created_refs.items()))
         if extra:
             print(f"{'':8} (the import also wrote {'; '.join(extra)})")
+    if received is not None:
+        print(
+            f"Re-import of {received[0]:,} events received before (nothing written): "
+            f"{received[0] / received[1]:,.0f} rows/s"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"Peak memory of this process: {peak:.0f} MB (the generated rows for the COPYs included)."
