@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 
 BUCKET_SIZE = 10_000
 CHUNK_SIZE = 100_000
+# Buckets of a chunk whose stage moves are made in one pass: each pass reads the rules, the
+# candidates' rejections, the SLA policy and the rotation afresh (a fixed ~70 ms under load),
+# which once per bucket was 100 passes per million-lead publish.
+MOVE_EVERY_BUCKETS = 5
 ADVISORY_NAMESPACE = 7301  # "scoring" in pg_advisory_xact_lock(namespace, bucket)
 
 
@@ -624,14 +628,17 @@ def rescore_job_create(*, reason: str, note: str = "") -> RescoreJob:
 
 
 def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = True) -> int:
-    """Bring a chunk's leads up to date, bucket by bucket from its watermark, and after each
-    bucket move the leads of that bucket whose new score says so; the chunk (and the job, with
-    its last chunk) is finished after its last bucket's moves, so a job done means every lead
-    it rescored has moved as its score says. Returns the moves made."""
+    """Bring a chunk's leads up to date, bucket by bucket from its watermark, and after every
+    few buckets (``MOVE_EVERY_BUCKETS``) move the leads of those buckets whose new score says so;
+    the chunk (and the job, with its last chunk) is finished after its last bucket's moves, so
+    a job done means every lead it rescored has moved as its score says. Returns the moves
+    made."""
     moved = 0
     # Published versions never change, so what is derived from them is built once per run; the
     # versions in force are still read every batch, so a publish mid-chunk takes effect.
     derived: dict[tuple[int, int], tuple] = {}
+    # Buckets committed since the last pass of moves: from ``unmoved_from`` to the last one.
+    unmoved_from, unmoved_to, unmoved_buckets, at = None, None, 0, None
     while True:
         with transaction.atomic():
             # This chunk's row only: the model's ordering ("job", …) joins the job, and a plain
@@ -684,12 +691,20 @@ def rescore_chunk_run(*, chunk_id: int, on_progress=None, apply_moves: bool = Tr
             chunk.processed += leads
             chunk.next_lead_id = hi + 1
             chunk.save(update_fields=["processed", "next_lead_id", "updated_at"])
-        # After the bucket's commit: a crash here leaves the moves to the sweep, which derives
-        # them from the stored scores just written.
-        if apply_moves:
-            moved += threshold_moves_apply(lo=lo, hi=hi, at=at)
+        # After the buckets' commits: a crash before their moves leaves them to the sweep, which
+        # derives them from the stored scores just written. The chunk's last bucket is always
+        # moved here, before the next round finishes the chunk.
+        unmoved_from = lo if unmoved_from is None else unmoved_from
+        unmoved_to = hi
+        unmoved_buckets += 1
+        if apply_moves and (unmoved_buckets >= MOVE_EVERY_BUCKETS or hi >= chunk.last_lead_id):
+            moved += threshold_moves_apply(lo=unmoved_from, hi=hi, at=at)
+            unmoved_from, unmoved_buckets = None, 0
         if on_progress is not None:
             on_progress(chunk)
+    if apply_moves and unmoved_from is not None:
+        # Stopped early (no rules in force): the buckets done still move as their scores say.
+        moved += threshold_moves_apply(lo=unmoved_from, hi=unmoved_to, at=at)
     return moved
 
 
