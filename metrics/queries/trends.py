@@ -22,6 +22,7 @@ from metrics.expressions import SecondsBetween
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
     SECONDS_PER_DAY,
+    ZERO,
     GroupBy,
     _grouped,
     _in,
@@ -47,7 +48,7 @@ from metrics.queries.handoffs import (
     response_time_by,
     sla_rolled,
 )
-from metrics.queries.revenue import OpportunityResults, opportunity_results_by
+from metrics.queries.revenue import _HISTORY_DAYS, OpportunityResults, opportunity_results_by
 from metrics.queries.rolled import (
     TIME_GROUPS,
     RolledValues,
@@ -56,7 +57,7 @@ from metrics.queries.rolled import (
     rolled_value_stats,
     rollup_split,
 )
-from metrics.rollup_models import CohortDay, HandoffDay, RollupFact
+from metrics.rollup_models import CohortDay, HandoffDay, OpportunityDay, RollupFact
 
 
 @dataclass(frozen=True)
@@ -221,32 +222,54 @@ def weekly_results(
 def weekly_open_pipeline(
     weeks: list[date], period: Period, filters: KpiFilters = NO_FILTERS
 ) -> dict[date, tuple[int, Decimal]]:
-    """(open opportunities, open amount) at the end of each week: one query, one pair of
-    conditional aggregates per week end (pipeline is a stock, not a flow: a row counts in every
-    week it was open at the end of)."""
+    """(open opportunities, open amount) at the end of each week. Pipeline is a stock: open at
+    an instant = created before it − closed before it (a deal closes after it is created). The
+    opportunity rollup's days give each week's created and closed, grouped by week in one query,
+    added up to each week's end; the raw deals of the other days (dirty, or before the rollup's
+    history) in one more, with a pair of conditional aggregates per week end."""
     zone = period.start.tzinfo
     ends = {
         week: datetime.combine(week + timedelta(days=7), time.min, tzinfo=zone) for week in weeks
     }
-    aggregates = {}
-    for index, end in enumerate(ends.values()):
-        open_then = Q(created_at__lt=end) & (Q(closed_at__isnull=True) | Q(closed_at__gte=end))
-        aggregates[f"count_{index}"] = Count("pk", filter=open_then)
-        aggregates[f"amount_{index}"] = Sum("amount", filter=open_then)
-    if not aggregates:
+    if not ends:
         return {}
     latest = max(ends.values())
-    earliest = min(ends.values())
-    row = _grouped(
-        _opportunities(filters).filter(
-            Q(created_at__lt=latest) & (Q(closed_at__isnull=True) | Q(closed_at__gte=earliest))
-        ),
-        (),
-        **aggregates,
-    )[()]
+    history = Period(
+        datetime.combine(latest.date() - timedelta(days=_HISTORY_DAYS), time.min, tzinfo=zone),
+        latest,
+    )
+    split = rollup_split(RollupFact.OPPORTUNITY, history)
+    created_raw, closed_raw = Q(created_at__lt=latest), Q(closed_at__lt=latest)
+    if split is not None:
+        created_raw &= Q(created_at__lt=split.period.start) | split.raw_q("created_at")
+        closed_raw &= Q(closed_at__lt=split.period.start) | split.raw_q("closed_at")
+    aggregates = {}
+    for index, end in enumerate(ends.values()):
+        created, closed = created_raw & Q(created_at__lt=end), closed_raw & Q(closed_at__lt=end)
+        aggregates[f"count_{index}"] = Count("pk", filter=created) - Count("pk", filter=closed)
+        aggregates[f"amount_{index}"] = Sum("amount", filter=created, default=ZERO) - Sum(
+            "amount", filter=closed, default=ZERO
+        )
+    row = _grouped(_opportunities(filters).filter(created_raw | closed_raw), (), **aggregates)[()]
+    open_at = {
+        week: [row[f"count_{index}"], row[f"amount_{index}"]] for index, week in enumerate(ends)
+    }
+    if split is not None:
+        rolled = rolled_grouped(
+            split,
+            OpportunityDay,
+            filters,
+            ("group_week",),
+            ("created", "created_amount", "closed", "closed_amount"),
+        )
+        for (rolled_week,), sums in rolled.items():
+            for week in ends:
+                if rolled_week <= week:  # the rolled week ended by this week's end
+                    open_at[week][0] += sums["created"] - sums["closed"]
+                    open_at[week][1] += sums["created_amount"] - sums["closed_amount"]
     return {
-        week: (row[f"count_{index}"], kpis.money(row[f"amount_{index}"]) or Decimal("0.00"))
-        for index, week in enumerate(ends)
+        week: (count, kpis.money(amount) or Decimal("0.00"))
+        for week, (count, amount) in open_at.items()
     }
 
 

@@ -41,6 +41,7 @@ from metrics.queries import trends as weekly
 from metrics.queries.funnel import cohort_rules
 from metrics.queries.rolled import RollupSplit, day_runs, local_days_of_hours, rollup_split
 from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty, RollupFact, RollupState
+from metrics.trends import monday
 from tests.factories import CampaignFactory, SourceFactory, UserFactory
 
 pytestmark = [
@@ -341,6 +342,10 @@ def _periods() -> list[Period]:
 def _readings(period: Period, filters: KpiFilters, now: datetime) -> dict[str, object]:
     found = {kpi.__name__: kpi(period, filters) for kpi in [*ROLLUP_BACKED, *WEEKLY]}
     found.update({kpi.__name__: kpi(period, filters, now=now) for kpi in AS_OF})
+    # The pipeline stock at three week ends: two past, and this week's (ahead of now).
+    this_monday = monday(timezone.localtime(now, ZONE).date())
+    weeks = [this_monday - timedelta(days=7 * back) for back in (2, 1, 0)]
+    found["weekly_open_pipeline"] = weekly.weekly_open_pipeline(weeks, period, filters)
     for by in BREAKDOWNS:
         found[f"lead_acceptance_by_{by}"] = queries.lead_acceptance_by(period, filters, by=by)
         found[f"response_time_by_{by}"] = queries.response_time_by(period, filters, by=by)
