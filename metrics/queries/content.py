@@ -294,14 +294,23 @@ open_handoffs AS (
     -- Counted here, where they are read anyway, for the slide's headline.
     SELECT COUNT(*) AS n FROM open_deals WHERE kind = 'handoff'
 ),
-open_groups AS (
-    SELECT d.kind, d.stage, lo.objection_id,
-           COUNT(DISTINCT d.deal_id) AS deals,
-           COALESCE(SUM(d.amount), 0) AS amount,
-           ARRAY_AGG(DISTINCT d.industry) AS industries
+open_group_industries AS (
+    -- A deal is one row of open_deals and meets each of its lead's objections once, so a
+    -- group's rows are distinct deals: counted and summed by hashing, per industry first (no
+    -- DISTINCT aggregate, which sorts every row).
+    SELECT d.kind, d.stage, lo.objection_id, d.industry,
+           COUNT(*) AS deals, SUM(d.amount) AS amount
     FROM open_deals d
     LEFT JOIN lead_objections lo ON lo.lead_id = d.lead_id
-    GROUP BY d.kind, d.stage, lo.objection_id
+    GROUP BY d.kind, d.stage, lo.objection_id, d.industry
+),
+open_groups AS (
+    SELECT kind, stage, objection_id,
+           SUM(deals)::bigint AS deals,
+           COALESCE(SUM(amount), 0) AS amount,
+           ARRAY_AGG(industry) AS industries
+    FROM open_group_industries
+    GROUP BY kind, stage, objection_id
 ),
 shown AS (
     SELECT g.*,
