@@ -261,34 +261,39 @@ WITH lead_objections AS (
     JOIN leads_leadactivity a ON a.id = ao.leadactivity_id
     WHERE a.occurred_at <= %(now)s
 ),
-open_deals AS (
-    -- The industry: the opportunity's account's, else its lead's account's (looked up only
-    -- then: a join would read every lead to find a few).
-    SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
-           COALESCE(NULLIF(oa.industry, ''),
-                    (SELECT la.industry FROM leads_lead l JOIN leads_account la
-                     ON la.id = l.account_id WHERE l.id = o.lead_id),
-                    '') AS industry,
-           o.amount
-    FROM leads_opportunity o
-    LEFT JOIN leads_account oa ON oa.id = o.account_id
-    WHERE o.status = 'open' AND o.created_at <= %(now)s
-    UNION ALL
+open_deal_rows AS (
     -- Handoffs sales is still working: undecided, or accepted with the lead still in an open
     -- sales stage and no opportunity yet. Two parts, so that the second reads the open-stage
     -- leads (ids and accounts) from the index lead_stage_entered instead of every lead.
-    SELECT 'handoff', h.stage::text, h.id, h.lead_id, COALESCE(la.industry, ''), NULL
+    SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
+           o.account_id, o.amount
+    FROM leads_opportunity o
+    WHERE o.status = 'open' AND o.created_at <= %(now)s
+    UNION ALL
+    SELECT 'handoff', h.stage::text, h.id, h.lead_id, l.account_id, NULL
     FROM leads_handoff h
     JOIN leads_lead l ON l.id = h.lead_id
-    LEFT JOIN leads_account la ON la.id = l.account_id
     WHERE h.assigned_at <= %(now)s AND h.outcome = 'pending'
     UNION ALL
-    SELECT 'handoff', h.stage::text, h.id, h.lead_id, COALESCE(la.industry, ''), NULL
+    SELECT 'handoff', h.stage::text, h.id, h.lead_id, l.account_id, NULL
     FROM leads_handoff h
     JOIN leads_lead l ON l.id = h.lead_id AND l.stage = ANY(%(open_stages)s)
-    LEFT JOIN leads_account la ON la.id = l.account_id
     WHERE h.assigned_at <= %(now)s AND h.outcome = 'accepted'
       AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)
+),
+open_deals AS (
+    -- The industry, all deals' accounts in one join: an opportunity's account's, else its
+    -- lead's account's (looked up only then); a handoff's lead's account's.
+    SELECT d.kind, d.stage, d.deal_id, d.lead_id, d.amount,
+           CASE WHEN d.kind = 'opportunity'
+                THEN COALESCE(NULLIF(a.industry, ''),
+                              (SELECT la.industry FROM leads_lead l JOIN leads_account la
+                               ON la.id = l.account_id WHERE l.id = d.lead_id),
+                              '')
+                ELSE COALESCE(a.industry, '')
+           END AS industry
+    FROM open_deal_rows d
+    LEFT JOIN leads_account a ON a.id = d.account_id
 ),
 open_handoffs AS (
     -- Counted here, where they are read anyway, for the slide's headline.
