@@ -262,14 +262,14 @@ WITH lead_objections AS (
     WHERE a.occurred_at <= %(now)s
 ),
 open_deal_rows AS (
-    -- Handoffs sales is still working: undecided, or accepted with the lead still in an open
-    -- sales stage and no opportunity yet. Two parts, so that the second reads the open-stage
-    -- leads (ids and accounts) from the index lead_stage_entered instead of every lead.
     SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
            o.account_id, o.amount
     FROM leads_opportunity o
     WHERE o.status = 'open' AND o.created_at <= %(now)s
     UNION ALL
+    -- Handoffs sales is still working: undecided, or accepted with the lead still in an open
+    -- sales stage and no opportunity yet. Two parts, so that the second reads the open-stage
+    -- leads (ids and accounts) from the index lead_stage_entered instead of every lead.
     SELECT 'handoff', h.stage::text, h.id, h.lead_id, l.account_id, NULL
     FROM leads_handoff h
     JOIN leads_lead l ON l.id = h.lead_id
