@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import reduce
+from functools import cached_property, reduce
 from operator import or_
 from zoneinfo import ZoneInfo
 
@@ -79,17 +79,20 @@ class RollupSplit:
     days: tuple[date, ...]
     zone: ZoneInfo
 
+    @cached_property
+    def runs(self) -> list[tuple[date, date]]:
+        # A read may ask for the rows and the gaps of a split of ten years of days several
+        # times: gather the runs once.
+        return day_runs(self.days)
+
     def rollup_q(self) -> Q:
-        return reduce(
-            or_,
-            (Q(day__gte=first, day__lte=last) for first, last in day_runs(self.days)),
-        )
+        return reduce(or_, (Q(day__gte=first, day__lte=last) for first, last in self.runs))
 
     def raw_q(self, field: str) -> Q:
         """Rows whose ``field`` falls in the period outside the rolled-up days: the gaps
         between them, as ranges (a NOT of the days would read every row of the period)."""
         gaps, start = [], self.period.start
-        for first, last in day_runs(self.days):
+        for first, last in self.runs:
             covered_from = datetime.combine(first, time.min, tzinfo=self.zone)
             if covered_from > start:
                 gaps.append((start, covered_from))
