@@ -182,6 +182,11 @@ class CohortMeasures(models.Model):
     leads = models.PositiveIntegerField(default=0)
     # of those that reached the opportunity stage: creation → first entry there, in seconds
     opportunity_seconds = RollupValues()
+    # of those whose first won deal closed by the refresh: creation → that close, in seconds
+    # and in local calendar days (``metrics.queries.funnel.lead_cohort``)
+    won = models.PositiveIntegerField(default=0)
+    won_seconds = RollupValues()
+    won_calendar_days = RollupValues()
 
     class Meta:
         abstract = True

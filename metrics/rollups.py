@@ -34,6 +34,8 @@ from metrics.queries.funnel import (
     FunnelDefinition,
     _furthest_position,
     cohort_rules,
+    cohort_win_values,
+    first_win,
     funnel_definition,
     reached_opportunity_at,
 )
@@ -208,15 +210,25 @@ def _cohort_rows(
             )
         }
     )
+    won = Q(won_at__isnull=False)
     grouped = (
         leads.annotate(
             rollup_day=TruncDate("created_at", tzinfo=zone),
             furthest_position=_furthest_position(keys),
+            won_at=first_win(timezone.now()),
             **({} if reached_at is None else {"reached_at": reached_at}),
         )
         .order_by()
         .values("rollup_day", *_DIMENSIONS, "furthest_position")
-        .annotate(count=Count("pk"), **opportunity_seconds)
+        .annotate(
+            count=Count("pk"),
+            won=Count("pk", filter=won),
+            **{
+                name: ArrayAgg(value, filter=won, default=[])
+                for name, value in cohort_win_values(zone).items()
+            },
+            **opportunity_seconds,
+        )
     )
     return [
         CohortDay(
@@ -225,6 +237,9 @@ def _cohort_rows(
             furthest_stage=keys[row["furthest_position"]],
             leads=row["count"],
             opportunity_seconds=row.get("opportunity_seconds", []),
+            won=row["won"],
+            won_seconds=row["won_seconds"],
+            won_calendar_days=row["won_calendar_days"],
         )
         for row in grouped
     ]

@@ -60,7 +60,13 @@ from metrics.queries.common import (
     _source_order,
     _source_ref,
 )
-from metrics.queries.rolled import rollup_split
+from metrics.queries.rolled import (
+    RolledValues,
+    added,
+    rolled_grouped,
+    rolled_value_stats,
+    rollup_split,
+)
 from metrics.rollup_models import CohortDay, RollupFact
 
 # --- Cohort funnel ---------------------------------------------------------------------------
@@ -284,7 +290,7 @@ class GroupLeadCohort:
 LEAD_PATHS = FactPaths(lead="", owner="owner", instant="created_at")
 
 
-def _first_win(as_of: datetime) -> Subquery:
+def first_win(as_of: datetime) -> Subquery:
     """When the lead's first opportunity was won (closed won by ``as_of``); NULL if none."""
     wins = (
         Opportunity.objects.filter(
@@ -302,7 +308,7 @@ def _cohort(period: Period, filters: KpiFilters, now: datetime | None) -> QueryS
     return (
         _leads(filters)
         .filter(_in("created_at", period))
-        .annotate(won_at=_first_win(now or timezone.now()))
+        .annotate(won_at=first_win(now or timezone.now()))
     )
 
 
@@ -318,42 +324,65 @@ def cohort_won_leads(
     )
 
 
+def cohort_win_values(zone) -> dict[str, Expression]:
+    """A cohort lead's time to its first win (NULL without one), as the rollup keeps it
+    (``CohortDay.won_seconds`` / ``won_calendar_days``) and the raw read takes its median."""
+    return {
+        "won_seconds": SecondsBetween(F("created_at"), F("won_at")),
+        "won_calendar_days": Cast(
+            DaysBetween(TruncDate("created_at", tzinfo=zone), TruncDate("won_at", tzinfo=zone)),
+            FloatField(),
+        ),
+    }
+
+
+def _lead_cohort(row: dict, median: dict[str, float | None] | tuple | None, zone) -> LeadCohort:
+    median = median or {}
+    return LeadCohort(
+        leads=row["leads"],
+        won=row["won"],
+        win_rate=kpis.rate(row["won"], row["leads"]),
+        median_elapsed_days_to_win=_scaled(median.get("won_seconds"), SECONDS_PER_DAY),
+        median_calendar_days_to_win=median.get("won_calendar_days"),
+        time_zone=str(zone),
+    )
+
+
 def _lead_cohort_grouped(
     leads: QuerySet[Lead], group_by: Sequence[str], zone
 ) -> dict[tuple, LeadCohort]:
     found = _grouped(
         leads, group_by, leads=Count("pk"), won=Count("pk", filter=Q(won_at__isnull=False))
     )
-    medians = _medians(
-        leads,
-        {
-            "elapsed": SecondsBetween(F("created_at"), F("won_at")),
-            "calendar": Cast(
-                DaysBetween(TruncDate("created_at", tzinfo=zone), TruncDate("won_at", tzinfo=zone)),
-                FloatField(),
-            ),
-        },
-        group_by,
-    )
-    results = {}
-    for key, row in found.items():
-        median = medians.get(key, {"elapsed": None, "calendar": None})
-        results[key] = LeadCohort(
-            leads=row["leads"],
-            won=row["won"],
-            win_rate=kpis.rate(row["won"], row["leads"]),
-            median_elapsed_days_to_win=_scaled(median["elapsed"], SECONDS_PER_DAY),
-            median_calendar_days_to_win=median["calendar"],
-            time_zone=str(zone),
-        )
-    return results
+    medians = _medians(leads, cohort_win_values(zone), group_by)
+    return {key: _lead_cohort(row, medians.get(key), zone) for key, row in found.items()}
 
 
 def lead_cohort(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> LeadCohort:
-    """The period's lead cohort: leads created, won so far, win rate, median days to win."""
-    return _lead_cohort_grouped(_cohort(period, filters, now), (), period.start.tzinfo)[()]
+    """The period's lead cohort: leads created, won so far, win rate, median days to win. The
+    cohort rollup's days (wins as of its refresh; a new or changed deal marks its lead's day)
+    and the raw leads of the rest; as of another instant (``now``), all raw."""
+    zone = period.start.tzinfo
+    leads = _cohort(period, filters, now)
+    split = rollup_split(RollupFact.COHORT, period) if now is None else None
+    if split is None:
+        return _lead_cohort_grouped(leads, (), zone)[()]
+    raw = leads.filter(split.raw_q("created_at"))
+    counts = added(
+        ("leads", "won"),
+        _grouped(raw, (), leads=Count("pk"), won=Count("pk", filter=Q(won_at__isnull=False))),
+        rolled_grouped(split, CohortDay, filters, (), ("leads", "won")),
+    )[()]
+    medians = rolled_value_stats(
+        split,
+        CohortDay,
+        filters,
+        raw,
+        {name: RolledValues(name, value) for name, value in cohort_win_values(split.zone).items()},
+    )[()]
+    return _lead_cohort(counts, {name: found[0] for name, found in medians.items()}, zone)
 
 
 def lead_cohort_by(

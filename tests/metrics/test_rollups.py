@@ -280,6 +280,7 @@ ROLLUP_BACKED = [
     queries.opportunities_created,
     marketing_sourced_pipeline,
     queries.requalification,
+    queries.lead_cohort,
     weekly.typical_days_to_opportunity,
 ]
 # Read "as of" an instant: both computations get the same one.
