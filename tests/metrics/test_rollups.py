@@ -651,3 +651,34 @@ def test_today_and_days_ahead_are_rolled_up_and_the_sla_splits_not_done_by_its_d
     RollupDirty.objects.create(fact=RollupFact.HANDOFF, hour=due_ahead)
     assert rollup_split(RollupFact.HANDOFF, period).days == (today + timedelta(days=2),)
     assert queries.sla_compliance(period, now=later).response == queries.SlaResult(0, 1, 1, 0.0)
+
+
+def test_a_deal_won_or_reopened_later_marks_its_leads_cohort_day(world):
+    created_at = _three_days_ago()
+    lead = Lead.objects.create(email="cohort@example.com", tier="A", created_at=created_at)
+    rollups.rollups_rebuild()
+    assert queries.lead_cohort(_week()).won == 0
+
+    deal = Opportunity.objects.create(
+        name="Deal",
+        lead=lead,
+        amount=1000,
+        status=OpportunityStatus.WON,
+        created_at=created_at + timedelta(hours=1),
+        closed_at=_now() - timedelta(hours=1),
+    )
+    # The deal is dated today, but the cohort it changes is three days ago: read raw until
+    # the next refresh, then from the rollup again.
+    assert created_at.date() not in rollup_split(RollupFact.COHORT, _week()).days
+    assert queries.lead_cohort(_week()).won == 1
+    rollups.rollups_refresh()
+    assert created_at.date() in rollup_split(RollupFact.COHORT, _week()).days
+    cohort = queries.lead_cohort(_week())
+    assert (cohort.won, cohort.leads) == (1, 1)
+    closed_on = timezone.localtime(deal.closed_at, ZONE).date()
+    assert cohort.median_calendar_days_to_win == (closed_on - created_at.date()).days
+
+    Opportunity.objects.filter(pk=deal.pk).update(status=OpportunityStatus.OPEN, closed_at=None)
+    assert created_at.date() not in rollup_split(RollupFact.COHORT, _week()).days
+    rollups.rollups_refresh()
+    assert queries.lead_cohort(_week()).won == 0
