@@ -296,13 +296,14 @@ def handoff_reject(
 def _reassign(
     locked: Handoff, to_user, *, actor, at: datetime, note: str, breach: bool = False
 ) -> None:
-    # A manual reassignment moves the rep in the round robin's line too: it takes its turn
-    # with the rotations, which read the line and the open handoffs under the same lock.
-    _rotation_lock()
     previous = locked.assignee_id
     locked.assignee = to_user
     _save(locked, "assignee")
     Lead.objects.filter(pk=locked.lead_id).update(owner=to_user, updated_at=at)
+    # A reassignment moves the rep in the round robin's line too: it takes its turn with the
+    # rotations, which read the line and the open handoffs under the same lock (after the
+    # lead's row, in the order the stage moves lock them).
+    _rotation_lock()
     SalesRep.objects.filter(user=to_user).update(last_assigned_at=at)
     details = {"from_user": previous, "to_user": to_user.pk, "on_breach": breach}
     _record(locked, ActivityAction.REASSIGNED, actor, at, note=note, details=details)
