@@ -62,6 +62,7 @@ class RollupFact(models.TextChoices):
     HANDOFF = "handoff", "Handoffs"
     COHORT = "cohort", "Lead cohorts"
     OPPORTUNITY = "opportunity", "Opportunities"
+    STAGE_EXIT = "stage_exit", "Stage exits"
 
 
 class RollupState(models.Model):
@@ -258,10 +259,44 @@ class OpportunityLeadDay(OpportunityMeasures, LeadRollupRow):
         return f"Opportunities on {self.day}, all owners"
 
 
+class StageExitMeasures(models.Model):
+    """Transitions on one local day that left ``from_stage`` after an entry into it on record
+    (``metrics.queries.funnel.stage_exits``), and how long each stayed, in seconds."""
+
+    from_stage = models.CharField(max_length=30)
+    exits = models.PositiveIntegerField(default=0)
+    stay_seconds = RollupValues()
+
+    class Meta:
+        abstract = True
+
+
+class StageExitDay(RollupRow, StageExitMeasures):
+    """Stage exits per local day, the lead's source, campaign, tier and owner, and the stage
+    left."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="stage_exit_day_day")]
+
+    def __str__(self) -> str:
+        return f"Stage exits on {self.day}"
+
+
+class StageExitLeadDay(LeadRollupRow, StageExitMeasures):
+    """``StageExitDay`` summed over the owners (derived from it by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="stage_exit_lead_day_day")]
+
+    def __str__(self) -> str:
+        return f"Stage exits on {self.day}, all owners"
+
+
 # Each rollup of the owner grain and its lead grain: a read that neither filters nor groups by
 # owner or team sums the lead grain's rows (``metrics.queries.rolled``).
 LEAD_GRAINS = {
     HandoffDay: HandoffLeadDay,
     CohortDay: CohortLeadDay,
     OpportunityDay: OpportunityLeadDay,
+    StageExitDay: StageExitLeadDay,
 }

@@ -22,22 +22,25 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Count, DecimalField, F, PositiveIntegerField, Q, QuerySet, Sum
 from django.db.models.functions import Trim, TruncDate
 from django.utils import timezone
 
 from leads.choices import HandoffOutcome, OpportunityStatus
-from leads.models import Handoff, Lead, Opportunity
+from leads.models import Handoff, Lead, Opportunity, StageTransition
 from metrics.expressions import EpochSeconds, SecondsBetween
 from metrics.queries.funnel import (
     FunnelDefinition,
     _furthest_position,
     cohort_rules,
     cohort_win_values,
+    exits_with_entry,
     first_win,
     funnel_definition,
     reached_opportunity_at,
+    stay_seconds,
 )
 from metrics.queries.handoffs import (
     _ANSWERED,
@@ -58,6 +61,7 @@ from metrics.rollup_models import (
     RollupFact,
     RollupState,
     RollupValues,
+    StageExitDay,
 )
 
 logger = logging.getLogger(__name__)
@@ -245,10 +249,50 @@ def _cohort_rows(
     ]
 
 
+def _stage_exit_rows(days: set[date] | None, zone: ZoneInfo) -> list[StageExitDay]:
+    transitions = StageTransition.objects.all()
+    if days is not None:
+        transitions = transitions.filter(days_q("transitioned_at", days, zone))
+    # Each exit's entry is looked up once (see ``funnel._stage_medians_postgresql``).
+    inner = (
+        exits_with_entry(transitions)
+        .annotate(
+            rollup_day=TruncDate("transitioned_at", tzinfo=zone),
+            **{f"rollup_{name}": F(f"lead__{name}") for name in _DIMENSIONS},
+            rollup_stage=F("from_stage"),
+            rollup_stay=stay_seconds(),
+        )
+        .order_by()
+    )
+    keys = ["rollup_day", *(f"rollup_{name}" for name in _DIMENSIONS), "rollup_stage"]
+    try:
+        sql, params = inner.values(*keys, "rollup_stay").query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(keys)}, count(rollup_stay), array_agg(rollup_stay) "
+            f"FROM ({sql} OFFSET 0) AS exits WHERE rollup_stay IS NOT NULL "
+            f"GROUP BY {', '.join(keys)}",
+            params,
+        )
+        return [
+            StageExitDay(
+                day=day,
+                **dict(zip(_DIMENSIONS, dimensions, strict=True)),
+                from_stage=stage,
+                exits=exits,
+                stay_seconds=stays,
+            )
+            for day, *dimensions, stage, exits, stays in cursor.fetchall()
+        ]
+
+
 _ROLLUPS = {
     RollupFact.HANDOFF: HandoffDay,
     RollupFact.COHORT: CohortDay,
     RollupFact.OPPORTUNITY: OpportunityDay,
+    RollupFact.STAGE_EXIT: StageExitDay,
 }
 
 
@@ -257,6 +301,8 @@ def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelD
         return _handoff_rows(days, zone)
     if fact == RollupFact.OPPORTUNITY:
         return _opportunity_rows(days, zone)
+    if fact == RollupFact.STAGE_EXIT:
+        return _stage_exit_rows(days, zone)
     return _cohort_rows(days, zone, definition)
 
 

@@ -62,12 +62,13 @@ from metrics.queries.common import (
 )
 from metrics.queries.rolled import (
     RolledValues,
+    RollupSplit,
     added,
     rolled_grouped,
     rolled_value_stats,
     rollup_split,
 )
-from metrics.rollup_models import CohortDay, RollupFact
+from metrics.rollup_models import CohortDay, RollupFact, StageExitDay
 
 # --- Cohort funnel ---------------------------------------------------------------------------
 
@@ -408,9 +409,9 @@ class StageDuration:
     median_days: float | None
 
 
-def _exits_with_entry(period: Period, filters: KpiFilters) -> QuerySet[StageTransition]:
-    """Transitions in the period that left a stage, annotated with ``entered_at``: the latest
-    earlier transition of the lead into that stage (NULL when none is on record)."""
+def exits_with_entry(transitions: QuerySet[StageTransition]) -> QuerySet[StageTransition]:
+    """The ``transitions`` that left a stage, annotated with ``entered_at``: the latest earlier
+    transition of the lead into that stage (NULL when none is on record)."""
     entry = (
         StageTransition.objects.filter(lead=OuterRef("lead_id"), to_stage=OuterRef("from_stage"))
         .filter(
@@ -420,14 +421,21 @@ def _exits_with_entry(period: Period, filters: KpiFilters) -> QuerySet[StageTran
         .order_by("-transitioned_at", "-pk")
         .values("transitioned_at")[:1]
     )
-    return (
+    return transitions.exclude(from_stage="").annotate(entered_at=Subquery(entry))
+
+
+def stay_seconds() -> SecondsBetween:
+    """How long an exit stayed in the stage it left (``exits_with_entry``)."""
+    return SecondsBetween(F("entered_at"), F("transitioned_at"))
+
+
+def _exits_with_entry(period: Period, filters: KpiFilters) -> QuerySet[StageTransition]:
+    return exits_with_entry(
         StageTransition.objects.filter(
             _in("transitioned_at", period),
             _lead_q(filters, "lead__"),
             _owner_q(filters, "lead__owner"),
         )
-        .exclude(from_stage="")
-        .annotate(entered_at=Subquery(entry))
     )
 
 
@@ -442,30 +450,48 @@ def stage_exits(
     return exits.select_related("lead").order_by("-transitioned_at", "-pk")
 
 
-def _stage_medians_postgresql(period: Period, filters: KpiFilters) -> dict[tuple, dict]:
+def _stage_medians_postgresql(exits: QuerySet[StageTransition]) -> dict[tuple, dict]:
     """Exits and median seconds per stage left, each exit's entry looked up once: the ORM
     would repeat the lookup in the WHERE, the count and the median (three index probes per
     exit). ``OFFSET 0`` keeps the planner from folding the inner query into the outer one,
     which would copy the lookup into each aggregate again."""
-    seconds = SecondsBetween(F("entered_at"), F("transitioned_at"))
-    inner = (
-        _exits_with_entry(period, filters)
-        .annotate(stay_seconds=seconds)
-        .order_by()
-        .values("from_stage", "stay_seconds")
-    )
+    inner = exits.annotate(stay=stay_seconds()).order_by().values("from_stage", "stay")
     try:
         sql, params = inner.query.sql_with_params()
     except EmptyResultSet:
         return {}
     with connections[inner.db].cursor() as cursor:
         cursor.execute(
-            "SELECT from_stage, count(stay_seconds), "
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY stay_seconds) "
-            f"FROM ({sql} OFFSET 0) AS exits WHERE stay_seconds IS NOT NULL GROUP BY from_stage",
+            "SELECT from_stage, count(stay), percentile_cont(0.5) WITHIN GROUP (ORDER BY stay) "
+            f"FROM ({sql} OFFSET 0) AS exits WHERE stay IS NOT NULL GROUP BY from_stage",
             params,
         )
         return {(stage,): {"exits": count, "median": median} for stage, count, median in cursor}
+
+
+def _stage_medians_rolled(split: RollupSplit, period: Period, filters: KpiFilters) -> dict:
+    """``_stage_medians_postgresql`` from the stage-exit rollup's days (counts, and the stays
+    they keep) and the raw exits of the rest, in three queries."""
+    raw = _exits_with_entry(period, filters).filter(split.raw_q("transitioned_at"))
+    group = ("from_stage",)
+    counts = added(
+        ("exits",),
+        _grouped(raw.filter(entered_at__isnull=False), group, exits=Count("pk")),
+        rolled_grouped(split, StageExitDay, filters, group, ("exits",)),
+        group_by=group,
+    )
+    stats = rolled_value_stats(
+        split,
+        StageExitDay,
+        filters,
+        raw,
+        {"stay": RolledValues("stay_seconds", stay_seconds())},
+        group,
+    )
+    return {
+        key: {"exits": row["exits"], "median": stats.get(key, {"stay": (None,)})["stay"][0]}
+        for key, row in counts.items()
+    }
 
 
 def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[StageDuration]:
@@ -473,7 +499,11 @@ def time_in_stage(period: Period, filters: KpiFilters = NO_FILTERS) -> list[Stag
     exits = stage_exits(period, filters)
     seconds = SecondsBetween(F("entered_at"), F("transitioned_at"))
     if connection.vendor == "postgresql":
-        counts = _stage_medians_postgresql(period, filters)
+        split = rollup_split(RollupFact.STAGE_EXIT, period)
+        if split is None:
+            counts = _stage_medians_postgresql(_exits_with_entry(period, filters))
+        else:
+            counts = _stage_medians_rolled(split, period, filters)
         medians = {key: (row["median"],) for key, row in counts.items()}
     else:
         counts = _grouped(exits, ("from_stage",), exits=Count("pk"))

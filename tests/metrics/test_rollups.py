@@ -281,6 +281,7 @@ ROLLUP_BACKED = [
     marketing_sourced_pipeline,
     queries.requalification,
     queries.lead_cohort,
+    queries.time_in_stage,
     weekly.typical_days_to_opportunity,
 ]
 # Read "as of" an instant: both computations get the same one.
@@ -682,3 +683,54 @@ def test_a_deal_won_or_reopened_later_marks_its_leads_cohort_day(world):
     assert created_at.date() not in rollup_split(RollupFact.COHORT, _week()).days
     rollups.rollups_refresh()
     assert queries.lead_cohort(_week()).won == 0
+
+
+def test_a_backdated_transition_or_a_new_tier_marks_the_stage_exits_it_changes(world):
+    created_at = _three_days_ago(hour=9)
+    lead = Lead.objects.create(email="exits@example.com", tier="A", created_at=created_at)
+    StageTransition.objects.bulk_create(
+        [
+            StageTransition(lead=lead, from_stage="", to_stage="lead", transitioned_at=created_at),
+            StageTransition(
+                lead=lead,
+                from_stage="lead",
+                to_stage="mql",
+                transitioned_at=created_at + timedelta(hours=4),
+            ),
+        ]
+    )
+    rollups.rollups_rebuild()
+    day = created_at.date()
+    assert day in rollup_split(RollupFact.STAGE_EXIT, _week()).days
+    [exit] = queries.time_in_stage(_week())
+    assert (exit.stage, exit.exits, exit.median_days) == ("lead", 1, 4 / 24)
+
+    # A later entry into "lead", imported with its date: the exit stayed 1 hour, not 4.
+    StageTransition.objects.create(
+        lead=lead,
+        from_stage="lead",
+        to_stage="nurture",
+        transitioned_at=created_at + timedelta(hours=2),
+    )
+    StageTransition.objects.create(
+        lead=lead,
+        from_stage="nurture",
+        to_stage="lead",
+        transitioned_at=created_at + timedelta(hours=3),
+    )
+    assert day not in rollup_split(RollupFact.STAGE_EXIT, _week()).days
+    raw = {row.stage: (row.exits, row.median_days) for row in queries.time_in_stage(_week())}
+    rollups.rollups_refresh()
+    assert day in rollup_split(RollupFact.STAGE_EXIT, _week()).days
+    rolled = {row.stage: (row.exits, row.median_days) for row in queries.time_in_stage(_week())}
+    assert rolled == raw
+    assert rolled["lead"] == (2, (2 + 1) / 2 / 24)  # 2 h, then 1 h
+
+    Lead.objects.filter(pk=lead.pk).update(tier="C")
+    assert day not in rollup_split(RollupFact.STAGE_EXIT, _week()).days
+    rollups.rollups_refresh()
+    assert queries.time_in_stage(_week(), KpiFilters(tiers=("A",))) == []
+    assert [row.exits for row in queries.time_in_stage(_week(), KpiFilters(tiers=("C",)))] == [
+        2,
+        1,
+    ]
