@@ -111,8 +111,20 @@ class LeadRollupRow(models.Model):
         abstract = True
 
 
+class OwnerRollupRow(models.Model):
+    """What a rollup row of the owner grain is keyed by: the local day and the owner. Reads
+    filtering or grouping by owner or team with no lead filter or grouping sum these rows: one
+    per owner a day, however many sources, campaigns and tiers that owner's rows span."""
+
+    day = models.DateField()
+    owner = _dimension(settings.AUTH_USER_MODEL)
+
+    class Meta:
+        abstract = True
+
+
 class RollupRow(LeadRollupRow):
-    """What every daily rollup row of the owner grain is keyed by: the lead grain's keys and
+    """What every daily rollup row of the full grain is keyed by: the lead grain's keys and
     the owner (the handoff's assignee, the lead's or the deal's owner)."""
 
     owner = _dimension(settings.AUTH_USER_MODEL)
@@ -174,6 +186,17 @@ class HandoffLeadDay(LeadRollupRow, HandoffMeasures):
         return f"Handoffs on {self.day}, all owners"
 
 
+class HandoffOwnerDay(OwnerRollupRow, HandoffMeasures):
+    """``HandoffDay`` summed over the lead's source, campaign and tier, per owner (derived from it
+    by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="handoff_owner_day_day")]
+
+    def __str__(self) -> str:
+        return f"Handoffs on {self.day}, per owner"
+
+
 class CohortMeasures(models.Model):
     """Leads created on one local day in one group, by the furthest funnel stage they reached
     (under the rules in ``RollupState.funnel_keys``: the funnel's stages and its opportunity
@@ -213,13 +236,23 @@ class CohortLeadDay(LeadRollupRow, CohortMeasures):
         return f"Leads created on {self.day}, all owners"
 
 
+class CohortOwnerDay(OwnerRollupRow, CohortMeasures):
+    """``CohortDay`` summed over the lead's source, campaign and tier, per owner (derived from it
+    by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="cohort_owner_day_day")]
+
+    def __str__(self) -> str:
+        return f"Leads created on {self.day}, per owner"
+
+
 class OpportunityMeasures(models.Model):
     """Opportunity counts and amounts for one local day and one group (a deal without a lead
     has no source, campaign or tier): created that day, closed that day (won or lost), and won
     that day. The pipeline open at an instant is what was created before it less what was
     closed before it."""
 
-    tier = models.CharField(max_length=1, null=True)  # a deal may have no lead
     # dated by created_at
     created = models.PositiveIntegerField(default=0)
     created_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
@@ -242,6 +275,8 @@ class OpportunityDay(OpportunityMeasures, RollupRow):
     """Opportunities per local day, the lead's source, campaign and tier, and the deal's
     owner."""
 
+    tier = models.CharField(max_length=1, null=True)  # a deal may have no lead
+
     class Meta:
         indexes = [models.Index(fields=["day"], name="opportunity_day_day")]
 
@@ -252,11 +287,24 @@ class OpportunityDay(OpportunityMeasures, RollupRow):
 class OpportunityLeadDay(OpportunityMeasures, LeadRollupRow):
     """``OpportunityDay`` summed over the owners (derived from it by the refresh)."""
 
+    tier = models.CharField(max_length=1, null=True)  # a deal may have no lead
+
     class Meta:
         indexes = [models.Index(fields=["day"], name="opportunity_lead_day_day")]
 
     def __str__(self) -> str:
         return f"Opportunities on {self.day}, all owners"
+
+
+class OpportunityOwnerDay(OpportunityMeasures, OwnerRollupRow):
+    """``OpportunityDay`` summed over the lead's source, campaign and tier, per owner (derived
+    from it by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="opportunity_owner_day_day")]
+
+    def __str__(self) -> str:
+        return f"Opportunities on {self.day}, per owner"
 
 
 class StageExitMeasures(models.Model):
@@ -292,11 +340,29 @@ class StageExitLeadDay(LeadRollupRow, StageExitMeasures):
         return f"Stage exits on {self.day}, all owners"
 
 
-# Each rollup of the owner grain and its lead grain: a read that neither filters nor groups by
-# owner or team sums the lead grain's rows (``metrics.queries.rolled``).
+class StageExitOwnerDay(OwnerRollupRow, StageExitMeasures):
+    """``StageExitDay`` summed over the lead's source, campaign and tier, per owner (derived from it
+    by the refresh)."""
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="stage_exit_owner_day_day")]
+
+    def __str__(self) -> str:
+        return f"Stage exits on {self.day}, per owner"
+
+
+# Each rollup of the full grain and its coarser grains, derived from it by the refresh: a read
+# sums the rows of the coarsest grain that holds the dimensions it filters or groups by
+# (``metrics.queries.rolled``).
 LEAD_GRAINS = {
     HandoffDay: HandoffLeadDay,
     CohortDay: CohortLeadDay,
     OpportunityDay: OpportunityLeadDay,
     StageExitDay: StageExitLeadDay,
+}
+OWNER_GRAINS = {
+    HandoffDay: HandoffOwnerDay,
+    CohortDay: CohortOwnerDay,
+    OpportunityDay: OpportunityOwnerDay,
+    StageExitDay: StageExitOwnerDay,
 }

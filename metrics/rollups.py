@@ -54,6 +54,7 @@ from metrics.queries.revenue import opportunity_cycles
 from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
 from metrics.rollup_models import (
     LEAD_GRAINS,
+    OWNER_GRAINS,
     CohortDay,
     HandoffDay,
     OpportunityDay,
@@ -309,13 +310,15 @@ def _rows(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelD
 def _write(fact: str, days: set[date] | None, zone: ZoneInfo, definition: FunnelDefinition) -> int:
     model = _ROLLUPS[fact]
     rows = _rows(fact, days, zone, definition)
-    for grain in (model, LEAD_GRAINS[model]):
+    coarser = (LEAD_GRAINS[model], OWNER_GRAINS[model])
+    for grain in (model, *coarser):
         if days is None:
             grain.objects.all().delete()
         else:
             grain.objects.filter(day__in=sorted(days)).delete()
     model.objects.bulk_create(rows, batch_size=_WRITE_BATCH)
-    _write_lead_grain(model, days)
+    for grain in coarser:
+        _write_grain(model, grain, days)
     return len(rows)
 
 
@@ -323,11 +326,10 @@ def _write(fact: str, days: set[date] | None, zone: ZoneInfo, definition: Funnel
 _VALUES_AGGREGATE = "metrics_rollup_values_cat"
 
 
-def _write_lead_grain(model, days: set[date] | None) -> None:
-    """The lead grain's rows of ``days`` (all without), summed in SQL from the owner grain's
-    rows just written: counts and amounts added, value arrays concatenated (a percentile does
-    not depend on the order of its values)."""
-    grain = LEAD_GRAINS[model]
+def _write_grain(model, grain, days: set[date] | None) -> None:
+    """A coarser grain's rows of ``days`` (all without), summed in SQL from the full grain's
+    rows just written, over the dimensions the grain lacks: counts and amounts added, value
+    arrays concatenated (a percentile does not depend on the order of its values)."""
     quote = connection.ops.quote_name
     keys, columns, selected = [], [], []
     for field in grain._meta.concrete_fields:

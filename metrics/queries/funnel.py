@@ -233,7 +233,7 @@ def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> Co
     ]
     if split is not None:
         rows += (
-            split.rows(CohortDay, filters)
+            split.rows(CohortDay, filters, ("source_id",))
             .order_by()
             .values_list("source_id", "source__name", "furthest_stage")
             .annotate(leads=Sum("leads"))

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from metrics.kpis import KpiFilters, Period
 from metrics.queries.common import _grouped, _lead_q, _owner_q
-from metrics.rollup_models import LEAD_GRAINS, RollupDirty, RollupState
+from metrics.rollup_models import LEAD_GRAINS, OWNER_GRAINS, RollupDirty, RollupState
 
 
 def rollups_supported() -> bool:
@@ -103,21 +103,46 @@ class RollupSplit:
         return reduce(or_, ranges) if ranges else Q(pk__in=[])
 
     def rows(self, model, filters: KpiFilters, columns: Sequence[str] = ()) -> QuerySet:
-        """The rollup's rows on these days that pass the filters (named as on a lead), from its
-        lead grain unless the filters or the rollup ``columns`` read name an owner or team."""
-        if not _by_owner(filters, columns):
-            model = LEAD_GRAINS.get(model, model)
+        """The rollup's rows on these days that pass the filters (named as on a lead), from the
+        coarsest grain holding the dimensions the filters and the rollup ``columns`` read
+        name: the lead's (source, campaign, tier), the owner's, or both."""
+        model = _grain(model, filters, columns)
         return model.objects.filter(self.rollup_q(), _lead_q(filters), _owner_q(filters, "owner"))
 
 
-def _by_owner(filters: KpiFilters, columns: Sequence[str]) -> bool:
-    return (
-        bool(filters.owner_ids)
+_LEAD_DIMENSIONS = {"source", "source_id", "campaign", "campaign_id", "tier"}
+_OWNER_DIMENSIONS = {"owner", "owner_id"}
+
+
+def _grain(model, filters: KpiFilters, columns: Sequence[str]):
+    named = {column.split("__")[0] for column in columns}
+    by_owner = bool(
+        filters.owner_ids
         or filters.team_manager_id is not None
         or filters.lacks("owner")
         or filters.lacks("team")
-        or any(column.split("__")[0] in ("owner", "owner_id") for column in columns)
+        or named & _OWNER_DIMENSIONS
     )
+    by_lead = bool(
+        filters.source_ids
+        or filters.channel_groups
+        or filters.campaign_ids
+        or filters.tiers
+        or any(filters.lacks(name) for name in ("source", "campaign", "tier"))
+        or named & _LEAD_DIMENSIONS
+    )
+    if by_owner and by_lead:
+        return model
+    return (OWNER_GRAINS if by_owner else LEAD_GRAINS).get(model, model)
+
+
+def q_fields(q: Q) -> list[str]:
+    """The lookups a ``Q`` filters on, e.g. ``["source__origin__in"]``."""
+    return [
+        path
+        for child in q.children
+        for path in (q_fields(child) if isinstance(child, Q) else [child[0]])
+    ]
 
 
 def _zone_name(period: Period) -> str:
@@ -228,7 +253,8 @@ def rolled_grouped(
     # A row counts for these measures only if one of them is non-zero (its other measures may
     # be another instant's): the raw query has no group without a row.
     counted = reduce(or_, (Q(**{f"{name}__gt": 0}) for name in measures))
-    rows = split.rows(model, filters, columns).filter(counted, where or Q())
+    rows = split.rows(model, filters, [*columns, *q_fields(where or Q())])
+    rows = rows.filter(counted, where or Q())
     times = {name: TIME_GROUPS[name] for name in columns if name in TIME_GROUPS}
     return _grouped(rows.annotate(**times), columns, **sums(measures), **(computed or {}))
 
