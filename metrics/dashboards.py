@@ -335,14 +335,15 @@ REPS_SHOWN = 15
 
 
 def pipeline_page(period: Period, filters: KpiFilters) -> dict:
+    economics_by_source = queries.lead_economics_by_source(period, filters)
     return {
         "pipeline": queries.pipeline_and_revenue(period, filters),
         "results": queries.opportunity_results(period, filters),
         "results_by_source": queries.opportunity_results_by_source(period, filters),
         "cohort": queries.lead_cohort(period, filters),
         "velocity": queries.pipeline_velocity(period, filters),
-        "economics": queries.lead_economics(period, filters),
-        "economics_by_source": queries.lead_economics_by_source(period, filters),
+        "economics": queries.lead_economics_total(economics_by_source, filters),
+        "economics_by_source": economics_by_source,
         "time_in_stage": queries.time_in_stage(period, filters),
     }
 

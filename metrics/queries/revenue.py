@@ -660,7 +660,14 @@ def lead_economics_by_source(
 
 def lead_economics(period: Period, filters: KpiFilters = NO_FILTERS) -> LeadEconomics:
     """The whole of ``lead_economics_by_source``: its counts and amounts add up."""
-    rows = [row.economics for row in lead_economics_by_source(period, filters)]
+    return lead_economics_total(lead_economics_by_source(period, filters), filters)
+
+
+def lead_economics_total(
+    by_source: Sequence[SourceLeadEconomics], filters: KpiFilters
+) -> LeadEconomics:
+    """``lead_economics`` from the by-source rows already read (a page shows both)."""
+    rows = [row.economics for row in by_source]
     leads = sum(row.leads for row in rows)
     won_amount = sum((row.won_amount for row in rows), ZERO)
     if filters.splits_campaign_cost:
