@@ -26,11 +26,15 @@ from leads.choices import (
 
 
 def normalize_domain(value: str) -> str:
-    """'https://WWW.Example.com/about' → 'example.com'."""
+    """'https://WWW.Example.com/about' → 'example.com'; '' when no host can be read from it
+    (e.g. 'exa[mple.com', which URL parsing refuses as a broken IPv6 address)."""
     value = (value or "").strip().lower()
     if not value:
         return ""
-    host = urlsplit(value if "//" in value else f"//{value}").hostname or ""
+    try:
+        host = urlsplit(value if "//" in value else f"//{value}").hostname or ""
+    except ValueError:
+        return ""
     return host.removeprefix("www.").rstrip(".")
 
 
@@ -84,7 +88,9 @@ class Account(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        self.domain = normalize_domain(self.domain)
+        typed, self.domain = self.domain, normalize_domain(self.domain)
+        if (typed or "").strip() and not self.domain:
+            raise ValidationError({"domain": "Enter a domain such as example.com."})
         self.country = (self.country or "").upper()
         if self.country and not (len(self.country) == 2 and self.country.isalpha()):
             raise ValidationError({"country": "Use a two-letter ISO country code, e.g. US or DE."})

@@ -90,6 +90,7 @@ def test_opening_then_winning_a_deal_over_the_api_moves_the_lead_with_history(op
         ({"name": "A", "annual_revenue": "lots"}, "annual_revenue"),
         ({"name": "A", "technologies": "hubspot"}, "technologies"),
         ({"name": "A", "domain": "initech.com"}, "domain"),  # taken
+        ({"name": "A", "domain": "exa[mple.com"}, "domain"),  # no host in it (was a 500)
         ({"domain": "new.example"}, "name"),  # required
     ],
 )
