@@ -403,6 +403,7 @@ def test_a_seed_loads_with_the_rollup_triggers_off_and_builds_the_rollups_after(
         "handoff",
         "cohort",
         "opportunity",
+        "stage_exit",
     }
     assert not RollupDirty.objects.exists()
     with connection.cursor() as cursor:
