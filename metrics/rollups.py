@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.models import Handoff, Lead, Opportunity, StageTransition
+from leads.services.bulk import writer_for
 from metrics.expressions import EpochSeconds, SecondsBetween
 from metrics.queries.funnel import (
     FunnelDefinition,
@@ -316,10 +317,33 @@ def _write(fact: str, days: set[date] | None, zone: ZoneInfo, definition: Funnel
             grain.objects.all().delete()
         else:
             grain.objects.filter(day__in=sorted(days)).delete()
-    model.objects.bulk_create(rows, batch_size=_WRITE_BATCH)
+    _copy(model, rows)
     for grain in coarser:
         _write_grain(model, grain, days)
     return len(rows)
+
+
+def _copy(model, rows: list) -> None:
+    """The rows in with COPY, in batches: ``bulk_create`` spent 90 of a 1M rebuild's ~135 s
+    adapting 625k rows (their value arrays most) one by one."""
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    names = [field.attname for field in fields]
+    arrays = [isinstance(field, RollupValues) for field in fields]
+
+    def cells(row) -> list:
+        return [
+            "{" + ",".join(map(repr, value)) + "}" if is_array else value
+            for value, is_array in zip((getattr(row, name) for name in names), arrays, strict=True)
+        ]
+
+    writer = writer_for(connection)
+    try:
+        for start in range(0, len(rows), _WRITE_BATCH):
+            batch = [cells(row) for row in rows[start : start + _WRITE_BATCH]]
+            writer.insert(model, names, batch, prepared=True)
+        writer.flush()
+    finally:
+        writer.close()
 
 
 # Concatenates the value arrays of the rows it groups (``RollupValues``); migration 0015.
