@@ -41,9 +41,9 @@ from leads.models import (
 )
 from leads.selectors import lifecycle_at
 from leads.services.pipeline import (
-    _rotation_lock,
     engagement_events_record,
     lead_move_to_stage,
+    rotation_lock,
     sales_rep_pick,
 )
 from leads.sla_clock import business_seconds_between
@@ -303,7 +303,7 @@ def _reassign(
     # A reassignment moves the rep in the round robin's line too: it takes its turn with the
     # rotations, which read the line and the open handoffs under the same lock (after the
     # lead's row, in the order the stage moves lock them).
-    _rotation_lock()
+    rotation_lock()
     SalesRep.objects.filter(user=to_user).update(last_assigned_at=at)
     details = {"from_user": previous, "to_user": to_user.pk, "on_breach": breach}
     _record(locked, ActivityAction.REASSIGNED, actor, at, note=note, details=details)

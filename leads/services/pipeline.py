@@ -366,7 +366,7 @@ def _eligible_reps(*, on: date, exclude_user_id: int | None = None):
 ROTATION_LOCK = (7302, 2)
 
 
-def _rotation_lock() -> None:
+def rotation_lock() -> None:
     """Wait for any other rotation to commit, and hold off the next one until this transaction
     ends. One lock instead of a row lock on every eligible rep and their user: those rows stay
     free for admin edits, logins and the foreign-key checks of other assignments. SQLite runs
@@ -378,14 +378,14 @@ def _rotation_lock() -> None:
 
 class RepRotation:
     """The round robin over the reps eligible on a day, for one transaction: rotations take
-    turns on one lock (``_rotation_lock``) and each eligible rep's open handoffs are counted
+    turns on one lock (``rotation_lock``) and each eligible rep's open handoffs are counted
     once, from the queue index; then every pick is made in memory, so a batch of a thousand
     handoffs costs the same few queries as one. The rep assigned longest ago goes first, and a
     rep just picked goes to the back of the line even within one instant, so a burst is spread
     evenly."""
 
     def __init__(self, *, on: date, exclude_user_id: int | None = None) -> None:
-        _rotation_lock()
+        rotation_lock()
         # Read after the lock: the line as the previous rotation committed it.
         eligible = _eligible_reps(on=on, exclude_user_id=exclude_user_id)
         open_count = (
