@@ -29,13 +29,15 @@ def _drop_values_aggregate(apps, schema_editor):
         schema_editor.execute(DROP_VALUES_AGGREGATE)
 
 
-def _lead_grain_from_owner_grain(apps, schema_editor):
-    # The built rollups' rows summed over the owners, as the refresh derives them from now on:
-    # reads switch to the new rows at once, without a rebuild.
+def derive_grains(apps, schema_editor, grains: dict[str, str]) -> None:
+    """Each coarser grain's rows summed in SQL from its full grain's built rows (counts and
+    amounts added, value arrays concatenated), as the refresh derives them from now on: reads
+    switch to the new rows at once, without a rebuild. Migration 0018 derives its grain with it
+    too (this file is frozen history, so it may be imported)."""
     if schema_editor.connection.vendor != "postgresql":
         return
     quote = schema_editor.connection.ops.quote_name
-    for fine_name, coarse_name in GRAINS.items():
+    for fine_name, coarse_name in grains.items():
         fine, coarse = apps.get_model("metrics", fine_name), apps.get_model("metrics", coarse_name)
         keys, columns, selected = [], [], []
         for field in coarse._meta.concrete_fields:
@@ -55,6 +57,10 @@ def _lead_grain_from_owner_grain(apps, schema_editor):
             f"SELECT {', '.join(selected)} FROM {quote(fine._meta.db_table)} "
             f"GROUP BY {', '.join(keys)}"
         )
+
+
+def _lead_grain_from_owner_grain(apps, schema_editor):
+    derive_grains(apps, schema_editor, GRAINS)
 
 
 def _handoff_rollup_unbuilt(apps, schema_editor):
