@@ -24,7 +24,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -232,12 +231,10 @@ def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> Co
         .annotate(leads=Count("pk"))
     ]
     if split is not None:
-        rows += (
-            split.rows(CohortDay, filters, ("source_id",))
-            .order_by()
-            .values_list("source_id", "source__name", "furthest_stage")
-            .annotate(leads=Sum("leads"))
+        rolled = rolled_grouped(
+            split, CohortDay, filters, ("source_id", "source__name", "furthest_stage"), ("leads",)
         )
+        rows += [(*key, row["leads"]) for key, row in rolled.items()]
     per_source: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     overall: dict[str, int] = defaultdict(int)
     for source_id, source_name, key, count in rows:  # at most sources × stages rows, twice

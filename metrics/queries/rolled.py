@@ -102,10 +102,11 @@ class RollupSplit:
         ranges = [Q(**{f"{field}__gte": low, f"{field}__lt": high}) for low, high in gaps]
         return reduce(or_, ranges) if ranges else Q(pk__in=[])
 
-    def rows(self, model, filters: KpiFilters, columns: Sequence[str] = ()) -> QuerySet:
+    def rows(self, model, filters: KpiFilters, columns: Sequence[str]) -> QuerySet:
         """The rollup's rows on these days that pass the filters (named as on a lead), from the
         coarsest grain holding the dimensions the filters and the rollup ``columns`` read
-        name: the lead's (source, campaign, tier), the owner's, or both."""
+        name: the lead's (source, campaign, tier), the owner's, or both. Reads go through
+        ``rolled_grouped`` and ``rolled_value_stats``, which name their columns."""
         model = _grain(model, filters, columns)
         return model.objects.filter(self.rollup_q(), _lead_q(filters), _owner_q(filters, "owner"))
 

@@ -159,8 +159,11 @@ def weekly_lead_to_opportunity(
         reached=Count("pk", filter=Q(furthest_position__gte=position)),
     )
     if split is not None:
+        # Both sums read the rows' "leads": grouped here, under names of their own.
         rolled = _grouped(
-            split.rows(CohortDay, filters).annotate(group_week=TIME_GROUPS["group_week"]),
+            split.rows(CohortDay, filters, ("group_week",)).annotate(
+                group_week=TIME_GROUPS["group_week"]
+            ),
             ("group_week",),
             cohort=Sum("leads"),
             reached=Sum(
@@ -262,11 +265,18 @@ def weekly_open_pipeline(
             ("group_week",),
             ("created", "created_amount", "closed", "closed_amount"),
         )
-        for (rolled_week,), sums in rolled.items():
-            for week in ends:
-                if rolled_week <= week:  # the rolled week ended by this week's end
-                    open_at[week][0] += sums["created"] - sums["closed"]
-                    open_at[week][1] += sums["created_amount"] - sums["closed_amount"]
+        # A running total over the rolled weeks in order: each shown week takes every rolled
+        # week up to its own (those ended by its end).
+        net = sorted(
+            (week, sums["created"] - sums["closed"], sums["created_amount"] - sums["closed_amount"])
+            for (week,), sums in rolled.items()
+        )
+        count, amount, index = 0, ZERO, 0
+        for week in sorted(ends):
+            while index < len(net) and net[index][0] <= week:
+                count, amount, index = count + net[index][1], amount + net[index][2], index + 1
+            open_at[week][0] += count
+            open_at[week][1] += amount
     return {
         week: (count, kpis.money(amount) or Decimal("0.00"))
         for week, (count, amount) in open_at.items()
