@@ -8,7 +8,9 @@ to it):
   changed, or a lead never scored): one ``UPDATE … FROM (SELECT … GROUP BY)``.
 * ``refit_in_sql`` — fit points, exclusion and tier after an ICP change (or changed lead or
   account facts): the ICP's criteria compiled to SQL, one ``UPDATE … FROM`` per range; it also
-  copies the lead's e-mail domain onto the state row.
+  copies the lead's e-mail domain onto the state row. A publish's buckets join each account's
+  part of the fit, computed once per ICP version (``account_fits_build``), instead of looking
+  every lead's account up.
 * ``rescore_from_sums`` — engagement, total and grade from the stored sums: a weight change, a
   new scoring day (decay) or the last step of the other two. It reads no event and no lead row:
   a publish of new weights rewrites the narrow state rows and nothing else.
@@ -22,10 +24,12 @@ from django.db import connection
 from leads.choices import EventKind
 from leads.models import Lead
 from scoring import engine, retention
-from scoring.models import LeadScoreState, sum_field_name
+from scoring.models import AccountFit, AccountFitBuild, LeadScoreState, sum_field_name
 
 LEAD_TABLE = Lead._meta.db_table
 STATE_TABLE = LeadScoreState._meta.db_table
+FIT_TABLE = AccountFit._meta.db_table
+FIT_BUILD_TABLE = AccountFitBuild._meta.db_table
 EVENT_TABLE = "leads_engagementevent"
 ACCOUNT_TABLE = "leads_account"
 
@@ -362,6 +366,7 @@ def bring_up_to_date(
         "as_of_day": as_of_day,
     }
     valid_sums_of = sorted({*keep_sums_of, model_id})
+    fits_held: list[bool] = []  # asked once per range, when a refit first needs them
 
     def catch_up(stale: RangeStaleness) -> int:
         if stale.sums:
@@ -374,7 +379,16 @@ def bring_up_to_date(
                 keep_sums_of=keep_sums_of,
             )
         if stale.fit:
-            refit_in_sql(lo, hi, icp=icp, icp_version_id=icp_version_id, spec=spec)
+            if not fits_held:
+                fits_held.append(account_fits_held(icp=icp, icp_version_id=icp_version_id))
+            refit_in_sql(
+                lo,
+                hi,
+                icp=icp,
+                icp_version_id=icp_version_id,
+                spec=spec,
+                account_fits=fits_held[0],
+            )
         return rescore_from_sums(
             lo,
             hi,
@@ -428,16 +442,25 @@ def rescore_exactly(
 # scoring.apps; PostgreSQL's lower() agrees for the scripts ICP values use).
 
 EMPTY = "''"
-EFFECTIVE_COUNTRY = (
-    "CASE WHEN a.country IS NOT NULL AND a.country <> '' THEN a.country ELSE l.country END"
-)
 
 
 def _lower(expression: str) -> str:
     return f"{'LOWER' if _is_postgres() else 'PY_LOWER'}({expression})"
 
 
-def _criterion_sql(criterion: engine.Criterion) -> tuple[str, list]:
+def _effective_country(account_country: str) -> str:
+    return (
+        f"CASE WHEN {account_country} IS NOT NULL AND {account_country} <> '' "
+        f"THEN {account_country} ELSE l.country END"
+    )
+
+
+EFFECTIVE_COUNTRY = _effective_country("a.country")
+
+
+def _criterion_sql(
+    criterion: engine.Criterion, *, country: str = EFFECTIVE_COUNTRY
+) -> tuple[str, list]:
     attribute = criterion.attribute
     if attribute in engine.RANGE_ATTRIBUTES:
         column = f"a.{attribute}"
@@ -467,16 +490,24 @@ def _criterion_sql(criterion: engine.Criterion) -> tuple[str, list]:
         "industry": "a.industry",
         "region": "a.region",
         "seniority": "l.seniority",
-        "country": EFFECTIVE_COUNTRY,
+        "country": country,
     }[attribute]
     return f"{_lower(f'COALESCE({column}, {EMPTY})')} IN {values_sql}", values
 
 
-def _fit_sql(icp: engine.IcpSpec) -> tuple[str, list, str, list]:
-    """(points expression, params, excluded expression, params) over leads ``l``, accounts ``a``."""
+def _fit_sql(
+    icp: engine.IcpSpec,
+    *,
+    attributes: frozenset[str] | None = None,
+    country: str = EFFECTIVE_COUNTRY,
+) -> tuple[str, list, str, list]:
+    """(points expression, params, excluded expression, params) over leads ``l``, accounts
+    ``a``; with ``attributes``, from the criteria on those only."""
     points, points_params, exclusions, exclusion_params = [], [], [], []
     for criterion in icp.criteria:
-        condition, params = _criterion_sql(criterion)
+        if attributes is not None and criterion.attribute not in attributes:
+            continue
+        condition, params = _criterion_sql(criterion, country=country)
         if criterion.is_exclusion:
             exclusions.append(condition)
             exclusion_params += params
@@ -491,6 +522,83 @@ def _fit_sql(icp: engine.IcpSpec) -> tuple[str, list, str, list]:
     )
 
 
+# --- Account fits: each account's part of the fit, once per ICP version -----------------------
+# Buckets take the shared form of this lock (namespace, key) while they join the fits of a
+# version; a build takes it exclusively, as it drops the fits of other versions.
+ACCOUNT_FITS_LOCK = (7303, 1)
+
+
+def _try_account_fits_lock(*, shared: bool) -> bool:
+    function = "pg_try_advisory_xact_lock_shared" if shared else "pg_try_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", list(ACCOUNT_FITS_LOCK))
+        return bool(cursor.fetchone()[0])
+
+
+def account_fits_built(icp_version_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {FIT_BUILD_TABLE} WHERE icp_version_id = %s", [icp_version_id]
+        )
+        return cursor.fetchone() is not None
+
+
+def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
+    """Compute every account's part of the fit under this ICP version in one statement (the
+    criteria on account attributes, and the account's country for the lead's effective one),
+    dropping those of other versions. The caller holds the lock exclusively (or runs alone).
+    Returns the accounts."""
+    points, points_params, excluded, excluded_params = _fit_sql(
+        icp, attributes=engine.ACCOUNT_ATTRIBUTES
+    )
+    true = "TRUE" if _is_postgres() else "1"
+    false = "FALSE" if _is_postgres() else "0"
+    with connection.cursor() as cursor:
+        # No reader is in the table (they hold the lock shared): emptied at once, and no dead
+        # rows are left for a vacuum (autovacuum may be off).
+        if _is_postgres():
+            cursor.execute(f"TRUNCATE {FIT_TABLE}")
+        else:
+            cursor.execute(f"DELETE FROM {FIT_TABLE}")
+        cursor.execute(f"DELETE FROM {FIT_BUILD_TABLE}")
+        cursor.execute(
+            f"INSERT INTO {FIT_TABLE} (icp_version_id, account_id, points, excluded, country) "
+            f"SELECT %s, a.id, {points}, CASE WHEN {excluded} THEN {true} ELSE {false} END, "
+            f"a.country FROM {ACCOUNT_TABLE} a",
+            [icp_version_id, *points_params, *excluded_params],
+        )
+        accounts = cursor.rowcount
+        cursor.execute(
+            f"INSERT INTO {FIT_BUILD_TABLE} (icp_version_id, accounts, built_at) "
+            "VALUES (%s, %s, CURRENT_TIMESTAMP)",
+            [icp_version_id, accounts],
+        )
+        if _is_postgres():
+            # Planned as a narrow table probed by key, not from the stale size of its last
+            # version.
+            cursor.execute(f"ANALYZE {FIT_TABLE}")
+    return accounts
+
+
+def account_fits_held(*, icp: engine.IcpSpec, icp_version_id: int) -> bool:
+    """For a bucket's refit, inside its transaction: whether it can join the account fits of
+    this version, built (by this call, the first time a bucket needs them) and kept until the
+    transaction ends. Never waits: while another transaction builds fits, or drops these for a
+    newer version's, the answer is no and the bucket looks its leads' accounts up itself."""
+    if not _is_postgres():  # one writer at a time
+        if not account_fits_built(icp_version_id):
+            account_fits_build(icp=icp, icp_version_id=icp_version_id)
+        return True
+    if account_fits_built(icp_version_id):
+        # Re-read under the lock: a build for another version may have dropped them meanwhile.
+        return _try_account_fits_lock(shared=True) and account_fits_built(icp_version_id)
+    if not _try_account_fits_lock(shared=False):
+        return False
+    if not account_fits_built(icp_version_id):  # another build may have committed meanwhile
+        account_fits_build(icp=icp, icp_version_id=icp_version_id)
+    return True
+
+
 def refit_in_sql(
     lo: int,
     hi: int,
@@ -499,12 +607,30 @@ def refit_in_sql(
     icp_version_id: int,
     spec: engine.ScoringSpec,
     ids: Sequence[int] | None = None,
+    account_fits: bool = False,
 ) -> None:
     """Refit the range's stale leads: the score states in one statement, then the tier mirrored
     onto the leads whose tier changed, and only those. With ``ids``, refit exactly those leads,
-    stale or not (their lead or account facts may have changed)."""
+    stale or not (their lead or account facts may have changed). With ``account_fits``, the
+    accounts' part of the fit is read from the fits built for this version (the caller holds
+    them: ``account_fits_held``), and the account table is not read."""
     row = STATE_TABLE
-    points, points_params, excluded, excluded_params = _fit_sql(icp)
+    true = "TRUE" if _is_postgres() else "1"
+    false = "FALSE" if _is_postgres() else "0"
+    if account_fits:
+        # The lead's own criteria here, the account's from its fit row (none: no account).
+        person, person_params, person_excluded, person_excluded_params = _fit_sql(
+            icp, attributes=engine.PERSON_ATTRIBUTES, country=_effective_country("f.country")
+        )
+        points = f"COALESCE(f.points, 0) + {person}"
+        points_params = person_params
+        excluded = f"COALESCE(f.excluded, {false}) OR {person_excluded}"
+        excluded_params = person_excluded_params
+        accounts = f"{FIT_TABLE} f ON f.icp_version_id = %s AND f.account_id = l.account_id"
+        accounts_params = [icp_version_id]
+    else:
+        points, points_params, excluded, excluded_params = _fit_sql(icp)
+        accounts, accounts_params = f"{ACCOUNT_TABLE} a ON a.id = l.account_id", []
     tier = (
         "CASE WHEN x.excluded THEN 'D' WHEN x.points >= %s THEN 'A' WHEN x.points >= %s THEN 'B' "
         "WHEN x.points >= %s THEN 'C' ELSE 'D' END"
@@ -520,8 +646,6 @@ def refit_in_sql(
     else:
         chosen, chosen_params = only_ids(f"{row}.lead_id", ids)
     lead_ids, lead_id_params = only_ids("l.id", ids)
-    true = "TRUE" if _is_postgres() else "1"
-    false = "FALSE" if _is_postgres() else "0"
     # Both sides bounded by the range (an unbounded side made PostgreSQL scan the whole state
     # table on every bucket). The SET reads the state row itself for the engagement, so a row
     # another transaction changed meanwhile is refitted from its new version.
@@ -534,7 +658,7 @@ def refit_in_sql(
                    CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded,
                    {_email_domain("l.email")} AS email_domain
             FROM {LEAD_TABLE} l
-            LEFT JOIN {ACCOUNT_TABLE} a ON a.id = l.account_id
+            LEFT JOIN {accounts}
             WHERE l.id BETWEEN %s AND %s {lead_ids}
         ) x
         WHERE {row}.lead_id = x.lead_id AND {row}.lead_id BETWEEN %s AND %s {chosen}
@@ -546,6 +670,7 @@ def refit_in_sql(
         icp_version_id,
         *points_params,
         *excluded_params,
+        *accounts_params,
         lo,
         hi,
         *lead_id_params,

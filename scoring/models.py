@@ -264,5 +264,58 @@ class RescoreChunk(models.Model):
         return f"leads {self.first_lead_id}–{self.last_lead_id} of job {self.job_id}"
 
 
+class AccountFitBuild(models.Model):
+    """An ICP version whose account fits are in ``AccountFit``, every account's (written in the
+    transaction that wrote them): a publish's buckets join those instead of looking each lead's
+    account up."""
+
+    icp_version = models.OneToOneField(
+        IcpVersion,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    accounts = models.PositiveIntegerField(default=0)
+    built_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Account fits of ICP version {self.icp_version_id}"
+
+
+class AccountFit(models.Model):
+    """One account's part of the fit under an ICP version: the points and exclusion of the
+    criteria on account attributes, and the account's country (the lead's effective country
+    when set). Computed once per ICP version for every account, in one statement
+    (``scoring.bulk.account_fits_build``): a refit of a million leads then reads a narrow table
+    that stays in memory instead of probing the wide account table once per lead (~60% of an
+    ICP publish's refit). A snapshot: accounts changed after it mark their leads for the
+    incremental rescore, which reads the account itself."""
+
+    pk = models.CompositePrimaryKey("icp_version", "account")
+    # No database constraints: rows are written and dropped in bulk by the scoring code only,
+    # and an account's deletion must not look here (its leads no longer point at it).
+    icp_version = models.ForeignKey(
+        IcpVersion,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    account = models.ForeignKey(
+        "leads.Account",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    points = models.IntegerField()
+    excluded = models.BooleanField()
+    country = models.CharField(max_length=2, blank=True)
+
+    def __str__(self) -> str:
+        return f"Fit of account {self.account_id} under ICP version {self.icp_version_id}"
+
+
 # The predictive score's tables live in their own module but belong to this app.
 from scoring.predictive.models import LeadPrediction, PredictiveModel  # noqa: E402, F401

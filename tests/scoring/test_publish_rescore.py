@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from leads.models import IcpVersion
 from scoring import bulk, engine, services
-from scoring.models import LeadScoreState, ScoringModel
+from scoring.models import AccountFit, AccountFitBuild, LeadScoreState, ScoringModel
 from tests.scoring.test_bulk_equivalence import (
     AS_OF_DAY,
     bulk_score,
@@ -332,3 +332,117 @@ def test_a_bucket_counts_its_leads_once_for_its_progress():
     assert len(lead_counts) == 1, lead_counts
     chunk.refresh_from_db()
     assert chunk.processed == 6
+
+
+def account_rows_read() -> int:
+    """Rows this transaction has read from the account table, by any scan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) "
+            "FROM pg_stat_xact_user_tables WHERE relname = 'leads_account'"
+        )
+        return cursor.fetchone()[0]
+
+
+RICHER = engine.IcpSpec(
+    2,
+    (
+        engine.Criterion("Any software", "industry", ("software",), points=40),
+        engine.Criterion("Home market", "country", ("us",), points=5),
+        *ICP.criteria,
+    ),
+    30,
+    20,
+    10,
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row counts of PostgreSQL")
+def test_an_icp_publish_reads_each_account_once_not_once_per_lead():
+    """The buckets of an ICP publish join each account's part of the fit, computed once for the
+    version: looking every lead's account up (scattered reads of the wide account table) was
+    most of a million-lead ICP publish."""
+    accounts = [
+        {**ACCOUNTS[index % 2], "country": ["US", "", "DE"][index % 3]} for index in range(6)
+    ]
+    leads = load(accounts, [{**row, "account": index % 7 if index % 7 < 6 else None}
+                            for index, row in enumerate(lead_rows(60))])  # fmt: skip
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    model_id = ScoringModel.objects.get(number=1).pk
+    new_icp_id = icp_id + 1000
+    before = account_rows_read()
+    for lo, hi in [(leads[0].pk, leads[29].pk), (leads[30].pk, leads[-1].pk)]:
+        bulk.bring_up_to_date(
+            lo,
+            hi,
+            icp=RICHER,
+            icp_version_id=new_icp_id,
+            spec=FIRST,
+            model_id=model_id,
+            keep_sums_of=[model_id],
+            as_of_day=AS_OF_DAY,
+        )
+    assert account_rows_read() - before == len(accounts)  # the build's one pass
+    assert scores_in_database(leads) == scores_by_engine(leads, RICHER, FIRST)
+    assert list(AccountFitBuild.objects.values_list("icp_version_id", "accounts")) == [
+        (new_icp_id, len(accounts))
+    ]
+
+
+@pytest.mark.django_db
+def test_account_fits_are_kept_for_the_version_in_force_only():
+    leads = load(ACCOUNTS, lead_rows(6))
+    icp_id = IcpVersion.objects.get(number=1).pk
+    bulk_score(leads, ICP, FIRST, account_fits=True)
+    assert set(AccountFit.objects.values_list("icp_version_id", flat=True)) == {icp_id}
+    bulk.account_fits_build(icp=RICHER, icp_version_id=icp_id + 1000)
+    assert list(AccountFitBuild.objects.values_list("icp_version_id", flat=True)) == [icp_id + 1000]
+    assert AccountFit.objects.filter(icp_version_id=icp_id + 1000).count() == len(ACCOUNTS)
+    assert not AccountFit.objects.filter(icp_version_id=icp_id).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="advisory locks of PostgreSQL")
+def test_a_bucket_looks_accounts_up_itself_while_another_transaction_holds_the_fits_lock():
+    """Never waits for another build (or for buckets still joining the fits of an older
+    version): the bucket refits from the accounts, exactly."""
+    leads = load(ACCOUNTS, lead_rows(10))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    model_id = ScoringModel.objects.get(number=1).pk
+    with mock.patch.object(bulk, "_try_account_fits_lock", return_value=False) as lock:
+        bulk.bring_up_to_date(
+            leads[0].pk,
+            leads[-1].pk,
+            icp=RICHER,
+            icp_version_id=icp_id + 1000,
+            spec=FIRST,
+            model_id=model_id,
+            keep_sums_of=[model_id],
+            as_of_day=AS_OF_DAY,
+        )
+    lock.assert_called_once_with(shared=False)
+    assert not AccountFitBuild.objects.exists()
+    assert scores_in_database(leads) == scores_by_engine(leads, RICHER, FIRST)
+
+
+@pytest.mark.django_db
+def test_an_account_changed_after_the_fits_were_built_refits_its_leads_from_the_account():
+    """The fits are a snapshot of the publish: an account written later marks its leads, whose
+    incremental rescore reads the account itself."""
+    leads = load(ACCOUNTS, lead_rows(6))
+    bulk_score(leads, ICP, FIRST, account_fits=True)
+    Account = leads[0].account.__class__
+    Account.objects.filter(pk=leads[1].account_id).update(industry="software")
+    bulk.rescore_exactly(
+        [lead.pk for lead in leads],
+        icp=ICP,
+        icp_version_id=IcpVersion.objects.get(number=1).pk,
+        spec=FIRST,
+        model_id=ScoringModel.objects.get(number=1).pk,
+        as_of_day=AS_OF_DAY,
+    )
+    assert scores_in_database(leads) == scores_by_engine(leads, ICP, FIRST)
+    assert {state.fit_points for state in LeadScoreState.objects.all()} >= {25}
