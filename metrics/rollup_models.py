@@ -21,6 +21,11 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+# Aggregates (PostgreSQL) that concatenate the arrays of the rows they group: any values
+# (migration 0015), and sorted due times, sorted again once merged (``DueTimes``, 0019).
+VALUES_AGGREGATE = "metrics_rollup_values_cat"
+DUE_AGGREGATE = "metrics_rollup_due_merge"
+
 
 class RollupValues(ArrayField):
     """The values a percentile is taken over (e.g. every response time of the day's group), as
@@ -45,6 +50,13 @@ class RollupValues(ArrayField):
         name, path, args, kwargs = super().deconstruct()
         kwargs.pop("base_field", None)
         return name, path, args, kwargs
+
+
+class DueTimes(RollupValues):
+    """Due times (epoch seconds) of what is not done yet, kept sorted (the refresh aggregates
+    them in order and a coarser grain merges them with ``metrics_rollup_due_merge``), so a read
+    counts those not before ``now`` with one binary search (``metrics_rollup_due_not_before``,
+    migration 0019) instead of unnesting a day's tens of thousands of them on every read."""
 
 
 def _dimension(model: str, **options) -> models.ForeignKey:
@@ -151,12 +163,12 @@ class HandoffMeasures(models.Model):
     response_late = models.PositiveIntegerField(default=0)
     response_unanswered = models.PositiveIntegerField(default=0)
     # their due times (epoch seconds): missed once past, open until then
-    response_unanswered_due = RollupValues()
+    response_unanswered_due = DueTimes()
     # dated by accept_due_at
     accept_met = models.PositiveIntegerField(default=0)
     accept_late = models.PositiveIntegerField(default=0)
     accept_undecided = models.PositiveIntegerField(default=0)
-    accept_undecided_due = RollupValues()  # their due times (epoch seconds)
+    accept_undecided_due = DueTimes()  # their due times (epoch seconds)
     # dated by rejected_at (rejected handoffs only)
     feedback_rejected = models.PositiveIntegerField(default=0)
     feedback_complete = models.PositiveIntegerField(default=0)

@@ -54,9 +54,12 @@ from metrics.queries.handoffs import (
 from metrics.queries.revenue import opportunity_cycles
 from metrics.queries.rolled import days_q, local_days_of_hours, rollups_supported
 from metrics.rollup_models import (
+    DUE_AGGREGATE,
     LEAD_GRAINS,
     OWNER_GRAINS,
+    VALUES_AGGREGATE,
     CohortDay,
+    DueTimes,
     HandoffDay,
     OpportunityDay,
     RollupDirty,
@@ -104,7 +107,10 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
                 "response_late": Count("pk", filter=response["late"]),
                 "response_unanswered": Count("pk", filter=response["not_done"]),
                 "response_unanswered_due": ArrayAgg(
-                    EpochSeconds("response_due_at"), filter=response["not_done"], default=[]
+                    EpochSeconds("response_due_at"),
+                    filter=response["not_done"],
+                    order_by=EpochSeconds("response_due_at"),
+                    default=[],
                 ),
             },
         ),
@@ -122,6 +128,7 @@ def _handoff_parts() -> list[tuple[str, Q, dict[str, Count]]]:
                 "accept_undecided_due": ArrayAgg(
                     EpochSeconds("accept_due_at"),
                     filter=acceptance["not_done"] & ~acceptance["late"],
+                    order_by=EpochSeconds("accept_due_at"),
                     default=[],
                 ),
             },
@@ -346,10 +353,6 @@ def _copy(model, rows: list) -> None:
         writer.close()
 
 
-# Concatenates the value arrays of the rows it groups (``RollupValues``); migration 0015.
-_VALUES_AGGREGATE = "metrics_rollup_values_cat"
-
-
 def _write_grain(model, grain, days: set[date] | None) -> None:
     """A coarser grain's rows of ``days`` (all without), summed in SQL from the full grain's
     rows just written, over the dimensions the grain lacks: counts and amounts added, value
@@ -361,8 +364,10 @@ def _write_grain(model, grain, days: set[date] | None) -> None:
             continue
         column = quote(field.column)
         columns.append(column)
-        if isinstance(field, RollupValues):
-            selected.append(f"{_VALUES_AGGREGATE}({column})")
+        if isinstance(field, DueTimes):
+            selected.append(f"{DUE_AGGREGATE}({column})")
+        elif isinstance(field, RollupValues):
+            selected.append(f"{VALUES_AGGREGATE}({column})")
         elif isinstance(field, PositiveIntegerField | DecimalField):
             selected.append(f"sum({column})")
         else:

@@ -40,7 +40,15 @@ from metrics.kpis import KpiFilters, Period
 from metrics.queries import trends as weekly
 from metrics.queries.funnel import cohort_rules
 from metrics.queries.rolled import RollupSplit, day_runs, local_days_of_hours, rollup_split
-from metrics.rollup_models import CohortDay, HandoffDay, RollupDirty, RollupFact, RollupState
+from metrics.rollup_models import (
+    CohortDay,
+    HandoffDay,
+    HandoffLeadDay,
+    HandoffOwnerDay,
+    RollupDirty,
+    RollupFact,
+    RollupState,
+)
 from metrics.trends import monday
 from tests.factories import CampaignFactory, SourceFactory, UserFactory
 
@@ -652,6 +660,52 @@ def test_today_and_days_ahead_are_rolled_up_and_the_sla_splits_not_done_by_its_d
     RollupDirty.objects.create(fact=RollupFact.HANDOFF, hour=due_ahead)
     assert rollup_split(RollupFact.HANDOFF, period).days == (today + timedelta(days=2),)
     assert queries.sla_compliance(period, now=later).response == queries.SlaResult(0, 1, 1, 0.0)
+
+
+def test_a_due_time_equal_to_now_is_open_and_every_grain_keeps_due_times_sorted(world):
+    # A read counts the due times not before now by a binary search over each rollup row's
+    # sorted array: several handoffs due at the very instant asked (still open: "missed" is
+    # strictly after the due time), written latest first, over two sources and two reps so that
+    # each coarser grain merges the arrays of several rows of the full one.
+    now = _now()
+    today = timezone.localtime(now, ZONE).date()
+    assigned_at = max(
+        now - timedelta(minutes=5), datetime.combine(today, datetime.min.time(), ZONE)
+    )
+    due = now + timedelta(hours=1)
+    dues = [due + timedelta(minutes=1), due, due, due, due - timedelta(minutes=1)]
+    for index, response_due_at in enumerate(dues):
+        lead = Lead.objects.create(
+            email=f"due{index}@example.com",
+            source=world["sources"][index % 2],
+            tier="A",
+            created_at=assigned_at - timedelta(hours=1),
+        )
+        Handoff.objects.create(
+            lead=lead,
+            stage="mql",
+            assignee=world["reps"][index // 2 % 2],
+            assigned_at=assigned_at,
+            response_due_at=response_due_at,
+            accept_due_at=response_due_at,
+        )
+    rollups.rollups_rebuild()
+    period = Period.from_dates(today, today + timedelta(days=1), ZONE)
+    assert len(rollup_split(RollupFact.HANDOFF, period).days) == 2
+    at_due = queries.sla_compliance(period, now=due)
+    assert at_due.response == queries.SlaResult(0, 1, 4, 0.0)
+    assert (at_due.acceptance.missed, at_due.acceptance.open) == (1, 4)
+    just_after = queries.sla_compliance(period, now=due + timedelta(microseconds=1))
+    assert just_after.response == queries.SlaResult(0, 4, 1, 0.0)
+    for grain in (HandoffDay, HandoffLeadDay, HandoffOwnerDay):
+        arrays = [
+            array
+            for row in grain.objects.values_list("response_unanswered_due", "accept_undecided_due")
+            for array in row
+        ]
+        assert sum(map(len, arrays)) == 2 * len(dues), grain
+        assert all(array == sorted(array) for array in arrays), grain
+    assert_rollups_equal_raw(world)
 
 
 def test_a_deal_won_or_reopened_later_marks_its_leads_cohort_day(world):
