@@ -174,11 +174,23 @@ class Lead(models.Model):
     account = models.ForeignKey(
         Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
     )
+    # Source, campaign, owner and stage have no index of their own: the composite indexes
+    # below lead with them (each index is written by every new lead: migration 0017).
     source = models.ForeignKey(
-        Source, null=True, blank=True, on_delete=models.PROTECT, related_name="leads"
+        Source,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="leads",
+        db_index=False,
     )
     campaign = models.ForeignKey(
-        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+        Campaign,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        db_index=False,
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -186,9 +198,10 @@ class Lead(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_leads",
+        db_index=False,
     )
     # The stage is the stable key of a lifecycle stage (e.g. "mql"): keys outlive versions.
-    stage = models.SlugField(max_length=30, default="lead")
+    stage = models.SlugField(max_length=30, default="lead", db_index=False)
     stage_entered_at = models.DateTimeField(default=timezone.now)
     # Mirrored from the lead's score state (scoring app) when it changes: filters and SLA
     # segments need it here; the volatile scores stay in that narrow table.
@@ -263,7 +276,15 @@ class EngagementEvent(models.Model):
     own transaction, whoever the writer is (ORM, COPY, admin, raw SQL)."""
 
     # The composite index below leads with lead_id: a second, single-column one is dead weight.
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events", db_index=False)
+    # No foreign-key constraint on PostgreSQL: one check per statement instead of one query per
+    # row, under an advisory lock that lead deletes take (migration 0017); SQLite keeps its own.
+    lead = models.ForeignKey(
+        Lead,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
+        db_constraint=False,
+    )
     kind = models.CharField(max_length=30, choices=EventKind.choices)
     occurred_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
@@ -274,6 +295,7 @@ class EngagementEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="events",
         db_index=False,
+        db_constraint=False,  # checked per statement, as the lead (migration 0017)
     )
     source_system = models.CharField(max_length=40, blank=True, help_text="e.g. hubspot, web")
     external_id = models.CharField(max_length=100, blank=True)
@@ -354,7 +376,7 @@ class StageTransition(AppendOnlyModel):
         Lead, on_delete=models.CASCADE, related_name="transitions", db_index=False
     )
     from_stage = models.SlugField(max_length=30, blank=True)
-    to_stage = models.SlugField(max_length=30)
+    to_stage = models.SlugField(max_length=30, db_index=False)  # transition_to_at leads with it
     transitioned_at = models.DateTimeField(default=timezone.now)
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor = models.ForeignKey(
