@@ -60,6 +60,7 @@ from metrics.queries.rolled import (
     rolled_value_stats,
     rollup_split,
 )
+from metrics.queries.shared import shared_in_round
 from metrics.rollup_models import OpportunityDay, RollupFact
 
 # --- Opportunities: win rate, deal size, sales cycle -----------------------------------------
@@ -224,6 +225,7 @@ def _opportunity_results_grouped(
     return results
 
 
+@shared_in_round
 def opportunity_results(period: Period, filters: KpiFilters = NO_FILTERS) -> OpportunityResults:
     return _opportunity_results_grouped(closed_opportunities(period, filters), (), period, filters)[
         ()
@@ -434,6 +436,7 @@ def _open_and_won(
     }
 
 
+@shared_in_round
 def pipeline_and_revenue(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineRevenueReport:
@@ -492,6 +495,7 @@ def _velocity(open_count: int, results: OpportunityResults) -> PipelineVelocity:
     )
 
 
+@shared_in_round
 def pipeline_velocity(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineVelocity:

@@ -80,3 +80,26 @@ def test_refresh_is_idempotent(handoffs):
     KpiSnapshot.objects.update(computed_at=timezone.now() - timedelta(minutes=5))
     assert snapshots.snapshots_refresh()["refreshed"] == 1
     assert snapshots.snapshots_refresh()["refreshed"] == 0  # fresh now: nothing to do
+
+
+def test_a_refresh_round_reads_a_kpi_once_for_the_pages_that_share_it(handoffs):
+    # The overview's tiles repeat the handoffs page's acceptance, response time, SLA and
+    # feedback reads for the same period and filters: one round computes each once, and both
+    # snapshots still hold exactly what each page computes on its own.
+    for page in ("handoffs", "overview"):
+        snapshots.page_data(page, MARCH, KpiFilters())
+    started = timezone.now()
+    KpiSnapshot.objects.update(computed_at=started - timedelta(minutes=5))
+    accepted(at=utc(3, 4), lead=MetricLeadFactory(source=handoffs))
+
+    result = snapshots.snapshots_refresh()
+
+    assert result["refreshed"] == 2
+    assert result["reads_shared"] >= 4
+    for page, build in (("handoffs", dashboards.handoff_page), ("overview", dashboards.overview)):
+        served, computed_at = snapshots.page_data(page, MARCH, KpiFilters())
+        assert served == build(MARCH, KpiFilters())
+        assert started <= computed_at <= timezone.now()
+    # Outside a round nothing is shared: a new fact shows in the next computation at once.
+    rejected(at=utc(3, 5), lead=MetricLeadFactory(source=handoffs))
+    assert dashboards.handoff_page(MARCH, KpiFilters())["acceptance"].rate == 0.5
