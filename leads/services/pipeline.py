@@ -462,6 +462,9 @@ def handoffs_open(requests: Sequence[HandoffRequest]) -> list[Handoff]:
         return []
     policies: dict[tuple[str, str, datetime], object] = {}
     calendars: dict[int, object] = {}
+    # A batch of moves opens its handoffs at one instant, so its due times are a few pairs
+    # (one per policy), each walked through the business calendar once instead of per lead.
+    due_times: dict[tuple[int, datetime], tuple[datetime, datetime]] = {}
     rotations: dict[date, RepRotation] = {}
     handoffs, owned = [], []
     for request in requests:
@@ -472,11 +475,16 @@ def handoffs_open(requests: Sequence[HandoffRequest]) -> list[Handoff]:
         policy = policies[key]
         response_due_at = accept_due_at = None
         if policy is not None:
-            if policy.calendar_id not in calendars:
-                calendars[policy.calendar_id] = calendar_spec(policy.calendar)
-            calendar = calendars[policy.calendar_id]
-            response_due_at = add_business_hours(calendar, at, policy.respond_within_hours)
-            accept_due_at = add_business_hours(calendar, at, policy.accept_within_hours)
+            due_key = (policy.pk, at)
+            if due_key not in due_times:
+                if policy.calendar_id not in calendars:
+                    calendars[policy.calendar_id] = calendar_spec(policy.calendar)
+                calendar = calendars[policy.calendar_id]
+                due_times[due_key] = (
+                    add_business_hours(calendar, at, policy.respond_within_hours),
+                    add_business_hours(calendar, at, policy.accept_within_hours),
+                )
+            response_due_at, accept_due_at = due_times[due_key]
         rotation = rotations.get(at.date())
         if rotation is None:
             rotation = rotations[at.date()] = RepRotation(on=at.date())
