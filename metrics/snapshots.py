@@ -90,9 +90,11 @@ def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, date
         if snapshot.requested_at < now - timedelta(seconds=TOUCH_SECONDS):
             KpiSnapshot.objects.filter(key=key).update(requested_at=now)
         return pickle.loads(snapshot.payload), snapshot.computed_at
-    data = _BUILDERS[page](period, filters)
-    _store(key, params, data, computed_at=now, requested_at=now)
-    return data, now
+    with reads_shared() as reads:  # the request's other snapshots share its reads
+        data = _BUILDERS[page](period, filters)
+    computed_at = min(now, reads.since)
+    _store(key, params, data, computed_at=computed_at, requested_at=now)
+    return data, computed_at
 
 
 def pages_data(
@@ -155,6 +157,7 @@ def snapshots_refresh(*, budget_seconds: float = 25.0) -> dict:
     # The pages repeat each other's headline reads: the round computes each once. Its
     # snapshots are stored as computed at its start, as old as the oldest read they may share.
     with reads_shared() as reads:
+        now = min(now, reads.since)
         for key, params in due.values_list("key", "params").iterator():
             if time.monotonic() - started > budget_seconds:
                 break

@@ -23,6 +23,7 @@ from metrics import dashboards, goal_selectors, page_charts, snapshots
 from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
 from metrics.queries import GroupBy, GroupRef
+from metrics.queries.shared import reads_shared
 from revops.db_router import reads_may_be_stale
 from revops.pagination import page_of
 
@@ -81,6 +82,13 @@ def _drill_url_factory(request, period: Period) -> Callable[..., str]:
 
 
 def _dashboard(request, page: str, chart_builders: Callable | None, export, is_empty, extra=None):
+    # The page's snapshots (its figures, a breakdown, the overview's trends and goals) share
+    # the KPI reads they repeat when they are computed in this request.
+    with reads_shared():
+        return _dashboard_shared(request, page, chart_builders, export, is_empty, extra)
+
+
+def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
     form = DashboardFilterForm(request.GET or None)
     period, filters = form.period(), form.kpi_filters()
     data, computed_at = snapshots.page_data(page, period, filters)

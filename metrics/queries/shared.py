@@ -1,4 +1,4 @@
-"""KPI reads shared within one snapshot refresh round.
+"""KPI reads shared within one snapshot refresh round or one dashboard request.
 
 The dashboards repeat each other's headline reads: the overview's tiles are the acceptance,
 response time and SLA of the handoffs page, the conversion of the funnel page, the results,
@@ -7,9 +7,11 @@ quarter. A refresh round recomputes all of them for every hot filter set, one sn
 time; inside ``reads_shared()`` a read decorated with ``shared_in_round`` runs once per
 arguments and the snapshots after the first take its result.
 
-Only the round shares: a request computes its own page, and a round's snapshots are stored as
-computed at the round's start, so a result taken from earlier in the round never makes one look
-fresher than it is. The reads return frozen dataclasses, which nobody mutates.
+A dashboard request shares the same way between the snapshots it computes (the overview's
+tiles, its weekly trends and the goals card; the pipeline velocity and the win rate it is made
+of). A snapshot computed in a scope is stored as computed when the scope began, so a result
+taken from earlier in it never makes one look fresher than it is. The reads return frozen
+dataclasses, which nobody mutates.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
+
+from django.utils import timezone
 
 Read = TypeVar("Read", bound=Callable[..., Any])
 
 
 @dataclass
 class SharedReads:
+    # The results are no older (the clock looked up when the scope opens: tests move it).
+    since: datetime = field(default_factory=lambda: timezone.now())
     results: dict[tuple, Any] = field(default_factory=dict)
-    shared: int = 0  # reads answered from the round's results
+    shared: int = 0  # reads answered from the scope's results
 
 
 _round: ContextVar[SharedReads | None] = ContextVar("kpi_reads_shared", default=None)
@@ -35,7 +42,12 @@ _round: ContextVar[SharedReads | None] = ContextVar("kpi_reads_shared", default=
 
 @contextmanager
 def reads_shared() -> Iterator[SharedReads]:
-    """A scope (one refresh round) in which each decorated read runs once per arguments."""
+    """A scope (a refresh round, a dashboard request) in which each decorated read runs once
+    per arguments; inside another, the outer one."""
+    outer = _round.get()
+    if outer is not None:
+        yield outer
+        return
     token = _round.set(SharedReads())
     try:
         yield _round.get()

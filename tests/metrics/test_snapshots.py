@@ -8,6 +8,7 @@ from django.utils import timezone
 from metrics import dashboards, snapshots, tasks
 from metrics.kpis import KpiFilters
 from metrics.models import KpiSnapshot
+from metrics.queries.shared import reads_shared
 from tests.factories import SourceFactory
 from tests.metrics.factories import MARCH, MetricLeadFactory, accepted, rejected, utc
 
@@ -103,3 +104,13 @@ def test_a_refresh_round_reads_a_kpi_once_for_the_pages_that_share_it(handoffs):
     # Outside a round nothing is shared: a new fact shows in the next computation at once.
     rejected(at=utc(3, 5), lead=MetricLeadFactory(source=handoffs))
     assert dashboards.handoff_page(MARCH, KpiFilters())["acceptance"].rate == 0.5
+
+
+def test_the_snapshots_one_request_computes_share_their_reads_and_are_dated_by_the_first(handoffs):
+    with reads_shared() as reads:
+        overview, overview_at = snapshots.page_data("overview", MARCH, KpiFilters())
+        page, page_at = snapshots.page_data("handoffs", MARCH, KpiFilters())
+    assert reads.shared >= 4  # acceptance, response time, SLA, feedback: read once
+    assert page == dashboards.handoff_page(MARCH, KpiFilters())
+    assert overview == dashboards.overview(MARCH, KpiFilters())
+    assert overview_at == page_at == reads.since
