@@ -87,7 +87,7 @@ def main() -> None:
         if "meeting" in what:
             meeting_get_or_create_for_week(today=display_today(), user=None)
             url = client.get("/meeting/")["Location"]
-            first_view(client, url, "meeting first view", MEETING_TARGET_MS, top=12)
+            first_view(client, url, "meeting first view", MEETING_TARGET_MS, top=15)
         if "content" in what:
             source = Source.objects.order_by("pk").values_list("pk", flat=True).first()
             for preset in PRESETS:

@@ -28,7 +28,7 @@ from .facts import (
 from .imports import ImportJob, ImportKind, SavedMapping
 from .target_accounts import TargetAccount, TargetAccountListVersion, TargetTier
 from .team import SalesRep
-from .workflow import LeadActivity, Notification, ObjectionTag
+from .workflow import ContentShare, HeardObjection, LeadActivity, Notification, ObjectionTag
 
 __all__ = [
     "Account",
@@ -36,11 +36,13 @@ __all__ = [
     "Campaign",
     "ContentAsset",
     "ContentEvent",
+    "ContentShare",
     "DefinitionVersion",
     "EngagementEvent",
     "EventKey",
     "FoldedEventDay",
     "Handoff",
+    "HeardObjection",
     "Holiday",
     "IcpCriterion",
     "IcpVersion",

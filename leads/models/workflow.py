@@ -96,3 +96,87 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.message
+
+
+class _TouchLink(models.Model):
+    """A link row of a touch (an asset shared, an objection heard) with the touch's lead and
+    instant beside it, so a reader counts or matches them by lead or by time through one narrow
+    indexed table instead of joining every link to its touch.
+
+    Kept by triggers on the link table and the touches (migration 0017), in the writer's own
+    transaction whoever the writer is (``activity.objections.set``, the demo's COPY, a delete
+    cascading from a lead, an asset or a tag): a link added adds its row, a link removed
+    removes it, a touch whose lead, actor or instant changes carries its rows along. No
+    foreign key constraint and no ORM cascade: the link rows' deletes reach them."""
+
+    link_id = models.BigIntegerField(primary_key=True)  # the link row's id
+    activity = models.ForeignKey(
+        LeadActivity,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    lead = models.ForeignKey(
+        Lead, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class ContentShare(_TouchLink):
+    """An asset sales shared on a touch (a ``LeadActivity.content_assets`` link), with the
+    touch's lead, actor and instant: the content page counts the period's shares and asks
+    whether a lead was ever shared an asset here."""
+
+    content_asset = models.ForeignKey(
+        ContentAsset,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+    class Meta:
+        indexes = [
+            # Whether (and when) a lead was shared an asset, which: index-only.
+            models.Index(
+                fields=["lead", "occurred_at", "content_asset"], name="content_share_lead"
+            ),
+            # The period's shares.
+            models.Index(fields=["occurred_at"], name="content_share_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Asset #{self.content_asset_id} shared with lead #{self.lead_id}"
+
+
+class HeardObjection(_TouchLink):
+    """An objection heard on a touch (a ``LeadActivity.objections`` link), with the touch's
+    lead and instant: the meeting's content slide matches deals to objections by lead here."""
+
+    objection = models.ForeignKey(
+        ObjectionTag,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["lead", "objection", "occurred_at"], name="heard_objection_lead"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Objection #{self.objection_id} heard from lead #{self.lead_id}"

@@ -8,18 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
 from django.db.models import (
+    BooleanField,
     Count,
     Exists,
     OuterRef,
     Q,
     QuerySet,
 )
+from django.db.models.expressions import RawSQL
 
 from leads.models import (
     ContentAsset,
     ContentEvent,
+    ContentShare,
     Handoff,
     Lead,
     LeadActivity,
@@ -28,12 +32,13 @@ from leads.models import (
 from metrics import kpis
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
-    _handoffs,
     _in,
     _lead_q,
     _opportunities,
     _owner_q,
 )
+from metrics.queries.handoffs import lead_acceptance
+from metrics.queries.revenue import opportunities_created
 
 # --- Content utilization ---------------------------------------------------------------------
 
@@ -58,10 +63,9 @@ class ContentUtilization:
 
 
 def _shared_with(lead_ref: OuterRef) -> Exists:
-    # From the (small) table of shared assets to the activity, not from every activity of the
-    # lead: breach and touch history makes the latter large.
-    shares = LeadActivity.content_assets.through.objects.filter(leadactivity__lead=lead_ref)
-    return Exists(shares)
+    # One index probe of the narrow share table (its lead index), not every share joined to
+    # its touch.
+    return Exists(ContentShare.objects.filter(lead=lead_ref))
 
 
 def handed_off_leads(period: Period, filters: KpiFilters = NO_FILTERS) -> QuerySet[Lead]:
@@ -99,38 +103,119 @@ def created_opportunities(
     )
 
 
+# The leads of the period's handoffs (``{handoffs}``: their lead ids) that count twice or more,
+# or were shared an asset; and the period's new deals (``{deals}``) whose lead was shared an
+# asset, or engaged with one before the deal. Only those rows meet the lead filters
+# (``{leads}``), one index probe each: the rest of the count comes from the rollups.
+_CONTENT_UTILIZATION_SQL = """
+WITH per_lead AS (
+    SELECT h.lead_id, COUNT(*) AS n FROM ({handoffs}) h GROUP BY h.lead_id
+),
+marked_leads AS MATERIALIZED (
+    SELECT p.lead_id, p.n, s.lead_id IS NOT NULL AS shared
+    FROM per_lead p
+    LEFT JOIN (SELECT DISTINCT lead_id FROM leads_contentshare) s ON s.lead_id = p.lead_id
+    WHERE p.n > 1 OR s.lead_id IS NOT NULL
+),
+marked_deals AS MATERIALIZED (
+    SELECT x.lead_id, x.shared, x.engaged FROM (
+        SELECT d.lead_id,
+               EXISTS (SELECT 1 FROM leads_contentshare s WHERE s.lead_id = d.lead_id) AS shared,
+               EXISTS (SELECT 1 FROM leads_contentevent e
+                       WHERE e.lead_id = d.lead_id AND e.occurred_at < d.created_at) AS engaged
+        FROM ({deals}) d
+        WHERE d.lead_id IS NOT NULL
+    ) x
+    WHERE x.shared OR x.engaged
+),
+leads AS (
+    SELECT CAST(COALESCE(SUM(m.n - 1), 0) AS bigint) AS repeats,
+           COUNT(*) FILTER (WHERE m.shared) AS shared
+    FROM marked_leads m WHERE {lead_filter}
+),
+deals AS (
+    SELECT COUNT(*) FILTER (WHERE m.shared) AS shared,
+           COUNT(*) FILTER (WHERE m.engaged) AS engaged
+    FROM marked_deals m WHERE {lead_filter}
+)
+SELECT l.repeats, l.shared, d.shared, d.engaged FROM leads l CROSS JOIN deals d
+"""
+
+
+# What a part reads when its filters select nothing (Django refuses to write an empty IN).
+_NO_HANDOFFS = "SELECT CAST(NULL AS bigint) AS lead_id WHERE 1 = 0"
+_NO_DEALS = (
+    "SELECT CAST(NULL AS bigint) AS lead_id, CAST(NULL AS timestamp) AS created_at WHERE 1 = 0"
+)
+
+
+def _sql(queryset: QuerySet, empty: str) -> tuple[str, list]:
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return empty, []
+    return sql, list(params)
+
+
+def _lead_filter_sql(filters: KpiFilters, vendor: str, lead_id: str) -> tuple[str, list]:
+    """The lead filters as a condition on the lead id column ``lead_id``: a correlated probe
+    of the lead's row, kept one by ``OFFSET 0`` (planned as a join, it read every lead the
+    filter selects: tens of thousands of pages of the lead table for a source or a tier)."""
+    condition = _lead_q(filters)
+    if not condition:
+        return "1 = 1", []
+    leads = Lead.objects.filter(condition, pk=RawSQL(lead_id, ())).order_by().values("pk")
+    sql, params = _sql(leads, "")
+    if not sql:
+        return "1 = 0", []
+    fence = " OFFSET 0" if vendor == "postgresql" else ""
+    return f"EXISTS ({sql}{fence})", params
+
+
 def content_utilization(period: Period, filters: KpiFilters = NO_FILTERS) -> ContentUtilization:
-    # Counted from the handoffs of the period (the same leads as ``handed_off_leads``), each
-    # asking whether its lead was shared an asset through the lead's own touches (an index
-    # probe each): the set of every lead ever shared one would join every touch.
-    leads = (
-        _handoffs(filters)
-        .filter(_in("assigned_at", period))
-        .annotate(asset_shared=_shared_with(OuterRef("lead_id")))
+    """The period's handed-off leads and new deals, and those sales shared an asset with (or
+    that engaged with one before the deal), as ``handed_off_leads`` and
+    ``created_opportunities`` list them.
+
+    The totals come from the rollups (``lead_acceptance``: every handoff of the period,
+    ``opportunities_created``). A lead handed off twice in the period is one lead: the lead
+    ids of the period's handoffs are counted per lead (an index-only read) and the repeats
+    taken off. Those repeats and the leads and deals sales shared an asset with (a narrow
+    table kept by trigger) are the few rows the lead filters are probed for; a deal engaged
+    before is probed once in the content events' lead index."""
+    acceptance = lead_acceptance(period, filters)
+    handoffs = acceptance.accepted + acceptance.rejected + acceptance.pending
+    opportunities = opportunities_created(period, filters).count
+    connection = connections[router.db_for_read(Handoff)]
+    handoff_leads = (
+        Handoff.objects.filter(_in("assigned_at", period), _owner_q(filters, "assignee"))
         .order_by()
-        .aggregate(
-            total=Count("lead_id", distinct=True),
-            shared=Count("lead_id", distinct=True, filter=Q(asset_shared=True)),
-        )
+        .values("lead_id")
     )
-    opportunities = (
-        created_opportunities(period, filters)
+    deals = (
+        Opportunity.objects.filter(_in("created_at", period), _owner_q(filters, "owner"))
         .order_by()
-        .aggregate(
-            total=Count("pk"),
-            shared=Count("pk", filter=Q(asset_shared=True)),
-            engaged=Count("pk", filter=Q(asset_engaged_before=True)),
-        )
+        .values("lead_id", "created_at")
     )
+    handoffs_sql, handoffs_params = _sql(handoff_leads, _NO_HANDOFFS)
+    deals_sql, deals_params = _sql(deals, _NO_DEALS)
+    lead_filter, lead_params = _lead_filter_sql(filters, connection.vendor, '"m"."lead_id"')
+    sql = _CONTENT_UTILIZATION_SQL.format(
+        handoffs=handoffs_sql, deals=deals_sql, lead_filter=lead_filter
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*handoffs_params, *deals_params, *lead_params, *lead_params])
+        repeats, leads_shared, deals_shared, deals_engaged = cursor.fetchone()
+    leads = handoffs - repeats
     return ContentUtilization(
-        handed_off_leads=leads["total"],
-        handed_off_leads_with_share=leads["shared"],
-        handed_off_share_rate=kpis.rate(leads["shared"], leads["total"]),
-        opportunities=opportunities["total"],
-        opportunities_with_share=opportunities["shared"],
-        opportunity_share_rate=kpis.rate(opportunities["shared"], opportunities["total"]),
-        opportunities_with_prior_engagement=opportunities["engaged"],
-        prior_engagement_rate=kpis.rate(opportunities["engaged"], opportunities["total"]),
+        handed_off_leads=leads,
+        handed_off_leads_with_share=leads_shared,
+        handed_off_share_rate=kpis.rate(leads_shared, leads),
+        opportunities=opportunities,
+        opportunities_with_share=deals_shared,
+        opportunity_share_rate=kpis.rate(deals_shared, opportunities),
+        opportunities_with_prior_engagement=deals_engaged,
+        prior_engagement_rate=kpis.rate(deals_engaged, opportunities),
     )
 
 
@@ -173,18 +258,28 @@ def asset_shares(
     return activities.select_related("lead", "actor").order_by("-occurred_at", "-pk")
 
 
+def _probed_lead_q(filters: KpiFilters) -> Q:
+    """The lead filters on the period's shares (thousands, where a filter selects hundreds of
+    thousands of leads): each share's lead probed by its key."""
+    condition = _lead_q(filters)
+    if not condition:
+        return Q()
+    vendor = connections[router.db_for_read(ContentShare)].vendor
+    sql, params = _lead_filter_sql(filters, vendor, '"leads_contentshare"."lead_id"')
+    return Q(RawSQL(sql, params, output_field=BooleanField()))
+
+
 def asset_usage(period: Period, filters: KpiFilters = NO_FILTERS, *, top: int = 5) -> AssetUsage:
-    # The period's shares counted per asset (the period and filters narrow the join), then the
-    # library: counting every asset's shares of all time with a FILTER joined every share to
-    # its touch and lead.
+    # The period's shares counted per asset from the narrow share table (its instant's index;
+    # the lead joined only for lead filters), then the library.
     counted = {
-        row["contentasset_id"]: row
-        for row in LeadActivity.content_assets.through.objects.filter(
-            _share_q(period, filters, "leadactivity__")
+        row["content_asset_id"]: row
+        for row in ContentShare.objects.filter(
+            _in("occurred_at", period), _owner_q(filters, "actor"), _probed_lead_q(filters)
         )
         .order_by()
-        .values("contentasset_id")
-        .annotate(shares=Count("pk"), leads=Count("leadactivity__lead", distinct=True))
+        .values("content_asset_id")
+        .annotate(shares=Count("pk"), leads=Count("lead_id", distinct=True))
     }
     rows = ContentAsset.objects.order_by().values("pk", "title", "asset_type", "funnel_stage")
     # One row per asset (a library of tens or hundreds): ranking them is presentation.

@@ -48,7 +48,9 @@ def usage():
 
 
 def test_content_utilization(usage, django_assert_num_queries):
-    with django_assert_num_queries(2):
+    # The handoffs and the new deals (each: the rollup's state, then the raw facts, the rollup
+    # not built), then the repeats and shares of both in one statement.
+    with django_assert_num_queries(5):
         utilization = content_utilization(MARCH)
     assert (utilization.handed_off_leads, utilization.handed_off_leads_with_share) == (3, 1)
     assert utilization.handed_off_share_rate == 1 / 3
