@@ -499,7 +499,9 @@ def _velocity(open_count: int, results: OpportunityResults) -> PipelineVelocity:
 def pipeline_velocity(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineVelocity:
-    open_count = _open_and_won(_pipeline_as_of(period, now), period, filters, ())[()]["open_count"]
+    # The open pipeline's count and the win rate, deal size and cycle: the pipeline tile's and
+    # the win-rate tile's reads, shared with them where a page shows those too.
+    open_count = pipeline_and_revenue(period, filters, now=now).total.open_count
     return _velocity(open_count, opportunity_results(period, filters))
 
 

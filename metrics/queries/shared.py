@@ -17,6 +17,7 @@ dataclasses, which nobody mutates.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,12 +57,17 @@ def reads_shared() -> Iterator[SharedReads]:
 
 
 def shared_in_round(read: Read) -> Read:
+    signature = inspect.signature(read)
+
     @functools.wraps(read)
     def shared(*args, **kwargs):
         round_ = _round.get()
         if round_ is None:
             return read(*args, **kwargs)
-        key = (read.__module__, read.__qualname__, args, tuple(sorted(kwargs.items())))
+        # The arguments as the read sees them: positional or by name, defaults filled in.
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = (read.__module__, read.__qualname__, tuple(bound.arguments.items()))
         try:
             found = round_.results[key]
         except TypeError:  # an argument that is not hashable: not shared
