@@ -349,12 +349,10 @@ class OpenDealContent:
 
 
 _OPEN_DEAL_CONTENT_SQL = """
-WITH lead_objections AS (
-    -- Objections heard on a lead's touches: the deal's objections.
-    SELECT DISTINCT a.lead_id, ao.objectiontag_id AS objection_id
-    FROM leads_leadactivity_objections ao
-    JOIN leads_leadactivity a ON a.id = ao.leadactivity_id
-    WHERE a.occurred_at <= %(now)s
+WITH lead_objections AS MATERIALIZED (
+    -- Objections heard on a lead's touches (the narrow table kept with the touches' links,
+    -- not every link joined to its touch): the deal's objections.
+    SELECT DISTINCT lead_id, objection_id FROM leads_heardobjection WHERE occurred_at <= %(now)s
 ),
 open_deal_rows AS (
     SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
@@ -423,7 +421,7 @@ shown AS (
     ORDER BY position
     LIMIT %(top)s
 ),
-won AS (
+won AS MATERIALIZED (
     SELECT o.id AS deal_id, o.lead_id, o.created_at, o.closed_at,
            COALESCE(NULLIF(oa.industry, ''),
                     (SELECT la.industry FROM leads_lead l JOIN leads_account la
@@ -444,17 +442,17 @@ alike AS (
                   WHERE wo.lead_id = w.lead_id AND wo.objection_id = s.objection_id)
 ),
 uses AS (
-    -- Assets sales shared with a won deal's lead, and assets the lead engaged with.
-    SELECT a.lead_id, ca.contentasset_id AS asset_id, a.occurred_at AS used_at
-    FROM leads_leadactivity_content_assets ca
-    JOIN leads_leadactivity a ON a.id = ca.leadactivity_id
-    WHERE a.lead_id IN (SELECT lead_id FROM won)
+    -- Assets sales shared with a similar won deal's lead (the share table kept with the
+    -- touches' links), and assets the lead engaged with: the content-linked events
+    -- (leads_contentevent, retired ones included), by lead through its index, not through
+    -- every month partition of the event table.
+    SELECT s.lead_id, s.content_asset_id AS asset_id, s.occurred_at AS used_at
+    FROM leads_contentshare s
+    WHERE s.lead_id IN (SELECT lead_id FROM alike)
     UNION ALL
-    -- The content-linked events (leads_contentevent, retired ones included): by lead through
-    -- its index, not through every month partition of the event table.
     SELECT e.lead_id, e.content_asset_id, e.occurred_at
     FROM leads_contentevent e
-    WHERE e.lead_id IN (SELECT lead_id FROM won)
+    WHERE e.lead_id IN (SELECT lead_id FROM alike)
 ),
 helped AS (
     -- Used at the group's stage: during the opportunity (created → closed) for an
