@@ -90,14 +90,34 @@ def baseline_single_statement() -> float:
     return time.perf_counter() - started
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """User + system CPU ticks of a local process so far (None: it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
 class Workers:
-    """N solo Celery worker processes, with their peak RSS sampled."""
+    """N solo Celery worker processes, with their peak RSS sampled, and the CPU they and the
+    database sessions serving them use (PostgreSQL runs on this machine: its backends are
+    processes here too). CPU seconds hold still when the machine is shared, where wall-clock
+    seconds grow with everyone else's load; a session that ends between two samples loses at
+    most its last 0.2 s."""
 
     def __init__(self, count: int):
         self.count = count
         self.processes: list[subprocess.Popen] = []
         self.peak_rss_kb = 0
         self._stop = threading.Event()
+        self._cpu_lock = threading.Lock()
+        self._cpu_start: dict[int, int] = {}
+        self._cpu_last: dict[int, int] = {}
+        self._own_backends: set[int] = set()
 
     def __enter__(self):
         env = {**os.environ}
@@ -127,24 +147,69 @@ class Workers:
                 )
             )
         time.sleep(4)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self._own_backends.add(cursor.fetchone()[0])  # the bench's own session
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
         return self
 
-    def _sample(self):
-        while not self._stop.is_set():
-            for process in self.processes:
-                try:
-                    status = Path(f"/proc/{process.pid}/status").read_text()
-                except FileNotFoundError:
+    def _backends(self) -> list[int]:
+        """This database's other sessions: the workers'."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+            return [pid for (pid,) in cursor.fetchall() if pid not in self._own_backends]
+
+    def _sample_cpu(self) -> None:
+        pids = [process.pid for process in self.processes] + self._backends()
+        with self._cpu_lock:
+            for pid in pids:
+                ticks = cpu_ticks(pid)
+                if ticks is None:
                     continue
-                for line in status.splitlines():
-                    if line.startswith("VmRSS:"):
-                        self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
-            time.sleep(0.05)
+                # A session first seen after the reset started after it: all its CPU counts.
+                self._cpu_start.setdefault(pid, 0)
+                self._cpu_last[pid] = ticks
+
+    def _sample(self):
+        rounds = 0
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                self._own_backends.add(cursor.fetchone()[0])  # this thread's session
+            while not self._stop.is_set():
+                for process in self.processes:
+                    try:
+                        status = Path(f"/proc/{process.pid}/status").read_text()
+                    except FileNotFoundError:
+                        continue
+                    for line in status.splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
+                if rounds % 4 == 0:
+                    self._sample_cpu()
+                rounds += 1
+                time.sleep(0.05)
+        finally:
+            connection.close()  # this thread's own session
 
     def reset_peak(self):
         self.peak_rss_kb = 0
+
+    def reset_cpu(self) -> None:
+        pids = [process.pid for process in self.processes] + self._backends()
+        with self._cpu_lock:
+            self._cpu_start = {pid: ticks for pid in pids if (ticks := cpu_ticks(pid)) is not None}
+            self._cpu_last = dict(self._cpu_start)
+
+    def cpu_seconds(self) -> float:
+        self._sample_cpu()
+        with self._cpu_lock:
+            ticks = sum(last - self._cpu_start.get(pid, 0) for pid, last in self._cpu_last.items())
+        return ticks / CLOCK_TICKS
 
     def __exit__(self, *exc):
         self._stop.set()
@@ -180,20 +245,23 @@ def last_transition_id() -> int:
     return StageTransition.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def publish_and_wait(draft) -> tuple[float, str]:
+def publish_and_wait(draft, workers: Workers) -> tuple[float, str]:
     """Seconds from the publish to its rescore job done (every lead rescored and moved), and
-    what it changed: the stage moves by scoring and, for an ICP, the leads whose tier changed."""
+    what it cost and changed: the CPU of the workers and their database sessions, the stage
+    moves by scoring and, for an ICP, the leads whose tier changed."""
     settle()
     before = last_job_id()
     transitions = last_transition_id()
     tiers = dict(Lead.objects.values_list("tier").annotate(n=Count("pk")).order_by())
     tiers_before = Counter(tiers)
+    workers.reset_cpu()
     started = time.perf_counter()
     definition_publish(version=draft, actor=None)
     wait_for_job(before)
     elapsed = time.perf_counter() - started
+    cpu = workers.cpu_seconds()
     moves = StageTransition.objects.filter(pk__gt=transitions, actor_type=ActorType.SCORING).count()
-    changed = f"{moves:,} stage moves"
+    changed = f"CPU {cpu:.1f} s (workers + their database sessions); {moves:,} stage moves"
     if isinstance(draft, IcpVersion):
         tiers_after = Counter(
             dict(Lead.objects.values_list("tier").annotate(n=Count("pk")).order_by())
@@ -305,21 +373,23 @@ def main() -> None:
             )
 
         workers.reset_peak()
-        weights, changed = publish_and_wait(new_model(weights={"page_view": 2, "email_click": 4}))
+        weights, changed = publish_and_wait(
+            new_model(weights={"page_view": 2, "email_click": 4}), workers
+        )
         print(
             f"publish new event weights ⇒ all leads rescored: {weights:.2f} s "
             f"({weights / 10:.2f} × the 10 s target; {weights / baseline:.3f} × baseline; "
             f"{changed}; {load()})"
         )
         for repeat in range(args.repeat_weights):
-            again, changed = publish_and_wait(new_model(weights={"page_view": 3 + repeat}))
+            again, changed = publish_and_wait(new_model(weights={"page_view": 3 + repeat}), workers)
             print(
                 f"  again: {again:.2f} s ({again / 10:.2f} × the 10 s target; "
                 f"{again / baseline:.3f} × baseline; {changed}; {load()})"
             )
         rss_weights = workers.peak_rss_kb
         workers.reset_peak()
-        icp, changed = publish_and_wait(new_icp())
+        icp, changed = publish_and_wait(new_icp(), workers)
         print(
             f"publish a new ICP ⇒ all leads refitted: {icp:.2f} s "
             f"({icp / 10:.2f} × the 10 s target; {icp / baseline:.3f} × baseline; {changed}; "
@@ -330,7 +400,7 @@ def main() -> None:
             print("publish a new half-life: skipped (--skip-half-life)")
         else:
             workers.reset_peak()
-            half_life, changed = publish_and_wait(new_model(half_life_days=21))
+            half_life, changed = publish_and_wait(new_model(half_life_days=21), workers)
             rss = max(rss, workers.peak_rss_kb)
             print(
                 f"publish a new half-life (re-reads events): {half_life:.2f} s "
