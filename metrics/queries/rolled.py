@@ -111,11 +111,14 @@ class RollupSplit:
         return model.objects.filter(self.rollup_q(), _lead_q(filters), _owner_q(filters, "owner"))
 
 
-_LEAD_DIMENSIONS = {"source", "source_id", "campaign", "campaign_id", "tier"}
+_LEAD_DIMENSIONS = {"source", "source_id", "campaign", "campaign_id"}
 _OWNER_DIMENSIONS = {"owner", "owner_id"}
 
 
 def _grain(model, filters: KpiFilters, columns: Sequence[str]):
+    """The coarsest grain holding what the read filters and groups by: the lead grain (source,
+    campaign, tier) without an owner, the owner grain (owner, tier) without a source or
+    campaign, the full grain for both."""
     named = {column.split("__")[0] for column in columns}
     by_owner = bool(
         filters.owner_ids
@@ -124,15 +127,14 @@ def _grain(model, filters: KpiFilters, columns: Sequence[str]):
         or filters.lacks("team")
         or named & _OWNER_DIMENSIONS
     )
-    by_lead = bool(
+    by_source = bool(
         filters.source_ids
         or filters.channel_groups
         or filters.campaign_ids
-        or filters.tiers
-        or any(filters.lacks(name) for name in ("source", "campaign", "tier"))
+        or any(filters.lacks(name) for name in ("source", "campaign"))
         or named & _LEAD_DIMENSIONS
     )
-    if by_owner and by_lead:
+    if by_owner and by_source:
         return model
     return (OWNER_GRAINS if by_owner else LEAD_GRAINS).get(model, model)
 

@@ -18,7 +18,10 @@ from metrics.rollup_models import HandoffDay, HandoffLeadDay, HandoffOwnerDay
         (KpiFilters(), ("owner_id", "owner__first_name"), HandoffOwnerDay),
         (KpiFilters(team_manager_id=7), (), HandoffOwnerDay),
         (KpiFilters(without=("team",)), ("group_month",), HandoffOwnerDay),
-        (KpiFilters(tiers=("A",)), ("owner_id",), HandoffDay),
+        (KpiFilters(tiers=("A",)), (), HandoffLeadDay),
+        (KpiFilters(tiers=("A",)), ("owner_id",), HandoffOwnerDay),
+        (KpiFilters(owner_ids=(3,), without=("tier",)), ("tier",), HandoffOwnerDay),
+        (KpiFilters(tiers=("A",)), ("owner_id", "campaign_id"), HandoffDay),
         (KpiFilters(owner_ids=(3,)), ("source__origin__in",), HandoffDay),
     ],
 )
