@@ -524,7 +524,8 @@ def _fit_sql(
 
 # --- Account fits: each account's part of the fit, once per ICP version -----------------------
 # Buckets take the shared form of this lock (namespace, key) while they join the fits of a
-# version; a build takes it exclusively, as it drops the fits of other versions.
+# version; a build takes it exclusively, as it drops the fits of other versions. A namespace of
+# its own: 7301 is the buckets' (scoring.services), 7302 the leads app's.
 ACCOUNT_FITS_LOCK = (7303, 1)
 
 
