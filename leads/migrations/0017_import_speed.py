@@ -8,20 +8,25 @@
    whole-table counts by one of those columns read the composite index instead (index-only
    either way: 14–43 ms → 16–66 ms); the paged, ordered reads kept their plans.
 
-2. The event table's foreign keys (lead, content asset) become statement-level checks.
+2. Foreign keys that bulk writes check row by row become statement-level checks: the event
+   table's lead and content asset, the lead's account and source, the stage history's lead.
    PostgreSQL checks a foreign key with one query per inserted row (~8 µs each: 1.7 s of a
-   200k-event import, more than the key table's insert). Here one statement per write checks
-   every distinct lead and asset of the rows written (transition tables, as the key table's
-   triggers in 0015). What the foreign key's row locks did, a transaction-level advisory lock
-   does: the check takes it shared, a DELETE of leads or content assets takes it exclusively
-   before deleting and then refuses to delete a row events still name. So a lead cannot vanish
-   under an uncommitted event, nor be deleted while events name it, whoever writes (ORM, COPY,
-   the admin, raw SQL). Differences from the foreign key: the check runs at the end of each
-   statement, not at commit (Django deletes events before their lead, so nothing relied on the
-   deferral), and a lead delete waits for transactions that inserted events to end. Writes to
-   a partition directly (``leads.partitions``: rows moved out of the default partition,
-   retention) are not checked: they move rows that were. The model keeps the relations
-   (``db_constraint=False``): Django still cascades and joins as before.
+   200k-event import, more than the key table's insert; 1.3–2.8 s of 100k new leads). Here one
+   statement per insert checks every distinct value of the rows written (transition tables, as
+   the key table's triggers in 0015); an update that changes a reference (rare: a publish
+   rewrites tiers, not accounts) is checked per row. What the foreign key's row locks did, a
+   transaction-level advisory lock does: the checks take it shared, a DELETE of the rows named
+   (leads, content assets, accounts, sources) takes it exclusively before deleting and then
+   refuses to delete a row still named. So a named row cannot vanish under an uncommitted
+   write, nor be deleted while named, whoever writes (ORM, COPY, the admin, raw SQL).
+   Differences from the foreign keys: the check runs at the end of each statement, not at
+   commit (Django deletes or clears the rows naming a row before deleting it, and writes a
+   lead's account before the lead, so nothing relied on the deferral), and such a DELETE waits
+   for the transactions that wrote naming rows to end. Writes to an event partition directly
+   (``leads.partitions``: rows moved out of the default partition, retention) are not checked:
+   they move rows that were. The models keep the relations (``db_constraint=False``): Django
+   still cascades, clears, protects and joins as before. Campaign and owner keep their foreign
+   keys: mostly NULL on imported leads, they cost little.
 
 SQLite keeps its foreign keys (state change only there).
 """
@@ -30,91 +35,113 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-EVENTS = "leads_engagementevent"
 # pg_advisory_xact_lock(namespace, key): scoring's buckets use 7301, the beat leader (7302, 1),
 # rotations (7302, 2).
 LOCK = "7302, 3"
-REFERENCES = (("lead_id", "leads_lead"), ("content_asset_id", "leads_contentasset"))
+# (table, column, referenced table, what a row of it is called): the foreign keys replaced.
+REFERENCES = (
+    ("leads_engagementevent", "lead_id", "leads_lead", "lead"),
+    ("leads_engagementevent", "content_asset_id", "leads_contentasset", "content asset"),
+    ("leads_lead", "account_id", "leads_account", "account"),
+    ("leads_lead", "source_id", "leads_source", "source"),
+    ("leads_stagetransition", "lead_id", "leads_lead", "lead"),
+)
 
-PG_CHECKS = f"""
-CREATE FUNCTION leads_event_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
+
+def _grouped(position: int) -> dict[str, list[tuple]]:
+    grouped: dict[str, list[tuple]] = {}
+    for reference in REFERENCES:
+        grouped.setdefault(reference[position], []).append(reference)
+    return grouped
+
+
+def _raise(message: str, value: str, constraint: str) -> str:
+    return (
+        f"RAISE foreign_key_violation USING MESSAGE = format('{message}', {value}), "
+        f"CONSTRAINT = '{constraint}';"
+    )
+
+
+def pg_checks() -> str:
+    """The functions and triggers (one set per table that names rows, one per table named)."""
+    sql = [
+        f"""
+CREATE FUNCTION leads_refs_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Waits for every transaction that wrote rows naming this table's to end, and keeps new
+    -- ones out until this one ends: the check after the delete sees every row that names one.
+    PERFORM pg_advisory_xact_lock({LOCK});
+    RETURN NULL;
+END $$;"""
+    ]
+    for table, references in _grouped(0).items():
+        statement, row, changed = [], [], []
+        for _table, column, referenced, called in references:
+            message = f'insert or update on table "{table}": {called} %s does not exist'
+            constraint = f"{table}_{column}_check"
+            statement.append(f"""
+    SELECT n.{column} INTO missing
+    FROM (SELECT DISTINCT {column} FROM new_rows WHERE {column} IS NOT NULL) n
+    WHERE NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.id = n.{column}) LIMIT 1;
+    IF FOUND THEN {_raise(message, "missing", constraint)} END IF;""")
+            row.append(f"""
+    IF NEW.{column} IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM {referenced} r WHERE r.id = NEW.{column}) THEN
+        {_raise(message, f"NEW.{column}", constraint)}
+    END IF;""")
+            changed.append(f"OLD.{column} IS DISTINCT FROM NEW.{column}")
+        columns = ", ".join(reference[1] for reference in references)
+        sql.append(f"""
+CREATE FUNCTION {table}_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     missing bigint;
 BEGIN
-    -- Held until commit: no lead or asset checked here can be deleted before then.
-    PERFORM pg_advisory_xact_lock_shared({LOCK});
-    SELECT n.lead_id INTO missing FROM (SELECT DISTINCT lead_id FROM new_events) n
-    WHERE NOT EXISTS (SELECT 1 FROM leads_lead l WHERE l.id = n.lead_id) LIMIT 1;
-    IF FOUND THEN
-        RAISE foreign_key_violation USING
-            MESSAGE = format('insert or update on table "{EVENTS}": lead %s does not exist',
-                             missing),
-            CONSTRAINT = 'leads_event_lead_check';
-    END IF;
-    SELECT n.content_asset_id INTO missing
-    FROM (SELECT DISTINCT content_asset_id FROM new_events
-          WHERE content_asset_id IS NOT NULL) n
-    WHERE NOT EXISTS (SELECT 1 FROM leads_contentasset a WHERE a.id = n.content_asset_id)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE foreign_key_violation USING
-            MESSAGE = format(
-                'insert or update on table "{EVENTS}": content asset %s does not exist',
-                missing),
-            CONSTRAINT = 'leads_event_content_asset_check';
-    END IF;
+    -- Held until commit: no row checked here can be deleted before then.
+    PERFORM pg_advisory_xact_lock_shared({LOCK});{"".join(statement)}
     RETURN NULL;
 END $$;
-CREATE TRIGGER leads_event_refs_insert AFTER INSERT ON {EVENTS}
-    REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION leads_event_refs_check();
-CREATE TRIGGER leads_event_refs_update AFTER UPDATE ON {EVENTS}
-    REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION leads_event_refs_check();
-
-CREATE FUNCTION leads_event_refs_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE TRIGGER {table}_refs_insert AFTER INSERT ON {table}
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {table}_refs_check();
+CREATE FUNCTION {table}_refs_check_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- Waits for every transaction that wrote events to end, and keeps new ones out until
-    -- this one ends: the check after the delete then sees every event that names a row.
-    PERFORM pg_advisory_xact_lock({LOCK});
+    PERFORM pg_advisory_xact_lock_shared({LOCK});{"".join(row)}
     RETURN NULL;
 END $$;
-CREATE FUNCTION leads_event_refs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Updates that change a reference are rare (a publish rewrites tiers, not accounts): checked
+-- per row, only when one changes.
+CREATE TRIGGER {table}_refs_update AFTER UPDATE OF {columns} ON {table}
+    FOR EACH ROW WHEN ({" OR ".join(changed)})
+    EXECUTE FUNCTION {table}_refs_check_row();""")
+    for referenced, references in _grouped(2).items():
+        checks = []
+        for table, column, _referenced, _called in references:
+            message = f'delete on table "{referenced}": row %s is still named by "{table}"'
+            checks.append(f"""
+    SELECT o.id INTO named FROM old_rows o
+    WHERE EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = o.id) LIMIT 1;
+    IF FOUND THEN {_raise(message, "named", f"{table}_{column}_check")} END IF;""")
+        sql.append(f"""
+CREATE FUNCTION {referenced}_refs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     named bigint;
-BEGIN
-    IF TG_TABLE_NAME = 'leads_lead' THEN
-        SELECT o.id INTO named FROM old_rows o
-        WHERE EXISTS (SELECT 1 FROM {EVENTS} e WHERE e.lead_id = o.id) LIMIT 1;
-    ELSE
-        SELECT o.id INTO named FROM old_rows o
-        WHERE EXISTS (SELECT 1 FROM {EVENTS} e WHERE e.content_asset_id = o.id) LIMIT 1;
-    END IF;
-    IF FOUND THEN
-        RAISE foreign_key_violation USING
-            MESSAGE = format('delete on table "%s": row %s is still named by "{EVENTS}"',
-                             TG_TABLE_NAME, named),
-            CONSTRAINT = 'leads_event_' || TG_TABLE_NAME || '_check';
-    END IF;
+BEGIN{"".join(checks)}
     RETURN NULL;
 END $$;
-CREATE TRIGGER leads_event_refs_lock BEFORE DELETE ON leads_lead
-    FOR EACH STATEMENT EXECUTE FUNCTION leads_event_refs_lock();
-CREATE TRIGGER leads_event_refs_deleted AFTER DELETE ON leads_lead
+CREATE TRIGGER {referenced}_refs_lock BEFORE DELETE ON {referenced}
+    FOR EACH STATEMENT EXECUTE FUNCTION leads_refs_lock();
+CREATE TRIGGER {referenced}_refs_deleted AFTER DELETE ON {referenced}
     REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION leads_event_refs_deleted();
-CREATE TRIGGER leads_event_refs_lock BEFORE DELETE ON leads_contentasset
-    FOR EACH STATEMENT EXECUTE FUNCTION leads_event_refs_lock();
-CREATE TRIGGER leads_event_refs_deleted AFTER DELETE ON leads_contentasset
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION leads_event_refs_deleted();
-"""
+    FOR EACH STATEMENT EXECUTE FUNCTION {referenced}_refs_deleted();""")
+    return "\n".join(sql)
 
-PG_DROP_CHECKS = """
-DROP FUNCTION IF EXISTS leads_event_refs_check() CASCADE;
-DROP FUNCTION IF EXISTS leads_event_refs_lock() CASCADE;
-DROP FUNCTION IF EXISTS leads_event_refs_deleted() CASCADE;
-"""
+
+def pg_checks_dropped() -> str:
+    functions = ["leads_refs_lock()"]
+    functions += [f"{table}_refs_check()" for table in _grouped(0)]
+    functions += [f"{table}_refs_check_row()" for table in _grouped(0)]
+    functions += [f"{referenced}_refs_deleted()" for referenced in _grouped(2)]
+    return "\n".join(f"DROP FUNCTION IF EXISTS {name} CASCADE;" for name in functions)
 
 
 # (index, table, column): the single-column indexes Django made for these fields (db_index), and
@@ -149,7 +176,7 @@ def indexes_created(apps, schema_editor):
             cursor.execute(f"CREATE INDEX {name} ON {table} ({column} varchar_pattern_ops)")
 
 
-def _foreign_keys(cursor, column: str, table: str) -> list[str]:
+def _foreign_keys(cursor, table: str, column: str, referenced: str) -> list[str]:
     cursor.execute(
         """
         SELECT k.conname FROM pg_constraint k
@@ -157,7 +184,7 @@ def _foreign_keys(cursor, column: str, table: str) -> list[str]:
         WHERE k.contype = 'f' AND k.conrelid = %s::regclass AND k.conparentid = 0
           AND k.confrelid = %s::regclass AND a.attname = %s
         """,
-        [EVENTS, table, column],
+        [table, referenced, column],
     )
     return [row[0] for row in cursor.fetchall()]
 
@@ -168,10 +195,10 @@ def checks_instead_of_foreign_keys(apps, schema_editor):
         return
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        for column, table in REFERENCES:
-            for name in _foreign_keys(cursor, column, table):
-                cursor.execute(f"ALTER TABLE {EVENTS} DROP CONSTRAINT {quote(name)}")
-        cursor.execute(PG_CHECKS)
+        for table, column, referenced, _called in REFERENCES:
+            for name in _foreign_keys(cursor, table, column, referenced):
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {quote(name)}")
+        cursor.execute(pg_checks())
 
 
 def foreign_keys_instead_of_checks(apps, schema_editor):
@@ -179,11 +206,12 @@ def foreign_keys_instead_of_checks(apps, schema_editor):
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute(PG_DROP_CHECKS)
-        for column, table in REFERENCES:
+        cursor.execute(pg_checks_dropped())
+        for table, column, referenced, _called in REFERENCES:
             cursor.execute(
-                f"ALTER TABLE {EVENTS} ADD CONSTRAINT {EVENTS}_{column}_fk_{table}_id "
-                f"FOREIGN KEY ({column}) REFERENCES {table} (id) DEFERRABLE INITIALLY DEFERRED"
+                f"ALTER TABLE {table} ADD CONSTRAINT {table}_{column}_fk_{referenced}_id "
+                f"FOREIGN KEY ({column}) REFERENCES {referenced} (id) "
+                "DEFERRABLE INITIALLY DEFERRED"
             )
 
 
@@ -199,9 +227,33 @@ class Migration(migrations.Migration):
             state_operations=[
                 migrations.AlterField(
                     model_name="lead",
+                    name="account",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="leads",
+                        to="leads.account",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="stagetransition",
+                    name="lead",
+                    field=models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="leads.lead",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="lead",
                     name="source",
                     field=models.ForeignKey(
                         blank=True,
+                        db_constraint=False,
                         db_index=False,
                         null=True,
                         on_delete=django.db.models.deletion.PROTECT,

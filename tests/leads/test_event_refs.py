@@ -1,19 +1,21 @@
-"""The event table's references to its lead and content asset (migration 0017, issue 15 import
-speed): checked once per statement on PostgreSQL instead of by a foreign key's query per row,
-with the same guarantees: no event names a lead or asset that does not exist, whoever writes
-(ORM, COPY, raw SQL), and no lead or asset is deleted while events name it. Deleting through the
-ORM still cascades (events) and clears (assets) as before. And the lead and stage-history
-tables keep no single-column index that a composite one leads with."""
+"""References checked once per statement on PostgreSQL instead of by a foreign key's query per
+row (migration 0017, issue 15 import speed): the event's lead and content asset, the lead's
+account and source, the stage history's lead. The same guarantees: no row names a row that does
+not exist, whoever writes (ORM, COPY, raw SQL), and no named row is deleted while named.
+Deleting through the ORM still cascades (events), clears (assets, accounts) and protects
+(sources) as before. And the lead and stage-history tables keep no single-column index that a
+composite one leads with."""
 
 from datetime import UTC, datetime
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError
 
-from leads.models import EngagementEvent
+from leads.models import EngagementEvent, Lead, StageTransition
 from leads.services import facts
 from leads.services.bulk import writer_for
-from tests.factories import LeadFactory
+from tests.factories import AccountFactory, LeadFactory, SourceFactory
 from tests.metrics.factories import ContentAssetFactory
 
 pytestmark = [
@@ -33,6 +35,11 @@ def raw_event(lead_id: int, asset_id: int | None = None, key: str = "") -> None:
             "VALUES (%s, 'page_view', %s, '{}', %s, 't', %s, now())",
             [lead_id, AT, asset_id, key],
         )
+
+
+def raw(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def missing_lead_id() -> int:
@@ -78,9 +85,8 @@ def test_an_update_to_a_missing_lead_fails():
 def test_deleting_a_lead_that_events_name_fails_unless_they_go_first():
     lead = LeadFactory()
     raw_event(lead.pk, key="K1")
-    deleting = transaction.atomic(), connection.cursor()
-    with pytest.raises(IntegrityError, match="still named"), deleting[0], deleting[1] as cursor:
-        cursor.execute("DELETE FROM leads_lead WHERE id = %s", [lead.pk])
+    with pytest.raises(IntegrityError, match="still named"), transaction.atomic():
+        raw("DELETE FROM leads_lead WHERE id = %s", [lead.pk])
     lead.delete()  # the ORM deletes its events first
     assert not EngagementEvent.objects.exists()
 
@@ -89,8 +95,8 @@ def test_deleting_an_asset_through_the_orm_clears_the_events_link_raw_sql_fails(
     lead, asset, other = LeadFactory(), ContentAssetFactory(), ContentAssetFactory()
     raw_event(lead.pk, asset_id=asset.pk)
     raw_event(lead.pk, asset_id=other.pk)
-    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM leads_contentasset WHERE id = %s", [other.pk])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        raw("DELETE FROM leads_contentasset WHERE id = %s", [other.pk])
     asset.delete()
     assert sorted(EngagementEvent.objects.values_list("content_asset_id", flat=True),
                   key=str) == sorted([None, other.pk], key=str)  # fmt: skip
@@ -109,13 +115,46 @@ def test_writing_events_holds_the_lock_lead_deletes_wait_for():
             assert [row[0] for row in cursor.fetchall()] == ["ShareLock"]
 
 
-def test_no_event_foreign_key_is_checked_row_by_row():
+def test_a_lead_naming_no_account_or_source_fails_on_insert_and_on_update():
+    with pytest.raises(IntegrityError, match=r"account \d+ does not exist"), transaction.atomic():
+        Lead.objects.create(email="a@x.com", account_id=987_654_321)
+    with pytest.raises(IntegrityError, match="source"), transaction.atomic():
+        Lead.objects.bulk_create([Lead(email="b@x.com"), Lead(email="c@x.com", source_id=987_654)])
+    lead = LeadFactory(account=AccountFactory())
+    with pytest.raises(IntegrityError, match="account"), transaction.atomic():
+        Lead.objects.filter(pk=lead.pk).update(account_id=987_654_321)
+    Lead.objects.filter(pk=lead.pk).update(tier="A", account_id=None)  # no check needed
+
+
+def test_accounts_and_sources_named_by_leads_are_cleared_protected_or_kept():
+    account, source = AccountFactory(), SourceFactory()
+    lead = LeadFactory(account=account, source=source)
+    with pytest.raises(IntegrityError, match="still named"), transaction.atomic():
+        raw("DELETE FROM leads_account WHERE id = %s", [account.pk])
+    with pytest.raises(ProtectedError):
+        source.delete()
+    account.delete()  # the ORM clears the lead's account first
+    lead.refresh_from_db()
+    assert (lead.account_id, lead.source_id) == (None, source.pk)
+
+
+def test_a_stage_history_row_naming_no_lead_fails():
+    with pytest.raises(IntegrityError, match="lead"), transaction.atomic():
+        StageTransition.objects.create(
+            lead_id=missing_lead_id(), from_stage="", to_stage="lead", actor_type="system"
+        )
+
+
+@pytest.mark.parametrize("table", ["leads_engagementevent", "leads_stagetransition", "leads_lead"])
+def test_no_foreign_key_a_bulk_write_checks_row_by_row_is_left(table):
+    checked = {"leads_lead", "leads_contentasset", "leads_account", "leads_source"}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT conname FROM pg_constraint WHERE contype = 'f' "
-            "AND conrelid = 'leads_engagementevent'::regclass"
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid = %s::regclass",
+            [table],
         )
-        assert cursor.fetchall() == []
+        assert not {row[0] for row in cursor.fetchall()} & checked
 
 
 def single_column_indexes(table: str) -> set[str]:
