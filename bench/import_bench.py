@@ -9,9 +9,11 @@ Generates synthetic CSV files in a temporary folder — HubSpot-style engagement
 existing leads, and new leads (e-mail, names, company and website, source, lifecycle stage,
 create date, record id) — and imports them with the same code as the import pages
 (``leads.imports.engine.import_file``: parsing and validation, reference resolution, stage
-history, COPY, marking leads for rescoring). It also loads the same rows with a bare
+history, COPY, marking leads for rescoring). It also loads rows of the same shape with a bare
 PostgreSQL ``COPY`` into the same tables (ids and references resolved beforehand, untimed), in
-the same run, and prints both rates and their ratio.
+the same run, and prints both rates and their ratio. Every measurement writes keys (e-mails,
+external ids, event ids) of its own: a rolled-back one leaves its keys in the unique indexes
+until the closing VACUUM, and a later one writing the same keys would check each dead row.
 
 Every measurement runs in a transaction that is rolled back, so the database keeps its data
 (the id sequences advance, as any rolled-back insert makes them), and the tables written are
@@ -460,36 +462,41 @@ def main() -> None:
     ]
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        events_csv, leads_csv = Path(folder) / "events.csv", Path(folder) / "leads.csv"
-        event_rows = write_events(events_csv, rows=args.events, leads=event_leads, seed=args.seed)
-        lead_rows = write_leads(
-            leads_csv, rows=args.leads, accounts=accounts, sources=sources, seed=args.seed
-        )
+
+        def fresh(kind: str, round_number: int, part: int):
+            """A file and its rows whose keys (e-mails, external ids, event ids) no other
+            measurement wrote: a rolled-back measurement leaves its keys in the unique indexes
+            until the closing VACUUM, and the next one writing the same keys would visit each
+            dead row to check it (the import paid that for the COPY run before it)."""
+            path = Path(folder) / f"{kind}-{round_number}-{part}.csv"
+            seed = args.seed * 1000 + round_number * 10 + part
+            if kind == "events":
+                return path, write_events(path, rows=args.events, leads=event_leads, seed=seed)
+            return path, write_leads(
+                path, rows=args.leads, accounts=accounts, sources=sources, seed=seed
+            )
+
+        sizes = {kind: fresh(kind, 0, 0)[0].stat().st_size / 1e6 for kind in ("events", "leads")}
         print(
             f"Files: {args.events:,} events for {len(event_leads):,} existing leads "
-            f"({events_csv.stat().st_size / 1e6:.1f} MB), {args.leads:,} new leads "
-            f"({leads_csv.stat().st_size / 1e6:.1f} MB)"
+            f"({sizes['events']:.1f} MB), {args.leads:,} new leads ({sizes['leads']:.1f} MB); "
+            "each measurement writes keys of its own"
         )
-        for kind, path, mapping, table, columns, rows in (
-            (
-                "events",
-                events_csv,
-                events_mapping,
-                "leads_engagementevent",
-                event_columns,
-                event_rows,
-            ),
-            ("leads", leads_csv, leads_mapping, "leads_lead", lead_columns, lead_rows),
+        for kind, mapping, table, columns in (
+            ("events", events_mapping, "leads_engagementevent", event_columns),
+            ("leads", leads_mapping, "leads_lead", lead_columns),
         ):
             best_import, best_copy, best_all, report = None, None, None, None
-            everything = None
-            if kind == "leads":
-                everything = everything_the_lead_import_writes(rows, columns)
             for round_number in range(1, args.rounds + 1):
+                _, rows = fresh(kind, round_number, 1)
                 copy_seconds = bare_copy((table, columns, rows))
                 all_seconds = None
-                if everything is not None:
+                if kind == "leads":
+                    everything = everything_the_lead_import_writes(
+                        fresh(kind, round_number, 2)[1], columns
+                    )
                     all_seconds = bare_copy(*everything, new_leads=len(rows))
+                path, _ = fresh(kind, round_number, 3)
                 import_seconds, report = timed_import(path, mapping, phases=args.phases)
                 line = (
                     f"  {kind} round {round_number} (load {load_average()}): "

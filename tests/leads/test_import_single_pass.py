@@ -217,3 +217,59 @@ def test_the_cycle_collector_is_off_while_rows_are_processed_and_back_on_after(
     assert import_file(path=bad, mapping=events_files.mapping()).status == REJECTED
     assert seen == [False, False]
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads PostgreSQL's row order")
+def test_new_leads_are_stored_once_in_creation_order_after_every_chunk_is_built(
+    tmp_path, small_chunks
+):
+    """The lead table's time indexes take new leads in order (a few leaf pages) instead of one
+    random page per row; the history rows follow the leads they name, by lead and time."""
+    rows = [
+        leads_files.row(email=f"l{n}@x.com", company=f"Co {n}", stage="mql" if n % 3 else "",
+                        created=f"2026-03-{1 + (n * 7) % 28:02d} {n % 24:02d}:00")
+        for n in range(35)
+    ]  # fmt: skip
+    report = import_file(
+        path=leads_files.write_csv(tmp_path, rows), mapping=leads_files.leads_mapping()
+    )
+    assert (report.status, report.created) == (COMMITTED, 35)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT created_at FROM leads_lead ORDER BY ctid")
+        stored = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT lead_id, transitioned_at FROM leads_stagetransition ORDER BY ctid")
+        history = cursor.fetchall()
+    assert len(stored) == 35 and stored == sorted(stored)
+    assert len(history) == report.transitions and history == sorted(history)
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "insert"])
+def test_deferred_rows_wait_then_go_in_sorted_after_the_rows_they_name(copy):
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    with transaction.atomic():
+        writer = writer_for() if copy else InsertWriter(connection)
+        writer.defer(Lead, order_by=["created_at"])
+        writer.defer(StageTransition, order_by=["lead", "transitioned_at"])
+        ids = writer.allocate_ids(Lead, 4)
+        created = [at.replace(hour=10 - n) for n in range(4)]  # the last id created first
+        values = {"first_name": "", "last_name": "", "phone": "", "title": "",
+                  "seniority": "unknown", "country": "", "account": None, "source": None,
+                  "campaign": None, "owner": None, "stage": "lead", "tier": "D",
+                  "in_marketing_nurture": True, "external_id": "", "updated_at": at}  # fmt: skip
+        leads = [
+            tuple({"id": pk, "email": f"d{pk}@x.com", "created_at": when,
+                   "stage_entered_at": when, **values}[name] for name in facts.LEAD_FIELDS)
+            for pk, when in zip(ids, created, strict=True)
+        ]  # fmt: skip
+        history = [(pk, "", "lead", when, "import", None, "")
+                   for pk, when in zip(ids, created, strict=True)]  # fmt: skip
+        for start in (0, 2):
+            writer.insert(Lead, facts.LEAD_FIELDS, leads[start : start + 2])
+            writer.insert(StageTransition, facts.TRANSITION_FIELDS, history[start : start + 2])
+        writer.flush()
+        assert not Lead.objects.exists() and not StageTransition.objects.exists()
+        assert writer.insert_deferred() == 8
+        writer.insert(Lead, facts.LEAD_FIELDS, [])  # no longer deferred
+        writer.close()
+    assert sorted(Lead.objects.values_list("pk", flat=True)) == sorted(ids)
+    assert StageTransition.objects.count() == 4
