@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from leads.choices import ActivityAction, ActorType, NotificationKind, TouchChannel
-from leads.models.facts import AppendOnlyModel, ContentAsset, Handoff, Lead
+from leads.models.facts import Account, AppendOnlyModel, ContentAsset, Handoff, Lead
 
 
 class ObjectionTag(models.Model):
@@ -163,10 +163,21 @@ class ContentShare(_TouchLink):
 
 class HeardObjection(_TouchLink):
     """An objection heard on a touch (a ``LeadActivity.objections`` link), with the touch's
-    lead and instant: the meeting's content slide matches deals to objections by lead here."""
+    lead, the lead's account and the instant: the meeting's content slide matches deals to
+    objections by lead here."""
 
     objection = models.ForeignKey(
         ObjectionTag,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    # The lead's account (kept when the lead's account changes, 0019): the slide finds the
+    # industries of the deals that heard an objection without reading the lead table.
+    account = models.ForeignKey(
+        Account,
+        null=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         db_index=False,

@@ -350,11 +350,13 @@ class OpenDealContent:
 
 _OPEN_DEAL_CONTENT_SQL = """
 WITH lead_objections AS MATERIALIZED (
-    -- Objections heard on a lead's touches (the narrow table kept with the touches' links,
-    -- not every link joined to its touch): the deal's objections.
-    SELECT DISTINCT lead_id, objection_id FROM leads_heardobjection WHERE occurred_at <= %(now)s
+    -- Objections heard on a lead's touches, with the lead's account (the narrow table kept
+    -- with the touches' links, not every link joined to its touch): the deal's objections.
+    SELECT DISTINCT lead_id, objection_id, account_id
+    FROM leads_heardobjection WHERE occurred_at <= %(now)s
 ),
-open_deal_rows AS (
+open_deal_rows AS MATERIALIZED (
+    -- No industry here: only the groups shown need one (below).
     SELECT 'opportunity' AS kind, o.stage::text AS stage, o.id AS deal_id, o.lead_id,
            o.account_id, o.amount
     FROM leads_opportunity o
@@ -362,55 +364,41 @@ open_deal_rows AS (
     UNION ALL
     -- Handoffs sales is still working: undecided, or accepted with the lead still in an open
     -- sales stage and no opportunity yet. Two parts, so that the second reads the open-stage
-    -- leads (ids and accounts) from the index lead_stage_entered instead of every lead.
-    SELECT 'handoff', h.stage::text, h.id, h.lead_id, l.account_id, NULL
+    -- leads from the index lead_stage_entered instead of every lead.
+    SELECT 'handoff', h.stage::text, h.id, h.lead_id, NULL, NULL
     FROM leads_handoff h
-    JOIN leads_lead l ON l.id = h.lead_id
     WHERE h.assigned_at <= %(now)s AND h.outcome = 'pending'
     UNION ALL
-    SELECT 'handoff', h.stage::text, h.id, h.lead_id, l.account_id, NULL
+    SELECT 'handoff', h.stage::text, h.id, h.lead_id, NULL, NULL
     FROM leads_handoff h
     JOIN leads_lead l ON l.id = h.lead_id AND l.stage = ANY(%(open_stages)s)
     WHERE h.assigned_at <= %(now)s AND h.outcome = 'accepted'
       AND NOT EXISTS (SELECT 1 FROM leads_opportunity x WHERE x.lead_id = h.lead_id)
 ),
-open_deals AS (
-    -- The industry, all deals' accounts in one join: an opportunity's account's, else its
-    -- lead's account's (looked up only then); a handoff's lead's account's.
-    SELECT d.kind, d.stage, d.deal_id, d.lead_id, d.amount,
-           CASE WHEN d.kind = 'opportunity'
-                THEN COALESCE(NULLIF(a.industry, ''),
-                              (SELECT la.industry FROM leads_lead l JOIN leads_account la
-                               ON la.id = l.account_id WHERE l.id = d.lead_id),
-                              '')
-                ELSE COALESCE(a.industry, '')
-           END AS industry
-    FROM open_deal_rows d
-    LEFT JOIN leads_account a ON a.id = d.account_id
-),
 open_handoffs AS (
     -- Counted here, where they are read anyway, for the slide's headline.
-    SELECT COUNT(*) AS n FROM open_deals WHERE kind = 'handoff'
+    SELECT COUNT(*) AS n FROM open_deal_rows WHERE kind = 'handoff'
 ),
-open_group_industries AS (
-    -- A deal is one row of open_deals and meets each of its lead's objections once, so a
-    -- group's rows are distinct deals: counted and summed by hashing, per industry first (no
-    -- DISTINCT aggregate, which sorts every row).
-    SELECT d.kind, d.stage, lo.objection_id, d.industry,
-           COUNT(*) AS deals, SUM(d.amount) AS amount
-    FROM open_deals d
-    LEFT JOIN lead_objections lo ON lo.lead_id = d.lead_id
-    GROUP BY d.kind, d.stage, lo.objection_id, d.industry
+objection_deals AS MATERIALIZED (
+    -- A deal once per objection its lead heard (a group's rows are distinct deals), with its
+    -- own account and its lead's.
+    SELECT d.kind, d.stage, d.deal_id, d.amount, d.account_id,
+           lo.account_id AS lead_account_id, lo.objection_id
+    FROM open_deal_rows d
+    JOIN lead_objections lo ON lo.lead_id = d.lead_id
 ),
 open_groups AS (
-    SELECT kind, stage, objection_id,
-           SUM(deals)::bigint AS deals,
-           COALESCE(SUM(amount), 0) AS amount,
-           ARRAY_AGG(industry) AS industries
-    FROM open_group_industries
+    SELECT kind, stage, objection_id, COUNT(*) AS deals, COALESCE(SUM(amount), 0) AS amount
+    FROM objection_deals
     GROUP BY kind, stage, objection_id
+    UNION ALL
+    -- The deals whose lead heard none.
+    SELECT d.kind, d.stage, NULL, COUNT(*), COALESCE(SUM(d.amount), 0)
+    FROM open_deal_rows d
+    WHERE NOT EXISTS (SELECT 1 FROM lead_objections lo WHERE lo.lead_id = d.lead_id)
+    GROUP BY d.kind, d.stage
 ),
-shown AS (
+top_groups AS MATERIALIZED (
     SELECT g.*,
            ROW_NUMBER() OVER (
                ORDER BY g.objection_id IS NULL, g.deals DESC, g.amount DESC, g.kind DESC,
@@ -420,6 +408,41 @@ shown AS (
     FROM open_groups g
     ORDER BY position
     LIMIT %(top)s
+),
+shown_accounts AS (
+    -- The accounts of the shown groups' deals: from the objection rows; for a group without
+    -- objection (shown only when fewer groups heard one), its deals' leads' (looked up only
+    -- then: the lateral part runs once per such group).
+    SELECT DISTINCT s.position, od.kind, od.account_id, od.lead_account_id
+    FROM top_groups s
+    JOIN objection_deals od
+      ON od.kind = s.kind AND od.stage = s.stage AND od.objection_id = s.objection_id
+    UNION
+    SELECT s.position, d.kind, d.account_id, l.account_id
+    FROM top_groups s
+    CROSS JOIN LATERAL (
+        SELECT d.kind, d.lead_id, d.account_id FROM open_deal_rows d
+        WHERE d.kind = s.kind AND d.stage = s.stage
+          AND NOT EXISTS (SELECT 1 FROM lead_objections lo WHERE lo.lead_id = d.lead_id)
+    ) d
+    LEFT JOIN leads_lead l ON l.id = d.lead_id
+    WHERE s.objection_id IS NULL
+),
+shown AS (
+    -- The industries of a group's deals: an opportunity's account's, else its lead's
+    -- account's; a handoff's lead's account's.
+    SELECT s.*, i.industries
+    FROM top_groups s
+    JOIN (
+        SELECT sa.position,
+               ARRAY_AGG(DISTINCT CASE WHEN sa.kind = 'opportunity'
+                                       THEN COALESCE(NULLIF(oa.industry, ''), la.industry, '')
+                                       ELSE COALESCE(la.industry, '') END) AS industries
+        FROM shown_accounts sa
+        LEFT JOIN leads_account oa ON oa.id = sa.account_id
+        LEFT JOIN leads_account la ON la.id = sa.lead_account_id
+        GROUP BY sa.position
+    ) i ON i.position = s.position
 ),
 won AS MATERIALIZED (
     SELECT o.id AS deal_id, o.lead_id, o.created_at, o.closed_at,

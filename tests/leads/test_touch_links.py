@@ -1,7 +1,7 @@
-"""``ContentShare`` and ``HeardObjection`` (migration 0018) are a touch's asset and objection links
-with the touch's lead, actor and instant, whoever writes them: the ORM's ``set``/``add``/
-``remove``, the handoff service, a bulk COPY, deletes cascading from a touch, a lead, an asset
-or a tag, raw updates of a touch, and TRUNCATE."""
+"""``ContentShare`` and ``HeardObjection`` (migrations 0018, 0019) are a touch's asset and
+objection links with the touch's lead (and the lead's account), actor and instant, whoever
+writes them: the ORM's ``set``/``add``/``remove``, a bulk COPY, deletes cascading from a touch,
+a lead, an asset or a tag, raw updates of a touch, a lead's new account, and TRUNCATE."""
 
 from datetime import timedelta
 
@@ -10,9 +10,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from leads.choices import ActivityAction, ActorType
-from leads.models import ContentShare, HeardObjection, LeadActivity, ObjectionTag
+from leads.models import ContentShare, HeardObjection, Lead, LeadActivity, ObjectionTag
 from leads.services.bulk import writer_for
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import AccountFactory, LeadFactory, UserFactory
 from tests.metrics.factories import ContentAssetFactory
 from tests.metrics.vendor import ON_POSTGRESQL
 
@@ -44,6 +44,7 @@ def heard_expected() -> set[tuple]:
         "objectiontag_id",
         "leadactivity__lead_id",
         "leadactivity__occurred_at",
+        "leadactivity__lead__account_id",
     )
     return set(rows)
 
@@ -51,7 +52,7 @@ def heard_expected() -> set[tuple]:
 def heard_kept() -> set[tuple]:
     return set(
         HeardObjection.objects.values_list(
-            "link_id", "activity_id", "objection_id", "lead_id", "occurred_at"
+            "link_id", "activity_id", "objection_id", "lead_id", "occurred_at", "account_id"
         )
     )
 
@@ -77,7 +78,7 @@ def world():
     if len(tags) < 3:
         tags = [ObjectionTag.objects.create(key=f"tag-{n}", label=f"Tag {n}") for n in range(3)]
     return {
-        "leads": [LeadFactory() for _ in range(3)],
+        "leads": [LeadFactory(account=AccountFactory()) for _ in range(3)],
         "assets": [ContentAssetFactory(title=f"Asset {n}") for n in range(3)],
         "tags": tags,
         "rep": UserFactory(),
@@ -113,6 +114,14 @@ def test_links_written_changed_and_deleted_through_the_orm_keep_the_tables_equal
             "WHERE id = %s",
             [c.pk, now - timedelta(days=9), first.pk],
         )
+    assert_kept()
+    # A lead's account changed, cleared, or deleted (the lead's is set NULL): its rows follow.
+    c.account = AccountFactory()
+    c.save()
+    assert_kept()
+    b.account.delete()
+    assert_kept()
+    Lead.objects.filter(pk=c.pk).update(account=None)
     assert_kept()
     # A link row changed in place.
     LeadActivity.content_assets.through.objects.filter(leadactivity=second).update(
