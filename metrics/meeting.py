@@ -402,7 +402,10 @@ def follow_up_section(period: Period, previous: Period, now: datetime, *, top: i
         acceptance=Count("pk", filter=~response_late),
     )
     oldest = []
-    shown = list(breaches[:top])
+    # The oldest few picked from the handoffs alone, then joined to their leads: joined first,
+    # every late handoff (most of the undecided ones) met its lead before the cut.
+    first = open_breaches(now).order_by("late_since", "pk").values("pk")[:top]
+    shown = list(breaches.filter(pk__in=first)[:top])
     # How late in business hours of each handoff's SLA calendar (what the clock counts); the
     # calendar time stays beside it for the hover title.
     clocks = handoff_clocks(shown, now=now)
