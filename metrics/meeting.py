@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from leads.choices import FitTier, HandoffOutcome, OpportunityStage, OpportunityStatus
 from leads.defaults import DEFAULT_STAGES, FUNNEL_STAGE_KEYS
-from leads.models import Handoff, Lead, ObjectionTag, Opportunity, StageTransition
+from leads.models import Handoff, HeardObjection, Lead, Opportunity, StageTransition
 from leads.selectors import handoff_clocks, lifecycle_at
 from metrics import goal_selectors, kpis, queries, snapshots
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
@@ -667,21 +667,21 @@ def feedback_section(period: Period, previous: Period, *, top: int = TOP) -> dic
         labels.update({row["reject_reason__key"]: row["reject_reason__label"] for row in rows})
     this_loop = queries.feedback_loop_completion(period)
     last_loop = queries.feedback_loop_completion(previous)
-    heard_this = _in("activities__occurred_at", period)
-    heard_last = _in("activities__occurred_at", previous)
-    # Only the two weeks' touches are joined (the filter comes before the counts, which use
-    # its join): not every touch that ever named an objection.
-    tags = (
-        ObjectionTag.objects.filter(heard_this | heard_last)
+    heard_this = _in("occurred_at", period)
+    heard_last = _in("occurred_at", previous)
+    # The touches that named an objection in the two weeks, per tag, from the narrow table of
+    # heard objections (its rows carry the touch's instant): not every objection link joined
+    # to its touch.
+    tags = [
+        {"key": row["objection__key"], "label": row["objection__label"], **row}
+        for row in HeardObjection.objects.filter(heard_this | heard_last)
         .order_by()
-        .values("key", "label")
+        .values("objection__key", "objection__label")
         .annotate(
-            this=Count("activities", filter=heard_this, distinct=True),
-            last=Count("activities", filter=heard_last, distinct=True),
+            this=Count("activity_id", filter=heard_this, distinct=True),
+            last=Count("activity_id", filter=heard_last, distinct=True),
         )
-        .filter(Q(this__gt=0) | Q(last__gt=0))
-    )
-    tags = list(tags)
+    ]
     return {
         "rejections": {
             "this": sum(reasons["this"].values()),
