@@ -61,7 +61,7 @@ from metrics.queries.rolled import (
     rollup_split,
 )
 from metrics.queries.shared import shared_in_round
-from metrics.rollup_models import OpportunityDay, RollupFact
+from metrics.rollup_models import CohortDay, OpportunityDay, RollupFact
 
 # --- Opportunities: win rate, deal size, sales cycle -----------------------------------------
 
@@ -599,17 +599,37 @@ def _economics(
     )
 
 
+def _leads_created_by_source(period: Period, filters: KpiFilters) -> dict[tuple, dict]:
+    """Leads created in the period per source (``n``): the cohort rollup's days (each day's
+    leads, whatever stage they reached) and the raw leads of the rest."""
+    by_source = ("source_id", "source__name")
+    created = _leads(filters).filter(_in("created_at", period))
+    split = rollup_split(RollupFact.COHORT, period)
+    if split is None:
+        return _grouped(created, by_source, n=Count("pk"))
+    found = added(
+        ("leads",),
+        _grouped(created.filter(split.raw_q("created_at")), by_source, leads=Count("pk")),
+        rolled_grouped(split, CohortDay, filters, by_source, ("leads",)),
+        group_by=by_source,
+    )
+    return {key: {"n": row["leads"]} for key, row in found.items() if row["leads"]}
+
+
 def lead_economics_by_source(
     period: Period, filters: KpiFilters = NO_FILTERS
 ) -> list[SourceLeadEconomics]:
     """Revenue per lead by the lead's source; cost per lead and CAC by the campaign's source."""
     by_source = ("source_id", "source__name")
-    leads = _grouped(_leads(filters).filter(_in("created_at", period)), by_source, n=Count("pk"))
-    won = _grouped(
-        _opportunities(filters).filter(_won_in(period)),
-        ("lead__source_id", "lead__source__name"),
-        amount=Sum("amount"),
-    )
+    leads = _leads_created_by_source(period, filters)
+    # Won in the period by the lead's source: the pipeline report's, which a page shows too.
+    won = {
+        (row.source.id, row.source.name if row.source.id is not None else None): {
+            "amount": row.pipeline.won_amount
+        }
+        for row in pipeline_and_revenue(period, filters).by_source
+        if row.pipeline.won_count
+    }
     costs, costed_leads, customers = {}, {}, {}
     if not filters.splits_campaign_cost:
         first_day = Value(period.first_day, output_field=DateField())

@@ -290,6 +290,7 @@ ROLLUP_BACKED = [
     queries.requalification,
     queries.lead_cohort,
     queries.time_in_stage,
+    queries.lead_economics_by_source,
     weekly.typical_days_to_opportunity,
 ]
 # Read "as of" an instant: both computations get the same one.
