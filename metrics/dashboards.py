@@ -210,12 +210,26 @@ def _rate_point(week: date, found: dict, maturing: bool = False) -> trends.WeekP
     return trends.WeekPoint(week, row.rate, row.sample, maturing)
 
 
+def _trends_as_of(period: Period) -> date:
+    # The weeks shown end before the period's end, or before today for a running period.
+    return min(
+        period.last_day + timedelta(days=1), timezone.localdate(timezone.now(), period.start.tzinfo)
+    )
+
+
+def trends_period(period: Period) -> Period:
+    """What the trends of ``period`` depend on: its last day, up to yesterday. Every period
+    running today (this week, the last four weeks, this quarter) has the same trends."""
+    last = _trends_as_of(period) - timedelta(days=1)
+    return Period.from_dates(last, last, period.start.tzinfo)
+
+
 def trends_page(period: Period, filters: KpiFilters) -> TrendsPage:
     """Every headline KPI week by week: one grouped query per KPI over the weeks read (the 13
     shown and one before), velocity from the pipeline's and the results' weekly rows."""
     zone = period.start.tzinfo
     today = timezone.localdate(timezone.now(), zone)
-    as_of = min(period.last_day + timedelta(days=1), today)
+    as_of = _trends_as_of(period)
     weeks = trends.weeks_to_read(as_of)
     window = Period.from_dates(weeks[0], weeks[-1] + timedelta(days=6), zone)
     definition = queries.funnel_definition(at=min(window.end, timezone.now()))
@@ -511,9 +525,9 @@ DRILL_PARAMETERS = (
 )
 
 
+snapshots.register("trends", trends_page, depends_on=trends_period)
 for _page, _build in (
     ("overview", overview),
-    ("trends", trends_page),
     ("funnel", funnel_page),
     ("handoffs", handoff_page),
     ("pipeline", pipeline_page),

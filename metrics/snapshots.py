@@ -39,13 +39,30 @@ COLD_SECONDS = 24 * 3600
 TOUCH_SECONDS = 60
 
 _BUILDERS: dict[str, Callable[[Period, KpiFilters], Any]] = {}
+# page -> the period its figures depend on, for pages that depend on less than the period
+_PERIODS: dict[str, Callable[[Period], Period]] = {}
 
 
-def register(page: str, build: Callable[[Period, KpiFilters], Any]) -> None:
+def register(
+    page: str,
+    build: Callable[[Period, KpiFilters], Any],
+    *,
+    depends_on: Callable[[Period], Period] | None = None,
+) -> None:
+    """``build`` computes the page; ``depends_on`` maps a period to the one its figures depend
+    on (the weekly trends: only the period's end), so periods that share it share a snapshot."""
     _BUILDERS[page] = build
+    if depends_on is not None:
+        _PERIODS[page] = depends_on
+
+
+def _depended_on(page: str, period: Period) -> Period:
+    depends_on = _PERIODS.get(page)
+    return period if depends_on is None else depends_on(period)
 
 
 def _params(page: str, period: Period, filters: KpiFilters) -> dict:
+    period = _depended_on(page, period)
     return {
         "page": page,
         "first_day": period.first_day.isoformat(),
@@ -91,7 +108,7 @@ def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, date
             KpiSnapshot.objects.filter(key=key).update(requested_at=now)
         return pickle.loads(snapshot.payload), snapshot.computed_at
     with reads_shared() as reads:  # the request's other snapshots share its reads
-        data = _BUILDERS[page](period, filters)
+        data = _BUILDERS[page](_depended_on(page, period), filters)
     computed_at = min(now, reads.since)
     _store(key, params, data, computed_at=computed_at, requested_at=now)
     return data, computed_at

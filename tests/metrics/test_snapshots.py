@@ -1,18 +1,21 @@
 """Dashboard snapshots: served while fresh, refreshed by the beat task, equal to the raw KPIs."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from metrics import dashboards, snapshots, tasks
-from metrics.kpis import KpiFilters
+from metrics.kpis import KpiFilters, Period
 from metrics.models import KpiSnapshot
 from metrics.queries.shared import reads_shared
 from tests.factories import SourceFactory
 from tests.metrics.factories import MARCH, MetricLeadFactory, accepted, rejected, utc
 
 pytestmark = pytest.mark.django_db
+ZONE = ZoneInfo(settings.DISPLAY_TIME_ZONE)
 
 
 @pytest.fixture
@@ -114,3 +117,21 @@ def test_the_snapshots_one_request_computes_share_their_reads_and_are_dated_by_t
     assert page == dashboards.handoff_page(MARCH, KpiFilters())
     assert overview == dashboards.overview(MARCH, KpiFilters())
     assert overview_at == page_at == reads.since
+
+
+def test_periods_running_today_share_one_trends_snapshot(handoffs):
+    # The weekly trends end before today for any period still running: this week, the last
+    # four weeks and this quarter show the same weeks, so they are one snapshot.
+    today = timezone.localdate(timezone.now(), ZONE)
+    periods = [
+        Period.from_dates(today - timedelta(days=today.weekday()), today, ZONE),
+        Period.from_dates(today - timedelta(days=27), today, ZONE),
+        Period.from_dates(today - timedelta(days=80), today + timedelta(days=10), ZONE),
+    ]
+    served = [snapshots.page_data("trends", period, KpiFilters())[0] for period in periods]
+    assert KpiSnapshot.objects.count() == 1
+    assert served[0] == served[1] == served[2] == dashboards.trends_page(periods[1], KpiFilters())
+    # A period that ended earlier has its own weeks.
+    ended = Period.from_dates(today - timedelta(days=60), today - timedelta(days=30), ZONE)
+    assert snapshots.page_data("trends", ended, KpiFilters())[0].as_of != served[0].as_of
+    assert KpiSnapshot.objects.count() == 2
