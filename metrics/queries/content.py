@@ -106,7 +106,7 @@ def created_opportunities(
 # The leads of the period's handoffs (``{handoffs}``: their lead ids) that count twice or more,
 # or were shared an asset; and the period's new deals (``{deals}``) whose lead was shared an
 # asset, or engaged with one before the deal. Only those rows meet the lead filters
-# (``{leads}``), one index probe each: the rest of the count comes from the rollups.
+# (``{lead_filter}``), one index probe each: the rest of the count comes from the rollups.
 _CONTENT_UTILIZATION_SQL = """
 WITH per_lead AS (
     SELECT h.lead_id, COUNT(*) AS n FROM ({handoffs}) h GROUP BY h.lead_id
@@ -145,7 +145,7 @@ SELECT l.repeats, l.shared, d.shared, d.engaged FROM leads l CROSS JOIN deals d
 # What a part reads when its filters select nothing (Django refuses to write an empty IN).
 _NO_HANDOFFS = "SELECT CAST(NULL AS bigint) AS lead_id WHERE 1 = 0"
 _NO_DEALS = (
-    "SELECT CAST(NULL AS bigint) AS lead_id, CAST(NULL AS timestamp) AS created_at WHERE 1 = 0"
+    "SELECT CAST(NULL AS bigint) AS lead_id, CAST(NULL AS timestamptz) AS created_at WHERE 1 = 0"
 )
 
 
