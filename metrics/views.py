@@ -3,6 +3,7 @@ with every figure one click from the rows behind it and every table exportable."
 
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -53,6 +54,12 @@ BREAKDOWN_ROWS = 25
 
 
 def _drill_url_factory(request, period: Period) -> Callable[..., str]:
+    # The page's own parameters once (a page draws hundreds of drill links: copying the
+    # request's QueryDict for each deep-copies it), and each kind's path once.
+    dropped = {"page", "format", "group_by", *dashboards.DRILL_PARAMETERS}
+    page_query = {name: values for name, values in request.GET.lists() if name not in dropped}
+    paths: dict[str, str] = {}
+
     def drill_url(*, kind: str, group: GroupRef | None = None, **params) -> str:
         """The rows behind a figure: the drill-down ``kind`` under the page's period and
         filters, narrowed to what the figure counts. ``source``, ``campaign``, ``owner``,
@@ -60,23 +67,23 @@ def _drill_url_factory(request, period: Period) -> Callable[..., str]:
         filter; ``group`` (a breakdown row) does the same for its dimension, and a month
         narrows the period to that month's days in it; any other parameter is the drill's own
         (``status``, ``outcome``…; None: not set)."""
-        query = request.GET.copy()
-        for name in ("page", "format", "group_by", *dashboards.DRILL_PARAMETERS):
-            query.pop(name, None)
+        query = dict(page_query)  # name -> values, replaced whole, never changed in place
         if group is not None and group.by == GroupBy.MONTH:
             month_end = date(group.id.year + group.id.month // 12, group.id.month % 12 + 1, 1)
-            query["preset"] = Preset.CUSTOM
-            query["start"] = max(period.first_day, group.id).isoformat()
-            query["end"] = min(period.last_day, month_end - timedelta(days=1)).isoformat()
+            query["preset"] = [Preset.CUSTOM]
+            query["start"] = [max(period.first_day, group.id).isoformat()]
+            query["end"] = [min(period.last_day, month_end - timedelta(days=1)).isoformat()]
         elif group is not None:
             params[group.by] = group.id
         for name, value in params.items():
             if name in NARROWING:
                 values = value if isinstance(value, tuple) else (value,)
-                query.setlist(name, [NONE if item is None else str(item) for item in values])
+                query[name] = [NONE if item is None else str(item) for item in values]
             elif value is not None:
-                query[name] = str(value)
-        return f"{reverse('metrics:drill', args=[kind])}?{query.urlencode()}"
+                query[name] = [str(value)]
+        if kind not in paths:
+            paths[kind] = reverse("metrics:drill", args=[kind])
+        return f"{paths[kind]}?{urlencode(query, doseq=True)}"
 
     return drill_url
 
