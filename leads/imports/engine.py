@@ -67,7 +67,7 @@ from leads.imports.mapping import (
     dates_note,
     norm,
 )
-from leads.models import Account, Campaign, Lead, Opportunity, SalesRep, Source, StageTransition
+from leads.models import Account, Campaign, Lead, Opportunity, SalesRep, Source
 from leads.selectors import lifecycle_at
 from leads.services import facts, team
 from leads.services.bulk import Writer, constraints_per_statement, rows_matching, writer_for
@@ -75,8 +75,6 @@ from leads.services.bulk import Writer, constraints_per_statement, rows_matching
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5_000
-# The share of a leads file's writing shown once its chunks are staged (the rest: storing them).
-WRITTEN_BEFORE_DEFERRED = 0.5
 # Writing a file again after PostgreSQL broke a deadlock by rolling the import back.
 DEADLOCK_ATTEMPTS = 3
 DEADLOCK = "40P01"
@@ -845,21 +843,12 @@ class LeadImport(KindImport):
             # one's COPYs run, with no statement between them (references created on the way
             # flush the writer first: Refs).
             run.writer.reserve_ids(Lead, self.new_leads)
-            # New leads and the history rows of every lead wait in temporary tables and go in
-            # once, leads by creation time (the lead table's time indexes then take them in
-            # order instead of one random leaf page per row), history by lead and time; the
-            # history after the leads it names.
-            run.writer.defer(Lead, order_by=["created_at"])
-            run.writer.defer(StageTransition, order_by=["lead", "transitioned_at"])
         for number, plans in enumerate(self.checked, start=1):
             if run.writing:
                 self._write(plans)
-                run.write_progress(number / self.checked.count * WRITTEN_BEFORE_DEFERRED)
+                run.write_progress(number / self.checked.count)
             else:  # a later row was bad: nothing is written; count what would have been
                 self._count(plans)
-        if run.writing:
-            run.writer.insert_deferred()
-            run.write_progress(1.0)
         self.checked.close()
 
     def _write(self, plans) -> None:

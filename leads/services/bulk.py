@@ -196,38 +196,6 @@ class Writer:
         # caller announces them once (``leads.services.facts.announce_collected``): an import
         # marks each lead for rescoring once, not once per chunk that touched it.
         self.announced: set[int] | None = None
-        # model → the order its deferred rows are written in (``defer``).
-        self._deferred: dict[type[models.Model], list[str]] = {}
-
-    def defer(self, model: type[models.Model], *, order_by: Sequence[str]) -> None:
-        """From now on, ``insert`` stages the model's rows (``stage``) instead of writing them;
-        ``insert_deferred`` writes them all in one statement, ordered by ``order_by``. Rows
-        written chunk by chunk in file order put each entry of an index on a time column on a
-        random leaf page; sorted once, they append to a few. Callers defer the rows that name
-        deferred rows too (``insert_deferred`` writes models in the order they were deferred)."""
-        self._deferred[model] = list(order_by)
-
-    def _deferring(self, model, fields, rows) -> bool:
-        if model not in self._deferred:
-            return False
-        self.stage(model, fields, rows)
-        return True
-
-    def _staged_fields(self, model) -> list[tuple[str, ...]]:
-        raise NotImplementedError
-
-    def insert_deferred(self, progress: Callable[[int], None] | None = None) -> int:
-        """Write every deferred model's staged rows (models in the order deferred) and stop
-        deferring; ``progress(rows written so far)``. Returns the rows written."""
-        deferred, self._deferred = self._deferred, {}
-        written = 0
-        for model, order_by in deferred.items():
-            for fields in self._staged_fields(model):
-                step = None
-                if progress is not None:
-                    step = lambda rows, done=written: progress(done + rows)  # noqa: E731
-                written += self.insert_staged(model, fields, order_by=order_by, progress=step)
-        return written
 
     def columns(self, model, fields) -> _Columns:
         key = (model, tuple(fields))
@@ -319,7 +287,7 @@ class InsertWriter(Writer):
         label: str = "",
     ) -> None:
         rows = list(rows)
-        if not rows or (not prepared and self._deferring(model, fields, rows)):
+        if not rows:
             return
         started = time.perf_counter()
         spec = self.columns(model, fields)
@@ -332,9 +300,6 @@ class InsertWriter(Writer):
 
     def stage(self, model, fields: Sequence[str], rows: Iterable[tuple]) -> None:
         self._staged.setdefault((model, tuple(fields)), []).extend(rows)
-
-    def _staged_fields(self, model) -> list[tuple[str, ...]]:
-        return [fields for staged, fields in self._staged if staged is model]
 
     def insert_staged(self, model, fields, *, order_by, batch=STAGED_BATCH, progress=None) -> int:
         rows = self._staged.pop((model, tuple(fields)), [])
@@ -438,7 +403,7 @@ class CopyWriter(Writer):
     ) -> None:
         """Queue a COPY (the CSV is built here, the COPY runs on the writer's thread)."""
         rows = rows if isinstance(rows, list) else list(rows)
-        if not rows or (not prepared and self._deferring(model, fields, rows)):
+        if not rows:
             return
         spec = self.columns(model, fields)
         buffer = self._buffer(spec, rows, prepared=prepared)
@@ -471,9 +436,6 @@ class CopyWriter(Writer):
             self._staging[key] = temp
         label = f"{model._meta.label_lower} (staged)"
         self._queue_copy(label, len(rows), temp, spec, self._buffer(spec, rows))
-
-    def _staged_fields(self, model) -> list[tuple[str, ...]]:
-        return [fields for staged, fields in self._staging if staged is model]
 
     def insert_staged(self, model, fields, *, order_by, batch=STAGED_BATCH, progress=None) -> int:
         temp = self._staging.pop((model, tuple(fields)), None)
