@@ -536,10 +536,18 @@ def _try_account_fits_lock(*, shared: bool) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+# Bumped by a statement trigger on every write to the accounts (scoring 0011): fits built at an
+# older value are a snapshot of accounts that have changed since.
+FIT_EPOCH = "scoring_account_fit_epoch"
+
+
 def account_fits_built(icp_version_id: int) -> bool:
+    """Whether the fits of this version are built, and no account was written since."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {FIT_BUILD_TABLE} WHERE icp_version_id = %s", [icp_version_id]
+            f"SELECT 1 FROM {FIT_BUILD_TABLE} WHERE icp_version_id = %s "
+            f"AND epoch = (SELECT last_value FROM {FIT_EPOCH})",
+            [icp_version_id],
         )
         return cursor.fetchone() is not None
 
@@ -555,6 +563,11 @@ def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
     true = "TRUE" if _is_postgres() else "1"
     false = "FALSE" if _is_postgres() else "0"
     with connection.cursor() as cursor:
+        epoch = 0
+        if _is_postgres():
+            # Read before the accounts: a write after it leaves these fits stale, never fresh.
+            cursor.execute(f"SELECT last_value FROM {FIT_EPOCH}")
+            epoch = cursor.fetchone()[0]
         # No reader is in the table (they hold the lock shared): emptied at once, and no dead
         # rows are left for a vacuum (autovacuum may be off).
         if _is_postgres():
@@ -570,9 +583,9 @@ def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
         )
         accounts = cursor.rowcount
         cursor.execute(
-            f"INSERT INTO {FIT_BUILD_TABLE} (icp_version_id, accounts, built_at) "
-            "VALUES (%s, %s, CURRENT_TIMESTAMP)",
-            [icp_version_id, accounts],
+            f"INSERT INTO {FIT_BUILD_TABLE} (icp_version_id, accounts, epoch, built_at) "
+            "VALUES (%s, %s, %s, CURRENT_TIMESTAMP)",
+            [icp_version_id, accounts, epoch],
         )
         if _is_postgres():
             # Planned as a narrow table probed by key, not from the stale size of its last
@@ -586,10 +599,9 @@ def account_fits_held(*, icp: engine.IcpSpec, icp_version_id: int) -> bool:
     this version, built (by this call, the first time a bucket needs them) and kept until the
     transaction ends. Never waits: while another transaction builds fits, or drops these for a
     newer version's, the answer is no and the bucket looks its leads' accounts up itself."""
-    if not _is_postgres():  # one writer at a time
-        if not account_fits_built(icp_version_id):
-            account_fits_build(icp=icp, icp_version_id=icp_version_id)
-        return True
+    if not _is_postgres():
+        # No trigger tells when the accounts change: the (small) embedded run reads them.
+        return False
     if account_fits_built(icp_version_id):
         # Re-read under the lock: a build for another version may have dropped them meanwhile.
         return _try_account_fits_lock(shared=True) and account_fits_built(icp_version_id)

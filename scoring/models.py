@@ -277,6 +277,9 @@ class AccountFitBuild(models.Model):
         db_constraint=False,
     )
     accounts = models.PositiveIntegerField(default=0)
+    # The accounts' write counter when built (``scoring.bulk.FIT_EPOCH``): any account written
+    # since makes these fits stale, and the next bucket builds them again.
+    epoch = models.BigIntegerField(default=0)
     built_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

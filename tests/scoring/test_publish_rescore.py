@@ -6,7 +6,7 @@ from unittest import mock
 import pytest
 from django.db import connection, transaction
 
-from leads.models import IcpVersion
+from leads.models import Account, IcpVersion, Lead
 from scoring import bulk, engine, services
 from scoring.models import AccountFit, AccountFitBuild, LeadScoreState, ScoringModel
 from tests.scoring.test_bulk_equivalence import (
@@ -449,3 +449,34 @@ def test_an_account_changed_after_the_fits_were_built_refits_its_leads_from_the_
     )
     assert scores_in_database(leads) == scores_by_engine(leads, ICP, FIRST)
     assert {state.fit_points for state in LeadScoreState.objects.all()} >= {25}
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the accounts' write trigger")
+def test_account_fits_built_before_an_account_changed_are_not_used_again():
+    # The fits are a snapshot of the accounts: a new account, or one edited, after the build
+    # makes it stale, so the next refit under the same version builds them again (a full
+    # rescore refitted the leads of a new account as if they had none: tier C instead of A).
+    leads = load(ACCOUNTS, lead_rows(4))
+    bulk_score(leads, ICP, FIRST, account_fits=True)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    assert bulk.account_fits_built(icp_id)
+
+    account = Account.objects.create(name="New", domain="new.example", **ACCOUNTS[0])
+    assert not bulk.account_fits_built(icp_id)
+    more = load([], [{**row, "domain": "new.example"} for row in lead_rows(2)])
+    Lead.objects.filter(pk__in=[lead.pk for lead in more]).update(account=account)
+    more = list(Lead.objects.filter(pk__in=[lead.pk for lead in more]).order_by("pk"))
+    assert bulk.account_fits_held(icp=ICP, icp_version_id=icp_id)  # built again
+    lo, hi = leads[0].pk, more[-1].pk
+    model_id = ScoringModel.objects.get(number=1).pk
+    bulk.ensure_states(lo, hi)
+    bulk.reread_sums(lo, hi, spec=FIRST, model_id=model_id, as_of_day=AS_OF_DAY)
+    bulk.refit_in_sql(lo, hi, icp=ICP, icp_version_id=icp_id, spec=FIRST, account_fits=True)
+    bulk.rescore_from_sums(lo, hi, spec=FIRST, model_id=model_id, as_of_day=AS_OF_DAY)
+    everyone = [*leads, *more]
+    assert scores_in_database(everyone) == scores_by_engine(everyone, ICP, FIRST)
+
+    assert bulk.account_fits_built(icp_id)
+    Account.objects.filter(pk=account.pk).update(employees=10)
+    assert not bulk.account_fits_built(icp_id)
