@@ -98,6 +98,19 @@ class Notification(models.Model):
         return self.message
 
 
+def _trigger_kept(to, **options) -> models.ForeignKey:
+    """A reference a touch-link row keeps (set by the triggers that keep the row): no
+    constraint, no index of its own, no reverse accessor."""
+    return models.ForeignKey(
+        to,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        **options,
+    )
+
+
 class _TouchLink(models.Model):
     """A link row of a touch (an asset shared, an objection heard) with the touch's lead and
     instant beside it, so a reader counts or matches them by lead or by time through one narrow
@@ -110,16 +123,8 @@ class _TouchLink(models.Model):
     foreign key constraint and no ORM cascade: the link rows' deletes reach them."""
 
     link_id = models.BigIntegerField(primary_key=True)  # the link row's id
-    activity = models.ForeignKey(
-        LeadActivity,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    lead = models.ForeignKey(
-        Lead, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    activity = _trigger_kept(LeadActivity)
+    lead = _trigger_kept(Lead)
     occurred_at = models.DateTimeField()
 
     class Meta:
@@ -131,21 +136,8 @@ class ContentShare(_TouchLink):
     touch's lead, actor and instant: the content page counts the period's shares and asks
     whether a lead was ever shared an asset here."""
 
-    content_asset = models.ForeignKey(
-        ContentAsset,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    content_asset = _trigger_kept(ContentAsset)
+    actor = _trigger_kept(settings.AUTH_USER_MODEL, null=True)
 
     class Meta:
         indexes = [
@@ -166,23 +158,10 @@ class HeardObjection(_TouchLink):
     lead, the lead's account and the instant: the meeting's content slide matches deals to
     objections by lead here."""
 
-    objection = models.ForeignKey(
-        ObjectionTag,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    objection = _trigger_kept(ObjectionTag)
     # The lead's account (kept when the lead's account changes, 0019): the slide finds the
     # industries of the deals that heard an objection without reading the lead table.
-    account = models.ForeignKey(
-        Account,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    account = _trigger_kept(Account, null=True)
 
     class Meta:
         indexes = [
