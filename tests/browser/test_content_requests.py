@@ -157,6 +157,8 @@ def test_a_request_goes_from_the_handoff_to_marketing_and_onto_the_meeting_slide
     marketing = context.new_page()
     log_in(marketing, live_server, "marketing.content")
     marketing.goto(f"{live_server.url}/dashboards/content/")
+    expect(marketing.get_by_role("heading", name="Content", exact=True)).to_be_visible()
+    marketing.screenshot(path=str(artifacts / "content-dashboard.png"), full_page=True)
     marketing.get_by_role("link", name="content requests").click()
     expect(marketing.get_by_role("heading", name="Content requests")).to_be_visible()
     rows = marketing.locator("table.content-requests tbody tr")
