@@ -67,7 +67,7 @@ from metrics.queries.rolled import (
     rolled_value_stats,
     rollup_split,
 )
-from metrics.queries.shared import shared_in_round
+from metrics.queries.shared import shared_read
 from metrics.rollup_models import CohortDay, RollupFact, StageExitDay
 
 # --- Cohort funnel ---------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def _source_funnel(
     )
 
 
-@shared_in_round
+@shared_read
 def conversion_by_source(period: Period, filters: KpiFilters = NO_FILTERS) -> ConversionBySource:
     """The cohort funnel of leads created in the period, overall and per source (also gives
     lead → opportunity and opportunity → won rates of that cohort)."""
@@ -358,7 +358,7 @@ def _lead_cohort_grouped(
     return {key: _lead_cohort(row, medians.get(key), zone) for key, row in found.items()}
 
 
-@shared_in_round
+@shared_read
 def lead_cohort(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> LeadCohort:

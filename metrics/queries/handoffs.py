@@ -54,7 +54,7 @@ from metrics.queries.rolled import (
     rolled_percentiles,
     rollup_split,
 )
-from metrics.queries.shared import shared_in_round
+from metrics.queries.shared import shared_read
 from metrics.rollup_models import HandoffDay, RollupFact
 
 # --- Lead acceptance -------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def _acceptance_grouped(
     return added(tuple(_ACCEPTANCE_COUNTS), raw, from_rollup, group_by=group_by)
 
 
-@shared_in_round
+@shared_read
 def lead_acceptance(period: Period, filters: KpiFilters = NO_FILTERS) -> Acceptance:
     return _acceptance(_acceptance_grouped(period, filters, ())[()])
 
@@ -223,7 +223,7 @@ def _response_grouped(
     return counts, percentiles
 
 
-@shared_in_round
+@shared_read
 def response_time(period: Period, filters: KpiFilters = NO_FILTERS) -> ResponseTime:
     counts, percentiles = _response_grouped(
         period, filters, (), acceptance_handoffs(period, filters)
@@ -448,7 +448,7 @@ def _sla_by(
     }
 
 
-@shared_in_round
+@shared_read
 def sla_compliance(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> SlaCompliance:
@@ -520,7 +520,7 @@ def feedback_handoffs(
     )
 
 
-@shared_in_round
+@shared_read
 def feedback_loop_completion(period: Period, filters: KpiFilters = NO_FILTERS) -> FeedbackLoop:
     handoffs = feedback_handoffs(period, filters)
     split = rollup_split(RollupFact.HANDOFF, period)

@@ -60,7 +60,7 @@ from metrics.queries.rolled import (
     rolled_value_stats,
     rollup_split,
 )
-from metrics.queries.shared import shared_in_round
+from metrics.queries.shared import shared_read
 from metrics.rollup_models import CohortDay, OpportunityDay, RollupFact
 
 # --- Opportunities: win rate, deal size, sales cycle -----------------------------------------
@@ -225,7 +225,7 @@ def _opportunity_results_grouped(
     return results
 
 
-@shared_in_round
+@shared_read
 def opportunity_results(period: Period, filters: KpiFilters = NO_FILTERS) -> OpportunityResults:
     return _opportunity_results_grouped(closed_opportunities(period, filters), (), period, filters)[
         ()
@@ -436,7 +436,7 @@ def _open_and_won(
     }
 
 
-@shared_in_round
+@shared_read
 def pipeline_and_revenue(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineRevenueReport:
@@ -495,7 +495,7 @@ def _velocity(open_count: int, results: OpportunityResults) -> PipelineVelocity:
     )
 
 
-@shared_in_round
+@shared_read
 def pipeline_velocity(
     period: Period, filters: KpiFilters = NO_FILTERS, *, now: datetime | None = None
 ) -> PipelineVelocity:

@@ -4,7 +4,7 @@ The dashboards repeat each other's headline reads: the overview's tiles are the 
 response time and SLA of the handoffs page, the conversion of the funnel page, the results,
 pipeline and velocity of the pipeline page, and the goals read some of them again for the
 quarter. A refresh round recomputes all of them for every hot filter set, one snapshot at a
-time; inside ``reads_shared()`` a read decorated with ``shared_in_round`` runs once per
+time; inside ``reads_shared()`` a read decorated with ``shared_read`` runs once per
 arguments and the snapshots after the first take its result.
 
 A dashboard request shares the same way between the snapshots it computes (the overview's
@@ -56,7 +56,7 @@ def reads_shared() -> Iterator[SharedReads]:
         _round.reset(token)
 
 
-def shared_in_round(read: Read) -> Read:
+def shared_read(read: Read) -> Read:
     signature = inspect.signature(read)
 
     @functools.wraps(read)

@@ -1,11 +1,11 @@
 """KPI reads shared within a scope (a refresh round, a dashboard request): no database."""
 
-from metrics.queries.shared import reads_shared, shared_in_round
+from metrics.queries.shared import reads_shared, shared_read
 
 calls: list[tuple] = []
 
 
-@shared_in_round
+@shared_read
 def read(period, filters=(), *, now=None):
     calls.append((period, filters, now))
     return len(calls)
