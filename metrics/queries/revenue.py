@@ -621,12 +621,14 @@ def lead_economics_by_source(
 ) -> list[SourceLeadEconomics]:
     """Revenue per lead by the lead's source; cost per lead and CAC by the campaign's source."""
     by_source = ("source_id", "source__name")
-    leads = _leads_created_by_source(period, filters)
+
+    def by_ref(found: dict[tuple, dict]) -> dict[SourceRef, dict]:
+        return {_source_ref(*key): row for key, row in found.items()}
+
+    leads = by_ref(_leads_created_by_source(period, filters))
     # Won in the period by the lead's source: the pipeline report's, which a page shows too.
     won = {
-        (row.source.id, row.source.name if row.source.id is not None else None): {
-            "amount": row.pipeline.won_amount
-        }
+        row.source: {"amount": row.pipeline.won_amount}
         for row in pipeline_and_revenue(period, filters).by_source
         if row.pipeline.won_count
     }
@@ -665,9 +667,10 @@ def lead_economics_by_source(
             ("lead__campaign__source_id", "lead__campaign__source__name"),
             n=Count("lead", distinct=True),
         )
+    costs, costed_leads, customers = by_ref(costs), by_ref(costed_leads), by_ref(customers)
     cost_known = not filters.splits_campaign_cost
 
-    def count(found: dict[tuple, dict], key: tuple) -> int:
+    def count(found: dict[SourceRef, dict], key: SourceRef) -> int:
         return found[key]["n"] if key in found else 0
 
     rows = []
@@ -680,7 +683,7 @@ def lead_economics_by_source(
             costed_leads=count(costed_leads, key) if cost_known else None,
             customers=count(customers, key) if cost_known else None,
         )
-        rows.append(SourceLeadEconomics(_source_ref(*key), economics))
+        rows.append(SourceLeadEconomics(key, economics))
     return sorted(rows, key=lambda row: _source_order(row.source))
 
 
