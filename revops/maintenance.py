@@ -81,11 +81,20 @@ def tables_tidy(connection=default_connection) -> dict[str, list[str]]:
         # A table holding rows that was never analyzed (reltuples -1: loaded by a bulk path
         # that analyzed only its own tables, or a database copied or restored, whose activity
         # counters start from zero) is analyzed too: the planner would guess its size from
-        # its pages and pick hash joins over the whole of its neighbours.
+        # its pages and pick hash joins over the whole of its neighbours. So is one holding
+        # rows without column statistics: a trigger-kept table analyzed empty by its migration
+        # (reltuples 0) and filled since, in a copy whose counters say nothing changed; without
+        # a lead_id distribution the meeting's content slide scanned every content event
+        # instead of a few thousand leads' index ranges.
         cursor.execute(
             """
             SELECT s.relname, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
-                   s.n_ins_since_vacuum, c.reltuples < 0 AND pg_relation_size(c.oid) > 0
+                   s.n_ins_since_vacuum,
+                   pg_relation_size(c.oid) > 0
+                   AND (c.reltuples < 0 OR NOT EXISTS (
+                       SELECT 1 FROM pg_stats t
+                       WHERE t.schemaname = s.schemaname AND t.tablename = s.relname
+                   ))
             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
             WHERE s.schemaname = current_schema()
             ORDER BY s.relname

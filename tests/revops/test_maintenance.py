@@ -97,6 +97,34 @@ def test_tidy_analyzes_a_table_holding_rows_that_was_never_analyzed(settings):
     assert "leads_objectiontag" not in maintenance.tables_tidy()["analyzed"]  # analyzed now
 
 
+def test_tidy_analyzes_a_trigger_kept_table_filled_after_an_empty_analyze(settings):
+    """The narrow tables kept by triggers are analyzed empty by their migration; filled since,
+    in a copied database whose counters say nothing changed, they held rows and no column
+    statistics."""
+    from leads.choices import ActivityAction, ActorType
+    from leads.models import LeadActivity, ObjectionTag
+    from tests.factories import LeadFactory
+
+    settings.MAINTAIN_VACUUM = "always"
+    maintenance.tables_tidy()
+    touch = LeadActivity.objects.create(
+        lead=LeadFactory(), action=ActivityAction.TOUCHED, actor_type=ActorType.USER
+    )
+    touch.objections.set(ObjectionTag.objects.all()[:2])
+    with connection.cursor() as cursor:
+        # As in a copy of a seeded database: analyzed while empty, counters from zero.
+        cursor.execute("ANALYZE leads_heardobjection")
+        cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'leads_heardobjection'::regclass")
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = 0 WHERE oid = 'leads_heardobjection'::regclass"
+        )
+        cursor.execute(
+            "SELECT pg_stat_reset_single_table_counters('leads_heardobjection'::regclass)"
+        )
+    assert "leads_heardobjection" in maintenance.tables_tidy()["analyzed"]
+    assert "leads_heardobjection" not in maintenance.tables_tidy()["analyzed"]  # analyzed now
+
+
 def test_tidy_vacuums_a_table_after_many_inserts(settings):
     """As autovacuum's insert threshold: an insert-only table gets its visibility map (the
     index-only scans of a trigger-kept table such as leads_contentevent)."""
