@@ -140,7 +140,10 @@ class OwnerRollupRow(models.Model):
 
 class RollupRow(LeadRollupRow):
     """What every daily rollup row of the full grain is keyed by: the lead grain's keys and
-    the owner (the handoff's assignee, the lead's or the deal's owner)."""
+    the owner (the handoff's assignee, the lead's or the deal's owner). Reads of this grain
+    filter by source or channel (both as source ids) and group or filter by owner: each full
+    grain has a ``(source, day)`` index, so a source's rows are read without the other
+    sources' (a channel's rows were ~15 % of the day range's 127k rows at 1M)."""
 
     owner = _dimension(settings.AUTH_USER_MODEL)
 
@@ -185,7 +188,10 @@ class HandoffDay(RollupRow, HandoffMeasures):
     assignee."""
 
     class Meta:
-        indexes = [models.Index(fields=["day"], name="handoff_day_day")]
+        indexes = [
+            models.Index(fields=["day"], name="handoff_day_day"),
+            models.Index(fields=["source", "day"], name="handoff_day_source_day"),
+        ]
 
     def __str__(self) -> str:
         return f"Handoffs on {self.day}"
@@ -235,7 +241,10 @@ class CohortDay(RollupRow, CohortMeasures):
     """Lead cohorts per local day of creation, source, campaign, tier and the lead's owner."""
 
     class Meta:
-        indexes = [models.Index(fields=["day"], name="cohort_day_day")]
+        indexes = [
+            models.Index(fields=["day"], name="cohort_day_day"),
+            models.Index(fields=["source", "day"], name="cohort_day_source_day"),
+        ]
 
     def __str__(self) -> str:
         return f"Leads created on {self.day}"
@@ -293,7 +302,10 @@ class OpportunityDay(OpportunityMeasures, RollupRow):
     tier = models.CharField(max_length=1, null=True)  # a deal may have no lead
 
     class Meta:
-        indexes = [models.Index(fields=["day"], name="opportunity_day_day")]
+        indexes = [
+            models.Index(fields=["day"], name="opportunity_day_day"),
+            models.Index(fields=["source", "day"], name="opportunity_day_source_day"),
+        ]
 
     def __str__(self) -> str:
         return f"Opportunities on {self.day}"
@@ -341,7 +353,10 @@ class StageExitDay(RollupRow, StageExitMeasures):
     left."""
 
     class Meta:
-        indexes = [models.Index(fields=["day"], name="stage_exit_day_day")]
+        indexes = [
+            models.Index(fields=["day"], name="stage_exit_day_day"),
+            models.Index(fields=["source", "day"], name="stage_exit_day_source_day"),
+        ]
 
     def __str__(self) -> str:
         return f"Stage exits on {self.day}"

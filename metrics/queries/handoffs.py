@@ -341,12 +341,13 @@ _SLA_ROLLUP_MEASURES_BY_CLOCK = {
 
 def _due_ahead(column: str, now: datetime) -> RawSQL:
     """How many of a rollup row's due times (``column``, sorted epoch seconds) are not before
-    ``now``, ``now`` converted as the rollup converted them: a binary search per row (today's
-    rows hold every handoff still due, tens of thousands on a busy day)."""
+    ``now``: a binary search per row (today's rows hold every handoff still due, tens of
+    thousands on a busy day). ``now`` goes in as the double the rollup made of it
+    (``EpochSeconds``: the exact microseconds rounded to the nearest double, as Python's
+    ``timestamp()`` rounds them), a constant instead of a conversion per row."""
     return RawSQL(
-        f"metrics_rollup_due_not_before({column}, "
-        "CAST(EXTRACT(EPOCH FROM CAST(%s AS timestamptz)) AS double precision))",
-        [now],
+        f"metrics_rollup_due_not_before({column}, CAST(%s AS double precision))",
+        [now.timestamp()],
         output_field=IntegerField(),
     )
 
