@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -116,7 +117,18 @@ def world(db):
         SourceFactory(name="Webinar", channel_group="events"),
         SourceFactory(name="Ads", channel_group="paid_search", origin=SourceOrigin.SALES),
     ]
-    campaigns = [CampaignFactory(source=sources[0]), CampaignFactory(source=sources[1])]
+    # The first campaign's cost and dates are known (cost per lead counts its leads by the
+    # campaign's source, whatever the lead's); the second's are not.
+    today = timezone.localdate()
+    campaigns = [
+        CampaignFactory(
+            source=sources[0],
+            cost=Decimal("1200.00"),
+            starts_on=today - timedelta(days=400),
+            ends_on=today + timedelta(days=30),
+        ),
+        CampaignFactory(source=sources[1]),
+    ]
     return {
         "manager": manager,
         "reps": reps,
