@@ -195,8 +195,8 @@ class DashboardFilterForm(forms.Form):
 
     def options(self) -> dict[str, list[tuple[str, str, bool]]]:
         """(value, label, selected) per choice filter, "none" first where a row can lack the
-        value. Rendered by a plain template loop: Django's widgets render each option through
-        a template, which for hundreds of reps cost more than the rest of the page."""
+        value. Rendered by ``option_tags``: Django's widgets render each option through a
+        template, which for hundreds of reps cost more than the rest of the page."""
         raw = self.data if self.is_bound else {}
         chosen = {name: set(raw.getlist(name)) if raw else set() for name in self.fields}
         people = [
