@@ -66,9 +66,7 @@ def test_a_rejected_mql_stays_in_nurture_until_it_engages_again(
     account = AccountFactory(
         industry="software", employees=800, annual_revenue=50_000_000, region="NA", country="US"
     )
-    lead = LeadFactory(
-        first_name="Hedy", last_name="Lamarr", account=account, seniority="director"
-    )
+    lead = LeadFactory(first_name="Hedy", last_name="Lamarr", account=account, seniority="director")
     engage(lead, "demo_request", "demo-1", at=timezone.now() - timedelta(hours=2))
     handoff = Handoff.objects.get(lead=lead, outcome="pending")
     assert handoff.assignee == rep_user
