@@ -62,6 +62,7 @@ from leads.imports.mapping import (
     Mapping,
     MappingContext,
     MappingError,
+    ParsedColumns,
     RowError,
     compile_mapping,
     dates_note,
@@ -599,6 +600,11 @@ class KindImport:
 
     def process(self, rows: list[tuple[int, dict]]) -> None:
         raise NotImplementedError
+
+    def process_parsed(self, chunk: ParsedColumns) -> None:
+        """A chunk of valid rows parsed column by column; a handler that can work on the
+        columns overrides this, the others take the rows as ``process`` does."""
+        self.process(list(zip(chunk.numbers, chunk.rows(), strict=True)))
 
     def finish(self) -> None:
         pass
@@ -1411,25 +1417,31 @@ def _parsed_chunks(
     *,
     limit: int | None,
     preview: list[dict] | None,
-) -> Iterator[list[tuple[int, dict]]]:
-    chunk: list[tuple[int, dict]] = []
+) -> Iterator[list[tuple[int, dict]] | ParsedColumns]:
+    """The file's valid rows, ``CHUNK_ROWS`` rows read at a time: a chunk of clean rows parsed
+    column by column (``RowParser.parse_clean``), any other row by row with its errors."""
     report = run.report
-    for row, cells in csv_rows.rows:
-        report.rows += 1
-        values, errors = parser.parse(row, cells)
-        if errors:
-            run.add_errors(errors)
+    for chunk in csv_rows.chunks(CHUNK_ROWS if limit is None else min(CHUNK_ROWS, limit)):
+        if limit is not None:
+            chunk = chunk[: max(0, limit - report.rows)]
+        report.rows += len(chunk)
+        parsed = parser.parse_clean(chunk) if preview is None else None
+        if parsed is not None:
+            yield parsed
         else:
-            chunk.append((row, values))
-        if preview is not None:
-            preview.append({"row": row, "values": _displayable(values)})
-        if len(chunk) >= CHUNK_ROWS:
-            yield chunk
-            chunk = []
+            valid = []
+            for row, cells in chunk:
+                values, errors = parser.parse(row, cells)
+                if errors:
+                    run.add_errors(errors)
+                else:
+                    valid.append((row, values))
+                if preview is not None:
+                    preview.append({"row": row, "values": _displayable(values)})
+            if valid:
+                yield valid
         if limit is not None and report.rows >= limit:
             break
-    if chunk:
-        yield chunk
 
 
 def _displayable(values: dict) -> dict:
@@ -1563,7 +1575,10 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
             )
         try:
             for chunk in _parsed_chunks(csv_rows, parser, run, limit=limit, preview=preview_rows):
-                handler.process(chunk)
+                if isinstance(chunk, ParsedColumns):
+                    handler.process_parsed(chunk)
+                else:
+                    handler.process(chunk)
                 run.end_chunk()
                 if progress is not None:
                     progress(csv_rows.fraction_read * read_share, report.rows)
