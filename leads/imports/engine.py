@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import compress, repeat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -1005,10 +1006,14 @@ class LeadKeys:
         self.by_email: dict[str, int | None] = {}
 
     def load(self, rows) -> None:
-        exts = {v["lead_external_id"] for _, v in rows if "lead_external_id" in v}
-        emails = {v["lead_email"] for _, v in rows if "lead_email" in v}
-        exts -= self.by_ext.keys()
-        emails -= self.by_email.keys()
+        self.load_keys(
+            external_ids={v["lead_external_id"] for _, v in rows if "lead_external_id" in v},
+            emails={v["lead_email"] for _, v in rows if "lead_email" in v},
+        )
+
+    def load_keys(self, *, external_ids: set[str] = frozenset(), emails: set[str] = frozenset()):
+        exts = external_ids - self.by_ext.keys()
+        emails = emails - self.by_email.keys()
         found = rows_matching(Lead, "external_id", exts, ["external_id", "pk"])
         self.by_ext.update(dict.fromkeys(exts))
         self.by_ext.update((row["external_id"], row["pk"]) for row in found)
@@ -1103,6 +1108,60 @@ class EventImport(KindImport):
         self.staged += len(new)
         self.lead_ids.update(e.lead_id for e in new)
         self.triggers += [e for e in new if e.kind in self.trigger_kinds]
+
+    def process_parsed(self, chunk: ParsedColumns) -> None:
+        """A chunk of clean rows whose events name their lead by one key, worked column by
+        column: a chunk with a repeat, an unknown lead or blanks is processed row by row
+        (``process``), which reports each problem."""
+        columns, numbers = chunk.columns, chunk.numbers
+        key_field = "lead_external_id" if "lead_external_id" in columns else "lead_email"
+        if (
+            chunk.complete != columns.keys()
+            or "lead_external_id" in columns and "lead_email" in columns
+        ):
+            return super().process_parsed(chunk)
+        run, count = self.run, len(numbers)
+        systems = columns.get("source_system") or [DEFAULT_SOURCE_SYSTEM] * count
+        external_ids = columns.get("external_id")
+        keys = None
+        if external_ids is not None:
+            keys = list(zip(systems, external_ids, strict=True))
+            if len(set(keys)) != count or not self.seen.keys().isdisjoint(keys):
+                return super().process_parsed(chunk)
+        run.writer.flush()
+        lead_keys = columns[key_field]
+        if key_field == "lead_external_id":
+            self.leads.load_keys(external_ids=set(lead_keys))
+            lead_ids = list(map(self.leads.by_ext.get, lead_keys))
+        else:
+            self.leads.load_keys(emails=set(lead_keys))
+            lead_ids = list(map(self.leads.by_email.get, lead_keys))
+        if None in lead_ids:
+            return super().process_parsed(chunk)
+        if keys is not None:
+            self.seen.update(zip(keys, numbers, strict=True))
+        properties = columns.get("properties") or [{}] * count
+        rows = zip(lead_ids, columns["kind"], columns["occurred_at"], properties,
+                   repeat(None), systems, external_ids or repeat(""), repeat(run.now))  # fmt: skip
+        received = facts.events_received(keys) if keys is not None else set()
+        if received:
+            fresh = [key not in received for key in keys]
+            rows = compress(rows, fresh)
+            lead_ids = list(compress(lead_ids, fresh))
+        rows = list(rows)
+        run.report.duplicates += count - len(rows)
+        run.report.created += len(rows)
+        if not run.writing:
+            return
+        facts.events_stage(rows=rows, writer=run.writer)
+        self.staged += len(rows)
+        self.lead_ids.update(lead_ids)
+        if not self.trigger_kinds.isdisjoint(columns["kind"]):
+            self.triggers += [
+                facts.EventRow(lead_id=row[0], kind=row[1], occurred_at=row[2])
+                for row in rows
+                if row[1] in self.trigger_kinds
+            ]
 
     def finish(self) -> None:
         run = self.run
