@@ -12,9 +12,9 @@ import codecs
 import csv
 import io
 from collections.abc import Callable, Iterator
-from itertools import islice
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from revops.text import control_character_problem
@@ -257,7 +257,9 @@ def open_rows(path: Path, fmt: CsvFormat) -> Iterator[CsvRows]:
                     ) from None
                 if not batch:
                     return
-                numbered = zip(range(row_number + 1, row_number + 1 + len(batch)), batch)
+                numbered = zip(
+                    range(row_number + 1, row_number + 1 + len(batch)), batch, strict=True
+                )
                 row_number += len(batch)
                 if {0, 1} & set(map(len, batch)):
                     yield [(number, cells) for number, cells in numbered

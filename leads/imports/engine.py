@@ -31,9 +31,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import compress, repeat
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -1115,9 +1115,8 @@ class EventImport(KindImport):
         (``process``), which reports each problem."""
         columns, numbers = chunk.columns, chunk.numbers
         key_field = "lead_external_id" if "lead_external_id" in columns else "lead_email"
-        if (
-            chunk.complete != columns.keys()
-            or "lead_external_id" in columns and "lead_email" in columns
+        if chunk.complete != columns.keys() or (
+            "lead_external_id" in columns and "lead_email" in columns
         ):
             return super().process_parsed(chunk)
         run, count = self.run, len(numbers)

@@ -41,11 +41,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from itertools import chain
-from operator import attrgetter, itemgetter, methodcaller
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
+from itertools import chain
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -1074,7 +1074,7 @@ def _converter(
     raise AssertionError(f"no converter for {kind}")
 
 
-class Declined(Exception):  # noqa: N818 (a signal, not an error)
+class Declined(Exception):
     """A column the bulk path will not vouch for: its chunk is parsed row by row instead."""
 
 
@@ -1243,7 +1243,7 @@ class RowParser:
                     columns[step.name] = [step.get(cells[0])] * len(cells)
                     continue
                 raws = step.get_all(cells)
-                if raws and not isinstance(raws[0], str) or "" in raws:
+                if (raws and not isinstance(raws[0], str)) or "" in raws:
                     blanks = [position for position, raw in enumerate(raws) if not raw]
                 else:
                     blanks = []
@@ -1281,7 +1281,9 @@ class ParsedColumns:
 
     def rows(self) -> list[dict[str, Any]]:
         names = list(self.columns)
-        parsed = [dict(zip(names, row, strict=True)) for row in zip(*self.columns.values())]
+        parsed = [
+            dict(zip(names, row, strict=True)) for row in zip(*self.columns.values(), strict=True)
+        ]
         for name in names:
             if name not in self.complete:
                 for values, value in zip(parsed, self.columns[name], strict=True):

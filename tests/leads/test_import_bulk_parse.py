@@ -28,14 +28,14 @@ LEADS = {
 }
 LEAD_HEADER = ["Email", "First", "Stage", "Created", "Country"]
 
+WHENS = ["2026-03-01T10:00:00+00:00", "2026-03-01T10:00:00-05:00", "2026-03-01 10:00",
+         "2026-03-01", "2026-03-01T10:00:00+17:00", "0226-03-01T10:00:00Z", "yesterday",
+         ""]  # fmt: skip
 CELLS = {
     "Record ID": st.sampled_from(["L-1", " L-2 ", "", "'=L-3", "L-\x07", "x" * 101]),
     "Email": st.sampled_from(["ada@example.com", "ADA@Example.com", "", "not-an-email"]),
     "Type": st.sampled_from(["page_view", "Page View", "email_open", "", "tweet"]),
-    "When": st.sampled_from(
-        ["2026-03-01T10:00:00+00:00", "2026-03-01T10:00:00-05:00", "2026-03-01 10:00",
-         "2026-03-01", "2026-03-01T10:00:00+17:00", "0226-03-01T10:00:00Z", "yesterday", ""]
-    ),  # fmt: skip
+    "When": st.sampled_from(WHENS),
     "Event ID": st.sampled_from(["E1", "E2", "", " E3"]),
     "First": st.sampled_from(["Ada", "", "O'Brien", "'+Grace"]),
     "Stage": st.sampled_from(["lead", "MQL", "", "nowhere"]),
