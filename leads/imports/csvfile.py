@@ -11,9 +11,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from revops.text import control_character_problem
@@ -154,6 +155,8 @@ class CsvRows:
     counter: _CountingReader
     size: int
     warnings: list[str]  # about the header (repeated names), for the preview and the report
+    # The same stream, ``size`` rows at a time (the rows ``rows`` has not given yet).
+    chunks: Callable[[int], Iterator[list[tuple[int, list[str]]]]] | None = None
 
     @property
     def fraction_read(self) -> float:
@@ -234,12 +237,43 @@ def open_rows(path: Path, fmt: CsvFormat) -> Iterator[CsvRows]:
                     f"Row {row_number + 1} cannot be decoded as {fmt.encoding}: {problem.reason}"
                 ) from None
 
+        def chunks(size: int) -> Iterator[list[tuple[int, list[str]]]]:
+            # As rows(), with the per-row work in C (islice, map) unless a chunk has blanks.
+            row_number = 1
+            while True:
+                batch: list[list[str]] = []
+                try:
+                    batch.extend(islice(reader, size))  # keeps the rows read before an error
+                except csv.Error as problem:
+                    row_number += len(batch)
+                    raise CsvFileError(
+                        f"Row {row_number + 1} is not valid CSV: {problem}"
+                    ) from None
+                except UnicodeDecodeError as problem:
+                    row_number += len(batch)
+                    raise CsvFileError(
+                        f"Row {row_number + 1} cannot be decoded as {fmt.encoding}: "
+                        f"{problem.reason}"
+                    ) from None
+                if not batch:
+                    return
+                numbered = zip(
+                    range(row_number + 1, row_number + 1 + len(batch)), batch, strict=True
+                )
+                row_number += len(batch)
+                if {0, 1} & set(map(len, batch)):
+                    yield [(number, cells) for number, cells in numbered
+                           if cells and not (len(cells) == 1 and not cells[0].strip())]  # fmt: skip
+                else:
+                    yield list(numbered)
+
         yield CsvRows(
             header=header,
             rows=rows(),
             counter=counter,
             size=path.stat().st_size,
             warnings=warnings,
+            chunks=chunks,
         )
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ from leads.imports.mapping import (
     Mapping,
     MappingContext,
     MappingError,
+    ParsedColumns,
     RowError,
     compile_mapping,
     dates_note,
@@ -600,6 +602,11 @@ class KindImport:
     def process(self, rows: list[tuple[int, dict]]) -> None:
         raise NotImplementedError
 
+    def process_parsed(self, chunk: ParsedColumns) -> None:
+        """A chunk of valid rows parsed column by column; a handler that can work on the
+        columns overrides this, the others take the rows as ``process`` does."""
+        self.process(list(zip(chunk.numbers, chunk.rows(), strict=True)))
+
     def finish(self) -> None:
         pass
 
@@ -999,10 +1006,14 @@ class LeadKeys:
         self.by_email: dict[str, int | None] = {}
 
     def load(self, rows) -> None:
-        exts = {v["lead_external_id"] for _, v in rows if "lead_external_id" in v}
-        emails = {v["lead_email"] for _, v in rows if "lead_email" in v}
-        exts -= self.by_ext.keys()
-        emails -= self.by_email.keys()
+        self.load_keys(
+            external_ids={v["lead_external_id"] for _, v in rows if "lead_external_id" in v},
+            emails={v["lead_email"] for _, v in rows if "lead_email" in v},
+        )
+
+    def load_keys(self, *, external_ids: set[str] = frozenset(), emails: set[str] = frozenset()):
+        exts = external_ids - self.by_ext.keys()
+        emails = emails - self.by_email.keys()
         found = rows_matching(Lead, "external_id", exts, ["external_id", "pk"])
         self.by_ext.update(dict.fromkeys(exts))
         self.by_ext.update((row["external_id"], row["pk"]) for row in found)
@@ -1097,6 +1108,59 @@ class EventImport(KindImport):
         self.staged += len(new)
         self.lead_ids.update(e.lead_id for e in new)
         self.triggers += [e for e in new if e.kind in self.trigger_kinds]
+
+    def process_parsed(self, chunk: ParsedColumns) -> None:
+        """A chunk of clean rows whose events name their lead by one key, worked column by
+        column: a chunk with a repeat, an unknown lead or blanks is processed row by row
+        (``process``), which reports each problem."""
+        columns, numbers = chunk.columns, chunk.numbers
+        key_field = "lead_external_id" if "lead_external_id" in columns else "lead_email"
+        if chunk.complete != columns.keys() or (
+            "lead_external_id" in columns and "lead_email" in columns
+        ):
+            return super().process_parsed(chunk)
+        run, count = self.run, len(numbers)
+        systems = columns.get("source_system") or [DEFAULT_SOURCE_SYSTEM] * count
+        external_ids = columns.get("external_id")
+        keys = None
+        if external_ids is not None:
+            keys = list(zip(systems, external_ids, strict=True))
+            if len(set(keys)) != count or not self.seen.keys().isdisjoint(keys):
+                return super().process_parsed(chunk)
+        run.writer.flush()
+        lead_keys = columns[key_field]
+        if key_field == "lead_external_id":
+            self.leads.load_keys(external_ids=set(lead_keys))
+            lead_ids = list(map(self.leads.by_ext.get, lead_keys))
+        else:
+            self.leads.load_keys(emails=set(lead_keys))
+            lead_ids = list(map(self.leads.by_email.get, lead_keys))
+        if None in lead_ids:
+            return super().process_parsed(chunk)
+        if keys is not None:
+            self.seen.update(zip(keys, numbers, strict=True))
+        properties = columns.get("properties") or [{}] * count
+        rows = zip(lead_ids, columns["kind"], columns["occurred_at"], properties,
+                   repeat(None), systems, external_ids or repeat(""), repeat(run.now))  # fmt: skip
+        received = facts.events_received(keys) if keys is not None else set()
+        if received:
+            fresh = [key not in received for key in keys]
+            rows = compress(rows, fresh)
+            lead_ids = list(compress(lead_ids, fresh))
+        rows = list(rows)
+        run.report.duplicates += count - len(rows)
+        run.report.created += len(rows)
+        if not run.writing:
+            return
+        facts.events_stage(rows=rows, writer=run.writer)
+        self.staged += len(rows)
+        self.lead_ids.update(lead_ids)
+        if not self.trigger_kinds.isdisjoint(columns["kind"]):
+            self.triggers += [
+                facts.EventRow(lead_id=row[0], kind=row[1], occurred_at=row[2])
+                for row in rows
+                if row[1] in self.trigger_kinds
+            ]
 
     def finish(self) -> None:
         run = self.run
@@ -1411,25 +1475,31 @@ def _parsed_chunks(
     *,
     limit: int | None,
     preview: list[dict] | None,
-) -> Iterator[list[tuple[int, dict]]]:
-    chunk: list[tuple[int, dict]] = []
+) -> Iterator[list[tuple[int, dict]] | ParsedColumns]:
+    """The file's valid rows, ``CHUNK_ROWS`` rows read at a time: a chunk of clean rows parsed
+    column by column (``RowParser.parse_clean``), any other row by row with its errors."""
     report = run.report
-    for row, cells in csv_rows.rows:
-        report.rows += 1
-        values, errors = parser.parse(row, cells)
-        if errors:
-            run.add_errors(errors)
+    for chunk in csv_rows.chunks(CHUNK_ROWS if limit is None else min(CHUNK_ROWS, limit)):
+        if limit is not None:
+            chunk = chunk[: max(0, limit - report.rows)]
+        report.rows += len(chunk)
+        parsed = parser.parse_clean(chunk) if preview is None else None
+        if parsed is not None:
+            yield parsed
         else:
-            chunk.append((row, values))
-        if preview is not None:
-            preview.append({"row": row, "values": _displayable(values)})
-        if len(chunk) >= CHUNK_ROWS:
-            yield chunk
-            chunk = []
+            valid = []
+            for row, cells in chunk:
+                values, errors = parser.parse(row, cells)
+                if errors:
+                    run.add_errors(errors)
+                else:
+                    valid.append((row, values))
+                if preview is not None:
+                    preview.append({"row": row, "values": _displayable(values)})
+            if valid:
+                yield valid
         if limit is not None and report.rows >= limit:
             break
-    if chunk:
-        yield chunk
 
 
 def _displayable(values: dict) -> dict:
@@ -1563,7 +1633,10 @@ def _run(report, mapping, context, parser, csv_rows, *, skip_invalid, dry_run, l
             )
         try:
             for chunk in _parsed_chunks(csv_rows, parser, run, limit=limit, preview=preview_rows):
-                handler.process(chunk)
+                if isinstance(chunk, ParsedColumns):
+                    handler.process_parsed(chunk)
+                else:
+                    handler.process(chunk)
                 run.end_chunk()
                 if progress is not None:
                     progress(csv_rows.fraction_read * read_share, report.rows)

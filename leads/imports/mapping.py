@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
+from itertools import chain
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -1072,6 +1074,78 @@ def _converter(
     raise AssertionError(f"no converter for {kind}")
 
 
+class Declined(Exception):
+    """A column the bulk path will not vouch for: its chunk is parsed row by row instead."""
+
+
+_YEAR = attrgetter("year")
+_IN_UTC = methodcaller("astimezone", UTC)
+
+
+def _bulk_converter(target: TargetField, spec: FieldSpec, convert: Callable) -> Callable:
+    """``convert`` over a column of non-blank cells at once: C-level ``map`` for the common
+    cases (ISO instants with an offset, known choices, texts within their length), ``convert``
+    per cell otherwise. Raises ``Declined`` where a cell would be a row error, so rows with
+    problems are always reported by ``RowParser.parse``, one message the same whichever path."""
+    kind = target.type
+
+    def each(cells: list) -> list:
+        try:
+            return list(map(convert, cells))
+        except FieldProblem:
+            raise Declined from None
+
+    if kind == TEXT:
+        limit, upper = target.max_length, target.name == "currency"
+
+        def texts(cells: list) -> list:
+            if limit and max(map(len, cells)) > limit:
+                raise Declined
+            return list(map(str.upper, cells)) if upper else cells
+
+        return texts
+    if kind == EMAIL:
+        limit = target.max_length or 254
+
+        def emails(cells: list) -> list:
+            values = list(map(str.lower, cells))
+            if max(map(len, values)) > limit or not all(map(EMAIL_SHAPE.match, values)):
+                raise Declined
+            return values
+
+        return emails
+    if kind == CHOICE:
+        exact = {value: value for value, _ in target.choices}
+
+        def choices(cells: list) -> list:
+            values = list(map(exact.get, cells))
+            return each(cells) if None in values else values
+
+        return choices
+    if kind == DATETIME and (spec.format or "iso") == "iso":
+
+        def instants(cells: list) -> list:
+            # A date alone (10 characters) is a local day, a naive time is read in a zone:
+            # both are the per-cell path's. Instants with an offset in range are converted here.
+            if min(map(len, cells)) <= 10:
+                return each(cells)
+            try:
+                values = list(map(datetime.fromisoformat, cells))
+            except ValueError:
+                raise Declined from None
+            if not MIN_YEAR <= min(map(_YEAR, values)) <= max(map(_YEAR, values)) <= MAX_YEAR:
+                raise Declined
+            offsets = set(map(datetime.utcoffset, values))
+            if None in offsets:
+                return each(cells)
+            if not all(-OFFSET_LIMIT < offset < OFFSET_LIMIT for offset in offsets):
+                raise Declined
+            return list(map(_IN_UTC, values))
+
+        return instants
+    return each
+
+
 # --- Compiling a mapping against a header -----------------------------------------------------
 
 
@@ -1082,6 +1156,11 @@ class _Step:
     get: Callable[[list[str]], Any]
     convert: Callable[[Any], Any] | None  # None: the value is a pre-parsed constant
     required: bool
+    get_all: Callable[[list[list[str]]], list] | None = None  # ``get`` over many rows
+    convert_all: Callable[[list], list] | None = None  # ``convert`` over a column (_bulk_converter)
+
+
+_BLANK = object()  # a cell that gives its field no value
 
 
 class RowParser:
@@ -1148,6 +1227,73 @@ class RowParser:
                     errors.append(RowError(row, group[0], "", "", why))
         return values, errors
 
+    def parse_clean(self, rows: list[tuple[int, list[str]]]) -> ParsedColumns | None:
+        """The values of every row (as ``parse`` gives them), column by column, when every row
+        is valid; None when any row may have a problem (then ``parse`` each row for its
+        messages). A file of well-formed rows is parsed in a fraction of the per-row time."""
+        cells = [cells for _, cells in rows]
+        if not cells or set(map(len, cells)) != {self.width}:
+            return None
+        if CONTROL_CHARACTERS.search("".join(chain.from_iterable(cells))) is not None:
+            return None
+        columns: dict[str, list] = {}
+        try:
+            for step in self.steps:
+                if step.convert is None:
+                    columns[step.name] = [step.get(cells[0])] * len(cells)
+                    continue
+                raws = step.get_all(cells)
+                if (raws and not isinstance(raws[0], str)) or "" in raws:
+                    blanks = [position for position, raw in enumerate(raws) if not raw]
+                else:
+                    blanks = []
+                if blanks and step.required:
+                    return None
+                if blanks:
+                    kept = [raw for raw in raws if raw]
+                    converted = iter(step.convert_all(kept) if kept else [])
+                    values = [_BLANK if not raw else next(converted) for raw in raws]
+                else:
+                    values = step.convert_all(raws)
+                if None in values or "" in values:  # converted to nothing: not a value
+                    values = [_BLANK if v is None or v == "" else v for v in values]
+                columns[step.name] = values
+        except Declined:
+            return None
+        parsed = ParsedColumns([row for row, _ in rows], columns)
+        for group in self.one_of:
+            if parsed.complete.isdisjoint(group) and not all(
+                any(name in values for name in group) for values in parsed.rows()
+            ):
+                return None
+        return parsed
+
+
+class ParsedColumns:
+    """A chunk of valid rows, parsed column by column: ``numbers`` (the rows' numbers in the
+    file) and ``columns`` (field → one value a row, ``BLANK`` where the row gives none).
+    ``rows()`` is the same as ``RowParser.parse`` gives, row by row."""
+
+    def __init__(self, numbers: list[int], columns: dict[str, list]) -> None:
+        self.numbers = numbers
+        self.columns = columns
+        self.complete = {name for name, values in columns.items() if _BLANK not in values}
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = list(self.columns)
+        parsed = [
+            dict(zip(names, row, strict=True)) for row in zip(*self.columns.values(), strict=True)
+        ]
+        for name in names:
+            if name not in self.complete:
+                for values, value in zip(parsed, self.columns[name], strict=True):
+                    if value is _BLANK:
+                        del values[name]
+        return parsed
+
+
+BLANK = _BLANK
+
 
 def _json_texts(value: Any) -> Iterable[str]:
     """Every string of a parsed JSON value, keys included."""
@@ -1209,28 +1355,50 @@ def _getter(spec: FieldSpec, index: dict[str, int], target: TargetField, problem
             return None
 
         if not values and default is None:
-            return lambda cells: clean_cell(cells[at])
+            return _Getter(lambda cells: clean_cell(cells[at]), _cleaned_column(at))
 
         def cell(cells: list[str]) -> str:
             text = translate(clean_cell(cells[at]))
             return default if text == "" and default is not None else text
 
-        return cell
+        return _Getter(cell)
     if spec.columns:
         positions = [position(column) for column in spec.columns]
         if any(p is None for p in positions):
             return None
         pairs = list(zip(spec.columns, positions, strict=True))
         if target.type == PROPERTIES and spec.join is None:
-            return lambda cells: {c: v for c, p in pairs if (v := clean_cell(cells[p]))}
+            return _Getter(lambda cells: {c: v for c, p in pairs if (v := clean_cell(cells[p]))})
         joiner = spec.join if spec.join is not None else " "
 
         def joined(cells: list[str]) -> str:
             text = translate(joiner.join(v for _, p in pairs if (v := clean_cell(cells[p]))))
             return default if text == "" and default is not None else text
 
-        return joined
+        return _Getter(joined)
     return None
+
+
+class _Getter:
+    """A field's value from a row's cells (``one``), and from many rows' (``all``)."""
+
+    def __init__(self, one: Callable[[list[str]], Any], all_rows=None) -> None:
+        self.one = one
+        self.all = all_rows or (lambda rows: list(map(one, rows)))
+
+
+def _cleaned_column(at: int) -> Callable[[list[list[str]]], list[str]]:
+    """``clean_cell`` of one column over many rows: strips at C speed; the apostrophe a
+    spreadsheet-safe export puts before = + - @ is looked for only in a column that has one."""
+    take = itemgetter(at)
+
+    def column(rows: list[list[str]]) -> list[str]:
+        cells = list(map(str.strip, map(take, rows)))
+        if "'" in "".join(cells):
+            return list(map(clean_cell, cells))
+        return cells
+
+    return column
 
 
 def compile_mapping(mapping: Mapping, header: list[str], context: MappingContext) -> RowParser:
@@ -1275,7 +1443,10 @@ def compile_mapping(mapping: Mapping, header: list[str], context: MappingContext
         get = _getter(spec, index, target, problems, name)
         if get is None:
             continue
-        steps.append(_Step(name, spec.source_label, get, convert, target.required))
+        steps.append(
+            _Step(name, spec.source_label, get.one, convert, target.required, get_all=get.all,
+                  convert_all=_bulk_converter(target, spec, convert))
+        )  # fmt: skip
     mapped = {name for name, _ in mapping.fields}
     for target in targets.values():
         if target.required and target.name not in mapped:

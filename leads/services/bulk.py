@@ -177,6 +177,9 @@ class _Columns:
         self.json_positions = [
             i for i, f in enumerate(self.fields) if isinstance(f, models.JSONField)
         ]
+        self.datetime_positions = [
+            i for i, f in enumerate(self.fields) if isinstance(f, models.DateTimeField)
+        ]
 
 
 class Writer:
@@ -374,12 +377,20 @@ class CopyWriter(Writer):
     def _buffer(spec: _Columns, rows, *, prepared: bool = False) -> io.StringIO:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        if spec.json_positions and not prepared:
-            positions = spec.json_positions
-            rows = [list(row) for row in rows]
-            for row in rows:
-                for position in positions:
-                    row[position] = _json_text(row[position])
+        json_positions = [] if prepared else spec.json_positions
+        if rows and (json_positions or spec.datetime_positions):
+            # Column by column: a list per row and a loop over its JSON fields cost more than
+            # the COPY of the row; an instant's text costs microseconds, so a column of few
+            # distinct instants (the time of the import on every row) writes each once.
+            columns = list(zip(*rows, strict=True))
+            for position in json_positions:
+                columns[position] = map(_json_text, columns[position])
+            for position in spec.datetime_positions:
+                distinct = set(columns[position])
+                if len(distinct) * 2 < len(rows):
+                    text = {value: value if value is None else str(value) for value in distinct}
+                    columns[position] = map(text.__getitem__, columns[position])
+            rows = zip(*columns, strict=True)
         writer.writerows(rows)
         buffer.seek(0)
         return buffer

@@ -496,19 +496,23 @@ def events_record(
     return EventsRecorded(stored, duplicates, fresh, lead_ids, moved)
 
 
-def events_stage(*, events: Sequence[EventRow], writer: Writer) -> None:
-    """Queue new events for ``events_staged_store``. The caller has left out those received
-    before (``events_received``) and repeats within its rows. Nothing reaches the event table,
-    and no id is taken from its sequence, until then: a caller that finds a bad row later rolls
-    back having written nothing."""
+def events_stage(
+    *, events: Sequence[EventRow] = (), rows: Iterable[tuple] = (), writer: Writer
+) -> None:
+    """Queue new events for ``events_staged_store``: ``events``, or ``rows`` already in
+    ``EVENT_FIELDS`` order (a caller holding its events as columns zips them, with no object
+    a row). The caller has left out those received before (``events_received``) and repeats
+    within its rows. Nothing reaches the event table, and no id is taken from its sequence,
+    until then: a caller that finds a bad row later rolls back having written nothing."""
     now = timezone.now()
     writer.stage(
         EngagementEvent,
         EVENT_FIELDS,
         [
-            (e.lead_id, e.kind, e.occurred_at, e.properties, e.content_asset_id, e.source_system,
-             e.external_id, e.received_at or now)
-            for e in events
+            *((e.lead_id, e.kind, e.occurred_at, e.properties, e.content_asset_id,
+               e.source_system, e.external_id, e.received_at or now)
+              for e in events),
+            *rows,
         ],
     )  # fmt: skip
 
