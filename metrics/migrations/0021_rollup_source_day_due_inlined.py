@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.conf import settings
 from django.db import migrations, models
 
@@ -20,16 +22,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         ELSE cardinality(due) - width_bucket(at, due)
     END
 $$"""
-SEARCH_NOT_BEFORE = """
-CREATE OR REPLACE FUNCTION metrics_rollup_due_not_before(due float8[], at float8) RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN at_or_before > 0 AND due[at_or_before] = at
-            THEN (SELECT count(*) FROM unnest(due) AS one WHERE one >= at)
-        ELSE cardinality(due) - at_or_before
-    END
-    FROM (SELECT width_bucket(at, due) AS at_or_before) AS search
-$$"""
 
 
 def _inline(apps, schema_editor):
@@ -39,9 +31,12 @@ def _inline(apps, schema_editor):
 
 
 def _search(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(SEARCH_NOT_BEFORE)
-        schema_editor.execute("DROP FUNCTION IF EXISTS metrics_rollup_due_count_from(float8[], float8)")
+    if schema_editor.connection.vendor == "postgresql":  # back to 0019's function
+        searched = import_module("metrics.migrations.0019_sla_due_sorted").CREATE_NOT_BEFORE
+        schema_editor.execute(searched.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
+        schema_editor.execute(
+            "DROP FUNCTION IF EXISTS metrics_rollup_due_count_from(float8[], float8)"
+        )
 
 
 class Migration(migrations.Migration):
