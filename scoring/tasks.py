@@ -41,9 +41,15 @@ def enqueue_rescores(lead_ids: list[int]) -> None:
 
 
 def enqueue_job(job_id: int) -> None:
-    for chunk_id in RescoreChunk.objects.filter(
-        job_id=job_id, finished_at__isnull=True
-    ).values_list("pk", flat=True):
+    # Newest leads first: they carry the most recent engagement and so most of a publish's
+    # threshold crossings (~1.5 ms of CPU each, against ~15 µs a rescored row). Sent last, the
+    # heaviest chunks ran at the end, one worker finishing them alone; sent first, they start
+    # on every worker at once and the light chunks fill in behind them.
+    for chunk_id in (
+        RescoreChunk.objects.filter(job_id=job_id, finished_at__isnull=True)
+        .order_by("-first_lead_id")
+        .values_list("pk", flat=True)
+    ):
         _safely(lambda chunk_id=chunk_id: run_rescore_chunk.delay(chunk_id), f"chunk {chunk_id}")
 
 

@@ -314,6 +314,23 @@ def test_publishing_a_model_rescores_every_lead_from_stored_sums(
     assert LeadScoreState.objects.filter(sums_model__number=1).count() == 3
 
 
+def test_a_job_sends_its_chunks_newest_leads_first(db, monkeypatch):
+    """The newest leads carry the most recent engagement, so most threshold crossings (the
+    dearest part of a chunk): sent first, the heavy chunks start at once on every worker and
+    the light ones fill in at the end, instead of one worker finishing the heaviest alone."""
+    monkeypatch.setattr(services, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(services, "BUCKET_SIZE", 2)
+    for _ in range(5):
+        LeadFactory()
+    job = services.rescore_job_create(reason="manual")
+    with mock.patch.object(tasks.run_rescore_chunk, "delay") as send:
+        tasks.enqueue_job(job.pk)
+    sent = [call.args[0] for call in send.call_args_list]
+    newest_first = job.chunks.order_by("-first_lead_id").values_list("pk", flat=True)
+    assert len(sent) == 3
+    assert sent == list(newest_first)
+
+
 def test_changing_the_half_life_rereads_events(db, frozen_now):
     lead = icp_lead()
     record(lead, "webinar_attended", 1, at=NOW - timedelta(days=10))
