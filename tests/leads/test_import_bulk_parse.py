@@ -4,6 +4,7 @@ messages. No database."""
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -66,20 +67,14 @@ def check_same(parser, cells_list):
     return True
 
 
+@pytest.mark.parametrize(
+    ("kind", "fields", "header"), [("events", EVENTS, HEADER), ("leads", LEADS, LEAD_HEADER)]
+)
 @settings(max_examples=300, deadline=None)
-@given(cells_list=rows_of(HEADER))
-def test_events_parsed_by_column_equal_the_rows_parsed_one_by_one(cells_list):
-    parser = compile_mapping(Mapping.from_json({"kind": "events", "fields": EVENTS}),
-                             HEADER, CONTEXT)  # fmt: skip
-    check_same(parser, cells_list)
-
-
-@settings(max_examples=300, deadline=None)
-@given(cells_list=rows_of(LEAD_HEADER))
-def test_leads_parsed_by_column_equal_the_rows_parsed_one_by_one(cells_list):
-    parser = compile_mapping(Mapping.from_json({"kind": "leads", "fields": LEADS}),
-                             LEAD_HEADER, CONTEXT)  # fmt: skip
-    check_same(parser, cells_list)
+@given(data=st.data())
+def test_rows_parsed_by_column_equal_the_rows_parsed_one_by_one(kind, fields, header, data):
+    parser = compile_mapping(Mapping.from_json({"kind": kind, "fields": fields}), header, CONTEXT)
+    check_same(parser, data.draw(rows_of(header)))
 
 
 def test_a_clean_chunk_of_iso_instants_is_parsed_by_column():
