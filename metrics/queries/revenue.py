@@ -600,42 +600,23 @@ def _economics(
     )
 
 
-def _leads_created_by_source(
-    period: Period, filters: KpiFilters, split: RollupSplit | None
+def _leads_counted(
+    leads: QuerySet[Lead],
+    by: tuple[str, str],
+    split: RollupSplit | None,
+    filters: KpiFilters,
+    where: Q | None = None,
 ) -> dict[tuple, dict]:
-    """Leads created in the period per source (``n``): the cohort rollup's days (each day's
-    leads, whatever stage they reached; ``split``) and the raw leads of the rest."""
-    by_source = ("source_id", "source__name")
-    created = _leads(filters).filter(_in("created_at", period))
+    """``leads`` (created in the period) counted per ``by`` (``n``): the cohort rollup's days
+    (``split``: each day's leads, whatever stage they reached, its rows narrowed by
+    ``filters`` and ``where``) and the raw leads of the rest."""
     if split is None:
-        return _grouped(created, by_source, n=Count("pk"))
+        return _grouped(leads, by, n=Count("pk"))
     found = added(
         ("leads",),
-        _grouped(created.filter(split.raw_q("created_at")), by_source, leads=Count("pk")),
-        rolled_grouped(split, CohortDay, filters, by_source, ("leads",)),
-        group_by=by_source,
-    )
-    return {key: {"n": row["leads"]} for key, row in found.items() if row["leads"]}
-
-
-def _costed_leads_by_campaign_source(
-    period: Period, filters: KpiFilters, split: RollupSplit | None
-) -> dict[tuple, dict]:
-    """``costed_campaign_leads`` counted per campaign source (``n``): the cohort rollup's days
-    (``split``; its rows name the lead's campaign) and the raw leads of the rest. A quarter's
-    leads read raw took 100-370 ms of a pipeline page at 1M."""
-    by_source = ("campaign__source_id", "campaign__source__name")
-    leads = costed_campaign_leads(period, filters)
-    if split is None:
-        return _grouped(leads, by_source, n=Count("pk"))
-    # The filters narrow the campaigns here, not the leads (a lead's source may not be its
-    # campaign's): they go in as a condition on the rows' campaign.
-    costed = _costed_campaign_q("campaign__") & _campaign_q(filters, "campaign__")
-    found = added(
-        ("leads",),
-        _grouped(leads.filter(split.raw_q("created_at")), by_source, leads=Count("pk")),
-        rolled_grouped(split, CohortDay, NO_FILTERS, by_source, ("leads",), where=costed),
-        group_by=by_source,
+        _grouped(leads.filter(split.raw_q("created_at")), by, leads=Count("pk")),
+        rolled_grouped(split, CohortDay, filters, by, ("leads",), where=where),
+        group_by=by,
     )
     return {key: {"n": row["leads"]} for key, row in found.items() if row["leads"]}
 
@@ -650,7 +631,8 @@ def lead_economics_by_source(
         return {_source_ref(*key): row for key, row in found.items()}
 
     cohorts = rollup_split(RollupFact.COHORT, period)
-    leads = by_ref(_leads_created_by_source(period, filters, cohorts))
+    created = _leads(filters).filter(_in("created_at", period))
+    leads = by_ref(_leads_counted(created, by_source, cohorts, filters))
     # Won in the period by the lead's source: the pipeline report's, which a page shows too.
     won = {
         row.source: {"amount": row.pipeline.won_amount}
@@ -678,7 +660,16 @@ def lead_economics_by_source(
                 / Cast(campaign_days, FloatField())
             ),
         )
-        costed_leads = _costed_leads_by_campaign_source(period, filters, cohorts)
+        # Per campaign source, from the cohort rollup too (read raw, a quarter's leads took
+        # 100-370 ms of a pipeline page at 1M). The filters narrow the campaigns, not the
+        # leads (a lead's source may not be its campaign's): a condition on the rows' campaign.
+        costed_leads = _leads_counted(
+            costed_campaign_leads(period, filters),
+            ("campaign__source_id", "campaign__source__name"),
+            cohorts,
+            NO_FILTERS,
+            where=_costed_campaign_q("campaign__") & _campaign_q(filters, "campaign__"),
+        )
         customers = _grouped(
             Opportunity.objects.filter(
                 _won_in(period),
