@@ -631,6 +631,8 @@ class ContentRequest(models.Model):
 from metrics.rollup_models import (  # noqa: E402, F401
     CohortDay,
     HandoffDay,
+    OpenDealDirty,
+    OpenDealRow,
     OpportunityDay,
     RollupDirty,
     RollupState,

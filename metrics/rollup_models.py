@@ -75,6 +75,7 @@ class RollupFact(models.TextChoices):
     COHORT = "cohort", "Lead cohorts"
     OPPORTUNITY = "opportunity", "Opportunities"
     STAGE_EXIT = "stage_exit", "Stage exits"
+    OPEN_DEALS = "open_deals", "Open deals by objection"
 
 
 class RollupState(models.Model):
@@ -398,3 +399,53 @@ OWNER_GRAINS = {
     OpportunityDay: OpportunityOwnerDay,
     StageExitDay: StageExitOwnerDay,
 }
+
+
+class OpenDealRow(models.Model):
+    """A deal sales is working on, kept for the meeting's content slide (``metrics.open_deals``):
+    an open opportunity of a lead, or a handoff of it still pending or accepted without an
+    opportunity yet, whatever the lead's stage (the slide keeps the accepted ones whose lead is
+    in a stage open at the time it reads). One row per deal (``objection`` None) and one per
+    objection its lead heard, so the slide counts its groups from these narrow rows instead of
+    joining every handoff to its lead and to the objections on each first view.
+
+    Triggers (migration 0022) mark the leads whose deals, objections, stage, account or
+    account's industry changed (``OpenDealDirty``) in the writer's transaction; the rollup
+    refresh recomputes those leads' rows, and until it has, a read computes them from the raw
+    facts. ``since`` is the latest
+    instant a row depends on: a read for an earlier instant reads the raw facts instead.
+    PostgreSQL only."""
+
+    id = models.BigAutoField(primary_key=True)
+    lead = _dimension("leads.Lead", db_index=False)
+    kind = models.CharField(max_length=12)  # "opportunity" or "handoff"
+    deal_id = models.BigIntegerField()
+    stage = models.CharField(max_length=30)  # the opportunity's or the handoff's
+    outcome = models.CharField(max_length=12, blank=True)  # a handoff's
+    lead_stage = models.CharField(max_length=30, blank=True)
+    objection = _dimension("leads.ObjectionTag", db_index=False)
+    heard_any = models.BooleanField()  # on the deal's own row: its lead heard an objection
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    # The opportunity's account's industry, else its lead's account's; a handoff's lead's.
+    industry = models.CharField(max_length=80, blank=True)
+    since = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["lead"], name="open_deal_row_lead"),
+            models.Index(fields=["since"], name="open_deal_row_since"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Open {self.kind} #{self.deal_id} of lead #{self.lead_id}"
+
+
+class OpenDealDirty(models.Model):
+    """A lead whose open-deal rows are out of date: written by triggers, taken (deleted) by the
+    refresh in its transaction, so a refresh that fails leaves them for the next one."""
+
+    id = models.BigAutoField(primary_key=True)
+    lead_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"Open deals of lead #{self.lead_id} to recompute"

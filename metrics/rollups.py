@@ -32,6 +32,7 @@ from leads.choices import HandoffOutcome, OpportunityStatus
 from leads.models import Handoff, Lead, Opportunity, StageTransition
 from leads.services.bulk import writer_for
 from metrics.expressions import EpochSeconds, SecondsBetween
+from metrics.open_deals import open_deals_refresh
 from metrics.queries.funnel import (
     FunnelDefinition,
     _furthest_position,
@@ -434,6 +435,7 @@ def rollups_rebuild() -> dict[str, int]:
         for fact in _ROLLUPS:
             written[fact] = _write(fact, None, zone, definition)
             _state_save(fact, zone_name, definition, now, rebuilt=True)
+        open_deals_refresh(rebuild=True)
     logger.info("Rebuilt the rollups: %s rows", written)
     return written
 
@@ -441,8 +443,9 @@ def rollups_rebuild() -> dict[str, int]:
 def rollups_refresh() -> dict[str, int]:
     """Recompute the days whose facts changed since the last refresh; rebuild a rollup whose
     rules (time zone, funnel stages) are no longer those in force, or that was never built.
-    Returns the number of days recomputed per rollup (-1: rebuilt). A no-op while another
-    refresh holds the lock."""
+    Returns the number of days recomputed per rollup (-1: rebuilt), and of leads whose open
+    deals were recomputed (``metrics.open_deals``). A no-op while another refresh holds the
+    lock."""
     if not rollups_supported():
         return {}
     zone_name, definition = _current_rules()
@@ -471,6 +474,7 @@ def rollups_refresh() -> dict[str, int]:
                 _write(fact, None, zone, definition)
                 done[fact] = -1
             _state_save(fact, zone_name, definition, now, rebuilt=not current)
+        done[RollupFact.OPEN_DEALS] = open_deals_refresh()
     return done
 
 

@@ -29,7 +29,7 @@ from leads.models import (
     LeadActivity,
     Opportunity,
 )
-from metrics import kpis
+from metrics import kpis, open_deals
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.queries.common import (
     _in,
@@ -348,7 +348,8 @@ class OpenDealContent:
     open_handoffs: int = 0  # the handoffs sales is still working (``meeting.open_handoffs``)
 
 
-_OPEN_DEAL_CONTENT_SQL = """
+_RAW_OPEN_GROUPS_SQL = """
+
 WITH lead_objections AS MATERIALIZED (
     -- Objections heard on a lead's touches, with the lead's account (the narrow table kept
     -- with the touches' links, not every link joined to its touch): the deal's objections.
@@ -398,7 +399,56 @@ open_groups AS (
     WHERE NOT EXISTS (SELECT 1 FROM lead_objections lo WHERE lo.lead_id = d.lead_id)
     GROUP BY d.kind, d.stage
 ),
-top_groups AS MATERIALIZED (
+"""
+
+# The same groups from the rows kept per lead (``metrics.open_deals``), and those of the leads
+# marked since the last refresh computed here from the raw facts.
+_KEPT_OPEN_GROUPS_SQL = """
+WITH lead_objections AS (
+    -- Objections heard by ``now``: the similar won deals' (below), by lead and objection
+    -- through the index heard_objection_lead.
+    SELECT lead_id, objection_id FROM leads_heardobjection WHERE occurred_at <= %(now)s
+),
+dirty AS MATERIALIZED (
+    -- Leads whose deals changed since the last refresh: theirs are computed here.
+    SELECT DISTINCT lead_id FROM metrics_opendealdirty
+),
+fresh_rows AS MATERIALIZED (
+{fresh_rows}
+),
+open_deal_rows AS MATERIALIZED (
+    -- Each open deal once (objection NULL) and once per objection its lead heard; accepted
+    -- handoffs only while their lead is in an open sales stage. Opportunities without a lead
+    -- are not kept (no lead to key them by): read here, by the index on the status.
+    SELECT r.kind, r.stage, r.deal_id, r.objection_id, r.heard_any, r.amount, r.industry
+    FROM metrics_opendealrow r
+    WHERE (r.kind = 'opportunity' OR r.outcome = 'pending'
+           OR r.lead_stage = ANY(%(open_stages)s))
+      AND NOT EXISTS (SELECT 1 FROM dirty x WHERE x.lead_id = r.lead_id)
+    UNION ALL
+    SELECT r.kind, r.stage, r.deal_id, r.objection_id, r.heard_any, r.amount, r.industry
+    FROM fresh_rows r
+    WHERE r.kind = 'opportunity' OR r.outcome = 'pending' OR r.lead_stage = ANY(%(open_stages)s)
+    UNION ALL
+    SELECT 'opportunity', o.stage::text, o.id, NULL, FALSE, o.amount,
+           COALESCE(NULLIF(oa.industry, ''), '')
+    FROM leads_opportunity o
+    LEFT JOIN leads_account oa ON oa.id = o.account_id
+    WHERE o.status = 'open' AND o.lead_id IS NULL AND o.created_at <= %(now)s
+),
+open_handoffs AS (
+    SELECT COUNT(*) AS n FROM open_deal_rows WHERE kind = 'handoff' AND objection_id IS NULL
+),
+open_groups AS (
+    -- A deal in each objection group its lead heard, or in its stage's group without one.
+    SELECT kind, stage, objection_id, COUNT(*) AS deals, COALESCE(SUM(amount), 0) AS amount
+    FROM open_deal_rows
+    WHERE objection_id IS NOT NULL OR NOT heard_any
+    GROUP BY kind, stage, objection_id
+),
+"""
+
+_TOP_GROUPS_SQL = """top_groups AS MATERIALIZED (
     SELECT g.*,
            ROW_NUMBER() OVER (
                ORDER BY g.objection_id IS NULL, g.deals DESC, g.amount DESC, g.kind DESC,
@@ -409,7 +459,9 @@ top_groups AS MATERIALIZED (
     ORDER BY position
     LIMIT %(top)s
 ),
-shown_accounts AS (
+"""
+
+_RAW_SHOWN_SQL = """shown_accounts AS (
     -- The accounts of the shown groups' deals: from the objection rows; for a group without
     -- objection (shown only when fewer groups heard one), its deals' leads' (looked up only
     -- then: the lateral part runs once per such group).
@@ -444,7 +496,26 @@ shown AS (
         GROUP BY sa.position
     ) i ON i.position = s.position
 ),
-won AS MATERIALIZED (
+"""
+
+_KEPT_SHOWN_SQL = """shown AS (
+    -- The industries of a group's deals, kept on their rows.
+    SELECT s.*, i.industries
+    FROM top_groups s
+    JOIN (
+        SELECT s.position, ARRAY_AGG(DISTINCT d.industry) AS industries
+        FROM top_groups s
+        JOIN open_deal_rows d
+          ON d.kind = s.kind AND d.stage = s.stage
+         AND COALESCE(d.objection_id, 0) = COALESCE(s.objection_id, 0)
+        WHERE d.objection_id IS NOT NULL OR NOT d.heard_any
+        GROUP BY s.position
+    ) i ON i.position = s.position
+),
+"""
+
+# The shown groups matched to the similar won deals and their assets, from either.
+_MATCHING_SQL = """won AS MATERIALIZED (
     SELECT o.id AS deal_id, o.lead_id, o.created_at, o.closed_at,
            COALESCE(NULLIF(oa.industry, ''),
                     (SELECT la.industry FROM leads_lead l JOIN leads_account la
@@ -464,18 +535,22 @@ alike AS (
        OR EXISTS (SELECT 1 FROM lead_objections wo
                   WHERE wo.lead_id = w.lead_id AND wo.objection_id = s.objection_id)
 ),
-uses AS (
+uses AS MATERIALIZED (
     -- Assets sales shared with a similar won deal's lead (the share table kept with the
     -- touches' links), and assets the lead engaged with: the content-linked events
-    -- (leads_contentevent, retired ones included), by lead through its index, not through
-    -- every month partition of the event table.
-    SELECT s.lead_id, s.content_asset_id AS asset_id, s.occurred_at AS used_at
-    FROM leads_contentshare s
-    WHERE s.lead_id IN (SELECT lead_id FROM alike)
-    UNION ALL
-    SELECT e.lead_id, e.content_asset_id, e.occurred_at
-    FROM leads_contentevent e
-    WHERE e.lead_id IN (SELECT lead_id FROM alike)
+    -- (leads_contentevent, retired ones included), each lead's through their lead indexes
+    -- (a lateral part: joined, the planner read every content event), not through every
+    -- month partition of the event table. Materialized: inlined, the planner joined each
+    -- lead's uses to every similar deal again.
+    SELECT u.lead_id, u.asset_id, u.used_at
+    FROM (SELECT DISTINCT lead_id FROM alike) a
+    CROSS JOIN LATERAL (
+        SELECT s.lead_id, s.content_asset_id AS asset_id, s.occurred_at AS used_at
+        FROM leads_contentshare s WHERE s.lead_id = a.lead_id
+        UNION ALL
+        SELECT e.lead_id, e.content_asset_id, e.occurred_at
+        FROM leads_contentevent e WHERE e.lead_id = a.lead_id
+    ) u
 ),
 helped AS (
     -- Used at the group's stage: during the opportunity (created → closed) for an
@@ -526,8 +601,25 @@ ORDER BY s.position, r.asset_rank
 """
 
 
+def _open_deal_content_sql(*, kept: bool) -> str:
+    if not kept:
+        return _RAW_OPEN_GROUPS_SQL + _TOP_GROUPS_SQL + _RAW_SHOWN_SQL + _MATCHING_SQL
+    fresh_rows = open_deals.deal_rows_sql("IN (SELECT lead_id FROM dirty)", cut="%(now)s")
+    return (
+        _KEPT_OPEN_GROUPS_SQL.replace("{fresh_rows}", fresh_rows)
+        + _TOP_GROUPS_SQL
+        + _KEPT_SHOWN_SQL
+        + _MATCHING_SQL
+    )
+
+
 def open_deal_content(
-    now: datetime, *, open_stages: Sequence[str], top: int = 6, assets: int = 3
+    now: datetime,
+    *,
+    open_stages: Sequence[str],
+    top: int = 6,
+    assets: int = 3,
+    kept: bool | None = None,
 ) -> OpenDealContent:
     """Open opportunities and the handoffs sales is still working (pending, or accepted with
     the lead still in one of ``open_stages`` and no opportunity yet), grouped by stage and
@@ -540,11 +632,17 @@ def open_deal_content(
     own stage, so for an opportunity group "the same stage" is the won deal's opportunity as a
     whole (use from its creation to its close); for a handoff group it is the won deal's lead
     while its latest handoff was at that stage, before the opportunity.
+
+    The open deals come from the rows kept per lead (``metrics.open_deals``) when they are
+    built and none depends on an instant after ``now``, else from the raw facts; ``kept``
+    forces either (the tests hold them equal).
     """
     # The replica in a stale-reads scope (the meeting page), as the ORM's reads.
     with connections[router.db_for_read(Opportunity)].cursor() as cursor:
+        if kept is None:
+            kept = open_deals.open_deals_answer(cursor, now)
         cursor.execute(
-            _OPEN_DEAL_CONTENT_SQL,
+            _open_deal_content_sql(kept=kept),
             {"now": now, "open_stages": list(open_stages), "top": top, "assets": assets},
         )
         rows = cursor.fetchall()

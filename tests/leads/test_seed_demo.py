@@ -384,7 +384,7 @@ def test_a_seed_loads_with_the_rollup_triggers_off_and_builds_the_rollups_after(
     from leads.services.bulk import tables_loaded_bare
     from metrics import queries
     from metrics.kpis import Period
-    from metrics.rollup_models import RollupDirty, RollupState
+    from metrics.rollup_models import OpenDealDirty, OpenDealRow, RollupDirty, RollupState
 
     if connection.vendor != "postgresql":
         pytest.skip("the rollups exist on PostgreSQL only")
@@ -404,8 +404,11 @@ def test_a_seed_loads_with_the_rollup_triggers_off_and_builds_the_rollups_after(
         "cohort",
         "opportunity",
         "stage_exit",
+        "open_deals",
     }
     assert not RollupDirty.objects.exists()
+    assert not OpenDealDirty.objects.exists()
+    assert OpenDealRow.objects.exists()  # the meeting's open deals, built with the rollups
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'metrics_rollup%%' "
