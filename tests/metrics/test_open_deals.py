@@ -141,6 +141,23 @@ def test_only_what_the_slide_reads_marks_a_lead():
     assert kept_rows() == recomputed_rows()
 
 
+def test_past_a_backlog_of_marked_leads_the_raw_facts_answer(monkeypatch):
+    from metrics import open_deals
+
+    lead = MetricLeadFactory(stage="sal")
+    rollups.rollups_refresh()
+    monkeypatch.setattr(open_deals, "FRESH_LEADS_AT_MOST", 1)
+    HandoffFactory(lead=lead)
+    with connection.cursor() as cursor:
+        assert open_deals_answer(cursor, LATER)  # one marked lead: computed at read time
+        HandoffFactory(lead=MetricLeadFactory(stage="sal"))
+        assert not open_deals_answer(cursor, LATER)  # two: the raw statement
+    rollups.rollups_refresh()
+    with connection.cursor() as cursor:
+        assert open_deals_answer(cursor, LATER)
+    assert_kept_equals_raw()
+
+
 def test_a_truncate_unbuilds_the_kept_rows_and_the_refresh_builds_them_again():
     HandoffFactory(lead=MetricLeadFactory(stage="mql"))
     rollups.rollups_rebuild()
