@@ -632,6 +632,7 @@ from metrics.rollup_models import (  # noqa: E402, F401
     CohortDay,
     HandoffDay,
     OpenDealDirty,
+    OpenDealGroup,
     OpenDealRow,
     OpportunityDay,
     RollupDirty,

@@ -440,6 +440,43 @@ class OpenDealRow(models.Model):
         return f"Open {self.kind} #{self.deal_id} of lead #{self.lead_id}"
 
 
+class OpenDealGroup(models.Model):
+    """``OpenDealRow`` counted per stage, outcome, lead stage, objection (0: the deal's own row)
+    and industry: the content slide sums these few thousand rows instead of grouping the ~100k
+    deal rows on every first view. The refresh keeps them with the rows (what it takes away
+    from a lead's rows it takes from here, what it adds it adds), under the rollups' lock."""
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=12)
+    stage = models.CharField(max_length=30)
+    outcome = models.CharField(max_length=12, blank=True)
+    lead_stage = models.CharField(max_length=30, blank=True)
+    objection_key = models.BigIntegerField()  # the objection's id, 0 for the deal's own row
+    heard_any = models.BooleanField()
+    industry = models.CharField(max_length=80, blank=True)
+    deals = models.IntegerField()
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "kind",
+                    "stage",
+                    "outcome",
+                    "lead_stage",
+                    "objection_key",
+                    "heard_any",
+                    "industry",
+                ],
+                name="open_deal_group_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deals} open {self.kind}s at {self.stage}"
+
+
 class OpenDealDirty(models.Model):
     """A lead whose open-deal rows are out of date: written by triggers, taken (deleted) by the
     refresh in its transaction, so a refresh that fails leaves them for the next one."""

@@ -416,34 +416,49 @@ dirty AS MATERIALIZED (
 fresh_rows AS MATERIALIZED (
 {fresh_rows}
 ),
-open_deal_rows AS MATERIALIZED (
-    -- Each open deal once (objection NULL) and once per objection its lead heard; accepted
-    -- handoffs only while their lead is in an open sales stage. Opportunities without a lead
-    -- are not kept (no lead to key them by): read here, by the index on the status.
-    SELECT r.kind, r.stage, r.deal_id, r.objection_id, r.heard_any, r.amount, r.industry
-    FROM metrics_opendealrow r
-    WHERE (r.kind = 'opportunity' OR r.outcome = 'pending'
-           OR r.lead_stage = ANY(%(open_stages)s))
-      AND NOT EXISTS (SELECT 1 FROM dirty x WHERE x.lead_id = r.lead_id)
+open_sets AS (
+    -- The kept groups (``metrics.open_deals``: deals per stage, outcome, lead stage, objection
+    -- and industry), less the marked leads' kept rows, plus their rows as they stand now, plus
+    -- the opportunities without a lead (not kept: no lead to key them by; by the status index).
+    SELECT kind, stage, outcome, lead_stage, objection_key, heard_any, industry, deals, amount
+    FROM metrics_opendealgroup
     UNION ALL
-    SELECT r.kind, r.stage, r.deal_id, r.objection_id, r.heard_any, r.amount, r.industry
-    FROM fresh_rows r
-    WHERE r.kind = 'opportunity' OR r.outcome = 'pending' OR r.lead_stage = ANY(%(open_stages)s)
+    SELECT kind, stage, outcome, lead_stage, COALESCE(objection_id, 0), heard_any, industry, -1,
+           -COALESCE(amount, 0)
+    FROM metrics_opendealrow WHERE lead_id IN (SELECT lead_id FROM dirty)
     UNION ALL
-    SELECT 'opportunity', o.stage::text, o.id, NULL, FALSE, o.amount,
-           COALESCE(NULLIF(oa.industry, ''), '')
+    SELECT kind, stage, outcome, lead_stage, COALESCE(objection_id, 0), heard_any, industry, 1,
+           COALESCE(amount, 0)
+    FROM fresh_rows
+    UNION ALL
+    SELECT 'opportunity', o.stage::text, '', '', 0, FALSE, COALESCE(NULLIF(oa.industry, ''), ''),
+           1, o.amount
     FROM leads_opportunity o
     LEFT JOIN leads_account oa ON oa.id = o.account_id
     WHERE o.status = 'open' AND o.lead_id IS NULL AND o.created_at <= %(now)s
 ),
+open_now AS MATERIALIZED (
+    -- Accepted handoffs count only while their lead is in an open sales stage.
+    SELECT * FROM open_sets
+    WHERE kind = 'opportunity' OR outcome = 'pending' OR lead_stage = ANY(%(open_stages)s)
+),
 open_handoffs AS (
-    SELECT COUNT(*) AS n FROM open_deal_rows WHERE kind = 'handoff' AND objection_id IS NULL
+    SELECT COALESCE(SUM(deals), 0) AS n FROM open_now
+    WHERE kind = 'handoff' AND objection_key = 0
+),
+open_deal_sets AS MATERIALIZED (
+    -- A deal in each objection group its lead heard, or in its stage's group without one;
+    -- per industry, for the groups shown.
+    SELECT kind, stage, NULLIF(objection_key, 0) AS objection_id, industry,
+           SUM(deals) AS deals, SUM(amount) AS amount
+    FROM open_now
+    WHERE objection_key <> 0 OR NOT heard_any
+    GROUP BY kind, stage, objection_key, industry
+    HAVING SUM(deals) > 0
 ),
 open_groups AS (
-    -- A deal in each objection group its lead heard, or in its stage's group without one.
-    SELECT kind, stage, objection_id, COUNT(*) AS deals, COALESCE(SUM(amount), 0) AS amount
-    FROM open_deal_rows
-    WHERE objection_id IS NOT NULL OR NOT heard_any
+    SELECT kind, stage, objection_id, SUM(deals) AS deals, SUM(amount) AS amount
+    FROM open_deal_sets
     GROUP BY kind, stage, objection_id
 ),
 """
@@ -499,16 +514,15 @@ shown AS (
 """
 
 _KEPT_SHOWN_SQL = """shown AS (
-    -- The industries of a group's deals, kept on their rows.
+    -- The industries of a group's deals, kept with their counts.
     SELECT s.*, i.industries
     FROM top_groups s
     JOIN (
         SELECT s.position, ARRAY_AGG(DISTINCT d.industry) AS industries
         FROM top_groups s
-        JOIN open_deal_rows d
+        JOIN open_deal_sets d
           ON d.kind = s.kind AND d.stage = s.stage
          AND COALESCE(d.objection_id, 0) = COALESCE(s.objection_id, 0)
-        WHERE d.objection_id IS NOT NULL OR NOT d.heard_any
         GROUP BY s.position
     ) i ON i.position = s.position
 ),

@@ -57,6 +57,22 @@ def kept_rows() -> list[tuple]:
     return sorted(OpenDealRow.objects.values_list(*columns), key=repr)
 
 
+def kept_groups_equal_rows() -> None:
+    """The kept groups are the kept rows counted."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT kind, stage, outcome, lead_stage, objection_key, heard_any, industry, deals, "
+            "amount FROM metrics_opendealgroup"
+        )
+        groups = sorted(cursor.fetchall(), key=repr)
+        cursor.execute(
+            "SELECT kind, stage, outcome, lead_stage, COALESCE(objection_id, 0), heard_any, "
+            "industry, COUNT(*), COALESCE(SUM(amount), 0) FROM metrics_opendealrow "
+            "GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        )
+        assert groups == sorted(cursor.fetchall(), key=repr)
+
+
 def recomputed_rows() -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(deal_rows_sql("IS NOT NULL"))
@@ -91,6 +107,7 @@ def heard(lead, *keys, at) -> LeadActivity:
 def test_the_slide_from_the_kept_rows_is_the_slide_from_the_raw_facts(world):  # noqa: F811
     assert rollups.rollups_refresh()[RollupFact.OPEN_DEALS] == -1  # built on the first refresh
     assert kept_rows() == recomputed_rows()
+    kept_groups_equal_rows()
     found = assert_kept_equals_raw()
     assert [group.stage for group in found.groups[:3]] == ["proposal", "sql", "demo"]
     assert found.open_handoffs == 1
@@ -139,6 +156,7 @@ def test_only_what_the_slide_reads_marks_a_lead():
     assert_kept_equals_raw()
     assert rollups.rollups_refresh()[RollupFact.OPEN_DEALS] == 1
     assert kept_rows() == recomputed_rows()
+    kept_groups_equal_rows()
 
 
 def test_past_a_backlog_of_marked_leads_the_raw_facts_answer(monkeypatch):
@@ -310,6 +328,7 @@ def test_the_kept_slide_equals_the_raw_one_on_random_facts_and_changes(data):
         accounts = _facts_create(data)
         rollups.rollups_refresh()
         assert kept_rows() == recomputed_rows()
+        kept_groups_equal_rows()
         assert_kept_equals_raw()
         for _ in range(data.draw(st.integers(1, 6), label="changes")):
             _change(data, accounts)
@@ -317,4 +336,5 @@ def test_the_kept_slide_equals_the_raw_one_on_random_facts_and_changes(data):
         rollups.rollups_refresh()
         assert not OpenDealDirty.objects.exists()
         assert kept_rows() == recomputed_rows()
+        kept_groups_equal_rows()
         assert_kept_equals_raw()
