@@ -103,6 +103,9 @@ def deal_rows_sql(leads: str, *, cut: str = "") -> str:
 # handoffs, a publish's stage moves), computing theirs at read time costs what the raw
 # statement costs: the raw facts answer until the refresh has caught up.
 FRESH_LEADS_AT_MOST = 25_000
+# Past this many marked leads a refresh rebuilds every row instead (at 1M leads: 147k marked
+# leads took 11.5 s lead by lead, the whole rebuild 8.6 s).
+REBUILD_PAST_LEADS = 100_000
 
 
 def open_deals_answer(cursor, now) -> bool:
@@ -139,12 +142,17 @@ def _groups_add(cursor, where: str, params: dict, *, sign: int) -> None:
 
 def open_deals_refresh(*, rebuild: bool = False) -> int:
     """Recompute the open-deal rows of the leads marked since the last refresh, or all of them
-    (``rebuild``, or when they are not built). Returns the number of leads recomputed, -1 for
-    a rebuild. Call it inside a transaction holding the rollups' lock: the marks it takes come
-    back if the transaction fails."""
+    (``rebuild``, when they are not built, or past ``REBUILD_PAST_LEADS`` marked leads).
+    Returns the number of leads recomputed, -1 for a rebuild. Call it inside a transaction
+    holding the rollups' lock: the marks it takes come back if the transaction fails."""
     now = timezone.now()
     state = RollupState.objects.select_for_update().filter(fact=RollupFact.OPEN_DEALS).first()
     with connection.cursor() as cursor:
+        leads: list[int] = []
+        if not rebuild and state is not None and state.built:
+            cursor.execute(f"DELETE FROM {_DIRTY} RETURNING lead_id")
+            leads = sorted({lead_id for (lead_id,) in cursor.fetchall()})
+            rebuild = len(leads) > REBUILD_PAST_LEADS
         if rebuild or state is None or not state.built:
             cursor.execute(f"DELETE FROM {_DIRTY}")
             # Not TRUNCATE: readers of the slide would wait for the whole rebuild.
@@ -157,8 +165,6 @@ def open_deals_refresh(*, rebuild: bool = False) -> int:
                 defaults={"built": True, "built_at": now, "refreshed_at": now},
             )
             return -1
-        cursor.execute(f"DELETE FROM {_DIRTY} RETURNING lead_id")
-        leads = sorted({lead_id for (lead_id,) in cursor.fetchall()})
         if leads:
             of_leads = "WHERE lead_id = ANY(%(leads)s)"
             _groups_add(cursor, of_leads, {"leads": leads}, sign=-1)

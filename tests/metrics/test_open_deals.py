@@ -176,6 +176,22 @@ def test_past_a_backlog_of_marked_leads_the_raw_facts_answer(monkeypatch):
     assert_kept_equals_raw()
 
 
+def test_past_many_marked_leads_the_refresh_rebuilds_every_row(monkeypatch):
+    from metrics import open_deals
+
+    rollups.rollups_refresh()
+    monkeypatch.setattr(open_deals, "REBUILD_PAST_LEADS", 1)
+    HandoffFactory(lead=MetricLeadFactory(stage="sal"))
+    assert rollups.rollups_refresh()[RollupFact.OPEN_DEALS] == 1  # one lead: lead by lead
+    HandoffFactory(lead=MetricLeadFactory(stage="sal"))
+    HandoffFactory(lead=MetricLeadFactory(stage="sql"))
+    assert rollups.rollups_refresh()[RollupFact.OPEN_DEALS] == -1
+    assert not OpenDealDirty.objects.exists()
+    assert kept_rows() == recomputed_rows()
+    kept_groups_equal_rows()
+    assert_kept_equals_raw()
+
+
 def test_a_truncate_unbuilds_the_kept_rows_and_the_refresh_builds_them_again():
     HandoffFactory(lead=MetricLeadFactory(stage="mql"))
     rollups.rollups_rebuild()
