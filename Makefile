@@ -18,13 +18,18 @@ run: $(DEPS_STAMP)
 	scripts/run-embedded
 
 ## Set up and run the test suite (DATABASE_URL / CELERY_BROKER_URL pick PostgreSQL / Redis).
-# Two processes (pytest-xdist), each with its own test database and Redis database; a test file
-# stays in one process (its module fixtures are built once). TEST_PROCESSES=0 runs in one.
+# Two processes (pytest-xdist), each with its own test database and Redis database. Tests are
+# dealt out in chunks in collection order, so a process runs its share of a file in one go and
+# builds the file's module fixtures at most once; a long file may be split between the two, each
+# building them once. TEST_PROCESSES=0 runs in one.
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: the run starts dozens of Python
+# processes (workers, beat, gunicorn, manage.py), which would otherwise each compile the project
+# again, and pytest would rewrite every test module's asserts again on every run.
 TEST_PROCESSES ?= 2
 
 test: $(DEPS_STAMP)
 	scripts/ensure-chromium
-	$(PY) -m pytest -n $(TEST_PROCESSES) --dist load
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_PROCESSES) --dist load
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
