@@ -13,7 +13,7 @@ from datetime import datetime
 
 from leads.choices import EventKind
 from scoring.engine import PERSONAL_EMAIL_DOMAINS
-from scoring.predictive.learning import Feature, FeatureSpec
+from scoring.predictive.spec import Feature, FeatureSpec
 
 SECONDS_PER_DAY = 86_400
 

@@ -22,7 +22,6 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -40,55 +39,20 @@ from sklearn.preprocessing import (
 )
 from threadpoolctl import threadpool_limits
 
-MIN_OUTCOMES = 200
-MIN_PER_CLASS = 20
+from scoring.predictive.spec import (  # noqa: F401  (part of this module's interface)
+    MIN_OUTCOMES,
+    MIN_PER_CLASS,
+    Feature,
+    FeatureKind,
+    FeatureSpec,
+)
+
 MISSING = "(missing)"
-FeatureKind = Literal["category", "count", "amount", "number", "flag"]
 LOG_KINDS = frozenset({"count", "amount"})
 
 
 class TooLittleData(ValueError):
     """Raised instead of training on too few closed outcomes; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One input column. ``key`` is the row key; ``label`` the readable name in explanations.
-
-    category: free text values, one-hot encoded (rare values pooled, missing its own value);
-    count / amount: non-negative numbers, log1p-transformed (and splined if the spec says so);
-    number: any number, standardised; flag: true/false.
-    """
-
-    key: str
-    label: str
-    kind: FeatureKind
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    features: tuple[Feature, ...]
-    # Values meaning "not answered" (besides None and ""), e.g. a form's default "Select".
-    missing_values: frozenset[str] = frozenset()
-    min_frequency: int = 10  # category values seen fewer times are pooled as "infrequent"
-    spline_knots: int = 0  # 0: counts/amounts enter as one standardised log1p column
-    interactions: tuple[tuple[str, str], ...] = ()  # always used
-    candidate_interactions: tuple[tuple[str, str], ...] = ()  # kept if CV on training says so
-    max_interactions: int = 0
-    c_grid: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
-    cv_folds: int = 5
-
-    def __post_init__(self):
-        keys = [f.key for f in self.features]
-        if len(set(keys)) != len(keys):
-            raise ValueError("Feature keys must be unique.")
-        categories = {f.key for f in self.features if f.kind == "category"}
-        for a, b in (*self.interactions, *self.candidate_interactions):
-            if a not in categories or b not in categories:
-                raise ValueError(f"Interaction {a} × {b}: both must be category features.")
-
-    def feature(self, key: str) -> Feature:
-        return next(f for f in self.features if f.key == key)
 
 
 @dataclass(frozen=True)

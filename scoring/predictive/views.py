@@ -4,8 +4,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from scoring.predictive.learning import MIN_OUTCOMES, MIN_PER_CLASS
 from scoring.predictive.selectors import latest_attempt, model_history, model_in_use
+from scoring.predictive.spec import MIN_OUTCOMES, MIN_PER_CLASS
 from scoring.predictive.tasks import enqueue_retrain
 
 RETRAIN_PERMISSION = "scoring.add_predictivemodel"
