@@ -282,6 +282,13 @@ def test_marketing_walks_dashboards_outcomes_and_imports(walk, team):
     phone = marketing.phone()
     for name, path in pages[:3]:
         marketing.visit(phone, name, path)
+    # The home page's headline counts and definitions, on the phone too: the definitions
+    # table scrolls inside its box, words whole (an "Open" link was cut letter by letter).
+    marketing.visit(phone, "home", "/")
+    expect(phone.locator("body")).to_contain_text("leads")
+    assert_no_horizontal_overflow(phone)
+    open_link = phone.locator("main table").get_by_role("link", name="Open").first
+    assert open_link.bounding_box()["height"] < 30, "the link wraps"
 
 
 def test_a_revops_admin_walks_definitions_backtests_and_the_icp_admin(walk, team):
