@@ -7,7 +7,8 @@ Triggers (migration 0022) mark the leads whose deals, objections, stage or accou
 ``open_deals_refresh`` (run by the rollup refresh, under its lock and in its transaction) takes
 the marks and recomputes those leads' rows, or builds them all when they are not built (never,
 or after a TRUNCATE or a bulk load with the triggers off). A read computes the marked leads'
-rows itself (``deal_rows_sql`` with a cut at its instant), so it is exact between refreshes.
+rows itself (``deal_rows_sql`` with a cut at its instant), so it is exact between refreshes, and
+so are those of leads with a fact dated after its instant.
 PostgreSQL only, like the rollups.
 """
 
@@ -99,7 +100,15 @@ def deal_rows_sql(leads: str, *, cut: str = "") -> str:
     )
 
 
-# Past this many marked leads (a bulk write the refresh has not reached yet: a backlog of new
+# The leads a read computes from the raw facts instead of taking their kept rows: those marked
+# since the last refresh, and those whose rows depend on an instant after the read's ``now``
+# (a deal or an objection dated later: as they stood at ``now`` is not what is kept).
+FRESH_LEADS_SQL = f"""
+SELECT lead_id FROM {_DIRTY}
+UNION
+SELECT lead_id FROM {_ROWS} WHERE since > %(now)s
+"""
+# Past this many of them (a bulk write the refresh has not reached yet: a backlog of new
 # handoffs, a publish's stage moves), computing theirs at read time costs what the raw
 # statement costs: the raw facts answer until the refresh has caught up.
 FRESH_LEADS_AT_MOST = 25_000
@@ -109,18 +118,16 @@ REBUILD_PAST_LEADS = 100_000
 
 
 def open_deals_answer(cursor, now) -> bool:
-    """Whether the kept rows answer for ``now``: built, none of them depending on a later
-    instant (a deal or an objection dated after it: the raw facts answer for such a ``now``),
-    and at most ``FRESH_LEADS_AT_MOST`` leads marked since the last refresh."""
+    """Whether the kept rows answer for ``now``: built, with at most ``FRESH_LEADS_AT_MOST``
+    leads to compute from the raw facts (``FRESH_LEADS_SQL``)."""
     if cursor.db.vendor != "postgresql":
         return False
     cursor.execute(
         f"""
-        SELECT EXISTS (SELECT 1 FROM {RollupState._meta.db_table} WHERE fact = %s AND built)
-           AND NOT EXISTS (SELECT 1 FROM {_ROWS} WHERE since > %s)
-           AND (SELECT count(*) FROM (SELECT 1 FROM {_DIRTY} LIMIT %s) AS marked) <= %s
+        SELECT EXISTS (SELECT 1 FROM {RollupState._meta.db_table} WHERE fact = %(fact)s AND built)
+           AND (SELECT count(*) FROM ({FRESH_LEADS_SQL} LIMIT %(over)s) AS fresh) < %(over)s
         """,
-        [RollupFact.OPEN_DEALS.value, now, FRESH_LEADS_AT_MOST + 1, FRESH_LEADS_AT_MOST],
+        {"fact": RollupFact.OPEN_DEALS.value, "now": now, "over": FRESH_LEADS_AT_MOST + 1},
     )
     return cursor.fetchone()[0]
 

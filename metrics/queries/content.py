@@ -410,8 +410,9 @@ WITH lead_objections AS (
     SELECT lead_id, objection_id FROM leads_heardobjection WHERE occurred_at <= %(now)s
 ),
 dirty AS MATERIALIZED (
-    -- Leads whose deals changed since the last refresh: theirs are computed here.
-    SELECT DISTINCT lead_id FROM metrics_opendealdirty
+    -- Leads whose deals changed since the last refresh, or with a fact dated after ``now``:
+    -- theirs are computed here, as they stand at ``now``.
+{fresh_leads}
 ),
 fresh_rows AS MATERIALIZED (
 {fresh_rows}
@@ -620,7 +621,9 @@ def _open_deal_content_sql(*, kept: bool) -> str:
         return _RAW_OPEN_GROUPS_SQL + _TOP_GROUPS_SQL + _RAW_SHOWN_SQL + _MATCHING_SQL
     fresh_rows = open_deals.deal_rows_sql("IN (SELECT lead_id FROM dirty)", cut="%(now)s")
     return (
-        _KEPT_OPEN_GROUPS_SQL.replace("{fresh_rows}", fresh_rows)
+        _KEPT_OPEN_GROUPS_SQL.replace("{fresh_leads}", open_deals.FRESH_LEADS_SQL).replace(
+            "{fresh_rows}", fresh_rows
+        )
         + _TOP_GROUPS_SQL
         + _KEPT_SHOWN_SQL
         + _MATCHING_SQL
@@ -648,8 +651,8 @@ def open_deal_content(
     while its latest handoff was at that stage, before the opportunity.
 
     The open deals come from the rows kept per lead (``metrics.open_deals``) when they are
-    built and none depends on an instant after ``now``, else from the raw facts; ``kept``
-    forces either (the tests hold them equal).
+    built and few leads need computing afresh, else from the raw facts; ``kept`` forces either
+    (the tests hold them equal).
     """
     # The replica in a stale-reads scope (the meeting page), as the ORM's reads.
     with connections[router.db_for_read(Opportunity)].cursor() as cursor:
