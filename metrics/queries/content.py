@@ -531,14 +531,24 @@ _KEPT_SHOWN_SQL = """shown AS (
 
 # The shown groups matched to the similar won deals and their assets, from either.
 _MATCHING_SQL = """won AS MATERIALIZED (
+    -- Each account looked up by its key: joined, the planner hashed every account for a few
+    -- thousand won deals.
     SELECT o.id AS deal_id, o.lead_id, o.created_at, o.closed_at,
-           COALESCE(NULLIF(oa.industry, ''),
+           COALESCE((SELECT NULLIF(oa.industry, '') FROM leads_account oa
+                     WHERE oa.id = o.account_id),
                     (SELECT la.industry FROM leads_lead l JOIN leads_account la
                      ON la.id = l.account_id WHERE l.id = o.lead_id),
                     '') AS industry
     FROM leads_opportunity o
-    LEFT JOIN leads_account oa ON oa.id = o.account_id
     WHERE o.status = 'won' AND o.closed_at <= %(now)s AND o.lead_id IS NOT NULL
+),
+won_heard AS MATERIALIZED (
+    -- The shown objections each won deal's lead heard, read once for every group: probed
+    -- per group and won deal, they cost a lookup for each pair (~75k at a million leads).
+    SELECT DISTINCT w.deal_id, wo.objection_id
+    FROM won w
+    JOIN lead_objections wo ON wo.lead_id = w.lead_id
+    WHERE wo.objection_id IN (SELECT objection_id FROM shown WHERE objection_id IS NOT NULL)
 ),
 alike AS (
     -- Each shown group's similar won deals: an industry of the group's deals, and the
@@ -547,8 +557,11 @@ alike AS (
     FROM shown s
     JOIN won w ON w.industry = ANY(s.industries)
     WHERE s.objection_id IS NULL
-       OR EXISTS (SELECT 1 FROM lead_objections wo
-                  WHERE wo.lead_id = w.lead_id AND wo.objection_id = s.objection_id)
+    UNION ALL
+    SELECT s.position, s.kind, s.stage, w.deal_id, w.lead_id, w.created_at, w.closed_at
+    FROM shown s
+    JOIN won_heard wh ON wh.objection_id = s.objection_id
+    JOIN won w ON w.deal_id = wh.deal_id AND w.industry = ANY(s.industries)
 ),
 uses AS MATERIALIZED (
     -- Assets sales shared with a similar won deal's lead (the share table kept with the

@@ -9,7 +9,7 @@ from django.db import connection
 from django.urls import reverse
 
 from leads.choices import ActivityAction, ActorType, OpportunityStatus
-from leads.models import EngagementEvent, LeadActivity, ObjectionTag
+from leads.models import EngagementEvent, LeadActivity, ObjectionTag, Opportunity
 from leads.roles import MARKETING, SALES_MANAGER
 from metrics import content_requests, services
 from metrics.meeting import content_section
@@ -182,6 +182,33 @@ def test_a_won_deal_of_another_industry_or_objection_is_not_similar(world):
         for asset in row["assets"]
     }
     assert "Software case study" not in titles  # software, healthcare-timing and lost deals
+
+
+def test_each_objection_group_matches_only_won_deals_that_heard_its_own_objection(world):
+    # An open healthcare deal that heard "timing" shows a timing group beside the price one:
+    # each is matched to the won deals that heard its objection, not to those that heard any
+    # objection shown.
+    lead = lead_in("healthcare")
+    heard(lead, "timing")
+    OpportunityFactory(lead=lead, stage="proposal", amount=900, created_at=ny(3, 3))
+
+    section = content_section(NOW)
+
+    price = group(section, "opportunity", "proposal", "price")
+    timing = group(section, "opportunity", "proposal", "timing")
+    assert price["similar_won"] == 2
+    assert "Software case study" not in dict(assets(price))
+    assert (timing["similar_won"], assets(timing)) == (1, [("Software case study", 1)])
+
+
+def test_an_objection_heard_after_now_does_not_make_a_won_deal_similar(world):
+    # The healthcare deal that heard timing heard price too, but only after ``now``.
+    timing_deal = Opportunity.objects.get(lead__activities__objections__key="timing")
+    heard(timing_deal.lead, "price", at=NOW + timedelta(days=1))
+
+    price = group(content_section(NOW), "opportunity", "proposal", "price")
+
+    assert price["similar_won"] == 2
 
 
 def test_groups_are_cut_to_the_top_and_the_rest_counted(world):
