@@ -7,14 +7,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import joblib
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from scoring.predictive import learning
 from scoring.predictive.features import LEAD_SPEC, lead_feature_row
 from scoring.predictive.models import LeadPrediction, PredictiveModel
 from scoring.predictive.selectors import (
@@ -25,6 +24,9 @@ from scoring.predictive.selectors import (
     model_in_use,
     newest_predicted_lead_id,
 )
+
+if TYPE_CHECKING:
+    from scoring.predictive.learning import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +57,26 @@ def _training_lock() -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
 
 
-def dump_model(model: learning.TrainedModel) -> bytes:
+def _learning():
+    """The training module, imported when a model is trained or used: it imports scikit-learn
+    and SciPy (~0.8 s), which the URLconf, and so every web process's first request, would
+    otherwise pay through the model page's views."""
+    from scoring.predictive import learning
+
+    return learning
+
+
+def dump_model(model: TrainedModel) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=3)
     return buffer.getvalue()
 
 
-def load_model(stored: PredictiveModel) -> learning.TrainedModel:
+def load_model(stored: PredictiveModel) -> TrainedModel:
+    import joblib
+
     return joblib.load(io.BytesIO(bytes(stored.pipeline)))
 
 
@@ -82,6 +97,7 @@ def predictive_model_train(
         rows = [lead_feature_row(record) for record, _ in labelled]
         outcomes = [outcome for _, outcome in labelled]
         n_positive = sum(outcomes)
+        learning = _learning()
         try:
             trained = learning.train(rows, outcomes, LEAD_SPEC)
         except learning.TooLittleData as refusal:
@@ -120,7 +136,7 @@ def predictive_model_train(
 def lead_predictions_write(
     *,
     model: PredictiveModel,
-    trained: learning.TrainedModel,
+    trained: TrainedModel,
     now: datetime,
     after_id: int = 0,
     limit: int | None = None,
@@ -130,7 +146,7 @@ def lead_predictions_write(
     written = 0
     for records in lead_record_chunks(now=now, after_id=after_id, limit=limit):
         rows = [lead_feature_row(record) for record in records]
-        explanations = learning.explain(trained, rows, top=TOP_REASONS)
+        explanations = _learning().explain(trained, rows, top=TOP_REASONS)
         predictions = [
             LeadPrediction(
                 lead_id=record.lead_id,

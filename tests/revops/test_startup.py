@@ -21,3 +21,23 @@ def test_starting_django_does_not_import_scikit_learn():
         check=True,
     )
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_loading_the_urls_does_not_import_scikit_learn():
+    # Every web process's first request loads the URLconf, which imports every view module,
+    # the model page's among them: importing scikit-learn and SciPy there was 1.5 s of the
+    # first dashboard view of each process.
+    code = (
+        "import sys, django; django.setup(); "
+        "from django.urls import get_resolver; get_resolver().url_patterns; "
+        "print('sklearn' in sys.modules, 'scipy' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "revops.settings.test"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False False"
