@@ -33,7 +33,6 @@ from django.db.models import (
     Sum,
     Value,
     When,
-    Window,
 )
 from django.db.models.functions import Trim
 from django.utils import timezone
@@ -395,22 +394,18 @@ def follow_up_section(period: Period, previous: Period, now: datetime, *, top: i
             row.rep_name.lower(),
         ),
     )
-    # The oldest few picked from the handoffs alone, counted all in the same read (one pass
-    # over the late handoffs, not one to count and one to rank), then joined to their leads:
-    # joined first, every late handoff (most of the undecided ones) met its lead before the cut.
-    first = list(
-        open_breaches(now)
-        .order_by("late_since", "pk")
-        .annotate(
-            total=Window(Count("pk")),
-            response=Window(Count("pk", filter=Q(clock=queries.SlaClock.RESPONSE))),
-        )
-        .values_list("pk", "total", "response")[:top]
+    breaches = open_breaches(now)
+    response_late = Q(clock=queries.SlaClock.RESPONSE)
+    breach_counts = breaches.order_by().aggregate(
+        total=Count("pk"),
+        response=Count("pk", filter=response_late),
+        acceptance=Count("pk", filter=~response_late),
     )
-    total, response = (first[0][1], first[0][2]) if first else (0, 0)
-    breach_counts = {"total": total, "response": response, "acceptance": total - response}
     oldest = []
-    shown = list(open_breaches(now).filter(pk__in=[pk for pk, _total, _response in first]))
+    # The oldest few picked from the handoffs alone, then joined to their leads: joined first,
+    # every late handoff (most of the undecided ones) met its lead before the cut.
+    first = open_breaches(now).order_by("late_since", "pk").values("pk")[:top]
+    shown = list(breaches.filter(pk__in=first)[:top])
     # How late in business hours of each handoff's SLA calendar (what the clock counts); the
     # calendar time stays beside it for the hover title.
     clocks = handoff_clocks(shown, now=now)
