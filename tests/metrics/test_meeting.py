@@ -230,6 +230,9 @@ def test_follow_up_sla_this_week_vs_last_by_rep_and_breaches_still_open():
         (never.pk, "response"),
     ]
     assert breaches["oldest"][1]["late_hours"] == (4 * 24) - 2  # 12 Mar 12:00 → 16 Mar 10:00
+    # Fewer shown than late: the counts are of every late handoff, not of those shown.
+    cut = follow_up_section(THIS_WEEK, LAST_WEEK, NOW, top=1)["open_breaches"]
+    assert (cut["total"], cut["response"], cut["acceptance"], len(cut["oldest"])) == (2, 1, 1, 1)
 
 
 def test_breaches_still_open_say_how_late_in_business_hours_of_their_sla_calendar(
