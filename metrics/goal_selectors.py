@@ -164,7 +164,7 @@ def _forecast_reading(
         if not stage or stage == definition.won_key:
             stage = definition.opportunity_key or ""
         open_by_stage[stage] = open_by_stage.get(stage, 0.0) + float(row["amount"] or 0)
-    cycle = queries.opportunity_results(history, filters).average_opportunity_cycle_days
+    cycle = queries.average_opportunity_cycle_days(history, filters)
     return Reading(
         won,
         open_by_stage=open_by_stage,

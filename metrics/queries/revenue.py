@@ -233,6 +233,33 @@ def opportunity_results(period: Period, filters: KpiFilters = NO_FILTERS) -> Opp
     ]
 
 
+@shared_read
+def average_opportunity_cycle_days(
+    period: Period, filters: KpiFilters = NO_FILTERS
+) -> float | None:
+    """``opportunity_results``' average opportunity cycle alone (what a goal's forecast times
+    its open pipeline by): the same mean, without the counts and the medians' sorts of every
+    cycle."""
+    name, (deals, seconds) = "opportunity_cycle", opportunity_cycles()["opportunity_cycle"]
+    closed = closed_opportunities(period, filters)
+    if connection.vendor == "postgresql":
+        split = rollup_split(RollupFact.OPPORTUNITY, period)
+        raw = closed if split is None else closed.filter(split.raw_q("closed_at"))
+        stats = rolled_value_stats(
+            split,
+            OpportunityDay,
+            filters,
+            raw,
+            {name: RolledValues(f"{name}_seconds", _only(deals, seconds))},
+            fractions=(),
+            means=True,
+        )
+        (mean,) = stats[()][name]
+    else:  # SQLite, the embedded demo: no rollup
+        mean = closed.order_by().aggregate(mean=Avg(_only(deals, seconds)))["mean"]
+    return _scaled(mean, SECONDS_PER_DAY)
+
+
 def opportunity_results_by_source(
     period: Period, filters: KpiFilters = NO_FILTERS
 ) -> list[SourceOpportunityResults]:

@@ -13,6 +13,7 @@ from leads.choices import OpportunityStatus
 from metrics.kpis import KpiFilters, Period
 from metrics.queries import (
     GroupBy,
+    average_opportunity_cycle_days,
     closed_opportunities,
     lead_acceptance_by,
     opportunity_results,
@@ -125,6 +126,10 @@ def test_the_opportunity_cycle_covers_every_closed_deal_with_or_without_a_lead(d
     )
     # Over the three wins: 11, 20 and 30 − 1 h.
     assert results.median_won_opportunity_cycle_days == 20.0
+    # The mean a goal's forecast reads on its own (without the counts and medians).
+    assert average_opportunity_cycle_days(MARCH) == pytest.approx(
+        (8 + 11 + 18 + 20 + IMPORTED_CYCLE) / 5
+    )
 
 
 def test_a_deal_without_a_lead_has_an_opportunity_cycle():

@@ -297,6 +297,7 @@ ROLLUP_BACKED = [
     queries.feedback_loop_completion,
     queries.conversion_by_source,
     queries.opportunity_results,
+    queries.average_opportunity_cycle_days,
     queries.opportunity_results_by_source,
     queries.opportunities_created,
     marketing_sourced_pipeline,
