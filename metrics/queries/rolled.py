@@ -182,6 +182,36 @@ def _whole_days(period: Period, zone: ZoneInfo) -> tuple[date, date]:
     return first, end.date() - timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class BuiltRollup:
+    """A built rollup's rules, and the hours (UTC) still waiting for its refresh."""
+
+    time_zone: str
+    funnel_keys: tuple[str, ...]
+    pending: tuple[datetime, ...]
+
+
+@shared_read
+def rollup_state(fact: str) -> BuiltRollup | None:
+    """The ``fact`` rollup's rules and pending hours, in one query; None when it is not built.
+    Read once per dashboard request or refresh round (``reads_shared``), not once per KPI: a
+    snapshot computed in one is stored as computed when it began, so its reads may take the
+    state as it stood then (a day marked since is read from the rollup as refreshed, or not
+    yet, never from both the rollup and the facts)."""
+    state = (
+        RollupState.objects.filter(fact=fact, built=True)
+        .annotate(
+            pending=ArraySubquery(
+                RollupDirty.objects.filter(fact=fact).order_by().values("hour").distinct()
+            )
+        )
+        .first()
+    )
+    if state is None:
+        return None
+    return BuiltRollup(state.time_zone, tuple(state.funnel_keys), tuple(state.pending))
+
+
 def rollup_split(
     fact: str,
     period: Period,
@@ -194,19 +224,10 @@ def rollup_split(
     ``now``, for reads that depend on it — today)."""
     if not rollups_supported() or _zone_name(period) != settings.DISPLAY_TIME_ZONE:
         return None
-    # One query: the rollup's rules and the hours still waiting for a refresh.
-    state = (
-        RollupState.objects.filter(fact=fact, built=True)
-        .annotate(
-            pending=ArraySubquery(
-                RollupDirty.objects.filter(fact=fact).order_by().values("hour").distinct()
-            )
-        )
-        .first()
-    )
+    state = rollup_state(fact)
     if state is None or state.time_zone != settings.DISPLAY_TIME_ZONE:
         return None
-    if funnel_keys is not None and list(funnel_keys) != state.funnel_keys:
+    if funnel_keys is not None and tuple(funnel_keys) != state.funnel_keys:
         return None
     zone = ZoneInfo(state.time_zone)
     first, last = _whole_days(period, zone)
