@@ -46,6 +46,7 @@ from metrics.kpis import NO_FILTERS, KpiFilters, Period
 from metrics.models import FIGURES_VERSION, ActionItem, ContentRequest, Meeting, MeetingSnapshot
 from metrics.queries import NO_SOURCE, SourceRef
 from metrics.queries.content import OpenDealContent, open_deal_content
+from metrics.queries.shared import reads_shared
 
 STALL_DAYS_DEFAULT = 14
 STALL_DAYS_MAX = 365
@@ -150,16 +151,19 @@ def meeting_page_figures(
     snapshot at most a minute old (the page is projected and reloaded all meeting long); the
     action items are always read now, since the meeting edits them."""
     period, previous = review_periods(meeting.held_on)
-    if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
-        figures, _ = snapshots.page_data("meeting", period, NO_FILTERS)
-        return {
-            **figures,
-            "actions": actions_section(meeting),
-            "scorecard": scorecard_section(meeting),
-        }
-    now = now or timezone.now()
-    figures = meeting_figures(period, previous, now, stall_days=stall_days, meeting=meeting)
-    return {**figures, "scorecard": scorecard_section(meeting, now=now)}
+    # The figures' snapshot and the scorecard's goal readings share the KPI reads they repeat
+    # (and the rollups' state) when this request computes them.
+    with reads_shared():
+        if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
+            figures, _ = snapshots.page_data("meeting", period, NO_FILTERS)
+            return {
+                **figures,
+                "actions": actions_section(meeting),
+                "scorecard": scorecard_section(meeting),
+            }
+        now = now or timezone.now()
+        figures = meeting_figures(period, previous, now, stall_days=stall_days, meeting=meeting)
+        return {**figures, "scorecard": scorecard_section(meeting, now=now)}
 
 
 def scorecard_section(meeting: Meeting, *, now: datetime | None = None) -> dict:
