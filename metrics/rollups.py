@@ -62,6 +62,7 @@ from metrics.rollup_models import (
     CohortDay,
     DueTimes,
     HandoffDay,
+    OpenDealDirty,
     OpportunityDay,
     RollupDirty,
     RollupFact,
@@ -69,12 +70,15 @@ from metrics.rollup_models import (
     RollupValues,
     StageExitDay,
 )
+from revops.maintenance import tables_vacuum
 
 logger = logging.getLogger(__name__)
 
 # One refresh at a time: two would recompute the same day into duplicate rows.
 _LOCK_KEY = 7_140_001
 _WRITE_BATCH = 5_000
+# Mark rows taken by one refresh past which it VACUUMs the mark tables (autovacuum off).
+MARKS_VACUUM_PAST = 1_000
 _DIMENSIONS = ("source_id", "campaign_id", "tier", "owner_id")
 
 
@@ -396,13 +400,15 @@ def _locked() -> bool:
         return cursor.fetchone()[0]
 
 
-def _take_marks() -> dict[str, set[datetime]]:
+def _take_marks() -> tuple[dict[str, set[datetime]], int]:
+    """The hours marked per fact, and how many mark rows were taken (deleted)."""
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {RollupDirty._meta.db_table} RETURNING fact, hour")
-        marks: dict[str, set[datetime]] = defaultdict(set)
-        for fact, hour in cursor.fetchall():
-            marks[fact].add(hour)
-    return marks
+        rows = cursor.fetchall()
+    marks: dict[str, set[datetime]] = defaultdict(set)
+    for fact, hour in rows:
+        marks[fact].add(hour)
+    return marks, len(rows)
 
 
 def _state_save(
@@ -455,7 +461,7 @@ def rollups_refresh() -> dict[str, int]:
         if not _locked():
             return done
         states = {state.fact: state for state in RollupState.objects.select_for_update()}
-        marks = _take_marks()
+        marks, taken = _take_marks()
         now = timezone.now()
         for fact in _ROLLUPS:
             state = states.get(fact)
@@ -475,6 +481,11 @@ def rollups_refresh() -> dict[str, int]:
                 done[fact] = -1
             _state_save(fact, zone_name, definition, now, rebuilt=not current)
         done[RollupFact.OPEN_DEALS] = open_deals_refresh()
+    # Every read of a rollup looks its pending hours up in the mark table, and every slide its
+    # marked leads: emptied every 15 s, the tables would hold hundreds of thousands of dead
+    # rows between two tidies where autovacuum is off, each read walking past them.
+    if taken + max(done[RollupFact.OPEN_DEALS], 0) >= MARKS_VACUUM_PAST:
+        tables_vacuum([RollupDirty, OpenDealDirty])
     return done
 
 

@@ -52,6 +52,23 @@ def tables_maintain(
     return command
 
 
+def tables_vacuum(
+    model_list: Iterable[type[models.Model]], *, connection=default_connection
+) -> bool:
+    """VACUUM the models' tables when autovacuum will not (``vacuum_wanted``): for tables a task
+    empties again and again, whose dead rows every reader would otherwise walk past. False off
+    PostgreSQL, inside a transaction, or when not wanted."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    if not vacuum_wanted(connection):
+        return False
+    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in model_list)
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {tables}")
+    logger.info("VACUUM %s", tables)
+    return True
+
+
 def after_bulk_write(model_list: Iterable[type[models.Model]], rows: int) -> str:
     """Maintain the tables when the write was big enough to skew their statistics."""
     if rows < settings.MAINTAIN_AFTER_ROWS:

@@ -138,3 +138,31 @@ def test_tidy_vacuums_a_table_after_many_inserts(settings):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_force_next_flush()")
     assert "leads_objectiontag" in maintenance.tables_tidy()["vacuumed"]
+
+
+def _mark_hours(count: int) -> None:
+    """``count`` hours of lead changes marked for the rollup refresh, as the triggers mark them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO metrics_rollupdirty (fact, hour) SELECT 'cohort', "
+            "date_trunc('hour', now()) - make_interval(hours => n) FROM generate_series(1, %s) n",
+            [count],
+        )
+
+
+def test_a_refresh_that_took_many_marks_vacuums_the_mark_tables_when_wanted(settings):
+    from metrics import rollups
+
+    settings.MAINTAIN_VACUUM = "always"
+    vacuumed = counters("metrics_rollupdirty")[0]
+    _mark_hours(rollups.MARKS_VACUUM_PAST)
+    rollups.rollups_refresh()
+    assert counters("metrics_rollupdirty")[0] == vacuumed + 1
+    assert counters("metrics_opendealdirty")[0] >= 1
+    # A handful of marks, or a server whose autovacuum comes: no VACUUM.
+    _mark_hours(10)
+    rollups.rollups_refresh()
+    settings.MAINTAIN_VACUUM = "never"
+    _mark_hours(rollups.MARKS_VACUUM_PAST)
+    rollups.rollups_refresh()
+    assert counters("metrics_rollupdirty")[0] == vacuumed + 1
