@@ -112,10 +112,13 @@ WITH per_lead AS (
     SELECT h.lead_id, COUNT(*) AS n FROM ({handoffs}) h GROUP BY h.lead_id
 ),
 marked_leads AS MATERIALIZED (
-    SELECT p.lead_id, p.n, s.lead_id IS NOT NULL AS shared
-    FROM per_lead p
-    LEFT JOIN (SELECT DISTINCT lead_id FROM leads_contentshare) s ON s.lead_id = p.lead_id
-    WHERE p.n > 1 OR s.lead_id IS NOT NULL
+    SELECT x.lead_id, x.n, x.shared FROM (
+        -- A hashed lookup of the leads ever shared an asset (one hash of the share table's
+        -- lead ids), not their distinct list joined to every lead of the period.
+        SELECT p.lead_id, p.n, p.lead_id IN (SELECT lead_id FROM leads_contentshare) AS shared
+        FROM per_lead p
+    ) x
+    WHERE x.n > 1 OR x.shared
 ),
 marked_deals AS MATERIALIZED (
     SELECT x.lead_id, x.shared, x.engaged FROM (
