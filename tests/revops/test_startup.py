@@ -8,10 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_starting_django_does_not_import_scikit_learn():
-    # Training and predicting import it when they run; the app registry, the lead features
-    # and the model page do not (it was 2.3 s of a 4 s start).
-    code = "import sys, django; django.setup(); print('sklearn' in sys.modules)"
+def _last_line_printed(code: str) -> str:
+    """What ``code`` prints last, run in a fresh Python process under the test settings."""
     result = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "revops.settings.test"},
@@ -20,7 +18,14 @@ def test_starting_django_does_not_import_scikit_learn():
         text=True,
         check=True,
     )
-    assert result.stdout.strip().splitlines()[-1] == "False"
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_starting_django_does_not_import_scikit_learn():
+    # Training and predicting import it when they run; the app registry, the lead features
+    # and the model page do not (it was 2.3 s of a 4 s start).
+    code = "import sys, django; django.setup(); print('sklearn' in sys.modules)"
+    assert _last_line_printed(code) == "False"
 
 
 def test_loading_the_urls_does_not_import_scikit_learn():
@@ -32,12 +37,4 @@ def test_loading_the_urls_does_not_import_scikit_learn():
         "from django.urls import get_resolver; get_resolver().url_patterns; "
         "print('sklearn' in sys.modules, 'scipy' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "revops.settings.test"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip().splitlines()[-1] == "False False"
+    assert _last_line_printed(code) == "False False"
