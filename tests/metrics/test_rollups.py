@@ -834,3 +834,41 @@ def test_a_backdated_transition_or_a_new_tier_marks_the_stage_exits_it_changes(w
         2,
         1,
     ]
+
+
+def _marked(fact: str) -> set[datetime]:
+    return set(RollupDirty.objects.filter(fact=fact).values_list("hour", flat=True))
+
+
+def test_a_leads_new_tier_marks_the_hours_of_its_own_handoffs_and_deals_only(world):
+    at = _three_days_ago(hour=10)
+    handoff = _handoff(world, assigned_at=at)
+    other = _handoff(world, assigned_at=at - timedelta(days=1))
+    deal = Opportunity.objects.create(
+        name="Deal", lead=handoff.lead, amount=500, created_at=at + timedelta(hours=2)
+    )
+    Opportunity.objects.create(
+        name="Other", lead=other.lead, amount=500, created_at=at - timedelta(hours=20)
+    )
+    rollups.rollups_refresh()
+    assert not RollupDirty.objects.exists()
+
+    Lead.objects.filter(pk=handoff.lead_id).update(tier="B")
+
+    def hours(*instants):
+        return {
+            instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            for instant in instants
+            if instant is not None
+        }
+
+    handoff.refresh_from_db()
+    assert _marked(RollupFact.HANDOFF) == hours(
+        handoff.assigned_at, handoff.response_due_at, handoff.accept_due_at
+    )
+    assert _marked(RollupFact.OPPORTUNITY) == hours(deal.created_at)
+    # A stage move alone changes no handoff or deal dimension: it marks the cohort only.
+    rollups.rollups_refresh()
+    Lead.objects.filter(pk=handoff.lead_id).update(stage="mql")
+    assert not _marked(RollupFact.HANDOFF) and not _marked(RollupFact.OPPORTUNITY)
+    assert _marked(RollupFact.COHORT)
