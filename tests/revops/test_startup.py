@@ -30,7 +30,7 @@ def test_starting_django_does_not_import_scikit_learn():
 
 def test_loading_the_urls_does_not_import_scikit_learn():
     # Every web process's first request loads the URLconf, which imports every view module,
-    # the model page's among them: importing scikit-learn and SciPy there was 1.5 s of the
+    # the model page's among them: importing scikit-learn and SciPy there was ~0.8 s of the
     # first dashboard view of each process.
     code = (
         "import sys, django; django.setup(); "
