@@ -480,3 +480,49 @@ def test_account_fits_built_before_an_account_changed_are_not_used_again():
     assert bulk.account_fits_built(icp_id)
     Account.objects.filter(pk=account.pk).update(employees=10)
     assert not bulk.account_fits_built(icp_id)
+
+
+def lead_row_writes() -> tuple[int, int]:
+    """Rows of the lead table this transaction updated, and how many of them in place (HOT)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = %s",
+            [Lead._meta.db_table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's in-place updates")
+def test_a_refit_writes_changed_tiers_onto_the_lead_rows_in_place():
+    """No index holds the tier and lead pages keep room (leads 0021), so the tiers a publish
+    mirrors onto the leads are rewritten on their page with no index entries: with the tier
+    indexed, each was a new row version elsewhere and an entry in each of the lead's indexes."""
+    leads = load(ACCOUNTS, lead_rows(40))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    model_id = ScoringModel.objects.get(number=1).pk
+    stricter = engine.IcpSpec(2, ICP.criteria, 100, 90, 80)  # every lead falls to tier D
+    software_executives = [leads[0], leads[16], leads[32]]  # tier A under ICP
+    assert {lead.pk: "A" for lead in software_executives} == dict(
+        Lead.objects.filter(pk__in=[lead.pk for lead in software_executives]).values_list(
+            "pk", "tier"
+        )
+    )
+    with transaction.atomic():
+        updated, in_place = lead_row_writes()
+        bulk.rescore_exactly(
+            [lead.pk for lead in software_executives],
+            icp=stricter,
+            icp_version_id=icp_id + 1000,
+            spec=FIRST,
+            model_id=model_id,
+            as_of_day=AS_OF_DAY,
+        )
+        updated_now, in_place_now = lead_row_writes()
+    assert set(
+        Lead.objects.filter(pk__in=[lead.pk for lead in software_executives]).values_list(
+            "tier", flat=True
+        )
+    ) == {"D"}
+    assert (updated_now - updated, in_place_now - in_place) == (3, 3)
