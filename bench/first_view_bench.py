@@ -39,6 +39,7 @@ from leads.roles import VIEWER  # noqa: E402
 from metrics.meeting import display_today  # noqa: E402
 from metrics.models import KpiSnapshot  # noqa: E402
 from metrics.services import meeting_get_or_create_for_week  # noqa: E402
+from revops.warmup import web_process_warm  # noqa: E402
 
 MEETING_TARGET_MS = 500.0
 CONTENT_TARGET_MS = 300.0
@@ -84,6 +85,8 @@ def main() -> None:
     client.force_login(user)
     with open("/proc/loadavg") as load:
         print(f"load average: {' '.join(load.read().split()[:3])}")
+    # What revops/wsgi.py does before a web process serves: its URLconf, its templates.
+    print(f"web process warm-up (revops.warmup): {web_process_warm() * 1000:.0f} ms")
     with connection.execute_wrapper(_timed):
         client.get("/dashboards/content/?preset=last_4_weeks")  # imports, templates: not timed
         if "meeting" in what:

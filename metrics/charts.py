@@ -10,6 +10,12 @@ Conventions every builder follows:
 - **Plain JSON.** Amounts (``Decimal``) become floats and no NumPy array is ever passed, so the
   result goes through ``json.dumps`` (and ``json_script``) as it is; no
   ``plotly.utils.PlotlyJSONEncoder`` is needed.
+- **Plotly's JSON, written here.** A trace is ``trace("bar", x=…, …)``: the dict that
+  ``go.Bar(x=…, …).to_plotly_json()`` gives. Building figures with ``plotly.graph_objects``
+  validated every attribute on every request: ~5 ms a figure (its template above all), ~130 ms
+  for a web process's first one (the validators load), tens of figures a page. The tests turn
+  ``VALIDATE_FIGURES`` on: every figure then goes through ``go.Figure`` too, and must come out
+  equal, so a misspelt attribute or a wrong value still fails there, not in a browser.
 - **Drill-down.** A point that stands for rows carries the URL of those rows in ``customdata``
   (``charts.js`` follows it on click). The URL comes from the caller's ``drill_url(kpi=...,
   **narrowing)``: ``kpi`` is a key of ``DRILL_DOWNS`` (which names the drill-down function of
@@ -29,6 +35,7 @@ Conventions every builder follows:
 
 from __future__ import annotations
 
+import copy
 import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,8 +43,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
-
-import plotly.graph_objects as go
 
 if TYPE_CHECKING:
     from metrics.kpis import FunnelStep
@@ -60,6 +65,10 @@ if TYPE_CHECKING:
     )
 
 Chart = dict[str, Any]
+Trace = dict[str, Any]
+# On in the tests (tests/conftest.py): each figure is also built with plotly.graph_objects, which
+# validates it, and must equal the JSON written here.
+VALIDATE_FIGURES = False
 # drill_url(kpi="acceptance", source_id=3, outcome="rejected") -> "/metrics/…" (None: no link)
 DrillUrl = Callable[..., str | None]
 
@@ -222,12 +231,36 @@ def _template(colours: Palette) -> dict:
     }
 
 
-def _figure(traces: Iterable[Any], layout: Mapping[str, Any], *, dark: bool) -> Chart:
+def trace(kind: str, **properties: Any) -> Trace:
+    """A trace as Plotly's JSON: its type and the properties given; None leaves a property
+    unset, as it does in ``go.Bar(…)``."""
+    return {
+        "type": kind,
+        **{name: value for name, value in properties.items() if value is not None},
+    }
+
+
+def _figure(traces: Iterable[Trace], layout: Mapping[str, Any], *, dark: bool) -> Chart:
     colours = palette(dark)
-    layout = {"template": _template(colours), **layout}
-    # go.Figure validates every attribute name, so a typo fails in the tests, not in a browser.
-    spec = go.Figure(data=list(traces), layout=layout).to_plotly_json()
-    return {"data": spec["data"], "layout": spec["layout"], "config": dict(CONFIG)}
+    # A copy: the layouts share axis and legend constants, and a figure is the caller's to keep.
+    layout = copy.deepcopy({"template": _template(colours), **layout})
+    data = [dict(one) for one in traces]
+    if VALIDATE_FIGURES:
+        _validate(data, layout)
+    return {"data": data, "layout": layout, "config": dict(CONFIG)}
+
+
+def _validate(data: list[Trace], layout: dict[str, Any]) -> None:
+    """Build the figure with plotly.graph_objects, which refuses an unknown attribute or a bad
+    value, and require its JSON to be the one written here."""
+    import plotly.graph_objects as go  # only here: loading its validators costs ~0.1 s
+
+    spec = go.Figure(data=data, layout=layout).to_plotly_json()
+    if spec["data"] != data or spec["layout"] != layout:
+        raise ValueError(
+            "The figure's JSON differs from what plotly.graph_objects makes of it: "
+            f"{spec['data']!r} {spec['layout']!r} against {data!r} {layout!r}"
+        )
 
 
 # --- Text and numbers for people -------------------------------------------------------------
@@ -344,13 +377,14 @@ def _bar(
     horizontal: bool = True,
     textposition: str = "auto",
     rows: Sequence[int] | None = None,
-) -> go.Bar:
+) -> Trace:
     """One bar trace: values on the value axis, ``labels`` on the category axis. ``name``,
     ``labels`` and ``hovers`` must be escaped already (``escape_label``). ``rows``: how many
     rows each bar's link lists (``meta``)."""
     categories, amounts = list(labels), list(values)
     position = {"y": categories, "x": amounts} if horizontal else {"x": categories, "y": amounts}
-    return go.Bar(
+    return trace(
+        "bar",
         name=name,
         orientation="h" if horizontal else "v",
         **position,
@@ -474,7 +508,8 @@ def cohort_funnel_chart(
     names = _unique([escape_label(stage.name) for stage in conversion.stages])
     steps = [row.funnel.step(stage.key) for stage in conversion.stages]
     title = escape_label(row.source.name)
-    funnel = go.Funnel(
+    funnel = trace(
+        "funnel",
         name=title,
         y=names,
         x=[step.reached for step in steps],
@@ -736,7 +771,7 @@ def _by_source_chart(
     names = _source_names([row.source for row in rows])
     values = [_number(value(row.results)) for row in rows]
     narrowing = {"status": status} if status else {}
-    trace = _bar(
+    bars = _bar(
         name,
         names,
         values,
@@ -749,7 +784,7 @@ def _by_source_chart(
             for row in rows
         ],
     )
-    return _figure([trace], {"xaxis": axis, "yaxis": _category_axis(), **NO_LEGEND}, dark=dark)
+    return _figure([bars], {"xaxis": axis, "yaxis": _category_axis(), **NO_LEGEND}, dark=dark)
 
 
 def win_rate_chart(
@@ -825,7 +860,7 @@ def _pipeline_traces(
     won_urls: Sequence[str | None],
     currency: str,
     colours: Palette,
-) -> list[go.Bar]:
+) -> list[Trace]:
     hovers = [
         _hover(
             label,
@@ -959,7 +994,7 @@ def time_in_stage_chart(
         return None
     names = stage_names or {}
     labels = _unique([escape_label(names.get(row.stage, row.stage)) for row in rows])
-    trace = _bar(
+    bars = _bar(
         "Median days in stage",
         labels,
         [row.median_days for row in rows],
@@ -974,7 +1009,7 @@ def time_in_stage_chart(
         rows=[row.exits for row in rows],
     )
     return _figure(
-        [trace],
+        [bars],
         {
             "xaxis": {"title": {"text": "Stage"}, "type": "category"},
             "yaxis": {"title": {"text": "Median days in stage"}, "rangemode": "tozero"},
@@ -1080,7 +1115,7 @@ def content_utilization_chart(
     if _all_none(rate for _, rate, *_ in measures):
         return None
 
-    trace = _bar(
+    bars = _bar(
         "Share",
         [label for label, *_ in measures],
         [rate for _, rate, *_ in measures],
@@ -1092,15 +1127,16 @@ def content_utilization_chart(
         urls=[drill_url(kpi=kpi) for *_, kpi in measures],
         colour=palette(dark).series[0],
     )
+    notes = _no_data_notes([label for label, *_ in measures], [rate for _, rate, *_ in measures],
+                           dark)  # fmt: skip
     return _figure(
-        [trace],
+        [bars],
         {
             "xaxis": {"title": {"text": "Share (%)"}, **PERCENT_AXIS},
             "yaxis": _category_axis(),
             **NO_LEGEND,
-            "annotations": _no_data_notes(
-                [label for label, *_ in measures], [rate for _, rate, *_ in measures], dark
-            ),
+            # Plotly's JSON has no empty list of annotations.
+            **({"annotations": notes} if notes else {}),
         },
         dark=dark,
     )
@@ -1134,7 +1170,8 @@ def trend_sparkline(
     labels = _unique([escape_label(label) for label, _ in points])
     values = [_number(value) for _, value in points]
     colours = palette(dark)
-    line = go.Scatter(
+    line = trace(
+        "scatter",
         x=labels,
         y=values,
         mode="lines+markers",
@@ -1191,7 +1228,8 @@ def trend_line(
         if maturing:
             lines.append("maturing: still converting, not a drop")
         hover.append(_hover(label, *lines))
-    line = go.Scatter(
+    line = trace(
+        "scatter",
         x=labels,
         y=values,
         mode="lines+markers",

@@ -4,3 +4,7 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.local")
 application = get_asgi_application()
+
+from revops.warmup import web_process_warm  # noqa: E402  (needs the settings loaded above)
+
+web_process_warm()

@@ -116,3 +116,11 @@ def _flushes_without_restoring(item) -> bool:
         and not marker.kwargs.get("serialized_rollback", False)
         and not item.nodeid.startswith("tests/browser/")
     )
+
+
+def pytest_configure(config):
+    # Every figure the tests build also goes through plotly.graph_objects, which validates it
+    # (metrics.charts writes Plotly's JSON itself, unvalidated, in the app).
+    from metrics import charts
+
+    charts.VALIDATE_FIGURES = True

@@ -30,7 +30,6 @@ def fill_lead_pages(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("leads", "0020_heard_objection_account_changes_only"),
     ]

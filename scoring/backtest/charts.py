@@ -3,9 +3,7 @@ the style of ``metrics.charts`` (same look, plain JSON for ``static/js/charts.js
 
 from collections.abc import Sequence
 
-import plotly.graph_objects as go
-
-from metrics.charts import COUNT_AXIS, Chart, _figure, escape_label, palette
+from metrics.charts import COUNT_AXIS, Chart, _figure, escape_label, palette, trace
 
 
 def mql_volume_chart(
@@ -30,7 +28,8 @@ def mql_volume_chart(
     ):
         label = escape_label(name)
         traces.append(
-            go.Scatter(
+            trace(
+                "scatter",
                 name=label,
                 x=list(weeks),
                 y=list(counts),

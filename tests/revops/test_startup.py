@@ -38,3 +38,31 @@ def test_loading_the_urls_does_not_import_scikit_learn():
         "print('sklearn' in sys.modules, 'scipy' in sys.modules)"
     )
     assert _last_line_printed(code) == "False False"
+
+
+def test_drawing_a_dashboards_figures_does_not_load_plotlys_validators():
+    # A figure built with plotly.graph_objects validated every attribute on every request (~5 ms
+    # a figure) and loaded the validators on a process's first (~130 ms): the app writes
+    # Plotly's JSON itself; only the tests (VALIDATE_FIGURES) build each figure with them too.
+    code = (
+        "import sys, django; django.setup(); "
+        "from django.urls import get_resolver; get_resolver().url_patterns; "
+        "from metrics import charts; "
+        "charts.trend_line([('W1', 1.0, 3, False), ('W2', 2.0, 4, True)]); "
+        "charts.trend_sparkline([('W1', 1.0), ('W2', None)]); "
+        "print('plotly.graph_objects' in sys.modules)"
+    )
+    assert _last_line_printed(code) == "False"
+
+
+def test_a_web_process_loads_the_urls_and_compiles_the_templates_before_its_first_request():
+    # revops/wsgi.py warms the process (revops/warmup.py): the first page a web worker served
+    # paid for importing every view and compiling its templates (~0.5 s of a dashboard's very
+    # first view); gunicorn --preload does it once in the master, for every worker.
+    code = (
+        "import sys, revops.wsgi; from django.template import engines; "
+        "cache = engines['django'].engine.template_loaders[0].get_template_cache; "
+        "print('metrics.views' in sys.modules, 'metrics/base_dashboard.html' in cache, "
+        "'metrics/_chart.html' in cache)"
+    )
+    assert _last_line_printed(code) == "True True True"
