@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import scoring_bench  # noqa: E402  (sets Django up)
-from django.db import connection  # noqa: E402
+import scoring_bench
+from django.db import connection
 
-from leads.services import definition_publish  # noqa: E402
-from scoring import bulk, services, tasks  # noqa: E402
-from scoring.models import RescoreJob  # noqa: E402
+from leads.services import definition_publish
+from scoring import bulk, services, tasks
+from scoring.models import RescoreJob
 
 # Statements named by how they start; the rest are counted under the phase running them.
 STATEMENTS = {
