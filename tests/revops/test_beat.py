@@ -96,8 +96,11 @@ def test_one_of_two_beats_sends_and_the_other_takes_over_when_it_dies(postgresql
                 kill_hard(first)  # no shutdown, no release: its session just ends
                 wait_for(lambda: len(sends(second)) >= 3, timeout=20)
             before, after = sends(first), sends(second)
-            # Every send reached the broker.
-            assert queued.llen(PROBE_QUEUE) == len(before) + len(after)
+            # Every send reached the broker, but one the kill may have cut short: beat logs a
+            # send before it publishes it, and a kill -9 between the two loses that one (seen
+            # once in CI: 9 logged, 8 queued). None arrives unlogged, none twice.
+            logged = len(before) + len(after)
+            assert logged - 1 <= queued.llen(PROBE_QUEUE) <= logged
 
         # None twice: a task due every second went out at most once a second.
         times = sorted(before + after)
