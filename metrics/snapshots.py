@@ -117,10 +117,12 @@ def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, date
 def pages_data(
     requests: list[tuple[str, Period, KpiFilters]],
 ) -> list[tuple[Any, datetime]]:
-    """``page_data`` of several pages at once: the fresh snapshots in one query (a scorecard
-    reads one per goal), the others computed and stored as ``page_data`` does."""
+    """``page_data`` of several pages at once (a scorecard reads one per goal): the fresh
+    snapshots in one query, the others computed as ``page_data`` computes them and stored
+    together in one statement."""
     now = timezone.now()
-    keys = [snapshot_key(_params(page, period, filters)) for page, period, filters in requests]
+    params = [_params(page, period, filters) for page, period, filters in requests]
+    keys = [snapshot_key(one) for one in params]
     found = {
         row.key: row
         for row in KpiSnapshot.objects.filter(
@@ -134,12 +136,34 @@ def pages_data(
     ]
     if touch:
         KpiSnapshot.objects.filter(key__in=touch).update(requested_at=now)
-    return [
-        (pickle.loads(found[key].payload), found[key].computed_at)
-        if key in found
-        else page_data(page, period, filters)
-        for key, (page, period, filters) in zip(keys, requests, strict=True)
-    ]
+    results = {key: (pickle.loads(row.payload), row.computed_at) for key, row in found.items()}
+    computed = []
+    for key, page_params, (page, period, filters) in zip(keys, params, requests, strict=True):
+        if key in results:  # found, or asked for twice
+            continue
+        with reads_shared() as reads:
+            data = _BUILDERS[page](_depended_on(page, period), filters)
+        results[key] = (data, min(now, reads.since))
+        computed.append(
+            KpiSnapshot(
+                key=key,
+                params=page_params,
+                payload=pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
+                computed_at=results[key][1],
+                requested_at=now,
+            )
+        )
+    if computed:
+        # One statement for all of them (one per snapshot, with its savepoint, was 5 of a
+        # first view's statements per goal). A key another request stored meanwhile takes
+        # these figures, as fresh as its own.
+        KpiSnapshot.objects.bulk_create(
+            computed,
+            update_conflicts=True,
+            unique_fields=["key"],
+            update_fields=["params", "payload", "computed_at", "requested_at"],
+        )
+    return [results[key] for key in keys]
 
 
 def _store(key: str, params: dict, data: Any, *, computed_at: datetime, requested_at=None):

@@ -7,14 +7,18 @@ from decimal import Decimal
 
 import pytest
 from auditlog.models import LogEntry
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from leads.roles import MARKETING, REVOPS_ADMIN, SALES_REP, VIEWER
 from leads.target_accounts import services as target_services
-from metrics import goal_selectors, goal_services, goals
-from metrics.models import Goal, GoalSet
+from metrics import goal_selectors, goal_services, goals, snapshots
+from metrics.kpis import Period
+from metrics.models import Goal, GoalSet, KpiSnapshot
 from tests.factories import AccountFactory, SourceFactory, UserFactory
 from tests.metrics.factories import (
     NEW_YORK,
@@ -441,3 +445,33 @@ def test_quarterly_planning_sets_next_quarters_goals_beside_the_last_ones(client
     client.force_login(admin)
     page = client.get(reverse("metrics:planning"), {"quarter": "2026-Q2"}).content.decode()
     assert "Edit the Q2 2026 goals" in page
+
+
+def test_a_scorecards_readings_are_computed_once_and_stored_in_one_statement(q1_goals):
+    kpi_period = Period.from_dates(Q1.first_day, Q1.last_day, settings.DISPLAY_TIME_ZONE)
+    requests = [
+        (goal_selectors.reading_page(goal.metric), kpi_period, goal_selectors.scope_filters(goal))
+        for goal in q1_goals.goals.all()
+    ]
+    requests.append(requests[0])  # two goals reading the same page and scope
+
+    with CaptureQueriesContext(connection) as first:
+        computed = snapshots.pages_data(requests)
+    writes = [
+        query["sql"]
+        for query in first.captured_queries
+        if "metrics_kpisnapshot" in query["sql"]
+        and not query["sql"].lstrip().upper().startswith("SELECT")
+    ]
+    # One INSERT … ON CONFLICT for both readings: no look-up, savepoint, UPDATE and INSERT each.
+    assert len(writes) == 1 and writes[0].startswith('INSERT INTO "metrics_kpisnapshot"')
+    assert KpiSnapshot.objects.count() == 2
+    assert computed[2] == computed[0]
+
+    with CaptureQueriesContext(connection) as second:
+        served = snapshots.pages_data(requests)
+    assert len(second.captured_queries) == 1  # the snapshots, read together
+    assert [data for data, _ in served] == [data for data, _ in computed]
+    assert [data for data, _ in served] == [
+        snapshots.page_data(page, period, filters)[0] for page, period, filters in requests
+    ]
