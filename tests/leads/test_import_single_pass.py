@@ -185,6 +185,10 @@ def test_staged_rows_are_written_in_order_in_batches_with_progress(copy):
         writer = writer_for() if copy else InsertWriter(connection)
         facts.events_stage(events=rows[:5], writer=writer)
         facts.events_stage(events=rows[5:], writer=writer)
+        # The writer's contract: flush before reading on its connection again. Reading while
+        # its thread was still copying interleaved the two on one connection, and the read
+        # never returned (a CI run hung here for 15 minutes).
+        writer.flush()
         assert not EngagementEvent.objects.exists()  # staged, not stored
         writer.insert_staged(
             EngagementEvent, facts.EVENT_FIELDS, order_by=["lead", "occurred_at"], batch=5,
