@@ -93,33 +93,16 @@ def _from_params(params: dict) -> tuple[Period, KpiFilters]:
 
 def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, datetime]:
     """The page's figures and when they were computed (at most a minute ago)."""
-    params = _params(page, period, filters)
-    key = snapshot_key(params)
-    now = timezone.now()
-    snapshot = (
-        KpiSnapshot.objects.filter(
-            key=key, computed_at__gte=now - timedelta(seconds=MAX_AGE_SECONDS)
-        )
-        .only("payload", "computed_at", "requested_at")
-        .first()
-    )
-    if snapshot is not None:
-        if snapshot.requested_at < now - timedelta(seconds=TOUCH_SECONDS):
-            KpiSnapshot.objects.filter(key=key).update(requested_at=now)
-        return pickle.loads(snapshot.payload), snapshot.computed_at
-    with reads_shared() as reads:  # the request's other snapshots share its reads
-        data = _BUILDERS[page](_depended_on(page, period), filters)
-    computed_at = min(now, reads.since)
-    _store(key, params, data, computed_at=computed_at, requested_at=now)
-    return data, computed_at
+    [found] = pages_data([(page, period, filters)])
+    return found
 
 
 def pages_data(
     requests: list[tuple[str, Period, KpiFilters]],
 ) -> list[tuple[Any, datetime]]:
-    """``page_data`` of several pages at once (a scorecard reads one per goal): the fresh
-    snapshots in one query, the others computed as ``page_data`` computes them and stored
-    together in one statement."""
+    """Each page's figures and when they were computed (at most a minute ago), for several pages
+    at once (a scorecard reads one per goal): the fresh snapshots in one query, the others
+    computed (sharing the request's reads) and stored together in one statement."""
     now = timezone.now()
     params = [_params(page, period, filters) for page, period, filters in requests]
     keys = [snapshot_key(one) for one in params]
@@ -141,7 +124,7 @@ def pages_data(
     for key, page_params, (page, period, filters) in zip(keys, params, requests, strict=True):
         if key in results:  # found, or asked for twice
             continue
-        with reads_shared() as reads:
+        with reads_shared() as reads:  # the request's other snapshots share its reads
             data = _BUILDERS[page](_depended_on(page, period), filters)
         results[key] = (data, min(now, reads.since))
         computed.append(
@@ -154,9 +137,9 @@ def pages_data(
             )
         )
     if computed:
-        # One statement for all of them (one per snapshot, with its savepoint, was 5 of a
-        # first view's statements per goal). A key another request stored meanwhile takes
-        # these figures, as fresh as its own.
+        # One statement for all of them (a look-up again, a savepoint, an UPDATE and an INSERT
+        # each, before). A key another request stored meanwhile takes these figures, as fresh
+        # as its own.
         KpiSnapshot.objects.bulk_create(
             computed,
             update_conflicts=True,
@@ -166,16 +149,16 @@ def pages_data(
     return [results[key] for key in keys]
 
 
-def _store(key: str, params: dict, data: Any, *, computed_at: datetime, requested_at=None):
+def _store(key: str, params: dict, data: Any, *, computed_at: datetime) -> None:
+    """A refreshed snapshot: its figures replaced, when it was last opened kept (that is what
+    keeps it hot or lets it go cold)."""
     payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
     fields = {"params": params, "payload": payload, "computed_at": computed_at}
-    if requested_at is not None:
-        fields["requested_at"] = requested_at
     try:
         with transaction.atomic():
             updated = KpiSnapshot.objects.filter(key=key).update(**fields)
-            if not updated:
-                KpiSnapshot.objects.create(key=key, **{"requested_at": computed_at, **fields})
+            if not updated:  # dropped meanwhile
+                KpiSnapshot.objects.create(key=key, requested_at=computed_at, **fields)
     except IntegrityError:
         # Another request stored the same key first: theirs is as fresh as ours.
         pass

@@ -42,13 +42,10 @@ def tables_maintain(
 ) -> str:
     """``VACUUM (ANALYZE)`` or ``ANALYZE`` the models' tables; returns the command run ("" off
     PostgreSQL or inside a transaction, where it would fail)."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if not _can_maintain(connection):
         return ""
     command = "VACUUM (ANALYZE)" if vacuum_wanted(connection) else "ANALYZE"
-    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in model_list)
-    with connection.cursor() as cursor:
-        cursor.execute(f"{command} {tables}")
-    logger.info("%s %s", command, tables)
+    _run_on_tables(command, model_list, connection)
     return command
 
 
@@ -56,17 +53,24 @@ def tables_vacuum(
     model_list: Iterable[type[models.Model]], *, connection=default_connection
 ) -> bool:
     """VACUUM the models' tables when autovacuum will not (``vacuum_wanted``): for tables a task
-    empties again and again, whose dead rows every reader would otherwise walk past. False off
-    PostgreSQL, inside a transaction, or when not wanted."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    empties again and again, whose dead rows every reader would otherwise walk past (no
+    ANALYZE: their statistics would say "empty" between two fills). False off PostgreSQL,
+    inside a transaction, or when not wanted."""
+    if not _can_maintain(connection) or not vacuum_wanted(connection):
         return False
-    if not vacuum_wanted(connection):
-        return False
+    _run_on_tables("VACUUM", model_list, connection)
+    return True
+
+
+def _can_maintain(connection) -> bool:
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _run_on_tables(command: str, model_list: Iterable[type[models.Model]], connection) -> None:
     tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in model_list)
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM {tables}")
-    logger.info("VACUUM %s", tables)
-    return True
+        cursor.execute(f"{command} {tables}")
+    logger.info("%s %s", command, tables)
 
 
 def after_bulk_write(model_list: Iterable[type[models.Model]], rows: int) -> str:
