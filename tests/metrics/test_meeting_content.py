@@ -218,6 +218,21 @@ def test_groups_are_cut_to_the_top_and_the_rest_counted(world):
     assert section["more_groups"] == 1
 
 
+def test_with_only_objection_groups_shown_each_matches_the_same_won_deals(world):
+    # Cut to the two groups that heard an objection, the slide looks up the industries of only
+    # the won deals that heard one: each group's similar deals and assets are as when every
+    # group is shown.
+    every_group = content_section(NOW)["groups"]
+
+    objection_groups = content_section(NOW, top=2)["groups"]
+
+    assert [row["objection"] for row in objection_groups] == [
+        {"key": "price", "label": "Price"}
+    ] * 2
+    assert objection_groups == every_group[:2]
+    assert objection_groups[0]["similar_won"] == 2
+
+
 def test_an_accepted_handoff_is_open_while_its_lead_is_worked_in_a_sales_stage(world):
     worked = accepted(lead=lead_in("retail"), stage="mql", assigned_at=ny(3, 1), at=ny(3, 2))
     worked.lead.stage = "sal"
