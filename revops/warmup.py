@@ -3,7 +3,8 @@
 Django loads the URLconf, and with it every view module, on a process's first request, and
 compiles each template the first time it renders, builds the URL reverse map on the first
 {% url %}, and its first full garbage collection walks every object the imports made: ~0.3 s,
-~0.1–0.3 s, ~0.2 s and ~0.09 s of the first page a process served (cProfile), paid again by
+~0.1–0.3 s, ~0.2 s and ~0.09 s of the first page a process served (cProfile; the last two
+together ~90 ms of a dashboard's very first view, old code against new), paid again by
 every web worker gunicorn starts or restarts. Done here, at boot: with ``gunicorn --preload``
 (docker-compose.yml) once, in the master, and shared by the forked workers.
 """
