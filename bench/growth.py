@@ -80,14 +80,12 @@ RULES: tuple[Rule, ...] = (
         Field("scoring: baseline single UPDATE … GROUP BY", "s", "s"),
     ),
     rule(
-        r"^publish new event weights ⇒ all leads rescored: (?P<s>NUM) s "
-        r"\(target ≤ 10 s; (?P<r>NUM) × baseline",
+        r"^publish new event weights ⇒ all leads rescored: (?P<s>NUM) s \(.*?(?P<r>NUM) × baseline",
         Field("publish new event weights, end to end", "s", "s"),
         Field("publish new event weights / baseline", "r", "×"),
     ),
     rule(
-        r"^publish a new ICP ⇒ all leads refitted: (?P<s>NUM) s "
-        r"\(target ≤ 10 s; (?P<r>NUM) × baseline",
+        r"^publish a new ICP ⇒ all leads refitted: (?P<s>NUM) s \(.*?(?P<r>NUM) × baseline",
         Field("publish a new ICP, end to end", "s", "s"),
         Field("publish a new ICP / baseline", "r", "×"),
     ),
@@ -116,7 +114,7 @@ RULES: tuple[Rule, ...] = (
     ),
     # dashboard_bench
     rule(
-        r"^rollups refreshed as beat would \((?P<s>NUM) s\): \d+ days",
+        r"^rollups refreshed as beat would \((?P<s>NUM) s\)",
         Field("dashboards: rollups refreshed first", "s", "s"),
     ),
     rule(
@@ -137,7 +135,13 @@ RULES: tuple[Rule, ...] = (
         Field("first views of all page × filter keys", "s", "s"),
     ),
     rule(
-        r"^one refresh round of (?P<n>\d+) hot snapshots: (?P<s>NUM) s of worker time",
+        r"^first views of (?P<page>\S+) over \d+ filter sets nobody opened: "
+        r"p50 (?P<p50>NUM) ms, max (?P<max>NUM) ms",
+        Field("first views of {page}, filter sets nobody opened: p50", "p50", "ms"),
+        Field("first views of {page}, filter sets nobody opened: max", "max", "ms"),
+    ),
+    rule(
+        r"^one refresh round of (?P<n>\d+) hot snapshots[^:]*: (?P<s>NUM) s of worker time",
         Field("snapshot refresh round, worker time", "s", "s"),
         Field("snapshots refreshed in a round", "n", "snapshots"),
     ),
