@@ -1115,11 +1115,12 @@ def content_utilization_chart(
     if _all_none(rate for _, rate, *_ in measures):
         return None
 
+    labels, rates = [label for label, *_ in measures], [rate for _, rate, *_ in measures]
     bars = _bar(
         "Share",
-        [label for label, *_ in measures],
-        [rate for _, rate, *_ in measures],
-        texts=[_percent(rate) for _, rate, *_ in measures],
+        labels,
+        rates,
+        texts=[_percent(rate) for rate in rates],
         hovers=[
             _hover(label, _percent(rate), f"{part:,} of {whole}")
             for label, rate, part, whole, _ in measures
@@ -1127,8 +1128,7 @@ def content_utilization_chart(
         urls=[drill_url(kpi=kpi) for *_, kpi in measures],
         colour=palette(dark).series[0],
     )
-    notes = _no_data_notes([label for label, *_ in measures], [rate for _, rate, *_ in measures],
-                           dark)  # fmt: skip
+    notes = _no_data_notes(labels, rates, dark)
     return _figure(
         [bars],
         {
