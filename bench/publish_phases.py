@@ -10,10 +10,13 @@ prints for each: wall seconds, this process's CPU (Python) and its database sess
 (PostgreSQL runs on this machine: its backend is a process here), the wall seconds of the
 bucket work (``bring_up_to_date``) and of the stage moves (``threshold_moves_apply``), and the
 statements that matter inside them: the reweight, the refit, the tier mirrored onto the lead
-rows, and the moves' writes. CPU seconds hold still on a shared machine; wall seconds do not.
+rows, and the moves' writes, each with the write-ahead log it wrote (full-page images
+included: a publish rewrites every score page). CPU seconds hold still on a shared machine;
+wall seconds do not.
 
 The job is left unfinished (the other chunks are not run): use a copy made for this, and drop
-it after. Each chunk is 100,000 leads, a tenth of a million-lead publish.
+it after. Each chunk is ``scoring.services.CHUNK_SIZE`` leads (a twentieth of a million-lead
+publish).
 """
 
 import argparse
@@ -49,7 +52,7 @@ class Phases:
     def __init__(self) -> None:
         self.phase = "other"
         self.seconds: dict[str, float] = defaultdict(float)
-        self.statements: dict[str, list] = defaultdict(lambda: [0, 0.0])
+        self.statements: dict[str, list] = defaultdict(lambda: [0, 0.0, 0])  # n, s, WAL bytes
 
     @contextmanager
     def of(self, name: str):
@@ -74,13 +77,23 @@ class Phases:
             (label for start, label in STATEMENTS.items() if head.startswith(start)),
             f"{self.phase}: other statements",
         )
+        # Read past the wrapper (on the same session): the WAL position before and after.
+        raw = context["connection"].connection.cursor()
+        raw.execute("SELECT pg_current_wal_insert_lsn()")
+        [(before,)] = raw.fetchall()
+        entry = self.statements[label]
         started = time.perf_counter()
         try:
-            return execute(sql, params, many, context)
+            result = execute(sql, params, many, context)
         finally:
-            entry = self.statements[label]
             entry[0] += 1
             entry[1] += time.perf_counter() - started
+        # After a statement that failed, the transaction takes no more reads: not measured.
+        raw.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [before])
+        [(written,)] = raw.fetchall()
+        entry[2] += int(written)
+        raw.close()
+        return result
 
 
 def session_cpu_seconds(pid: int) -> float:
@@ -129,8 +142,10 @@ def main() -> None:
         )
         for name, seconds in sorted(phases.seconds.items()):
             print(f"  {name}: {seconds:.2f} s wall")
-        for label, (count, seconds) in sorted(phases.statements.items(), key=lambda x: -x[1][1]):
-            print(f"    {label}: {seconds:.2f} s in {count} statements")
+        for label, (count, seconds, wal) in sorted(
+            phases.statements.items(), key=lambda x: -x[1][1]
+        ):
+            print(f"    {label}: {seconds:.2f} s in {count} statements; WAL {wal / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":
