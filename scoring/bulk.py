@@ -292,8 +292,9 @@ def rescore_from_sums(
 class RangeStaleness:
     rows: int  # state rows in the range
     sums: bool  # some row's sums were read under another half-life or caps (or never)
-    fit: bool  # some row was fitted under another ICP (or never)
+    fit: int  # rows fitted under another ICP (or never)
     unscored: int  # rows scored under another model or day (or never)
+    refittable: int = 0  # of the ``fit`` rows, those with a match mask under the same criteria
 
     @property
     def any(self) -> bool:
@@ -308,6 +309,7 @@ def range_staleness(
     model_id: int,
     keep_sums_of: Sequence[int],
     as_of_day: int,
+    fit_conditions: int | None = None,
 ) -> RangeStaleness:
     """What is stale in the range, in one pass over its rows. An aggregate, not ``LIMIT 1``: with
     a limit PostgreSQL expected an early hit and scanned the whole table from its start, which,
@@ -324,14 +326,23 @@ def range_staleness(
     any_of = "BOOL_OR" if _is_postgres() else "MAX"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*), COALESCE({any_of}(s), {false}), COALESCE({any_of}(f), {false}), "
-            "COALESCE(SUM(CASE WHEN o THEN 1 ELSE 0 END), 0) FROM ("
-            f"SELECT {sums_stale} AS s, {fit_stale} AS f, {score_stale} AS o "
+            f"SELECT COUNT(*), COALESCE({any_of}(s), {false}), "
+            "COALESCE(SUM(CASE WHEN f THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN o THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN f AND m THEN 1 ELSE 0 END), 0) FROM ("
+            f"SELECT {sums_stale} AS s, {fit_stale} AS f, {score_stale} AS o, "
+            f"COALESCE(fit_conditions = %s, {false}) AS m "
             f"FROM {STATE_TABLE} WHERE lead_id BETWEEN %s AND %s) AS r",
-            [*kept_params, icp_version_id, model_id, as_of_day, lo, hi],
+            [*kept_params, icp_version_id, model_id, as_of_day, fit_conditions, lo, hi],
         )
-        rows, sums, fit, unscored = cursor.fetchone()
-    return RangeStaleness(rows=rows, sums=bool(sums), fit=bool(fit), unscored=int(unscored))
+        rows, sums, fit, unscored, refittable = cursor.fetchone()
+    return RangeStaleness(
+        rows=rows,
+        sums=bool(sums),
+        fit=int(fit),
+        unscored=int(unscored),
+        refittable=int(refittable),
+    )
 
 
 def bring_up_to_date(
@@ -364,6 +375,7 @@ def bring_up_to_date(
         "model_id": model_id,
         "keep_sums_of": keep_sums_of,
         "as_of_day": as_of_day,
+        "fit_conditions": engine.conditions_key(icp),
     }
     valid_sums_of = sorted({*keep_sums_of, model_id})
     fits_held: list[bool] = []  # asked once per range, when a refit first needs them
@@ -378,7 +390,11 @@ def bring_up_to_date(
                 as_of_day=as_of_day,
                 keep_sums_of=keep_sums_of,
             )
-        if stale.fit:
+        # Most publishes change points or thresholds only: those rows refit from their masks.
+        refitted = 0
+        if stale.refittable:
+            refitted = refit_from_matches(lo, hi, icp=icp, icp_version_id=icp_version_id, spec=spec)
+        if refitted < stale.fit:
             if not fits_held:
                 fits_held.append(account_fits_held(icp=icp, icp_version_id=icp_version_id))
             refit_in_sql(
@@ -522,6 +538,39 @@ def _fit_sql(
     )
 
 
+def _matches_sql(
+    icp: engine.IcpSpec,
+    *,
+    attributes: frozenset[str] | None = None,
+    country: str = EFFECTIVE_COUNTRY,
+) -> tuple[str, list]:
+    """(match mask expression, params) over leads ``l``, accounts ``a``: bit i when criterion i
+    matches (``engine.criteria_matched``); with ``attributes``, of the criteria on those only.
+    The bits are distinct, so they add up."""
+    terms, params = [], []
+    for index, criterion in enumerate(icp.criteria):
+        if attributes is not None and criterion.attribute not in attributes:
+            continue
+        condition, condition_params = _criterion_sql(criterion, country=country)
+        terms.append(f"CASE WHEN {condition} THEN {1 << index} ELSE 0 END")
+        params += condition_params
+    return " + ".join(terms) or "0", params
+
+
+def _fit_from_matches_sql(icp: engine.IcpSpec, matches: str) -> tuple[str, list, str]:
+    """(points expression, params, excluded expression) of the ICP's criteria over a match mask
+    column (``engine.fit_from_matches``)."""
+    points, params, exclusion_bits = [], [], 0
+    for index, criterion in enumerate(icp.criteria):
+        if criterion.is_exclusion:
+            exclusion_bits |= 1 << index
+        elif criterion.points:
+            points.append(f"CASE WHEN ({matches} & {1 << index}) <> 0 THEN %s ELSE 0 END")
+            params.append(criterion.points)
+    excluded = f"({matches} & {exclusion_bits}) <> 0" if exclusion_bits else "1 = 0"
+    return " + ".join(points) or "0", params, excluded
+
+
 # --- Account fits: each account's part of the fit, once per ICP version -----------------------
 # Buckets take the shared form of this lock (namespace, key) while they join the fits of a
 # version; a build takes it exclusively, as it drops the fits of other versions. A namespace of
@@ -560,6 +609,11 @@ def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
     points, points_params, excluded, excluded_params = _fit_sql(
         icp, attributes=engine.ACCOUNT_ATTRIBUTES
     )
+    matches, matches_params = (
+        _matches_sql(icp, attributes=engine.ACCOUNT_ATTRIBUTES)
+        if engine.conditions_key(icp) is not None
+        else ("0", [])
+    )
     true = "TRUE" if _is_postgres() else "1"
     false = "FALSE" if _is_postgres() else "0"
     with connection.cursor() as cursor:
@@ -576,10 +630,11 @@ def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
             cursor.execute(f"DELETE FROM {FIT_TABLE}")
         cursor.execute(f"DELETE FROM {FIT_BUILD_TABLE}")
         cursor.execute(
-            f"INSERT INTO {FIT_TABLE} (icp_version_id, account_id, points, excluded, country) "
+            f"INSERT INTO {FIT_TABLE} "
+            "(icp_version_id, account_id, points, excluded, matches, country) "
             f"SELECT %s, a.id, {points}, CASE WHEN {excluded} THEN {true} ELSE {false} END, "
-            f"a.country FROM {ACCOUNT_TABLE} a",
-            [icp_version_id, *points_params, *excluded_params],
+            f"{matches}, a.country FROM {ACCOUNT_TABLE} a",
+            [icp_version_id, *points_params, *excluded_params, *matches_params],
         )
         accounts = cursor.rowcount
         cursor.execute(
@@ -622,35 +677,65 @@ def refit_in_sql(
     ids: Sequence[int] | None = None,
     account_fits: bool = False,
 ) -> None:
-    """Refit the range's stale leads: the score states in one statement, then the tier mirrored
-    onto the leads whose tier changed, and only those. With ``ids``, refit exactly those leads,
-    stale or not (their lead or account facts may have changed). With ``account_fits``, the
-    accounts' part of the fit is read from the fits built for this version (the caller holds
-    them: ``account_fits_held``), and the account table is not read."""
+    """Refit the range's stale leads from their facts: the score states in one statement (their
+    match masks too), then the tier mirrored onto the leads whose tier changed, and only those.
+    With ``ids``, refit exactly those leads, stale or not (their lead or account facts may have
+    changed). With ``account_fits``, the accounts' part of the fit is read from the fits built
+    for this version (the caller holds them: ``account_fits_held``), and the account table is
+    not read."""
     row = STATE_TABLE
     true = "TRUE" if _is_postgres() else "1"
     false = "FALSE" if _is_postgres() else "0"
+    key = engine.conditions_key(icp)
     if account_fits:
         # The lead's own criteria here, the account's from its fit row (none: no account).
-        person, person_params, person_excluded, person_excluded_params = _fit_sql(
-            icp, attributes=engine.PERSON_ATTRIBUTES, country=_effective_country("f.country")
-        )
-        points = f"COALESCE(f.points, 0) + {person}"
-        points_params = person_params
-        excluded = f"COALESCE(f.excluded, {false}) OR {person_excluded}"
-        excluded_params = person_excluded_params
+        person = {
+            "attributes": engine.PERSON_ATTRIBUTES,
+            "country": _effective_country("f.country"),
+        }
         accounts = f"{FIT_TABLE} f ON f.icp_version_id = %s AND f.account_id = l.account_id"
         accounts_params = [icp_version_id]
     else:
-        points, points_params, excluded, excluded_params = _fit_sql(icp)
         accounts, accounts_params = f"{ACCOUNT_TABLE} a ON a.id = l.account_id", []
-    tier = (
-        "CASE WHEN x.excluded THEN 'D' WHEN x.points >= %s THEN 'A' WHEN x.points >= %s THEN 'B' "
-        "WHEN x.points >= %s THEN 'C' ELSE 'D' END"
+    lead_ids, lead_id_params = only_ids("l.id", ids)
+    lead_columns = (
+        f"l.id AS lead_id, l.tier AS lead_tier, {_email_domain('l.email')} AS email_domain"
     )
-    tier_params = [icp.tier_a_min_points, icp.tier_b_min_points, icp.tier_c_min_points]
-    band, band_params = _band_sql(f"{row}.engagement", spec)
-    total = _quantized(_greatest(f"x.points + {row}.engagement", "0"))
+    if key is not None:
+        # The criteria are tested once, into the mask; points and exclusion are read off it.
+        if account_fits:
+            own, matches_params = _matches_sql(icp, **person)
+            matches = f"COALESCE(f.matches, 0) + {own}"
+        else:
+            matches, matches_params = _matches_sql(icp)
+        points, points_params, excluded = _fit_from_matches_sql(icp, "m.matches")
+        fitted = f"""
+            SELECT m.lead_id, m.lead_tier, m.email_domain, m.matches, {points} AS points,
+                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
+            FROM (
+                SELECT {lead_columns}, {matches} AS matches
+                FROM {LEAD_TABLE} l
+                LEFT JOIN {accounts}
+                WHERE l.id BETWEEN %s AND %s {lead_ids}
+            ) m
+        """
+        fitted_params = [*points_params, *matches_params]
+    else:  # more criteria than a mask holds: no mask, and the next publish refits from facts
+        if account_fits:
+            own, points_params, own_excluded, excluded_params = _fit_sql(icp, **person)
+            points = f"COALESCE(f.points, 0) + {own}"
+            excluded = f"COALESCE(f.excluded, {false}) OR {own_excluded}"
+        else:
+            points, points_params, excluded, excluded_params = _fit_sql(icp)
+        fitted = f"""
+            SELECT {lead_columns}, CAST(NULL AS BIGINT) AS matches, {points} AS points,
+                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
+            FROM {LEAD_TABLE} l
+            LEFT JOIN {accounts}
+            WHERE l.id BETWEEN %s AND %s {lead_ids}
+        """
+        fitted_params = [*points_params, *excluded_params]
+    fitted_params += [*accounts_params, lo, hi, *lead_id_params]
     if ids is None:
         chosen, chosen_params = (
             f"AND ({row}.icp_version_id IS NULL OR {row}.icp_version_id <> %s)",
@@ -658,52 +743,29 @@ def refit_in_sql(
         )
     else:
         chosen, chosen_params = only_ids(f"{row}.lead_id", ids)
-    lead_ids, lead_id_params = only_ids("l.id", ids)
     # Both sides bounded by the range (an unbounded side made PostgreSQL scan the whole state
     # table on every bucket). The SET reads the state row itself for the engagement, so a row
     # another transaction changed meanwhile is refitted from its new version.
+    set_fit, set_fit_params = _set_fit_sql(icp, spec)
     update = f"""
-        UPDATE {row} SET fit_points = x.points, fit_excluded = x.excluded,
-            tier = {tier}, total = {total}, grade = {tier} || {band}, icp_version_id = %s,
-            email_domain = x.email_domain
-        FROM (
-            SELECT l.id AS lead_id, l.tier AS lead_tier, {points} AS points,
-                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded,
-                   {_email_domain("l.email")} AS email_domain
-            FROM {LEAD_TABLE} l
-            LEFT JOIN {accounts}
-            WHERE l.id BETWEEN %s AND %s {lead_ids}
-        ) x
+        UPDATE {row} SET {set_fit}, icp_version_id = %s, email_domain = x.email_domain,
+            fit_matches = x.matches, fit_conditions = %s
+        FROM ({fitted}) x
         WHERE {row}.lead_id = x.lead_id AND {row}.lead_id BETWEEN %s AND %s {chosen}
     """
     params = [
-        *tier_params,
-        *tier_params,
-        *band_params,
+        *set_fit_params,
         icp_version_id,
-        *points_params,
-        *excluded_params,
-        *accounts_params,
-        lo,
-        hi,
-        *lead_id_params,
+        key,
+        *fitted_params,
         lo,
         hi,
         *chosen_params,
     ]
     with connection.cursor() as cursor:
         if not _is_postgres():
-            mirrored, mirrored_params = only_ids("s.lead_id", ids)
             cursor.execute(update, params)
-            cursor.execute(
-                f"""
-                UPDATE {LEAD_TABLE} SET tier = s.tier FROM {row} s
-                WHERE s.lead_id = {LEAD_TABLE}.id AND s.lead_id BETWEEN %s AND %s
-                  AND {LEAD_TABLE}.id BETWEEN %s AND %s
-                  AND {LEAD_TABLE}.tier <> s.tier {mirrored}
-                """,
-                [lo, hi, lo, hi, *mirrored_params],
-            )
+            _mirror_tiers_by_range(cursor, lo, hi, ids)
             return
         # The lead row is wide, indexed on tier and watched by the rollups' statement
         # triggers: it is written only where the tier changed, and not at all (no statement,
@@ -713,11 +775,112 @@ def refit_in_sql(
             "SELECT lead_id, tier FROM refit WHERE tier <> lead_tier ORDER BY lead_id",
             params,
         )
-        changed = cursor.fetchall()
-        if changed:
-            cursor.execute(
-                f"UPDATE {LEAD_TABLE} SET tier = v.tier "
-                "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, tier) "
-                f"WHERE {LEAD_TABLE}.id = v.id AND {LEAD_TABLE}.tier <> v.tier",
-                [[lead_id for lead_id, _ in changed], [tier for _, tier in changed]],
-            )
+        _mirror_tiers(cursor, cursor.fetchall())
+
+
+def refit_from_matches(
+    lo: int, hi: int, *, icp: engine.IcpSpec, icp_version_id: int, spec: engine.ScoringSpec
+) -> int:
+    """Refit the range's stale leads whose match mask was taken under criteria that test what
+    this ICP's test (``engine.conditions_key``): from their score rows alone, without reading a
+    lead or an account. A new version that changes points, exclusions or tier thresholds only
+    (most edits of an ICP) refits every lead this way. Returns the rows refitted; the others
+    (no mask, or other criteria) are left stale, for ``refit_in_sql``.
+
+    A row another transaction changed meanwhile is refitted from its new version, and only
+    while its mask and key are those read: a refit from facts meanwhile (a lead's facts
+    changed) leaves it to ``refit_in_sql`` too."""
+    key = engine.conditions_key(icp)
+    if key is None:
+        return 0
+    row = STATE_TABLE
+    true = "TRUE" if _is_postgres() else "1"
+    false = "FALSE" if _is_postgres() else "0"
+    points, points_params, excluded = _fit_from_matches_sql(icp, "m.fit_matches")
+    set_fit, set_fit_params = _set_fit_sql(icp, spec)
+    stale = "({0}.icp_version_id IS NULL OR {0}.icp_version_id <> %s)"
+    update = f"""
+        UPDATE {row} SET {set_fit}, icp_version_id = %s
+        FROM (
+            SELECT m.lead_id, m.tier AS old_tier, m.fit_matches AS matches, {points} AS points,
+                   CASE WHEN {excluded} THEN {true} ELSE {false} END AS excluded
+            FROM {row} m
+            WHERE m.lead_id BETWEEN %s AND %s AND m.fit_conditions = %s AND {stale.format("m")}
+        ) x
+        WHERE {row}.lead_id = x.lead_id AND {row}.lead_id BETWEEN %s AND %s
+          AND {row}.fit_matches = x.matches AND {row}.fit_conditions = %s
+          AND {stale.format(row)}
+    """
+    params = [
+        *set_fit_params,
+        icp_version_id,
+        *points_params,
+        lo,
+        hi,
+        key,
+        icp_version_id,
+        lo,
+        hi,
+        key,
+        icp_version_id,
+    ]
+    with connection.cursor() as cursor:
+        if not _is_postgres():
+            cursor.execute(update, params)
+            refitted = cursor.rowcount
+            _mirror_tiers_by_range(cursor, lo, hi, None)
+            return refitted
+        # The tier was the lead's before (the refits mirror it): the leads whose tier changed
+        # are found on the score rows, and the wide lead table is read only to write those.
+        changed = "FILTER (WHERE tier <> old_tier)"
+        cursor.execute(
+            f"WITH refit AS ({update} RETURNING {row}.lead_id, {row}.tier, x.old_tier) "
+            f"SELECT COUNT(*), ARRAY_AGG(lead_id ORDER BY lead_id) {changed}, "
+            f"ARRAY_AGG(tier ORDER BY lead_id) {changed} FROM refit",
+            params,
+        )
+        refitted, changed_ids, changed_tiers = cursor.fetchone()
+        _mirror_tiers(cursor, list(zip(changed_ids or [], changed_tiers or [], strict=True)))
+    return refitted
+
+
+def _set_fit_sql(icp: engine.IcpSpec, spec: engine.ScoringSpec) -> tuple[str, list]:
+    """The SET of a refit, from ``x.points`` and ``x.excluded`` and the row's engagement."""
+    row = STATE_TABLE
+    tier = (
+        "CASE WHEN x.excluded THEN 'D' WHEN x.points >= %s THEN 'A' WHEN x.points >= %s THEN 'B' "
+        "WHEN x.points >= %s THEN 'C' ELSE 'D' END"
+    )
+    tier_params = [icp.tier_a_min_points, icp.tier_b_min_points, icp.tier_c_min_points]
+    band, band_params = _band_sql(f"{row}.engagement", spec)
+    total = _quantized(_greatest(f"x.points + {row}.engagement", "0"))
+    return (
+        f"fit_points = x.points, fit_excluded = x.excluded, tier = {tier}, total = {total}, "
+        f"grade = {tier} || {band}",
+        [*tier_params, *tier_params, *band_params],
+    )
+
+
+def _mirror_tiers(cursor, changed: list[tuple[int, str]]) -> None:
+    """Copy new tiers onto the leads (PostgreSQL): (lead id, tier) pairs, in id order."""
+    if changed:
+        cursor.execute(
+            f"UPDATE {LEAD_TABLE} SET tier = v.tier "
+            "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, tier) "
+            f"WHERE {LEAD_TABLE}.id = v.id AND {LEAD_TABLE}.tier <> v.tier",
+            [[lead_id for lead_id, _ in changed], [tier for _, tier in changed]],
+        )
+
+
+def _mirror_tiers_by_range(cursor, lo: int, hi: int, ids: Sequence[int] | None) -> None:
+    """Copy the range's new tiers onto the leads whose tier differs (the embedded database)."""
+    mirrored, mirrored_params = only_ids("s.lead_id", ids)
+    cursor.execute(
+        f"""
+        UPDATE {LEAD_TABLE} SET tier = s.tier FROM {STATE_TABLE} s
+        WHERE s.lead_id = {LEAD_TABLE}.id AND s.lead_id BETWEEN %s AND %s
+          AND {LEAD_TABLE}.id BETWEEN %s AND %s
+          AND {LEAD_TABLE}.tier <> s.tier {mirrored}
+        """,
+        [lo, hi, lo, hi, *mirrored_params],
+    )

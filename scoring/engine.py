@@ -23,6 +23,7 @@ Decay factors out of the sum, which is what makes a weight change cheap: per kin
 on day ``T`` is ``Σ_k weight_k · S_k · 2^((E − T) / H)``. A weight change re-reads no event.
 """
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -242,6 +243,47 @@ def fit(icp: IcpSpec, lead: LeadFacts) -> FitResult:
         matched=account_part.matched + person_part.matched,
         exclusions=account_part.exclusions + person_part.exclusions,
     )
+
+
+# --- Criteria matches ----------------------------------------------------------------------
+# A score row keeps which criteria its lead matched (bit i: criterion i) and a key of what those
+# criteria test. A new ICP version that tests the same things, with other points, exclusions or
+# tier thresholds, then refits from the row alone: no read of the lead or its account.
+
+MATCH_BITS = 63  # a signed 64-bit column
+
+
+def conditions_key(icp: IcpSpec) -> int | None:
+    """A stable key (a non-negative 63-bit integer) of what the criteria test, in order: their
+    attributes, values and ranges, not their names, points or whether they exclude. None when
+    the criteria do not fit the bits of a match mask."""
+    if len(icp.criteria) > MATCH_BITS:
+        return None
+    tested = tuple((c.attribute, c.values, c.min_value, c.max_value) for c in icp.criteria)
+    digest = hashlib.blake2b(repr(tested).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def criteria_matched(icp: IcpSpec, lead: LeadFacts) -> int:
+    """The match mask: bit i set when criterion i matches the lead (or its account)."""
+    return sum(
+        1 << index
+        for index, criterion in enumerate(icp.criteria)
+        if criterion_matches(criterion, lead.person, lead.account)
+    )
+
+
+def fit_from_matches(icp: IcpSpec, matches: int) -> tuple[int, bool]:
+    """(points, excluded) under ``icp`` of a lead whose match mask, taken under criteria that
+    test the same things, is ``matches``."""
+    points, excluded = 0, False
+    for index, criterion in enumerate(icp.criteria):
+        if matches >> index & 1:
+            if criterion.is_exclusion:
+                excluded = True
+            else:
+                points += criterion.points
+    return points, excluded
 
 
 # --- Engagement ----------------------------------------------------------------------------

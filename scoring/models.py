@@ -183,6 +183,12 @@ class LeadScoreState(models.Model):
     # whenever the lead is refitted: a weight change then rescores from this row alone, with no
     # read of the wide lead table.
     email_domain = models.CharField(max_length=254, blank=True, default="", db_default="")
+    # Which ICP criteria the lead matched (bit i: criterion i) and a key of what those criteria
+    # test (``engine.conditions_key``), written by every refit: a new ICP version that tests the
+    # same things, with other points or thresholds, refits from this row alone
+    # (``scoring.bulk.refit_from_matches``). Null: fitted without a mask; refitted from facts.
+    fit_matches = models.BigIntegerField(null=True, blank=True)
+    fit_conditions = models.BigIntegerField(null=True, blank=True)
     epoch_day = models.IntegerField(default=0)
     as_of_day = models.IntegerField(default=0)
     pending_seq = models.BigIntegerField(default=0)
@@ -314,6 +320,8 @@ class AccountFit(models.Model):
     )
     points = models.IntegerField()
     excluded = models.BooleanField()
+    # The account criteria matched, as bits of the lead's match mask (LeadScoreState.fit_matches).
+    matches = models.BigIntegerField(default=0, db_default=0)
     country = models.CharField(max_length=2, blank=True)
 
     def __str__(self) -> str:

@@ -200,18 +200,18 @@ def lead_rescore(*, lead_id: int, at: datetime | None = None) -> engine.ScoreRes
         icp_version = icp_in_force(at=at)
         if model is None or icp_version is None:
             return None
-        spec = scoring_spec(model)
+        spec, icp, facts = scoring_spec(model), icp_spec(icp_version), lead_facts(lead)
         result = engine.score_lead(
-            icp_spec(icp_version),
-            spec,
-            lead_facts(lead),
-            lead_event_days(lead_id),
-            as_of_day=engine.day_number(at),
+            icp, spec, facts, lead_event_days(lead_id), as_of_day=engine.day_number(at)
         )
         for kind in EventKind.values:
             setattr(state, sum_field_name(kind), result.sums.get(kind, 0.0))
         state.fit_points = result.fit.points
         state.fit_excluded = result.fit.excluded
+        state.fit_conditions = engine.conditions_key(icp)
+        state.fit_matches = (
+            engine.criteria_matched(icp, facts) if state.fit_conditions is not None else None
+        )
         state.tier = result.tier
         state.engagement = result.engagement
         state.total = result.total
