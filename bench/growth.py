@@ -90,6 +90,11 @@ RULES: tuple[Rule, ...] = (
         Field("publish a new ICP / baseline", "r", "×"),
     ),
     rule(
+        r"^publish an ICP that tests more .*?: (?P<s>NUM) s \(.*?(?P<r>NUM) × baseline",
+        Field("publish an ICP that tests more, end to end", "s", "s"),
+        Field("publish an ICP that tests more / baseline", "r", "×"),
+    ),
+    rule(
         r"^publish a new half-life \(re-reads events\): (?P<s>NUM) s \((?P<r>NUM) × baseline",
         Field("publish a new half-life, end to end", "s", "s"),
         Field("publish a new half-life / baseline", "r", "×"),

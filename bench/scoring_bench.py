@@ -12,7 +12,8 @@ Prints, with their ratio to the named baseline (a single hand-written
 ``UPDATE … FROM (SELECT … GROUP BY lead_id)`` that re-aggregates every event, run in this process):
 
 1. publish new event weights ⇒ every lead rescored and visible, end to end through workers
-   (target ≤ 10 s), and the same for a new ICP;
+   (target ≤ 10 s), and the same for a new ICP: one that changes a criterion's points (its
+   leads refit from their score rows) and one that tests more (refit from the leads' facts);
 2. publish a new half-life (events must be re-read): target ≤ 1.3 × the baseline;
 3. incremental: event written ⇒ new score visible, p50 / p95 over N events, one worker
    (target p95 ≤ 1 s);
@@ -52,7 +53,13 @@ from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from leads.choices import ActorType  # noqa: E402
-from leads.models import EngagementEvent, IcpVersion, Lead, StageTransition  # noqa: E402
+from leads.models import (  # noqa: E402
+    Account,
+    EngagementEvent,
+    IcpVersion,
+    Lead,
+    StageTransition,
+)
 from leads.services import (  # noqa: E402
     definition_create_draft,
     definition_publish,
@@ -293,6 +300,26 @@ def new_icp() -> IcpVersion:
     return draft
 
 
+def new_icp_testing_more() -> IcpVersion:
+    """A version whose industry criterion takes one more industry (the accounts' commonest not
+    yet in it): what it tests changes, so every lead is refitted from its facts."""
+    current = IcpVersion.objects.filter(status="published").order_by("-effective_from").first()
+    draft = definition_create_draft(model=IcpVersion, actor=None, copy_from=current)
+    criterion = draft.criteria.filter(attribute="industry").order_by("pk").first()
+    if criterion is None:
+        raise SystemExit("The ICP in force has no industry criterion to widen.")
+    taken = {value.lower() for value in criterion.values}
+    commonest = (
+        Account.objects.exclude(industry="")
+        .values_list("industry", flat=True)
+        .annotate(n=Count("pk"))
+        .order_by("-n")
+    )
+    criterion.values = [*criterion.values, next(i for i in commonest if i.lower() not in taken)]
+    criterion.save()
+    return draft
+
+
 def incremental(samples: int) -> tuple[float, float]:
     lead_ids = list(Lead.objects.order_by("?").values_list("pk", flat=True)[:samples])
     latencies = []
@@ -394,6 +421,12 @@ def main() -> None:
             f"publish a new ICP ⇒ all leads refitted: {icp:.2f} s "
             f"({icp / 10:.2f} × the 10 s target; {icp / baseline:.3f} × baseline; {changed}; "
             f"{load()})"
+        )
+        widened, changed = publish_and_wait(new_icp_testing_more(), workers)
+        print(
+            f"publish an ICP that tests more (an industry added) ⇒ all leads refitted from "
+            f"their facts: {widened:.2f} s ({widened / 10:.2f} × the 10 s target; "
+            f"{widened / baseline:.3f} × baseline; {changed}; {load()})"
         )
         rss = max(rss_weights, workers.peak_rss_kb)
         if args.skip_half_life:

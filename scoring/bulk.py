@@ -544,15 +544,15 @@ def _matches_sql(
     attributes: frozenset[str] | None = None,
     country: str = EFFECTIVE_COUNTRY,
 ) -> tuple[str, list]:
-    """(match mask expression, params) over leads ``l``, accounts ``a``: bit i when criterion i
-    matches (``engine.criteria_matched``); with ``attributes``, of the criteria on those only.
+    """(match mask expression, params) over leads ``l``, accounts ``a``: the bits of the criteria
+    that match (``engine.criteria_matched``); with ``attributes``, of the criteria on those only.
     The bits are distinct, so they add up."""
     terms, params = [], []
-    for index, criterion in enumerate(icp.criteria):
+    for criterion, bit in zip(icp.criteria, engine.match_bits(icp), strict=True):
         if attributes is not None and criterion.attribute not in attributes:
             continue
         condition, condition_params = _criterion_sql(criterion, country=country)
-        terms.append(f"CASE WHEN {condition} THEN {1 << index} ELSE 0 END")
+        terms.append(f"CASE WHEN {condition} THEN {bit} ELSE 0 END")
         params += condition_params
     return " + ".join(terms) or "0", params
 
@@ -561,11 +561,11 @@ def _fit_from_matches_sql(icp: engine.IcpSpec, matches: str) -> tuple[str, list,
     """(points expression, params, excluded expression) of the ICP's criteria over a match mask
     column (``engine.fit_from_matches``)."""
     points, params, exclusion_bits = [], [], 0
-    for index, criterion in enumerate(icp.criteria):
+    for criterion, bit in zip(icp.criteria, engine.match_bits(icp), strict=True):
         if criterion.is_exclusion:
-            exclusion_bits |= 1 << index
+            exclusion_bits |= bit
         elif criterion.points:
-            points.append(f"CASE WHEN ({matches} & {1 << index}) <> 0 THEN %s ELSE 0 END")
+            points.append(f"CASE WHEN ({matches} & {bit}) <> 0 THEN %s ELSE 0 END")
             params.append(criterion.points)
     excluded = f"({matches} & {exclusion_bits}) <> 0" if exclusion_bits else "1 = 0"
     return " + ".join(points) or "0", params, excluded

@@ -246,29 +246,44 @@ def fit(icp: IcpSpec, lead: LeadFacts) -> FitResult:
 
 
 # --- Criteria matches ----------------------------------------------------------------------
-# A score row keeps which criteria its lead matched (bit i: criterion i) and a key of what those
-# criteria test. A new ICP version that tests the same things, with other points, exclusions or
+# A score row keeps which criteria its lead matched (a bit each) and a key of what those criteria
+# test. A new ICP version that tests the same things, with other points, exclusions or
 # tier thresholds, then refits from the row alone: no read of the lead or its account.
 
 MATCH_BITS = 63  # a signed 64-bit column
 
 
+def _tested(criterion: Criterion) -> str:
+    return repr((criterion.attribute, criterion.values, criterion.min_value, criterion.max_value))
+
+
+def match_bits(icp: IcpSpec) -> tuple[int, ...]:
+    """Each criterion's bit in the match mask, in the criteria's order. Bits follow what the
+    criteria test, sorted, not the order they are listed in (a copied version may list them
+    in another)."""
+    order = sorted(range(len(icp.criteria)), key=lambda index: _tested(icp.criteria[index]))
+    bits = [0] * len(icp.criteria)
+    for position, index in enumerate(order):
+        bits[index] = 1 << position
+    return tuple(bits)
+
+
 def conditions_key(icp: IcpSpec) -> int | None:
-    """A stable key (a non-negative 63-bit integer) of what the criteria test, in order: their
-    attributes, values and ranges, not their names, points or whether they exclude. None when
-    the criteria do not fit the bits of a match mask."""
+    """A stable key (a non-negative 63-bit integer) of what the criteria test: their
+    attributes, values and ranges, in any order; not their names, points or whether they
+    exclude. None when the criteria do not fit the bits of a match mask."""
     if len(icp.criteria) > MATCH_BITS:
         return None
-    tested = tuple((c.attribute, c.values, c.min_value, c.max_value) for c in icp.criteria)
+    tested = sorted(_tested(criterion) for criterion in icp.criteria)
     digest = hashlib.blake2b(repr(tested).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
 def criteria_matched(icp: IcpSpec, lead: LeadFacts) -> int:
-    """The match mask: bit i set when criterion i matches the lead (or its account)."""
+    """The match mask: each matching criterion's bit (``match_bits``)."""
     return sum(
-        1 << index
-        for index, criterion in enumerate(icp.criteria)
+        bit
+        for criterion, bit in zip(icp.criteria, match_bits(icp), strict=True)
         if criterion_matches(criterion, lead.person, lead.account)
     )
 
@@ -277,8 +292,8 @@ def fit_from_matches(icp: IcpSpec, matches: int) -> tuple[int, bool]:
     """(points, excluded) under ``icp`` of a lead whose match mask, taken under criteria that
     test the same things, is ``matches``."""
     points, excluded = 0, False
-    for index, criterion in enumerate(icp.criteria):
-        if matches >> index & 1:
+    for criterion, bit in zip(icp.criteria, match_bits(icp), strict=True):
+        if matches & bit:
             if criterion.is_exclusion:
                 excluded = True
             else:

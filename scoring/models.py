@@ -183,7 +183,7 @@ class LeadScoreState(models.Model):
     # whenever the lead is refitted: a weight change then rescores from this row alone, with no
     # read of the wide lead table.
     email_domain = models.CharField(max_length=254, blank=True, default="", db_default="")
-    # Which ICP criteria the lead matched (bit i: criterion i) and a key of what those criteria
+    # Which ICP criteria the lead matched (a bit each: engine.match_bits) and a key of what they
     # test (``engine.conditions_key``), written by every refit: a new ICP version that tests the
     # same things, with other points or thresholds, refits from this row alone
     # (``scoring.bulk.refit_from_matches``). Null: fitted without a mask; refitted from facts.

@@ -63,6 +63,10 @@ def run_all_log(
         f"({icp / 10:.2f} × the 10 s target; {icp / baseline:.3f} × baseline; "
         f"CPU {icp * 1.5:.1f} s (workers + their database sessions); {10_065:,} stage moves, "
         f"≥ {39_181:,} leads changed tier; load 1.8)",
+        f"publish an ICP that tests more (an industry added) ⇒ all leads refitted from their "
+        f"facts: {icp * 2:.2f} s ({icp * 2 / 10:.2f} × the 10 s target; "
+        f"{icp * 2 / baseline:.3f} × baseline; CPU {icp * 3:.1f} s (workers + their database "
+        f"sessions); {2_004:,} stage moves, ≥ {1_181:,} leads changed tier; load 1.8)",
     ]
     if half_life is not None:
         lines.append(
@@ -190,6 +194,8 @@ def test_parse_reads_every_figure_with_thousands_separators(logs):
     assert values["publish new event weights / baseline"] == 0.25
     assert values["publish a new ICP, end to end"] == 75.6
     assert values["publish a new ICP / baseline"] == 0.472
+    assert values["publish an ICP that tests more, end to end"] == 151.2
+    assert values["publish an ICP that tests more / baseline"] == 0.945
     assert values["dashboards: rollups refreshed first"] == 14.8
     assert values["first views of /dashboards/content/, filter sets nobody opened: p50"] == 250
     assert values["first views of /dashboards/content/, filter sets nobody opened: max"] == 500

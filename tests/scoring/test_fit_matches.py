@@ -40,7 +40,7 @@ SOFTWARE_EXEC = engine.LeadFacts(
 @st.composite
 def same_tests_other_points(draw, icp: engine.IcpSpec) -> engine.IcpSpec:
     """The ICP with new points, exclusions and tier thresholds, its criteria testing the same
-    things in the same order (another name too)."""
+    things, listed in any order (a copied version may list them in another), renamed."""
     criteria = []
     for criterion in icp.criteria:
         excluded = draw(st.booleans()) and draw(st.booleans())
@@ -53,10 +53,11 @@ def same_tests_other_points(draw, icp: engine.IcpSpec) -> engine.IcpSpec:
             )
         )
     c, b, a = draw(st.integers(0, 30)), draw(st.integers(1, 30)), draw(st.integers(1, 30))
-    return engine.IcpSpec(icp.version + 1, tuple(criteria), c + b + a, c + b, c)
+    listed = draw(st.permutations(criteria))
+    return engine.IcpSpec(icp.version + 1, tuple(listed), c + b + a, c + b, c)
 
 
-def test_the_conditions_key_ignores_names_points_and_exclusion_but_not_what_is_tested():
+def test_the_conditions_key_ignores_order_names_points_and_exclusion_not_what_is_tested():
     key = engine.conditions_key(ICP)
     renamed = engine.IcpSpec(
         2,
@@ -68,13 +69,12 @@ def test_the_conditions_key_ignores_names_points_and_exclusion_but_not_what_is_t
         50,
         1,
     )
-    assert engine.conditions_key(renamed) == key
+    reordered = dataclasses.replace(ICP, criteria=ICP.criteria[::-1])
+    assert engine.conditions_key(renamed) == engine.conditions_key(reordered) == key
     assert 0 <= key < 2**63
     other_values = dataclasses.replace(ICP.criteria[0], values=("software", "retail"))
-    reordered = (ICP.criteria[1], ICP.criteria[0], ICP.criteria[2])
     for criteria in (
         (other_values, *ICP.criteria[1:]),
-        reordered,
         ICP.criteria[:2],
         (*ICP.criteria, engine.Criterion("Big", "employees", min_value=500.0, points=5)),
     ):
@@ -110,6 +110,10 @@ def test_the_mask_holds_each_matched_criterion_and_gives_the_fit_under_new_point
         10,
     )
     assert engine.fit_from_matches(students_excluded_execs_penalised, matches) == (10, True)
+    # Each criterion keeps its bit when the criteria are listed in another order.
+    listed_backwards = dataclasses.replace(ICP, criteria=ICP.criteria[::-1])
+    assert engine.match_bits(listed_backwards) == engine.match_bits(ICP)[::-1]
+    assert engine.criteria_matched(listed_backwards, SOFTWARE_EXEC) == matches
 
 
 @SETTINGS
