@@ -280,3 +280,30 @@ def test_the_engine_path_keeps_the_mask_a_later_publish_refits_from():
         fit.excluded,
         fit.tier,
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
+def test_a_refit_from_facts_tests_the_criteria_once_per_lead():
+    """The mask is computed in a subquery the planner may not merge into the refit: merged,
+    each criterion's points read a bit of it and computed it again (a bucket's refit took
+    ~3 s instead of ~0.3 s at a million leads)."""
+    leads = load(ACCOUNTS, sample_leads(6))
+    bulk_score(leads, ICP, FIRST)
+    icp_id = IcpVersion.objects.get(number=1).pk
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH refit"):
+            context["cursor"].execute(f"EXPLAIN (VERBOSE) {sql}", params)
+            plans.append("\n".join(row[0] for row in context["cursor"].fetchall()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        bulk.refit_in_sql(
+            leads[0].pk, leads[-1].pk, icp=ICP, icp_version_id=icp_id + 1000, spec=FIRST
+        )
+    (plan,) = plans
+    assert "Subquery Scan on m" in plan
+    # The industry criterion's test appears once in the plan: in the mask.
+    assert plan.count("'software'") == 1, plan
