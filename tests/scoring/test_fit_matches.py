@@ -307,3 +307,31 @@ def test_a_refit_from_facts_tests_the_criteria_once_per_lead():
     assert "Subquery Scan on m" in plan
     # The industry criterion's test appears once in the plan: in the mask.
     assert plan.count("'software'") == 1, plan
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("account_fits", [False, True])
+def test_an_icp_with_more_criteria_than_a_mask_holds_refits_from_facts_without_a_mask(
+    account_fits,
+):
+    """64 criteria: no key, no mask; the refit computes points and exclusion from the criteria
+    themselves, as the engine does, and a later publish refits these rows from their facts."""
+    padding = tuple(
+        engine.Criterion(f"Region {n}", "region", (f"r{n}",), points=1)
+        for n in range(64 - len(ICP.criteria))
+    )
+    many = dataclasses.replace(ICP, criteria=(*ICP.criteria, *padding))
+    assert engine.conditions_key(many) is None
+    leads = load(ACCOUNTS, sample_leads(8))
+    bulk_score(leads, many, FIRST, account_fits=account_fits)
+    assert scores_in_database(leads) == scores_by_engine(leads, many, FIRST)
+    assert set(LeadScoreState.objects.values_list("fit_matches", "fit_conditions")) == {
+        (None, None)
+    }
+    icp_id = IcpVersion.objects.get(number=1).pk
+    assert (
+        bulk.refit_from_matches(
+            leads[0].pk, leads[-1].pk, icp=ICP, icp_version_id=icp_id + 1000, spec=FIRST
+        )
+        == 0
+    )
