@@ -612,16 +612,28 @@ def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
     criteria on account attributes, and the account's country for the lead's effective one),
     dropping those of other versions. The caller holds the lock exclusively (or runs alone).
     Returns the accounts."""
-    points, points_params, excluded, excluded_params = _fit_sql(
-        icp, attributes=engine.ACCOUNT_ATTRIBUTES
-    )
-    matches, matches_params = (
-        _matches_sql(icp, attributes=engine.ACCOUNT_ATTRIBUTES)
-        if engine.conditions_key(icp) is not None
-        else ("0", [])
-    )
     true = "TRUE" if _is_postgres() else "1"
     false = "FALSE" if _is_postgres() else "0"
+    if engine.conditions_key(icp) is not None:
+        # The criteria are tested once, into the account's bits; points and exclusion are read
+        # off them (a lead's own criteria have no bit here, so they add nothing).
+        matches, matches_params = _matches_sql(icp, attributes=engine.ACCOUNT_ATTRIBUTES)
+        points, points_params, excluded = _fit_from_matches_sql(icp, "m.matches")
+        fits = (
+            f"SELECT m.id, {points}, CASE WHEN {excluded} THEN {true} ELSE {false} END, "
+            f"m.matches, m.country FROM (SELECT a.id, a.country, {matches} AS matches "
+            f"FROM {ACCOUNT_TABLE} a {_not_inlined()}) m"
+        )
+        fits_params = [*points_params, *matches_params]
+    else:
+        points, points_params, excluded, excluded_params = _fit_sql(
+            icp, attributes=engine.ACCOUNT_ATTRIBUTES
+        )
+        fits = (
+            f"SELECT a.id, {points}, CASE WHEN {excluded} THEN {true} ELSE {false} END, 0, "
+            f"a.country FROM {ACCOUNT_TABLE} a"
+        )
+        fits_params = [*points_params, *excluded_params]
     with connection.cursor() as cursor:
         epoch = 0
         if _is_postgres():
@@ -638,9 +650,8 @@ def account_fits_build(*, icp: engine.IcpSpec, icp_version_id: int) -> int:
         cursor.execute(
             f"INSERT INTO {FIT_TABLE} "
             "(icp_version_id, account_id, points, excluded, matches, country) "
-            f"SELECT %s, a.id, {points}, CASE WHEN {excluded} THEN {true} ELSE {false} END, "
-            f"{matches}, a.country FROM {ACCOUNT_TABLE} a",
-            [icp_version_id, *points_params, *excluded_params, *matches_params],
+            f"SELECT %s, f.* FROM ({fits}) f",
+            [icp_version_id, *fits_params],
         )
         accounts = cursor.rowcount
         cursor.execute(
