@@ -16,11 +16,11 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from leads.choices import DefinitionStatus, SourceOrigin
-from leads.models import Lead, Opportunity
+from leads.models import Opportunity
 from metrics import goals, queries, snapshots
 from metrics.goals import GoalPeriod, Reading
 from metrics.kpis import NO_FILTERS, KpiFilters, Period
@@ -148,22 +148,12 @@ def _forecast_reading(
         for stage in definition.keys:
             won_rate_from[stage] = funnel.rate_between(stage, definition.won_key)
     open_by_stage: dict[str, float] = {}
-    # Each deal's lead's stage by its key (thousands of probes), not a join that hashes every
-    # lead.
-    lead_stage = Subquery(Lead.objects.filter(pk=OuterRef("lead_id")).order_by().values("stage"))
-    rows = (
-        open_pipeline.order_by()
-        .annotate(lead_stage=lead_stage)
-        .values("lead_stage")
-        .annotate(amount=Sum("amount"))
-    )
-    for row in rows:
-        stage = row["lead_stage"]
+    for stage, amount in queries.open_amount_by_lead_stage(open_pipeline).items():
         # No lead, or a customer's new deal: weighted as a deal at the opportunity stage (a
         # won lead's own "conversion to won" would count the whole deal as won).
         if not stage or stage == definition.won_key:
             stage = definition.opportunity_key or ""
-        open_by_stage[stage] = open_by_stage.get(stage, 0.0) + float(row["amount"] or 0)
+        open_by_stage[stage] = open_by_stage.get(stage, 0.0) + float(amount)
     cycle = queries.average_opportunity_cycle_days(history, filters)
     return Reading(
         won,

@@ -434,6 +434,15 @@ class OpenDealRow(models.Model):
         indexes = [
             models.Index(fields=["lead"], name="open_deal_row_lead"),
             models.Index(fields=["since"], name="open_deal_row_since"),
+            # The open opportunities' lead stages, read whole by the goals' forecasts
+            # (``queries.open_amount_by_lead_stage``): an index-only scan of ~11,000 entries
+            # at 1M leads instead of the table's ~170,000 rows.
+            models.Index(
+                fields=["deal_id"],
+                include=["lead", "lead_stage"],
+                condition=models.Q(kind="opportunity", objection__isnull=True),
+                name="open_deal_row_opportunity",
+            ),
         ]
 
     def __str__(self) -> str:

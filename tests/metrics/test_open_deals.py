@@ -4,6 +4,7 @@ leads computed at read time) and after it, whatever changed; the triggers mark o
 slide reads; a ``now`` before a kept fact reads the raw facts."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -16,6 +17,7 @@ from leads.models import Handoff, Lead, LeadActivity, ObjectionTag, Opportunity
 from metrics import rollups
 from metrics.meeting import content_section
 from metrics.open_deals import deal_rows_sql, open_deals_answer
+from metrics.queries import open_amount_by_lead_stage
 from metrics.queries.content import open_deal_content
 from metrics.rollup_models import OpenDealDirty, OpenDealRow, RollupFact, RollupState
 from tests.factories import AccountFactory
@@ -361,3 +363,43 @@ def test_the_kept_slide_equals_the_raw_one_on_random_facts_and_changes(data):
         assert kept_rows() == recomputed_rows()
         kept_groups_equal_rows()
         assert_kept_equals_raw()
+
+
+def forecast_read() -> dict:
+    return open_amount_by_lead_stage(Opportunity.objects.filter(status=OpportunityStatus.OPEN))
+
+
+def test_the_forecast_reads_the_open_deals_lead_stages_from_the_kept_rows():
+    at_sql, at_opportunity = MetricLeadFactory(stage="sql"), MetricLeadFactory(stage="opportunity")
+    OpportunityFactory(lead=at_sql, amount=1000)
+    OpportunityFactory(lead=at_opportunity, amount=2000)
+    OpportunityFactory(lead=None, amount=300)
+    OpportunityFactory(lead=at_sql, amount=50, status=OpportunityStatus.WON, closed_at=LATER)
+    expected = {"sql": Decimal("1000"), "opportunity": Decimal("2000"), None: Decimal("300")}
+    assert forecast_read() == expected  # nothing kept yet: each lead probed
+    rollups.rollups_refresh()
+    assert forecast_read() == expected
+
+    # The kept row answers, not the lead: a row made to disagree (no mark) shows which is read.
+    OpenDealRow.objects.filter(lead=at_opportunity, objection=None).update(lead_stage="demo")
+    assert forecast_read() == {
+        "sql": Decimal("1000"),
+        "demo": Decimal("2000"),
+        None: Decimal("300"),
+    }
+
+    row = OpenDealRow.objects.filter(lead=at_opportunity, objection=None)
+    row.update(lead_stage="opportunity")
+
+    # A lead whose stage moved since the refresh is marked: its own stage, until the refresh.
+    Lead.objects.filter(pk=at_sql.pk).update(stage="opportunity")
+    assert OpenDealDirty.objects.filter(lead_id=at_sql.pk).exists()
+    after_move = {"opportunity": Decimal("3000"), None: Decimal("300")}
+    assert forecast_read() == after_move
+    rollups.rollups_refresh()
+    assert forecast_read() == after_move
+
+    # Rows that are not built (a bulk load with the triggers off) are not read.
+    row.update(lead_stage="demo")
+    RollupState.objects.filter(fact=RollupFact.OPEN_DEALS).update(built=False)
+    assert forecast_read() == after_move
