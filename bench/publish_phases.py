@@ -4,9 +4,9 @@
         .venv/bin/python bench/publish_phases.py --kind weights --chunks 0,5
 
 Publishes what ``bench/scoring_bench.py`` publishes (new weights: page views 2, e-mail clicks
-4; or an ICP whose best criterion gains 5 points), without sending the rescore job to any
-worker, then runs the chosen chunks of its job in this process, one after the other, and
-prints for each: wall seconds, this process's CPU (Python) and its database session's CPU
+4; an ICP whose best criterion gains 5 points; or one whose industry criterion takes one more
+industry), without sending the rescore job to any worker, then runs the chosen chunks of its
+job in this process, one after the other, and prints for each: wall seconds, this process's CPU (Python) and its database session's CPU
 (PostgreSQL runs on this machine: its backend is a process here), the wall seconds of the
 bucket work (``bring_up_to_date``) and of the stage moves (``threshold_moves_apply``), and the
 statements that matter inside them: the reweight, the refit, the tier mirrored onto the lead
@@ -103,17 +103,23 @@ def session_cpu_seconds(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["weights", "icp"], default="weights")
+    parser.add_argument(
+        "--kind",
+        choices=["weights", "icp", "icp-tests-more"],
+        default="weights",
+        help="icp: points changed (refitted from the score rows' match masks); icp-tests-more: "
+        "an industry added to a criterion (refitted from each lead's facts)",
+    )
     parser.add_argument("--chunks", default="0", help="Indexes of the job's chunks to run.")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         raise SystemExit("Run against PostgreSQL: set DATABASE_URL.")
     tasks.enqueue_job = lambda job_id: None  # no worker: the chunks run here
-    draft = (
-        scoring_bench.new_model(weights={"page_view": 2, "email_click": 4})
-        if args.kind == "weights"
-        else scoring_bench.new_icp()
-    )
+    draft = {
+        "weights": lambda: scoring_bench.new_model(weights={"page_view": 2, "email_click": 4}),
+        "icp": scoring_bench.new_icp,
+        "icp-tests-more": scoring_bench.new_icp_testing_more,
+    }[args.kind]()
     scoring_bench.settle()
     definition_publish(version=draft, actor=None)
     job = RescoreJob.objects.order_by("-pk").first()
