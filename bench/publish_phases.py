@@ -6,13 +6,13 @@
 Publishes what ``bench/scoring_bench.py`` publishes (new weights: page views 2, e-mail clicks
 4; an ICP whose best criterion gains 5 points; or one whose industry criterion takes one more
 industry), without sending the rescore job to any worker, then runs the chosen chunks of its
-job in this process, one after the other, and prints for each: wall seconds, this process's CPU (Python) and its database session's CPU
-(PostgreSQL runs on this machine: its backend is a process here), the wall seconds of the
-bucket work (``bring_up_to_date``) and of the stage moves (``threshold_moves_apply``), and the
-statements that matter inside them: the reweight, the refit, the tier mirrored onto the lead
-rows, and the moves' writes, each with the write-ahead log it wrote (full-page images
-included: a publish rewrites every score page). CPU seconds hold still on a shared machine;
-wall seconds do not.
+job in this process, one after the other, and prints for each: wall seconds, this process's CPU
+(Python) and its database session's CPU (PostgreSQL runs on this machine: its backend is a
+process here), the wall seconds of the bucket work (``bring_up_to_date``) and of the stage
+moves (``threshold_moves_apply``), and the statements that matter inside them: the reweight,
+the refit, the tier mirrored onto the lead rows, and the moves' writes, each with the
+write-ahead log it wrote (full-page images included: a publish rewrites every score page). CPU
+seconds hold still on a shared machine; wall seconds do not.
 
 The job is left unfinished (the other chunks are not run): use a copy made for this, and drop
 it after. Each chunk is ``scoring.services.CHUNK_SIZE`` leads (a twentieth of a million-lead
