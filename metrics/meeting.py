@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -47,6 +48,7 @@ from metrics.models import FIGURES_VERSION, ActionItem, ContentRequest, Meeting,
 from metrics.queries import NO_SOURCE, SourceRef
 from metrics.queries.content import OpenDealContent, open_deal_content
 from metrics.queries.shared import reads_shared
+from revops.concurrent_reads import run_concurrently
 
 STALL_DAYS_DEFAULT = 14
 STALL_DAYS_MAX = 365
@@ -155,12 +157,15 @@ def meeting_page_figures(
     # (and the rollups' state) when this request computes them.
     with reads_shared():
         if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
-            figures, _ = snapshots.page_data("meeting", period, NO_FILTERS)
-            return {
-                **figures,
-                "actions": actions_section(meeting),
-                "scorecard": scorecard_section(meeting),
-            }
+            # The week's first view computes the figures and the goals' readings side by side.
+            (figures, _), scorecard = run_concurrently(
+                [
+                    partial(snapshots.page_data, "meeting", period, NO_FILTERS),
+                    partial(scorecard_section, meeting),
+                ],
+                worth_it=not snapshots.is_fresh("meeting", period, NO_FILTERS),
+            )
+            return {**figures, "actions": actions_section(meeting), "scorecard": scorecard}
         now = now or timezone.now()
         figures = meeting_figures(period, previous, now, stall_days=stall_days, meeting=meeting)
         return {**figures, "scorecard": scorecard_section(meeting, now=now)}
@@ -924,6 +929,10 @@ def actions_section(meeting: Meeting) -> dict:
 # --- The whole page --------------------------------------------------------------------------
 
 
+# The agenda's sections, in the page's order.
+SECTIONS = ("new_leads", "follow_up", "pipeline", "feedback", "closed", "content")
+
+
 def meeting_figures(
     period: Period,
     previous_period: Period,
@@ -940,6 +949,16 @@ def meeting_figures(
     """
     if not 1 <= stall_days <= STALL_DAYS_MAX:
         raise ValueError(f"Stalled means 1 to {STALL_DAYS_MAX} days without a stage change.")
+    # The sections read independently of each other: side by side (``run_concurrently``).
+    sections = {
+        "content": partial(content_section, now),
+        "follow_up": partial(follow_up_section, period, previous_period, now),
+        "pipeline": partial(pipeline_section, period, previous_period, now, stall_days=stall_days),
+        "new_leads": partial(new_leads_section, period, previous_period),
+        "closed": partial(closed_section, period, previous_period),
+        "feedback": partial(feedback_section, period, previous_period),
+    }
+    computed = dict(zip(sections, run_concurrently(list(sections.values())), strict=True))
     return {
         "version": FIGURES_VERSION,
         "computed_at": _iso_at(now),
@@ -947,12 +966,7 @@ def meeting_figures(
         "period": _period(period),
         "previous_period": _period(previous_period),
         "stall_days": stall_days,
-        "new_leads": new_leads_section(period, previous_period),
-        "follow_up": follow_up_section(period, previous_period, now),
-        "pipeline": pipeline_section(period, previous_period, now, stall_days=stall_days),
-        "feedback": feedback_section(period, previous_period),
-        "closed": closed_section(period, previous_period),
-        "content": content_section(now),
+        **{name: computed[name] for name in SECTIONS},
         "actions": actions_section(meeting) if meeting is not None else None,
     }
 

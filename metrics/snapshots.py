@@ -91,6 +91,14 @@ def _from_params(params: dict) -> tuple[Period, KpiFilters]:
     return period, KpiFilters(**params["filters"])
 
 
+def is_fresh(page: str, period: Period, filters: KpiFilters) -> bool:
+    """Whether the page's snapshot is there and at most a minute old (what ``page_data`` would
+    serve without computing)."""
+    key = snapshot_key(_params(page, period, filters))
+    since = timezone.now() - timedelta(seconds=MAX_AGE_SECONDS)
+    return KpiSnapshot.objects.filter(key=key, computed_at__gte=since).exists()
+
+
 def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, datetime]:
     """The page's figures and when they were computed (at most a minute ago)."""
     [found] = pages_data([(page, period, filters)])

@@ -3,6 +3,7 @@ with every figure one click from the rows behind it and every table exportable."
 
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from functools import partial
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -25,6 +26,7 @@ from metrics.filters import DashboardFilterForm, Preset
 from metrics.kpis import NONE, Period
 from metrics.queries import GroupBy, GroupRef
 from metrics.queries.shared import reads_shared
+from revops.concurrent_reads import run_concurrently
 from revops.db_router import reads_may_be_stale
 from revops.pagination import page_of
 
@@ -88,7 +90,7 @@ def _drill_url_factory(request, period: Period) -> Callable[..., str]:
     return drill_url
 
 
-def _dashboard(request, page: str, chart_builders: Callable | None, export, is_empty, extra=None):
+def _dashboard(request, page: str, chart_builders: Callable | None, export, is_empty, extra=()):
     # The page's snapshots (its figures, a breakdown, the overview's trends and goals) share
     # the KPI reads they repeat when they are computed in this request.
     with reads_shared():
@@ -96,17 +98,33 @@ def _dashboard(request, page: str, chart_builders: Callable | None, export, is_e
 
 
 def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
+    """``extra``: functions of (period, filters) returning more of the page's context, each
+    independent of the others and of the page's figures."""
     form = DashboardFilterForm(request.GET or None)
     period, filters = form.period(), form.kpi_filters()
-    data, computed_at = snapshots.page_data(page, period, filters)
     if request.GET.get("format") == "csv":
+        data, _ = snapshots.page_data(page, period, filters)
         header, rows = export(data, form.totals_label())
         name = export_filename(page, period.first_day, period.last_day, form.describe())
         return csv_response(name, header, rows)
+    by = (
+        (form.breakdown() or dashboards.DEFAULT_BREAKDOWN)
+        if page in dashboards.BREAKDOWNS
+        else None
+    )
+    parts = [lambda: snapshots.page_data(page, period, filters)]
+    if by is not None:
+        parts.append(
+            lambda: snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)
+        )
+    parts += [partial(part, period, filters) for part in extra]
+    # The first view of a filter set computes its parts side by side; later views read them
+    # from their snapshots, one after the other.
+    first_view = not snapshots.is_fresh(page, period, filters)
+    (data, computed_at), *found = run_concurrently(parts, worth_it=first_view)
     breakdown = None
-    if page in dashboards.BREAKDOWNS:
-        by = form.breakdown() or dashboards.DEFAULT_BREAKDOWN
-        rows, _ = snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)
+    if by is not None:
+        rows, _ = found.pop(0)
         # A breakdown by owner can hold hundreds of reps, each row four drill links: a page
         # of them (the CSV export has them all).
         shown = Paginator(rows, BREAKDOWN_ROWS).get_page(request.GET.get("page"))
@@ -116,6 +134,7 @@ def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
             "rows": shown.object_list,
             "page": shown,
         }
+    extra_context = {key: value for part in found for key, value in part.items()}
     drill_url = _drill_url_factory(request, period)
     context = {
         "form": form,
@@ -133,7 +152,7 @@ def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
         "drill_url": drill_url,
         "empty": is_empty(data),
         "computed_at": computed_at,
-        **(extra(period, filters) if extra else {}),
+        **extra_context,
     }
     return render(request, f"metrics/{page}.html", context)
 
@@ -182,20 +201,20 @@ def overview(request):
         None,
         _overview_export,
         lambda headlines: all(h.change.current in (None, 0) for h in headlines),
-        extra=_overview_extra,
+        extra=(_overview_trends, _overview_goals),
     )
 
 
-def _overview_extra(period: Period, filters) -> dict:
-    # The goals' own period (this quarter or month), whatever the tiles' period and filters.
-    goal_period = goal_selectors.scorecard_period(goal_selectors.local_today())
+def _overview_trends(period: Period, filters) -> dict:
     # The tiles' 13 weeks, from their own snapshot: the same period and filters as the tiles.
     weekly, _ = snapshots.page_data("trends", period, filters)
-    return {
-        "scorecard": goal_selectors.card_for_display(goal_selectors.scorecard(goal_period)),
-        "trends": weekly.by_key(),
-        "sparklines": page_charts.sparklines(weekly),
-    }
+    return {"trends": weekly.by_key(), "sparklines": page_charts.sparklines(weekly)}
+
+
+def _overview_goals(period: Period, filters) -> dict:
+    # The goals' own period (this quarter or month), whatever the tiles' period and filters.
+    goal_period = goal_selectors.scorecard_period(goal_selectors.local_today())
+    return {"scorecard": goal_selectors.card_for_display(goal_selectors.scorecard(goal_period))}
 
 
 def _trends_export(data, totals_label: str):

@@ -43,6 +43,18 @@ def pytest_sessionstart(session):
         pytest.exit("Required services missing: " + "; ".join(problems), returncode=3)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and before the test database is dropped, the sessions the first views'
+    read threads keep (``revops.concurrent_reads``) closed: they would keep it from being
+    dropped."""
+    yield
+    from revops.concurrent_reads import pool_connections_close
+
+    with django_db_blocker.unblock():
+        pool_connections_close()
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Each test starts with an empty cache: cached reads keyed by row counts and ids could

@@ -140,6 +140,9 @@ REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", d
 # A page read from a replica more than this far behind (within the bound above) says
 # "Figures as of <time> (replica N s behind)".
 REPLICA_NOTICE_SECONDS = env.float("REPLICA_NOTICE_SECONDS", default=5.0)
+# Threads per web process on which a first view computes its independent parts at once, each
+# on a database connection of its own (``revops.concurrent_reads``); 0: one after the other.
+READ_THREADS = env.int("READ_THREADS", default=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -----------------------------------------------------------------------------------
