@@ -158,12 +158,15 @@ def meeting_page_figures(
     with reads_shared():
         if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
             # The week's first view computes the figures and the goals' readings side by side.
+            fresh = snapshots.fresh_page_data("meeting", period, NO_FILTERS)
             (figures, _), scorecard = run_concurrently(
                 [
-                    partial(snapshots.page_data, "meeting", period, NO_FILTERS),
+                    (lambda: fresh)
+                    if fresh
+                    else partial(snapshots.page_data, "meeting", period, NO_FILTERS),
                     partial(scorecard_section, meeting),
                 ],
-                worth_it=not snapshots.is_fresh("meeting", period, NO_FILTERS),
+                worth_it=fresh is None,
             )
             return {**figures, "actions": actions_section(meeting), "scorecard": scorecard}
         now = now or timezone.now()

@@ -91,26 +91,25 @@ def _from_params(params: dict) -> tuple[Period, KpiFilters]:
     return period, KpiFilters(**params["filters"])
 
 
-def is_fresh(page: str, period: Period, filters: KpiFilters) -> bool:
-    """Whether the page's snapshot is there and at most a minute old (what ``page_data`` would
-    serve without computing)."""
-    key = snapshot_key(_params(page, period, filters))
-    since = timezone.now() - timedelta(seconds=MAX_AGE_SECONDS)
-    return KpiSnapshot.objects.filter(key=key, computed_at__gte=since).exists()
-
-
 def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, datetime]:
     """The page's figures and when they were computed (at most a minute ago)."""
     [found] = pages_data([(page, period, filters)])
     return found
 
 
+def fresh_page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, datetime] | None:
+    """``page_data`` if the page's snapshot is fresh, else None (nothing computed)."""
+    [found] = pages_data([(page, period, filters)], compute=False)
+    return found
+
+
 def pages_data(
-    requests: list[tuple[str, Period, KpiFilters]],
+    requests: list[tuple[str, Period, KpiFilters]], *, compute: bool = True
 ) -> list[tuple[Any, datetime]]:
     """Each page's figures and when they were computed (at most a minute ago), for several pages
     at once (a scorecard reads one per goal): the fresh snapshots in one query, the others
-    computed (sharing the request's reads) and stored together in one statement."""
+    computed (sharing the request's reads) and stored together in one statement; with
+    ``compute`` False, None for each of the others."""
     now = timezone.now()
     params = [_params(page, period, filters) for page, period, filters in requests]
     keys = [snapshot_key(one) for one in params]
@@ -128,6 +127,8 @@ def pages_data(
     if touch:
         KpiSnapshot.objects.filter(key__in=touch).update(requested_at=now)
     results = {key: (pickle.loads(row.payload), row.computed_at) for key, row in found.items()}
+    if not compute:
+        return [results.get(key) for key in keys]
     computed = []
     for key, page_params, (page, period, filters) in zip(keys, params, requests, strict=True):
         if key in results:  # found, or asked for twice

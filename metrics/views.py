@@ -112,16 +112,16 @@ def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
         if page in dashboards.BREAKDOWNS
         else None
     )
-    parts = [lambda: snapshots.page_data(page, period, filters)]
+    # The first view of a filter set computes its parts side by side; later views read them
+    # from their snapshots, one after the other.
+    fresh = snapshots.fresh_page_data(page, period, filters)
+    parts = [(lambda: fresh) if fresh else partial(snapshots.page_data, page, period, filters)]
     if by is not None:
         parts.append(
             lambda: snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)
         )
     parts += [partial(part, period, filters) for part in extra]
-    # The first view of a filter set computes its parts side by side; later views read them
-    # from their snapshots, one after the other.
-    first_view = not snapshots.is_fresh(page, period, filters)
-    (data, computed_at), *found = run_concurrently(parts, worth_it=first_view)
+    (data, computed_at), *found = run_concurrently(parts, worth_it=fresh is None)
     breakdown = None
     if by is not None:
         rows, _ = found.pop(0)
