@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
@@ -39,6 +40,7 @@ from metrics.queries.common import (
 )
 from metrics.queries.handoffs import lead_acceptance
 from metrics.queries.revenue import opportunities_created
+from revops.concurrent_reads import run_concurrently
 
 # --- Content utilization ---------------------------------------------------------------------
 
@@ -103,13 +105,12 @@ def created_opportunities(
     )
 
 
-# The leads of the period's handoffs (``{handoffs}``: their lead ids) that count twice or more,
-# or were shared an asset; and the period's new deals (``{deals}``) whose lead was shared an
-# asset, or engaged with one before the deal. Only those rows meet the lead filters
-# (``{lead_filter}``), one index probe each: the rest of the count comes from the rollups.
-_CONTENT_UTILIZATION_SQL = """
+# The leads of the period's handoffs (``{rows}``: their lead ids) that count twice or more,
+# or were shared an asset; only those rows meet the lead filters (``{lead_filter}``), one index
+# probe each: the rest of the count comes from the rollups.
+_MARKED_LEADS_SQL = """
 WITH per_lead AS (
-    SELECT h.lead_id, COUNT(*) AS n FROM ({handoffs}) h GROUP BY h.lead_id
+    SELECT h.lead_id, COUNT(*) AS n FROM ({rows}) h GROUP BY h.lead_id
 ),
 marked_leads AS MATERIALIZED (
     SELECT x.lead_id, x.n, x.shared FROM (
@@ -119,29 +120,26 @@ marked_leads AS MATERIALIZED (
         FROM per_lead p
     ) x
     WHERE x.n > 1 OR x.shared
-),
-marked_deals AS MATERIALIZED (
+)
+SELECT CAST(COALESCE(SUM(m.n - 1), 0) AS bigint), COUNT(*) FILTER (WHERE m.shared)
+FROM marked_leads m WHERE {lead_filter}
+"""
+# The period's new deals (``{rows}``) whose lead was shared an asset, or engaged with one
+# before the deal; only those meet the lead filters.
+_MARKED_DEALS_SQL = """
+WITH marked_deals AS MATERIALIZED (
     SELECT x.lead_id, x.shared, x.engaged FROM (
         SELECT d.lead_id,
                EXISTS (SELECT 1 FROM leads_contentshare s WHERE s.lead_id = d.lead_id) AS shared,
                EXISTS (SELECT 1 FROM leads_contentevent e
                        WHERE e.lead_id = d.lead_id AND e.occurred_at < d.created_at) AS engaged
-        FROM ({deals}) d
+        FROM ({rows}) d
         WHERE d.lead_id IS NOT NULL
     ) x
     WHERE x.shared OR x.engaged
-),
-leads AS (
-    SELECT CAST(COALESCE(SUM(m.n - 1), 0) AS bigint) AS repeats,
-           COUNT(*) FILTER (WHERE m.shared) AS shared
-    FROM marked_leads m WHERE {lead_filter}
-),
-deals AS (
-    SELECT COUNT(*) FILTER (WHERE m.shared) AS shared,
-           COUNT(*) FILTER (WHERE m.engaged) AS engaged
-    FROM marked_deals m WHERE {lead_filter}
 )
-SELECT l.repeats, l.shared, d.shared, d.engaged FROM leads l CROSS JOIN deals d
+SELECT COUNT(*) FILTER (WHERE m.shared), COUNT(*) FILTER (WHERE m.engaged)
+FROM marked_deals m WHERE {lead_filter}
 """
 
 
@@ -175,6 +173,18 @@ def _lead_filter_sql(filters: KpiFilters, vendor: str, lead_id: str) -> tuple[st
     return f"EXISTS ({sql}{fence})", params
 
 
+def _marked(
+    alias: str, template: str, rows: tuple[str, list], lead_filter: tuple[str, list]
+) -> tuple:
+    """One of the marked sets counted (``template`` over ``rows``, under the lead filter)."""
+    (rows_sql, rows_params), (filter_sql, filter_params) = rows, lead_filter
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            template.format(rows=rows_sql, lead_filter=filter_sql), [*rows_params, *filter_params]
+        )
+        return cursor.fetchone()
+
+
 def content_utilization(period: Period, filters: KpiFilters = NO_FILTERS) -> ContentUtilization:
     """The period's handed-off leads and new deals, and those sales shared an asset with (or
     that engaged with one before the deal), as ``handed_off_leads`` and
@@ -186,9 +196,6 @@ def content_utilization(period: Period, filters: KpiFilters = NO_FILTERS) -> Con
     taken off. Those repeats and the leads and deals sales shared an asset with (a narrow
     table kept by trigger) are the few rows the lead filters are probed for; a deal engaged
     before is probed once in the content events' lead index."""
-    acceptance = lead_acceptance(period, filters)
-    handoffs = acceptance.accepted + acceptance.rejected + acceptance.pending
-    opportunities = opportunities_created(period, filters).count
     connection = connections[router.db_for_read(Handoff)]
     handoff_leads = (
         Handoff.objects.filter(_in("assigned_at", period), _owner_q(filters, "assignee"))
@@ -200,16 +207,24 @@ def content_utilization(period: Period, filters: KpiFilters = NO_FILTERS) -> Con
         .order_by()
         .values("lead_id", "created_at")
     )
-    handoffs_sql, handoffs_params = _sql(handoff_leads, _NO_HANDOFFS)
-    deals_sql, deals_params = _sql(deals, _NO_DEALS)
-    lead_filter, lead_params = _lead_filter_sql(filters, connection.vendor, '"m"."lead_id"')
-    sql = _CONTENT_UTILIZATION_SQL.format(
-        handoffs=handoffs_sql, deals=deals_sql, lead_filter=lead_filter
+    handoffs = _sql(handoff_leads, _NO_HANDOFFS)
+    deals = _sql(deals, _NO_DEALS)
+    lead_filter = _lead_filter_sql(filters, connection.vendor, '"m"."lead_id"')
+
+    alias = connection.alias
+    # The two marked sets and the rollups' totals are independent: read side by side.
+    (repeats, leads_shared), (deals_shared, deals_engaged), acceptance, opportunities = (
+        run_concurrently(
+            [
+                partial(_marked, alias, _MARKED_LEADS_SQL, handoffs, lead_filter),
+                partial(_marked, alias, _MARKED_DEALS_SQL, deals, lead_filter),
+                partial(lead_acceptance, period, filters),
+                partial(opportunities_created, period, filters),
+            ]
+        )
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*handoffs_params, *deals_params, *lead_params, *lead_params])
-        repeats, leads_shared, deals_shared, deals_engaged = cursor.fetchone()
-    leads = handoffs - repeats
+    leads = acceptance.accepted + acceptance.rejected + acceptance.pending - repeats
+    opportunities = opportunities.count
     return ContentUtilization(
         handed_off_leads=leads,
         handed_off_leads_with_share=leads_shared,

@@ -112,6 +112,7 @@ def test_first_views_computed_side_by_side_show_what_one_after_the_other_shows(
 
     from leads.demo.hooks import demo_seeded
     from leads.demo.loader import demo_data_seed
+    from leads.models import Source
     from metrics.meeting import display_today, meeting_page_figures
     from metrics.models import KpiSnapshot
     from metrics.services import meeting_get_or_create_for_week
@@ -122,6 +123,7 @@ def test_first_views_computed_side_by_side_show_what_one_after_the_other_shows(
     demo_data_seed(seed=7, leads=300, events_per_lead=1, as_of=now)
     demo_seeded(as_of=now)
     meeting, _ = meeting_get_or_create_for_week(today=display_today(), user=None)
+    source = Source.objects.order_by("pk").values_list("pk", flat=True).first()
     in_pool = []
     run_in_pool = concurrent_reads._run_in_pool
     monkeypatch.setattr(
@@ -136,12 +138,18 @@ def test_first_views_computed_side_by_side_show_what_one_after_the_other_shows(
         page = admin_client.get("/dashboards/?preset=this_quarter")
         assert page.status_code == 200
         overview = {name: page.context[name] for name in ("data", "trends", "scorecard")}
+        # The content page's reads (its utilization's four, its asset usage) under a lead filter.
+        content = admin_client.get(f"/dashboards/content/?preset=this_quarter&source={source}")
+        overview["content"] = content.context["data"]
         KpiSnapshot.objects.all().delete()
         return without_instants(overview), without_instants(meeting_page_figures(meeting))
 
     side_by_side = first_views(2)
-    assert len(in_pool) >= 2 + 6  # the overview's trends and goals; the meeting's sections
+    # The overview's trends and goals; the content page's usage and three of its utilization's
+    # reads; the meeting's sections.
+    assert len(in_pool) >= 2 + 4 + 6
     one_after_the_other = first_views(0)
     assert side_by_side == one_after_the_other
     overview, figures = side_by_side
     assert overview["scorecard"]["groups"] and figures["new_leads"]["total"]
+    assert overview["content"]["utilization"].handed_off_leads
