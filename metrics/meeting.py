@@ -162,7 +162,7 @@ def meeting_page_figures(
             (figures, _), scorecard = run_concurrently(
                 [
                     (lambda: fresh)
-                    if fresh
+                    if fresh is not None
                     else partial(snapshots.page_data, "meeting", period, NO_FILTERS),
                     partial(scorecard_section, meeting),
                 ],

@@ -115,7 +115,11 @@ def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
     # The first view of a filter set computes its parts side by side; later views read them
     # from their snapshots, one after the other.
     fresh = snapshots.fresh_page_data(page, period, filters)
-    parts = [(lambda: fresh) if fresh else partial(snapshots.page_data, page, period, filters)]
+    parts = [
+        (lambda: fresh)
+        if fresh is not None
+        else partial(snapshots.page_data, page, period, filters)
+    ]
     if by is not None:
         parts.append(
             lambda: snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)

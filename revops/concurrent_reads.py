@@ -1,7 +1,8 @@
 """Independent reads of one request run at once, each on a database connection of its own.
 
 A first view with no snapshot computes several independent parts (the overview's tiles, its
-weekly trends and the goals card; the meeting's sections). Run one after the other, the request
+weekly trends and the goals card; a page and its breakdown; the meeting's sections; the content
+page's reads). Run one after the other, the request
 waits for each statement in turn while the database server has cores to spare; run side by side
 on ``READ_THREADS`` threads, each part's statements wait in a PostgreSQL backend of their own.
 
@@ -13,7 +14,9 @@ health checks: ``close_old_connections`` before and after each part); a web proc
 
 The parts run one after the other instead when a transaction is open on the request's
 connection (its own writes, and a test's data, are invisible to other connections), on SQLite
-(one writer, and the in-memory test database is one connection), or with ``READ_THREADS`` 0.
+(one writer, and the in-memory test database is one connection), from a part already in the
+pool, with ``READ_THREADS`` 0, or when the caller says it is not worth it (``worth_it``: each
+part a snapshot's look-up). Why, and what was not chosen: docs/adr/0012.
 """
 
 from __future__ import annotations
@@ -30,22 +33,20 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid: int | None = None
+_pool_threads = 0
 _pool_lock = threading.Lock()
+_in_pool = threading.local()  # ``running`` in a pool thread while it runs a part
 
 
 def _executor() -> ThreadPoolExecutor:
     """This process's pool, made on first use (after a pre-forking server forked it)."""
-    global _pool, _pool_pid
+    global _pool, _pool_pid, _pool_threads
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(
-                max_workers=settings.READ_THREADS, thread_name_prefix="revops-read"
-            )
+            _pool_threads = settings.READ_THREADS
+            _pool = ThreadPoolExecutor(max_workers=_pool_threads, thread_name_prefix="revops-read")
             _pool_pid = os.getpid()
         return _pool
-
-
-_in_pool = threading.local()
 
 
 def can_run_concurrently() -> bool:
@@ -71,10 +72,9 @@ def pool_connections_close() -> None:
     """Close the database connections the pool's threads keep (before a test database is
     dropped): one job per thread, each waiting for the others so that every thread takes one."""
     with _pool_lock:
-        pool = _pool if _pool_pid == os.getpid() else None
+        pool, threads = (_pool, _pool_threads) if _pool_pid == os.getpid() else (None, 0)
     if pool is None:
         return
-    threads = pool._max_workers
     barrier = threading.Barrier(threads)
 
     def close() -> None:
