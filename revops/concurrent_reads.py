@@ -25,7 +25,7 @@ import contextvars
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from django.conf import settings
@@ -87,18 +87,40 @@ def pool_connections_close() -> None:
 
 def run_concurrently(parts: Sequence[Callable[[], Any]], *, worth_it: bool = True) -> list[Any]:
     """Each part's result, in order. The first runs in the calling thread, the others in the
-    pool; an exception of any part is raised here (after every part has finished). With
-    ``worth_it`` False (each part a look-up of a few milliseconds) they run in this thread."""
+    pool; a part no pool thread has started by the time the caller is done with its own runs
+    in the caller's thread too (it never waits for a part waiting for a thread). An exception
+    of any part is raised here, after every part that started has finished. With ``worth_it``
+    False (each part a look-up of a few milliseconds) they all run in this thread."""
     if len(parts) < 2 or not worth_it or not can_run_concurrently():
         return [part() for part in parts]
     pool = _executor()
     futures = [pool.submit(_run_in_pool, contextvars.copy_context(), part) for part in parts[1:]]
     try:
-        first = parts[0]()
-    finally:
-        # Wait for every part, whatever the first did: none is left running past the request.
-        others = [future.exception() for future in futures]
-    for error in others:
+        results = [parts[0]()]
+    except BaseException:
+        # None left running past the request: those not started are dropped, the others
+        # waited for.
+        wait([future for future in futures if not future.cancel()])
+        raise
+    # First every part no thread has taken, here; then the others, waited for.
+    stolen = [future.cancel() for future in futures]
+    outcomes: dict[int, tuple[Any, Exception | None]] = {}
+    for index, part in enumerate(parts[1:]):
+        if stolen[index]:
+            outcomes[index] = _outcome(part)
+    for index, future in enumerate(futures):
+        if not stolen[index]:
+            outcomes[index] = _outcome(future.result)
+    for index in range(len(futures)):
+        result, error = outcomes[index]
         if error is not None:
             raise error
-    return [first, *(future.result() for future in futures)]
+        results.append(result)
+    return results
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[Any, Exception | None]:
+    try:
+        return call(), None
+    except Exception as error:
+        return None, error

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,8 +36,11 @@ Read = TypeVar("Read", bound=Callable[..., Any])
 class SharedReads:
     # The results are no older (the clock looked up when the scope opens: tests move it).
     since: datetime = field(default_factory=lambda: timezone.now())
-    results: dict[tuple, Any] = field(default_factory=dict)
+    # Each read's result, or its future while a part running side by side computes it
+    # (``revops.concurrent_reads``): a part needing it then waits instead of computing it too.
+    results: dict[tuple, Future] = field(default_factory=dict)
     shared: int = 0  # reads answered from the scope's results
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _round: ContextVar[SharedReads | None] = ContextVar("kpi_reads_shared", default=None)
@@ -69,13 +74,28 @@ def shared_read(read: Read) -> Read:
         bound.apply_defaults()
         key = (read.__module__, read.__qualname__, tuple(bound.arguments.items()))
         try:
-            found = round_.results[key]
+            with round_.lock:
+                found = round_.results.get(key)
+                if found is None:
+                    found = round_.results[key] = Future()
+                    mine = True
+                else:
+                    mine = False
+                    round_.shared += 1
         except TypeError:  # an argument that is not hashable: not shared
             return read(*args, **kwargs)
-        except KeyError:
-            found = round_.results[key] = read(*args, **kwargs)
-        else:
-            round_.shared += 1
-        return found
+        if not mine:
+            # Reads call reads below them only (their calls form no cycle), so the part
+            # computing this one never waits for this part.
+            return found.result()
+        try:
+            result = read(*args, **kwargs)
+        except BaseException as error:
+            with round_.lock:
+                del round_.results[key]  # not shared: the next caller reads again
+            found.set_exception(error)
+            raise
+        found.set_result(result)
+        return result
 
     return shared  # type: ignore[return-value]

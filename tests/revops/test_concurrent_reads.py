@@ -52,10 +52,19 @@ def test_each_part_runs_in_the_callers_context_and_a_part_in_the_pool_runs_its_o
     settings,
 ):
     settings.READ_THREADS = 2
+    started = threading.Event()
+
+    def nested():
+        started.set()
+        return run_concurrently([where, where])
+
+    def caller_part():
+        started.wait(timeout=10)  # the pool has taken the nested part
+        return probe.get()
+
     token = probe.set("request")
     try:
-        nested = lambda: run_concurrently([where, where])  # noqa: E731
-        found, (inner_first, inner_second) = run_concurrently([probe.get, nested])
+        found, (inner_first, inner_second) = run_concurrently([caller_part, nested])
     finally:
         probe.reset(token)
     assert found == "request"
@@ -79,8 +88,34 @@ def test_an_error_in_a_part_is_raised_once_every_part_has_finished(settings):
         raise ValueError("no such period")
 
     with pytest.raises(ValueError, match="no such period"):
-        run_concurrently([failing, slow])
+        run_concurrently([slow, failing])
     assert finished == ["slow"]
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_part_no_thread_has_taken_runs_in_the_callers_thread(settings):
+    """The caller never waits for a part that waits for a thread: the pool's threads may all
+    be waiting for something the caller is computing (a shared read it owns)."""
+    settings.READ_THREADS = 2
+    release = threading.Event()
+
+    def blocking() -> str:
+        release.wait(timeout=10)
+        return threading.current_thread().name
+
+    def caller_part() -> str:
+        time.sleep(0.2)  # both pool threads have taken a blocking part by now
+        return threading.current_thread().name
+
+    def last() -> str:
+        release.set()  # run by the caller, it frees the pool's threads
+        return threading.current_thread().name
+
+    here = threading.current_thread().name
+    first, one, two, stolen = run_concurrently([caller_part, blocking, blocking, last])
+    assert first == here and stolen == here
+    assert one.startswith("revops-read") and two.startswith("revops-read")
 
 
 @pytest.mark.django_db
@@ -145,11 +180,42 @@ def test_first_views_computed_side_by_side_show_what_one_after_the_other_shows(
         return without_instants(overview), without_instants(meeting_page_figures(meeting))
 
     side_by_side = first_views(2)
-    # The overview's trends and goals; the content page's usage and three of its utilization's
-    # reads; the meeting's sections.
-    assert len(in_pool) >= 2 + 4 + 6
+    # Some of the overview's, the content page's and the meeting's parts ran in the pool (a
+    # part no pool thread had taken yet ran in the caller's thread).
+    assert len(in_pool) >= 5
     one_after_the_other = first_views(0)
     assert side_by_side == one_after_the_other
     overview, figures = side_by_side
     assert overview["scorecard"]["groups"] and figures["new_leads"]["total"]
     assert overview["content"]["utilization"].handed_off_leads
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_shared_read_two_parts_need_at_once_is_computed_once(settings):
+    from metrics.queries.shared import reads_shared, shared_read
+
+    settings.READ_THREADS = 2
+    calls = []
+
+    @shared_read
+    def slow_read(period: str) -> str:
+        calls.append(threading.current_thread().name)
+        if period == "bad":
+            time.sleep(1.0)  # the other part asks for it meanwhile
+            raise ValueError("no such period")
+        time.sleep(0.3)
+        return f"figures of {period}"
+
+    with reads_shared() as reads:
+        assert run_concurrently([lambda: slow_read("Q4"), lambda: slow_read("Q4")]) == [
+            "figures of Q4",
+            "figures of Q4",
+        ]
+        assert len(calls) == 1 and reads.shared == 1  # the other part waited for it
+        with pytest.raises(ValueError, match="no such period"):
+            run_concurrently([lambda: slow_read("bad"), lambda: slow_read("bad")])
+        assert len(calls) == 2  # the failure was shared too, and not kept
+        with pytest.raises(ValueError):
+            slow_read("bad")
+        assert len(calls) == 3
