@@ -114,8 +114,13 @@ def test_one_of_two_beats_sends_and_the_other_takes_over_when_it_dies(postgresql
                 wait_for(lambda: queued.llen(PROBE_QUEUE) >= logged - 1, timeout=10)
                 assert queued.llen(PROBE_QUEUE) <= logged
 
-        # None twice: a task due every second went out at most once a second.
-        times = sorted(before + after)
-        gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
-        assert min(gaps) > 0.5, gaps
+        # None twice while one beat leads: a task due every second went out at most once a
+        # second. At the takeover the killed beat may have sent its last one without saving
+        # when (the kill falls between the two; seen once in CI under load, 18 ms apart): the
+        # new leader sends it again, once, after it.
+        for sent in (before, after):
+            gaps = [
+                (later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent)
+            ]
+            assert min(gaps) > 0.5, gaps
         assert after[0] > before[-1]
