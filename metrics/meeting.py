@@ -158,15 +158,9 @@ def meeting_page_figures(
     with reads_shared():
         if now is None and stall_days == STALL_DAYS_DEFAULT and previous == period.previous():
             # The week's first view computes the figures and the goals' readings side by side.
-            fresh = snapshots.fresh_page_data("meeting", period, NO_FILTERS)
+            figures_part, first_view = snapshots.page_data_part("meeting", period, NO_FILTERS)
             (figures, _), scorecard = run_concurrently(
-                [
-                    (lambda: fresh)
-                    if fresh is not None
-                    else partial(snapshots.page_data, "meeting", period, NO_FILTERS),
-                    partial(scorecard_section, meeting),
-                ],
-                worth_it=fresh is None,
+                [figures_part, partial(scorecard_section, meeting)], worth_it=first_view
             )
             return {**figures, "actions": actions_section(meeting), "scorecard": scorecard}
         now = now or timezone.now()
@@ -932,10 +926,6 @@ def actions_section(meeting: Meeting) -> dict:
 # --- The whole page --------------------------------------------------------------------------
 
 
-# The agenda's sections, in the page's order.
-SECTIONS = ("new_leads", "follow_up", "pipeline", "feedback", "closed", "content")
-
-
 def meeting_figures(
     period: Period,
     previous_period: Period,
@@ -952,7 +942,8 @@ def meeting_figures(
     """
     if not 1 <= stall_days <= STALL_DAYS_MAX:
         raise ValueError(f"Stalled means 1 to {STALL_DAYS_MAX} days without a stage change.")
-    # The sections read independently of each other: side by side (``run_concurrently``).
+    # The sections read independently of each other: side by side (``run_concurrently``), the
+    # heaviest (content) first, in this thread.
     sections = {
         "content": partial(content_section, now),
         "follow_up": partial(follow_up_section, period, previous_period, now),
@@ -969,7 +960,7 @@ def meeting_figures(
         "period": _period(period),
         "previous_period": _period(previous_period),
         "stall_days": stall_days,
-        **{name: computed[name] for name in SECTIONS},
+        **computed,
         "actions": actions_section(meeting) if meeting is not None else None,
     }
 

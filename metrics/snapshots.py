@@ -19,6 +19,7 @@ import pickle
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -97,10 +98,16 @@ def page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, date
     return found
 
 
-def fresh_page_data(page: str, period: Period, filters: KpiFilters) -> tuple[Any, datetime] | None:
-    """``page_data`` if the page's snapshot is fresh, else None (nothing computed)."""
+def page_data_part(
+    page: str, period: Period, filters: KpiFilters
+) -> tuple[Callable[[], tuple[Any, datetime]], bool]:
+    """The page's figures as a part of a view (``revops.concurrent_reads``), and whether it
+    computes them (a first view, whose parts are worth running side by side): the fresh
+    snapshot is looked up here, once."""
     [found] = pages_data([(page, period, filters)], compute=False)
-    return found
+    if found is not None:
+        return (lambda: found), False
+    return partial(page_data, page, period, filters), True
 
 
 def pages_data(

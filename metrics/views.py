@@ -114,18 +114,14 @@ def _dashboard_shared(request, page, chart_builders, export, is_empty, extra):
     )
     # The first view of a filter set computes its parts side by side; later views read them
     # from their snapshots, one after the other.
-    fresh = snapshots.fresh_page_data(page, period, filters)
-    parts = [
-        (lambda: fresh)
-        if fresh is not None
-        else partial(snapshots.page_data, page, period, filters)
-    ]
+    figures, first_view = snapshots.page_data_part(page, period, filters)
+    parts = [figures]
     if by is not None:
         parts.append(
             lambda: snapshots.page_data(dashboards.breakdown_page(page, by), period, filters)
         )
     parts += [partial(part, period, filters) for part in extra]
-    (data, computed_at), *found = run_concurrently(parts, worth_it=fresh is None)
+    (data, computed_at), *found = run_concurrently(parts, worth_it=first_view)
     breakdown = None
     if by is not None:
         rows, _ = found.pop(0)
