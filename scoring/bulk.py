@@ -710,8 +710,24 @@ def refit_in_sql(
             "attributes": engine.PERSON_ATTRIBUTES,
             "country": _effective_country("f.country"),
         }
-        accounts = f"{FIT_TABLE} f ON f.icp_version_id = %s AND f.account_id = l.account_id"
-        accounts_params = [icp_version_id]
+        # Only the fits of the range's accounts, probed by key: joined to the whole table, each
+        # bucket hashed its leads and scanned every account's fit into the hash (at a million
+        # leads, the bucket's join took 60-86 ms that way, 29-35 ms probed).
+        range_ids, range_id_params = only_ids("id", ids)
+        range_accounts = (
+            f"SELECT account_id FROM {LEAD_TABLE} WHERE id BETWEEN %s AND %s {range_ids} "
+            "AND account_id IS NOT NULL"
+        )
+        if _is_postgres():  # an array is probed key by key, never hashed against the table
+            in_range = f"= ANY(ARRAY({range_accounts}))"
+        else:
+            in_range = f"IN ({range_accounts})"
+        accounts = (
+            f"(SELECT account_id, matches, points, excluded, country FROM {FIT_TABLE} "
+            f"WHERE icp_version_id = %s AND account_id {in_range}) f "
+            "ON f.account_id = l.account_id"
+        )
+        accounts_params = [icp_version_id, lo, hi, *range_id_params]
     else:
         accounts, accounts_params = f"{ACCOUNT_TABLE} a ON a.id = l.account_id", []
     lead_ids, lead_id_params = only_ids("l.id", ids)
