@@ -718,10 +718,9 @@ def refit_in_sql(
             f"SELECT account_id FROM {LEAD_TABLE} WHERE id BETWEEN %s AND %s {range_ids} "
             "AND account_id IS NOT NULL"
         )
-        if _is_postgres():  # an array is probed key by key, never hashed against the table
-            in_range = f"= ANY(ARRAY({range_accounts}))"
-        else:
-            in_range = f"IN ({range_accounts})"
+        # As an array, probed key by key, never hashed against the table.
+        postgres = _is_postgres()
+        in_range = f"= ANY(ARRAY({range_accounts}))" if postgres else f"IN ({range_accounts})"
         accounts = (
             f"(SELECT account_id, matches, points, excluded, country FROM {FIT_TABLE} "
             f"WHERE icp_version_id = %s AND account_id {in_range}) f "
