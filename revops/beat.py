@@ -173,6 +173,14 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
     def is_leader(self) -> bool:
         return self._leading
 
+    def setup_schedule(self):
+        """The configured entries (``beat_schedule``, celery's own) are written by the leader
+        only, when it takes the lead. Written by every beat as it started, a stand-by's start
+        changed the schedule under the leader, which read it all again; read at the instant of
+        a send, a task went out twice (two probes 18 ms apart, seen in CI)."""
+        if self._leading:
+            super().setup_schedule()
+
     def tick(self, *args, **kwargs):
         if not self._lead():
             return self.max_interval
@@ -196,6 +204,7 @@ class LeaderDatabaseScheduler(DatabaseScheduler):
             return False
         self._leading, self._standing_by = True, False
         logger.info("beat: took the leader lock; scheduling")
+        self.setup_schedule()
         self._read_schedule()
         return True
 

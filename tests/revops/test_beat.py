@@ -69,6 +69,11 @@ def sends(process) -> list[datetime]:
     ]
 
 
+def schedule_reads(process) -> int:
+    """How many times this beat read the schedule again because it changed in the database."""
+    return sum("Schedule changed" in line for line in list(process.log_lines))
+
+
 def quiet_for(process, *, seconds: float) -> bool:
     """Whether this beat has sent nothing for ``seconds`` (it sends due tasks once a second)."""
     sent = sends(process)
@@ -94,10 +99,14 @@ def test_one_of_two_beats_sends_and_the_other_takes_over_when_it_dies(postgresql
         queued = redis.Redis.from_url(broker)
         with celery_beat(env, ready="took the leader lock") as first:
             wait_for(lambda: len(sends(first)) >= 2, timeout=15)
+            reads = schedule_reads(first)
             with celery_beat(env, ready="standing by") as second:
                 sent = len(sends(first))
                 wait_for(lambda: len(sends(first)) >= sent + 3, timeout=15)
                 assert sends(second) == []  # both running: only the leader sends
+                # A stand-by writes nothing to the schedule, so the leader never reads it again
+                # under its sends (read at the instant of one, it sent that task twice).
+                assert schedule_reads(first) == reads
 
                 kill_hard(first)  # no shutdown, no release: its session just ends
                 wait_for(lambda: len(sends(second)) >= 3, timeout=20)
