@@ -104,15 +104,11 @@ def run_concurrently(parts: Sequence[Callable[[], Any]], *, worth_it: bool = Tru
         raise
     # First every part no thread has taken, here; then the others, waited for.
     stolen = [future.cancel() for future in futures]
-    outcomes: dict[int, tuple[Any, Exception | None]] = {}
-    for index, part in enumerate(parts[1:]):
-        if stolen[index]:
-            outcomes[index] = _outcome(part)
-    for index, future in enumerate(futures):
-        if not stolen[index]:
-            outcomes[index] = _outcome(future.result)
-    for index in range(len(futures)):
-        result, error = outcomes[index]
+    here = [_outcome(part) if took else None for part, took in zip(parts[1:], stolen, strict=True)]
+    outcomes = [
+        outcome or _outcome(future.result) for outcome, future in zip(here, futures, strict=True)
+    ]
+    for result, error in outcomes:
         if error is not None:
             raise error
         results.append(result)

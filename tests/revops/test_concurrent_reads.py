@@ -98,14 +98,16 @@ def test_a_part_no_thread_has_taken_runs_in_the_callers_thread(settings):
     """The caller never waits for a part that waits for a thread: the pool's threads may all
     be waiting for something the caller is computing (a shared read it owns)."""
     settings.READ_THREADS = 2
-    release = threading.Event()
+    release, taken = threading.Event(), threading.Semaphore(0)
 
     def blocking() -> str:
+        taken.release()
         release.wait(timeout=10)
         return threading.current_thread().name
 
     def caller_part() -> str:
-        time.sleep(0.2)  # both pool threads have taken a blocking part by now
+        # Until both pool threads have taken a blocking part (a sleep here was a guess).
+        assert taken.acquire(timeout=10) and taken.acquire(timeout=10)
         return threading.current_thread().name
 
     def last() -> str:
